@@ -1,0 +1,6 @@
+//! The `billd` command line: one module per verb group.
+
+/// Runs the command line and returns the process exit code.
+pub fn main() -> std::process::ExitCode {
+    std::process::ExitCode::SUCCESS
+}

@@ -1,0 +1,23 @@
+//! billd: a medical-billing automation daemon.
+//!
+//! # Layout
+//! - [`config`]: the one TOML file a practice writes, validated with errors
+//!   that name file, line and key; secrets by reference only.
+//! - [`store`]: the encrypted, crash-safe record store (sled by default).
+//! - [`clock`]: the injected clock; billing logic never reads the wall clock.
+//! - [`scheduler`]: cron schedules per IANA timezone, DST-exact, with
+//!   occurrence claims so no occurrence ever runs twice.
+//! - [`jobs`]: the job framework (work items, bounded concurrency, resume
+//!   after a crash, graceful shutdown) and one module per job kind.
+//! - [`tasks`]: work handed to billers.
+//! - [`notify`]: email (SMTP pool or outbox directory) from editable templates.
+//! - [`cli`]: the `billd` command line.
+
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod jobs;
+pub mod notify;
+pub mod scheduler;
+pub mod store;
+pub mod tasks;

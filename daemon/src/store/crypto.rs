@@ -1,0 +1,1 @@
+//! Sealing of stored values under the practice's store key (AEAD).

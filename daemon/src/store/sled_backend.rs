@@ -1,0 +1,1 @@
+//! The default [`super::RawStore`]: sled 0.34.7 on a local directory.

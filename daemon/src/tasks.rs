@@ -1,0 +1,1 @@
+//! Biller tasks.

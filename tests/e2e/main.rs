@@ -1,0 +1,1 @@
+//! End-to-end tests: each topic module drives the real `billd` binary.

@@ -1,0 +1,2 @@
+//! Helpers shared by billd's end-to-end tests: locating the built binary,
+//! temporary configurations and loopback servers.
