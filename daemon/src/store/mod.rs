@@ -453,3 +453,17 @@ pub(crate) fn raw_store_contract(s: &dyn RawStore) {
     assert!(s.scan_prefix("empty", b"").unwrap().is_empty());
     s.flush().unwrap();
 }
+
+impl Db {
+    /// A store held in memory under a random key: for tests and for the
+    /// plugin harness, which run without a daemon.
+    pub fn in_memory() -> Db {
+        Db::new(Arc::new(MemStore::new()), StoreKey::random())
+    }
+}
+
+/// A fresh in-memory store for unit tests of other modules.
+#[cfg(test)]
+pub fn test_db() -> Db {
+    Db::in_memory()
+}
