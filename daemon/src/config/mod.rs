@@ -60,8 +60,10 @@ pub const JOB_KINDS: &[&str] = &["digest"];
 pub const JOB_PARAMS: &[(&str, &[(&str, ParamType)])] = &[(
     "digest",
     &[
-        ("subject", ParamType::String),
-        ("template", ParamType::String),
+        ("subject_template", ParamType::String),
+        ("body_template", ParamType::String),
+        ("max_listed", ParamType::Integer),
+        ("send_when_empty", ParamType::Boolean),
     ],
 )];
 

@@ -97,6 +97,7 @@ impl Mailer {
                 password,
                 pool_max,
                 timeout,
+                ..
             } => {
                 let mut b = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
                     .map_err(|e| MailError::Config(format!("smtp_url: {e}")))?
