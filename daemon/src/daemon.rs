@@ -7,9 +7,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::{Config, JobConfig};
+use crate::jobs::SharedJobKind;
 use crate::jobs::digest::{DigestJob, ParamError};
 use crate::jobs::runner::Runner;
-use crate::jobs::SharedJobKind;
 use crate::notify::mail::{MailError, Mailer};
 use crate::scheduler::runtime::{ScheduledJob, Scheduler, SchedulerError};
 use crate::scheduler::{JobSpec, Misfire, Schedule, ScheduleError};
@@ -67,7 +67,11 @@ pub fn job_spec(job: &JobConfig) -> Result<JobSpec, ScheduleError> {
 }
 
 /// Builds the job kind a configured job names.
-pub fn job_kind(cfg: &Config, job: &JobConfig, mailer: &Arc<Mailer>) -> Result<SharedJobKind, DaemonError> {
+pub fn job_kind(
+    cfg: &Config,
+    job: &JobConfig,
+    mailer: &Arc<Mailer>,
+) -> Result<SharedJobKind, DaemonError> {
     let base = cfg.source.parent().unwrap_or(std::path::Path::new("."));
     let err = |e: ParamError| DaemonError::Job {
         job: job.name.clone(),
@@ -93,7 +97,10 @@ pub fn job_kind(cfg: &Config, job: &JobConfig, mailer: &Arc<Mailer>) -> Result<S
 }
 
 /// Every configured job, ready for the scheduler.
-pub fn scheduled_jobs(cfg: &Config, mailer: &Arc<Mailer>) -> Result<Vec<ScheduledJob>, DaemonError> {
+pub fn scheduled_jobs(
+    cfg: &Config,
+    mailer: &Arc<Mailer>,
+) -> Result<Vec<ScheduledJob>, DaemonError> {
     cfg.jobs
         .iter()
         .map(|j| {

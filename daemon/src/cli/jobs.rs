@@ -53,7 +53,9 @@ pub fn run(cfg_flag: Option<&Path>, cmd: JobsCommand) -> VerbResult {
     let cfg = load_config(cfg_flag)?;
     match cmd {
         JobsCommand::List => list(&cfg),
-        JobsCommand::Next { name, after, count } => next(&cfg, &name, after.map(|a| a.with_timezone(&Utc)), count),
+        JobsCommand::Next { name, after, count } => {
+            next(&cfg, &name, after.map(|a| a.with_timezone(&Utc)), count)
+        }
         JobsCommand::Run { name } => run_now(&cfg, &name),
         JobsCommand::History { name, limit, json } => history(&cfg, &name, limit, json),
     }
@@ -62,7 +64,10 @@ pub fn run(cfg_flag: Option<&Path>, cmd: JobsCommand) -> VerbResult {
 fn job<'a>(cfg: &'a Config, name: &str) -> Result<&'a crate::config::JobConfig, Failure> {
     cfg.jobs.iter().find(|j| j.name == name).ok_or_else(|| {
         let names: Vec<&str> = cfg.jobs.iter().map(|j| j.name.as_str()).collect();
-        Failure::Config(format!("no job named `{name}` (configured: {})", names.join(", ")))
+        Failure::Config(format!(
+            "no job named `{name}` (configured: {})",
+            names.join(", ")
+        ))
     })
 }
 
@@ -92,7 +97,10 @@ fn list(cfg: &Config) -> VerbResult {
     // The store is optional here: a running daemon holds it.
     let db = crate::daemon::open_store(cfg);
     let now = Utc::now();
-    println!("{:<20} {:<10} {:<16} {:<20} {:<18} NEXT", "NAME", "KIND", "SCHEDULE", "TIMEZONE", "LAST");
+    println!(
+        "{:<20} {:<10} {:<16} {:<20} {:<18} NEXT",
+        "NAME", "KIND", "SCHEDULE", "TIMEZONE", "LAST"
+    );
     for j in &cfg.jobs {
         let s = spec(j)?;
         let next: Vec<String> = s
@@ -137,7 +145,11 @@ fn run_now(cfg: &Config, name: &str) -> VerbResult {
     let j = job(cfg, name)?;
     super::validate_jobs(cfg)?;
     let db = open_store(cfg)?;
-    let runner = Runner::new(db.clone(), Arc::new(SystemClock) as SharedClock, crate::daemon::SHUTDOWN_GRACE);
+    let runner = Runner::new(
+        db.clone(),
+        Arc::new(SystemClock) as SharedClock,
+        crate::daemon::SHUTDOWN_GRACE,
+    );
     if let Some(r) = runner.unfinished()?.into_iter().find(|r| r.job == name) {
         return Err(Failure::Runtime(anyhow::anyhow!(
             "job {name} has an unfinished run {} ({}); start the daemon to resume it first",
@@ -147,7 +159,9 @@ fn run_now(cfg: &Config, name: &str) -> VerbResult {
     }
     let rt = super::runtime()?;
     let run = rt.block_on(async {
-        let mailer = Arc::new(crate::notify::mail::Mailer::from_config(&cfg.mail).map_err(anyhow::Error::from)?);
+        let mailer = Arc::new(
+            crate::notify::mail::Mailer::from_config(&cfg.mail).map_err(anyhow::Error::from)?,
+        );
         let kind = crate::daemon::job_kind(cfg, j, &mailer).map_err(anyhow::Error::from)?;
         let cancel = CancellationToken::new();
         let c = cancel.clone();
@@ -157,7 +171,9 @@ fn run_now(cfg: &Config, name: &str) -> VerbResult {
             }
         });
         let run = runner.begin(name, RunTrigger::Manual, None)?;
-        let done = runner.execute(&run.id, kind, j.concurrency.max(1), cancel).await?;
+        let done = runner
+            .execute(&run.id, kind, j.concurrency.max(1), cancel)
+            .await?;
         Ok::<_, anyhow::Error>(done)
     })?;
     println!(
@@ -171,7 +187,11 @@ fn run_now(cfg: &Config, name: &str) -> VerbResult {
     for e in &run.errors {
         println!("  error: {e}");
     }
-    Ok(if run.outcome == RunOutcome::Succeeded { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if run.outcome == RunOutcome::Succeeded {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 /// One line of a job's history.
@@ -194,7 +214,11 @@ struct HistoryEntry {
     sort: DateTime<Utc>,
 }
 
-fn history_entries(db: &Db, name: &str, tz: chrono_tz::Tz) -> Result<Vec<HistoryEntry>, StoreError> {
+fn history_entries(
+    db: &Db,
+    name: &str,
+    tz: chrono_tz::Tz,
+) -> Result<Vec<HistoryEntry>, StoreError> {
     let fmt = |t: DateTime<Utc>| t.with_timezone(&tz).to_rfc3339();
     let mut out: Vec<HistoryEntry> = db
         .scan::<JobRun>(&format!("{name}/"))?
@@ -204,8 +228,15 @@ fn history_entries(db: &Db, name: &str, tz: chrono_tz::Tz) -> Result<Vec<History
             scheduled_for: r.occurrence.map(fmt),
             run_id: Some(r.id.clone()),
             trigger: Some(trigger_name(r.trigger)),
-            started_at: Some(r.started_at.with_timezone(&tz).to_rfc3339_opts(chrono::SecondsFormat::Secs, false)),
-            ended_at: r.ended_at.map(|t| t.with_timezone(&tz).to_rfc3339_opts(chrono::SecondsFormat::Secs, false)),
+            started_at: Some(
+                r.started_at
+                    .with_timezone(&tz)
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
+            ),
+            ended_at: r.ended_at.map(|t| {
+                t.with_timezone(&tz)
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
+            }),
             outcome: outcome_name(r.outcome).into(),
             items_total: r.items_total,
             items_done: r.items_done,
@@ -248,10 +279,16 @@ fn history(cfg: &Config, name: &str, limit: usize, json: bool) -> VerbResult {
     let skip = entries.len().saturating_sub(limit);
     entries.drain(..skip);
     if json {
-        println!("{}", serde_json::to_string_pretty(&entries).map_err(anyhow::Error::from)?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&entries).map_err(anyhow::Error::from)?
+        );
         return Ok(ExitCode::SUCCESS);
     }
-    println!("{:<27} {:<10} {:<18} {:>6} {:>6} {:>6}  STARTED / NOTE", "SCHEDULED", "TRIGGER", "OUTCOME", "DONE", "FAILED", "TOTAL");
+    println!(
+        "{:<27} {:<10} {:<18} {:>6} {:>6} {:>6}  STARTED / NOTE",
+        "SCHEDULED", "TRIGGER", "OUTCOME", "DONE", "FAILED", "TOTAL"
+    );
     for e in &entries {
         let scheduled = e.scheduled_for.clone().unwrap_or_else(|| "-".into());
         if e.entry == "run" {
@@ -264,7 +301,11 @@ fn history(cfg: &Config, name: &str, limit: usize, json: bool) -> VerbResult {
                 e.items_failed,
                 e.items_total,
                 e.started_at.clone().unwrap_or_default(),
-                if e.resumes > 0 { format!(" (resumed {}x)", e.resumes) } else { String::new() }
+                if e.resumes > 0 {
+                    format!(" (resumed {}x)", e.resumes)
+                } else {
+                    String::new()
+                }
             );
         } else {
             println!("{:<27} {:<10} {}", scheduled, "-", e.outcome);

@@ -157,7 +157,10 @@ fn init(cfg_flag: Option<&Path>) -> VerbResult {
     StoreKey::generate_to(&cfg.store.key_file).map_err(|e| anyhow::anyhow!(e))?;
     let db = open_store(&cfg)?;
     db.flush()?;
-    println!("wrote a new store key to {} (mode 0600)", cfg.store.key_file.display());
+    println!(
+        "wrote a new store key to {} (mode 0600)",
+        cfg.store.key_file.display()
+    );
     println!("store ready at {}", cfg.store.path.display());
     println!("keep a copy of the key file somewhere safe: without it the store cannot be read");
     Ok(ExitCode::SUCCESS)
@@ -166,7 +169,9 @@ fn init(cfg_flag: Option<&Path>) -> VerbResult {
 fn init_tracing(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("BILLD_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
@@ -188,9 +193,12 @@ fn run(cfg_flag: Option<&Path>, log_format: LogFormat) -> VerbResult {
 
 /// Builds every job kind from its params; problems are configuration errors.
 pub fn validate_jobs(cfg: &Config) -> Result<(), Failure> {
-    let mailer = std::sync::Arc::new(
-        crate::notify::mail::Mailer::from_config(&cfg.mail).map_err(|e| Failure::Config(e.to_string()))?,
-    );
+    // Job kinds only hold the mailer; an outbox one stands in so validation
+    // opens no connection and needs no async runtime.
+    let mailer = std::sync::Arc::new(crate::notify::mail::Mailer::outbox(
+        cfg.mail.from.clone(),
+        std::path::Path::new("/nonexistent"),
+    ));
     let mut problems = Vec::new();
     for job in &cfg.jobs {
         if let Err(e) = crate::daemon::job_kind(cfg, job, &mailer) {

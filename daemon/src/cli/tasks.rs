@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use super::{Failure, VerbResult, load_config, open_store};
-use crate::store::{Task, TaskStatus};
+use crate::store::{Priority, Task, TaskStatus};
 use crate::tasks::{self, TaskError};
 
 /// Task verbs.
@@ -31,6 +31,21 @@ pub enum TasksCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Raise a task by hand (for work billd did not find itself).
+    Add {
+        /// Kind, for routing to billers (for example `denial`).
+        #[arg(long)]
+        kind: String,
+        /// What it is about: ids and codes, no patient details.
+        #[arg(long)]
+        subject: String,
+        /// Urgency.
+        #[arg(long, value_enum, default_value_t = PriorityArg::Normal)]
+        priority: PriorityArg,
+        /// Biller it is for.
+        #[arg(long)]
+        assignee: Option<String>,
+    },
     /// Close a task.
     Close {
         /// Task id.
@@ -44,24 +59,64 @@ pub enum TasksCommand {
     },
 }
 
+/// Task urgency on the command line.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum PriorityArg {
+    /// Whenever.
+    Low,
+    /// Normal work.
+    Normal,
+    /// Today.
+    High,
+    /// Now.
+    Urgent,
+}
+
+impl From<PriorityArg> for Priority {
+    fn from(p: PriorityArg) -> Self {
+        match p {
+            PriorityArg::Low => Priority::Low,
+            PriorityArg::Normal => Priority::Normal,
+            PriorityArg::High => Priority::High,
+            PriorityArg::Urgent => Priority::Urgent,
+        }
+    }
+}
+
 /// Runs a tasks verb.
 pub fn run(cfg_flag: Option<&Path>, cmd: TasksCommand) -> VerbResult {
     let cfg = load_config(cfg_flag)?;
     let db = open_store(&cfg)?;
     let tz = cfg.practice.timezone;
-    let when = |t: chrono::DateTime<chrono::Utc>| t.with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string();
+    let when = |t: chrono::DateTime<chrono::Utc>| {
+        t.with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string()
+    };
     match cmd {
-        TasksCommand::List { all, assignee, json } => {
+        TasksCommand::List {
+            all,
+            assignee,
+            json,
+        } => {
             let list: Vec<Task> = tasks::all(&db)?
                 .into_iter()
                 .filter(|t| all || t.status == TaskStatus::Open)
-                .filter(|t| assignee.as_ref().is_none_or(|a| t.assignee.as_ref() == Some(a)))
+                .filter(|t| {
+                    assignee
+                        .as_ref()
+                        .is_none_or(|a| t.assignee.as_ref() == Some(a))
+                })
                 .collect();
             if json {
-                println!("{}", serde_json::to_string_pretty(&list).map_err(anyhow::Error::from)?);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&list).map_err(anyhow::Error::from)?
+                );
                 return Ok(ExitCode::SUCCESS);
             }
-            println!("{:<8} {:<7} {:<8} {:<12} {:<17} {:<10} SUBJECT", "ID", "STATUS", "PRIORITY", "KIND", "CREATED", "ASSIGNEE");
+            println!(
+                "{:<8} {:<7} {:<8} {:<12} {:<17} {:<10} SUBJECT",
+                "ID", "STATUS", "PRIORITY", "KIND", "CREATED", "ASSIGNEE"
+            );
             for t in &list {
                 println!(
                     "{:<8} {:<7} {:<8} {:<12} {:<17} {:<10} {}",
@@ -81,7 +136,10 @@ pub fn run(cfg_flag: Option<&Path>, cmd: TasksCommand) -> VerbResult {
                 .get::<Task>(&id)?
                 .ok_or_else(|| Failure::Runtime(TaskError::NotFound(id.clone()).into()))?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&t).map_err(anyhow::Error::from)?);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&t).map_err(anyhow::Error::from)?
+                );
                 return Ok(ExitCode::SUCCESS);
             }
             println!("task      {}", t.id);
@@ -99,8 +157,42 @@ pub fn run(cfg_flag: Option<&Path>, cmd: TasksCommand) -> VerbResult {
             }
             Ok(ExitCode::SUCCESS)
         }
+        TasksCommand::Add {
+            kind,
+            subject,
+            priority,
+            assignee,
+        } => {
+            if let Some(a) = &assignee
+                && !cfg.billers.iter().any(|b| &b.name == a)
+            {
+                return Err(Failure::Config(format!("no biller named `{a}`")));
+            }
+            let now = chrono::Utc::now();
+            let (t, _) = tasks::raise(
+                &db,
+                now,
+                tasks::NewTask {
+                    kind,
+                    subject,
+                    priority: priority.into(),
+                    due: None,
+                    assignee,
+                    dedupe_key: format!(
+                        "manual/{}/{}",
+                        now.timestamp_nanos_opt().unwrap_or_default(),
+                        std::process::id()
+                    ),
+                },
+            )?;
+            db.flush()?;
+            println!("raised {}", t.id);
+            Ok(ExitCode::SUCCESS)
+        }
         TasksCommand::Close { id, note, by } => {
-            let by = by.or_else(|| std::env::var("USER").ok()).unwrap_or_else(|| "unknown".into());
+            let by = by
+                .or_else(|| std::env::var("USER").ok())
+                .unwrap_or_else(|| "unknown".into());
             let t = tasks::close(&db, &id, chrono::Utc::now(), &by, note.as_deref())
                 .map_err(|e| Failure::Runtime(e.into()))?;
             println!("closed {}", t.id);

@@ -202,13 +202,18 @@ impl Runner {
             }
         }
         let drained = if cancel.is_cancelled() {
-            tokio::time::timeout(self.grace, drain(&mut set)).await.is_ok()
+            tokio::time::timeout(self.grace, drain(&mut set))
+                .await
+                .is_ok()
         } else {
             drain(&mut set).await;
             true
         };
         if !drained {
-            tracing::warn!(run = run_id, "grace period over; abandoning in-flight items for the next start");
+            tracing::warn!(
+                run = run_id,
+                "grace period over; abandoning in-flight items for the next start"
+            );
             set.abort_all();
             while set.join_next().await.is_some() {}
         }
@@ -216,10 +221,18 @@ impl Runner {
     }
 
     /// Recomputes the run's counts from its items and records its outcome.
-    fn finish(&self, run_id: &str, fatal: Option<String>, cancelled: bool) -> Result<JobRun, JobError> {
+    fn finish(
+        &self,
+        run_id: &str,
+        fatal: Option<String>,
+        cancelled: bool,
+    ) -> Result<JobRun, JobError> {
         let items = self.db.scan::<WorkItem>(&format!("{run_id}#"))?;
         let done = items.iter().filter(|w| w.state == ItemState::Done).count() as u64;
-        let failed = items.iter().filter(|w| w.state == ItemState::Failed).count() as u64;
+        let failed = items
+            .iter()
+            .filter(|w| w.state == ItemState::Failed)
+            .count() as u64;
         let remaining = items.len() as u64 - done - failed;
         let now = self.clock.now();
         let finished = self.db.update::<JobRun, _>(run_id, |r| {
