@@ -896,7 +896,7 @@ pub(super) fn check_npi(npi: &str) -> Result<(), &'static str> {
             }
         })
         .sum();
-    if sum % 10 == 0 {
+    if sum.is_multiple_of(10) {
         Ok(())
     } else {
         Err("not a valid NPI: the check digit (last digit) does not match")
