@@ -872,8 +872,9 @@ fn is_loopback(url: &url::Url) -> bool {
 }
 
 /// Checks a National Provider Identifier: 10 digits whose last is the Luhn
-/// check digit computed over the prefix 80840 and the first nine.
-pub(super) fn check_npi(npi: &str) -> Result<(), &'static str> {
+/// check digit computed over the prefix 80840 and the first nine. The error
+/// says what is wrong in words fit for a config message.
+pub fn check_npi(npi: &str) -> Result<(), &'static str> {
     if npi.len() != 10 || !npi.bytes().all(|b| b.is_ascii_digit()) {
         return Err("an NPI is exactly 10 digits");
     }

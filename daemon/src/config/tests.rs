@@ -604,7 +604,7 @@ fn bad_npi_and_tax_id() {
 fn npi_check_digit() {
     // Published valid NPIs (CMS example and NPPES sample records).
     for npi in ["1234567893", "1245319599", "1003000126"] {
-        assert_eq!(check::check_npi(npi), Ok(()), "{npi}");
+        assert_eq!(check_npi(npi), Ok(()), "{npi}");
     }
     // Changing any one digit breaks the check digit.
     for i in 0..10 {
@@ -615,10 +615,52 @@ fn npi_check_digit() {
             digits[i] + 1
         };
         let npi = String::from_utf8(digits).unwrap();
-        assert!(check::check_npi(&npi).is_err(), "{npi}");
+        assert!(check_npi(&npi).is_err(), "{npi}");
     }
-    assert!(check::check_npi("123456789a").is_err());
-    assert!(check::check_npi("12345678931").is_err());
+    assert!(check_npi("123456789a").is_err());
+    assert!(check_npi("12345678931").is_err());
+}
+
+proptest::proptest! {
+    /// Against the CMS method written out independently: double every other
+    /// digit of the 9-digit base from the right, add 24 for the 80840
+    /// prefix, and the check digit tops the sum up to a multiple of 10.
+    #[test]
+    fn npi_check_digit_matches_the_cms_method(base in "[12][0-9]{8}", wrong in 1u32..10) {
+        let mut sum = 24;
+        for (i, c) in base.chars().rev().enumerate() {
+            let d = c.to_digit(10).unwrap();
+            sum += if i % 2 == 0 { let x = d * 2; x / 10 + x % 10 } else { d };
+        }
+        let check = (10 - sum % 10) % 10;
+        let good = format!("{base}{check}");
+        proptest::prop_assert_eq!(check_npi(&good), Ok(()));
+        let bad = format!("{base}{}", (check + wrong) % 10);
+        proptest::prop_assert!(check_npi(&bad).is_err());
+    }
+
+    /// Every byte offset maps to the line and character column a naive
+    /// count gives.
+    #[test]
+    fn locations_match_a_naive_count(text in "[a-zé\n=\" ]{0,80}", pick in 0usize..100) {
+        let src = error::SourceText::new(Path::new("f.toml"), &text);
+        let boundaries: Vec<usize> = text.char_indices().map(|(i, _)| i).chain([text.len()]).collect();
+        let offset = boundaries[pick % boundaries.len()];
+        let before = &text[..offset];
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().unwrap().chars().count() + 1;
+        let at = src.location(offset);
+        proptest::prop_assert_eq!((at.line, at.column), (line, column));
+    }
+}
+
+#[test]
+fn single_job_table_instead_of_array_is_refused() {
+    let text = BASE.replace("[[job]]", "[job]");
+    assert_eq!(
+        problems(&text),
+        "/etc/billd/billd.toml:20:1: job: expected [[job]] tables"
+    );
 }
 
 #[test]
