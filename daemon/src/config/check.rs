@@ -314,12 +314,14 @@ impl Checker<'_> {
     fn mail(&mut self, raw: RawMail, section: &Range<usize>) -> Option<MailConfig> {
         let from = self.mailbox(&raw.from, "mail.from");
         let transport = match (&raw.smtp_url, &raw.outbox_dir) {
-            (Some(_), Some(outbox)) => {
+            (Some(url), Some(outbox)) => {
                 self.problem(
                     Some(&outbox.span()),
                     "mail.outbox_dir",
                     "set either mail.smtp_url or mail.outbox_dir, not both",
                 );
+                // Still check the URL, so a password in it is reported now.
+                let _ = self.smtp(&raw, url);
                 None
             }
             (None, None) => {

@@ -692,6 +692,21 @@ fn both_mail_transports_are_refused() {
 }
 
 #[test]
+fn both_transports_still_check_the_url() {
+    let text = BASE.replace(
+        "outbox_dir = \"outbox\"\n",
+        "smtp_url = \"smtps://u:hunter2@mail.example.org\"\noutbox_dir = \"outbox\"\n",
+    );
+    let shown = problems(&text);
+    let keys: Vec<&str> = shown
+        .lines()
+        .map(|l| l.split(": ").nth(1).unwrap())
+        .collect();
+    assert_eq!(keys, ["mail.smtp_url", "mail.outbox_dir"], "{shown}");
+    assert!(!shown.contains("hunter2"));
+}
+
+#[test]
 fn neither_mail_transport_is_refused() {
     let text = BASE.replace("outbox_dir = \"outbox\"\n", "");
     assert_eq!(
