@@ -47,6 +47,7 @@ pub mod secret;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use check::check_npi;
 pub use error::{ConfigError, Location, Problem};
 use secret::{ProcessEnv, SecretEnv};
 
