@@ -165,8 +165,8 @@ enabled = false
 concurrency = 8
 
 [job.params]
-subject = "Billing digest"
-template = "digest-short"
+subject_template = "templates/subject.txt"
+max_listed = 20
 
 [[job]]
 name = "digest-2"
@@ -226,8 +226,8 @@ schedule = "*/15 * * * *"
     assert_eq!(job.catch_up_window, Duration::from_secs(30 * 60));
     assert!(!job.enabled);
     assert_eq!(job.concurrency, 8);
-    assert_eq!(job.params["subject"].as_str(), Some("Billing digest"));
-    assert_eq!(job.params["template"].as_str(), Some("digest-short"));
+    assert_eq!(job.params["subject_template"].as_str(), Some("templates/subject.txt"));
+    assert_eq!(job.params["max_listed"].as_integer(), Some(20));
     assert_eq!(job.location.line, line_of(text, "name = \"digest_eu\"") - 1);
     let job = config.job_named("digest-2").unwrap();
     assert_eq!(job.timezone, chrono_tz::America::Chicago);
@@ -790,13 +790,13 @@ fn job_field_checks() {
 
 #[test]
 fn digest_params_are_checked() {
-    let text = format!("{BASE}\n[job.params]\nsubjet = \"x\"\ntemplate = 3\n");
+    let text = format!("{BASE}\n[job.params]\nsubjet = \"x\"\nbody_template = 3\n");
     let shown = problems(&text);
     assert_eq!(
         shown,
         "/etc/billd/billd.toml:26:1: job[0].params.subjet: unknown parameter for kind \"digest\"; \
-         expected one of `subject`, `template`\n\
-         /etc/billd/billd.toml:27:12: job[0].params.template: must be a string"
+         expected one of `subject_template`, `body_template`, `max_listed`, `send_when_empty`\n\
+         /etc/billd/billd.toml:27:17: job[0].params.body_template: must be a string"
     );
 }
 

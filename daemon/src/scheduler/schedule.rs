@@ -31,6 +31,16 @@ pub enum ScheduleError {
     UnknownTimezone(String),
 }
 
+/// Parses a cron expression the one way billd accepts them: 5 fields, or 6
+/// with leading seconds; no year field.
+pub fn parse_cron(expr: &str) -> Result<Cron, croner::errors::CronError> {
+    CronParser::builder()
+        .seconds(Seconds::Optional)
+        .year(Year::Disallowed)
+        .build()
+        .parse(expr)
+}
+
 /// A parsed cron expression bound to a timezone.
 #[derive(Debug, Clone)]
 pub struct Schedule {
@@ -43,12 +53,7 @@ impl Schedule {
     /// Parses a 5-field (minute precision) or 6-field (leading seconds) cron
     /// expression, or a nickname such as `@daily`, read in `tz`.
     pub fn parse(expr: &str, tz: Tz) -> Result<Self, ScheduleError> {
-        let cron = CronParser::builder()
-            .seconds(Seconds::Optional)
-            .year(Year::Disallowed)
-            .build()
-            .parse(expr)
-            .map_err(|e| ScheduleError::BadExpression {
+        let cron = parse_cron(expr).map_err(|e| ScheduleError::BadExpression {
                 expr: expr.to_string(),
                 reason: e.to_string(),
             })?;
