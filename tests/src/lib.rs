@@ -16,20 +16,32 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// The `billd` binary, built from the current sources on first use.
+/// The `billd` binary (debug build), built from the current sources on first use.
 pub fn billd_bin() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
+    billd_bin_profile(false)
+}
+
+/// The `billd` binary in the debug or release profile, built from the
+/// current sources on first use.
+pub fn billd_bin_profile(release: bool) -> &'static Path {
+    static DEBUG: OnceLock<PathBuf> = OnceLock::new();
+    static RELEASE: OnceLock<PathBuf> = OnceLock::new();
+    let cell = if release { &RELEASE } else { &DEBUG };
+    cell.get_or_init(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut args = vec![
+            "build",
+            "-p",
+            "billd",
+            "--bin",
+            "billd",
+            "--message-format=json",
+        ];
+        if release {
+            args.push("--release");
+        }
         let out = Command::new(cargo)
-            .args([
-                "build",
-                "-p",
-                "billd",
-                "--bin",
-                "billd",
-                "--message-format=json",
-            ])
+            .args(&args)
             .current_dir(workspace_root())
             .stderr(Stdio::inherit())
             .output()
@@ -37,13 +49,13 @@ pub fn billd_bin() -> &'static Path {
         assert!(out.status.success(), "building billd failed");
         String::from_utf8_lossy(&out.stdout)
             .lines()
+            .rev()
             .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .filter_map(|v| {
+            .find_map(|v| {
                 v.get("executable")
                     .and_then(|e| e.as_str())
                     .map(PathBuf::from)
             })
-            .last()
             .expect("cargo reported the billd executable")
     })
 }

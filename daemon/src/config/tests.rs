@@ -226,7 +226,10 @@ schedule = "*/15 * * * *"
     assert_eq!(job.catch_up_window, Duration::from_secs(30 * 60));
     assert!(!job.enabled);
     assert_eq!(job.concurrency, 8);
-    assert_eq!(job.params["subject_template"].as_str(), Some("templates/subject.txt"));
+    assert_eq!(
+        job.params["subject_template"].as_str(),
+        Some("templates/subject.txt")
+    );
     assert_eq!(job.params["max_listed"].as_integer(), Some(20));
     assert_eq!(job.location.line, line_of(text, "name = \"digest_eu\"") - 1);
     let job = config.job_named("digest-2").unwrap();

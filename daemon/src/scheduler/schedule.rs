@@ -54,9 +54,9 @@ impl Schedule {
     /// expression, or a nickname such as `@daily`, read in `tz`.
     pub fn parse(expr: &str, tz: Tz) -> Result<Self, ScheduleError> {
         let cron = parse_cron(expr).map_err(|e| ScheduleError::BadExpression {
-                expr: expr.to_string(),
-                reason: e.to_string(),
-            })?;
+            expr: expr.to_string(),
+            reason: e.to_string(),
+        })?;
         Ok(Self {
             expr: expr.to_string(),
             cron,

@@ -93,6 +93,9 @@ pub enum StoreError {
     },
 }
 
+/// One raw entry: key and sealed value.
+pub type KeyValue = (Vec<u8>, Vec<u8>);
+
 /// An ordered key-value store of named collections. Implementations must be
 /// safe to share between threads; keys sort bytewise within a collection.
 pub trait RawStore: Send + Sync + 'static {
@@ -123,11 +126,7 @@ pub trait RawStore: Send + Sync + 'static {
     /// Removes one value; returns whether it existed.
     fn remove(&self, collection: &str, key: &[u8]) -> Result<bool, StoreError>;
     /// All entries whose key starts with `prefix`, in key order.
-    fn scan_prefix(
-        &self,
-        collection: &str,
-        prefix: &[u8],
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError>;
+    fn scan_prefix(&self, collection: &str, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError>;
     /// Makes every acknowledged write durable before returning.
     fn flush(&self) -> Result<(), StoreError>;
 }
