@@ -110,4 +110,26 @@ misfire = "skip"
         !h.iter().any(|e| e["entry"] == "run" && during(e)),
         "no run for an instant inside the downtime: {h:#?}"
     );
+
+    // The skipped instants did not run: a biller is told, once per downtime.
+    let out = s.run(&["tasks", "list", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let tasks: Vec<serde_json::Value> = serde_json::from_str(&stdout(&out)).unwrap();
+    let missed: Vec<_> = tasks
+        .iter()
+        .filter(|t| t["kind"] == "missed-run")
+        .filter(|t| {
+            t["subject"]
+                .as_str()
+                .unwrap()
+                .starts_with("job skipper did not run at")
+        })
+        .collect();
+    assert_eq!(missed.len(), 1, "{tasks:#?}");
+    assert!(
+        !tasks
+            .iter()
+            .any(|t| t["subject"].as_str().unwrap().contains("job catchup")),
+        "the catch-up covered run-once's missed instants: {tasks:#?}"
+    );
 }
