@@ -96,6 +96,10 @@ pub enum StoreError {
 /// Key-value pairs returned by [`RawStore::scan_prefix`], in key order.
 pub type Entries = Vec<(Vec<u8>, Vec<u8>)>;
 
+/// The callback of [`RawStore::visit_prefix`]: gets a key and its value,
+/// returns whether to go on.
+pub type Visitor<'a> = dyn FnMut(&[u8], &[u8]) -> Result<bool, StoreError> + 'a;
+
 /// An ordered key-value store of named collections. Implementations must be
 /// safe to share between threads; keys sort bytewise within a collection.
 pub trait RawStore: Send + Sync + 'static {
@@ -127,6 +131,25 @@ pub trait RawStore: Send + Sync + 'static {
     fn remove(&self, collection: &str, key: &[u8]) -> Result<bool, StoreError>;
     /// All entries whose key starts with `prefix`, in key order.
     fn scan_prefix(&self, collection: &str, prefix: &[u8]) -> Result<Entries, StoreError>;
+    /// Calls `visit` with each entry whose key starts with `prefix`, in key
+    /// order, until it returns `Ok(false)` or an error (which is returned).
+    /// Unlike [`RawStore::scan_prefix`] a backend may stream, so a large
+    /// collection is never all in memory. `visit` may write to the store;
+    /// whether the scan then sees those writes is unspecified. The default
+    /// visits a [`RawStore::scan_prefix`] snapshot.
+    fn visit_prefix(
+        &self,
+        collection: &str,
+        prefix: &[u8],
+        visit: &mut Visitor<'_>,
+    ) -> Result<(), StoreError> {
+        for (k, v) in self.scan_prefix(collection, prefix)? {
+            if !visit(&k, &v)? {
+                break;
+            }
+        }
+        Ok(())
+    }
     /// Makes every acknowledged write durable before returning.
     fn flush(&self) -> Result<(), StoreError>;
 }
@@ -305,11 +328,29 @@ impl Db {
     /// Every record of type `R` whose key starts with `prefix`, in key order.
     /// Fails on the first record that does not open or decode.
     pub fn scan<R: Record>(&self, prefix: &str) -> Result<Vec<R>, StoreError> {
+        let mut out = Vec::new();
+        self.for_each(prefix, |r: R| {
+            out.push(r);
+            true
+        })?;
+        Ok(out)
+    }
+
+    /// Calls `f` with each record of type `R` whose key starts with `prefix`,
+    /// in key order, until `f` returns `false`. Streams on sled: use it for
+    /// collections too large to hold in memory. Fails on the first record
+    /// that does not open or decode. `f` may write to the store (for
+    /// example update the record it was given).
+    pub fn for_each<R: Record>(
+        &self,
+        prefix: &str,
+        mut f: impl FnMut(R) -> bool,
+    ) -> Result<(), StoreError> {
         self.raw
-            .scan_prefix(R::COLLECTION, prefix.as_bytes())?
-            .into_iter()
-            .map(|(k, sealed)| self.open_record(&String::from_utf8_lossy(&k), &sealed))
-            .collect()
+            .visit_prefix(R::COLLECTION, prefix.as_bytes(), &mut |k, sealed| {
+                let record = self.open_record(&String::from_utf8_lossy(k), sealed)?;
+                Ok(f(record))
+            })
     }
 
     /// Makes every write acknowledged so far durable. Call it before any
@@ -450,6 +491,29 @@ pub(crate) fn raw_store_contract(s: &dyn RawStore) {
     );
     assert!(keys(b"k").is_empty());
     assert!(s.scan_prefix("empty", b"").unwrap().is_empty());
+
+    // visit_prefix: same order, stops when asked, passes errors through.
+    let mut seen = Vec::new();
+    s.visit_prefix("scan", b"job", &mut |k, v| {
+        assert_eq!(k, v);
+        seen.push(String::from_utf8(k.to_vec()).unwrap());
+        Ok(seen.len() < 3)
+    })
+    .unwrap();
+    assert_eq!(seen, ["job/001", "job/002", "job/003"]);
+    let err = s
+        .visit_prefix("scan", b"", &mut |_, _| {
+            Err(StoreError::Backend("stop here".into()))
+        })
+        .unwrap_err();
+    assert!(err.to_string().contains("stop here"));
+    let mut count = 0;
+    s.visit_prefix("empty", b"", &mut |_, _| {
+        count += 1;
+        Ok(true)
+    })
+    .unwrap();
+    assert_eq!(count, 0);
     s.flush().unwrap();
 }
 
@@ -749,6 +813,40 @@ mod tests {
         assert!(!db.remove::<LedgerEntry>("P1/002").unwrap());
         assert_eq!(ids("P1/"), ["P1/001", "P1/010"]);
         assert!(ids("P3").is_empty());
+    }
+
+    #[test]
+    fn for_each_streams_in_order_stops_early_and_may_write() {
+        let dir = tempfile::tempdir().unwrap();
+        for db in [sled_db(dir.path()), mem_db()] {
+            for i in 0..50 {
+                db.put(&claim(&format!("C{i:03}"))).unwrap();
+            }
+            db.put(&claim("D001")).unwrap();
+            let mut ids = Vec::new();
+            db.for_each("C", |c: Claim| {
+                ids.push(c.id.clone());
+                // Writing from inside the scan must not deadlock.
+                db.update::<Claim, _>(&c.id, |c| {
+                    let mut c = c.unwrap();
+                    c.state = ClaimState::Closed;
+                    Some(c)
+                })
+                .unwrap();
+                ids.len() < 20
+            })
+            .unwrap();
+            let want: Vec<String> = (0..20).map(|i| format!("C{i:03}")).collect();
+            assert_eq!(ids, want);
+            let closed = db
+                .scan::<Claim>("")
+                .unwrap()
+                .into_iter()
+                .filter(|c| c.state == ClaimState::Closed)
+                .count();
+            assert_eq!(closed, 20);
+            assert_eq!(db.scan::<Claim>("C").unwrap().len(), 50);
+        }
     }
 
     /// Every file under `dir`, as bytes.

@@ -10,7 +10,7 @@
 //! the background). [`SledStore::flush`] is the durability barrier; DESIGN.md
 //! says when to call it.
 
-use super::{Entries, RawStore, StoreError};
+use super::{Entries, RawStore, StoreError, Visitor};
 use std::collections::HashMap;
 use std::os::unix::fs::DirBuilderExt as _;
 use std::path::{Path, PathBuf};
@@ -187,6 +187,21 @@ impl RawStore for SledStore {
                     .map_err(|e| self.backend(e))
             })
             .collect()
+    }
+
+    fn visit_prefix(
+        &self,
+        collection: &str,
+        prefix: &[u8],
+        visit: &mut Visitor<'_>,
+    ) -> Result<(), StoreError> {
+        for kv in self.tree(collection)?.scan_prefix(prefix) {
+            let (k, v) = kv.map_err(|e| self.backend(e))?;
+            if !visit(&k, &v)? {
+                break;
+            }
+        }
+        Ok(())
     }
 
     fn flush(&self) -> Result<(), StoreError> {
