@@ -159,41 +159,6 @@ fn main() {
         sample.history.len()
     );
 
-    // Where the time goes, per record, outside the store.
-    let m = n.min(20_000);
-    let claims: Vec<Claim> = (0..m).map(claim).collect();
-    let t = Instant::now();
-    let built: Vec<Claim> = (0..m).map(claim).collect();
-    let build_us = t.elapsed().as_secs_f64() * 1e6 / m as f64;
-    drop(built);
-    let t = Instant::now();
-    let jsons: Vec<Vec<u8>> = claims
-        .iter()
-        .map(|c| serde_json::to_vec(c).unwrap())
-        .collect();
-    let enc_us = t.elapsed().as_secs_f64() * 1e6 / m as f64;
-    let t = Instant::now();
-    let sealed: Vec<Vec<u8>> = claims
-        .iter()
-        .zip(&jsons)
-        .map(|(c, j)| key.seal(Claim::COLLECTION, c.id.as_bytes(), j))
-        .collect();
-    let seal_us = t.elapsed().as_secs_f64() * 1e6 / m as f64;
-    let t = Instant::now();
-    for (c, s) in claims.iter().zip(&sealed) {
-        key.open(Claim::COLLECTION, c.id.as_bytes(), s).unwrap();
-    }
-    let open_us = t.elapsed().as_secs_f64() * 1e6 / m as f64;
-    let t = Instant::now();
-    for j in &jsons {
-        let _: Claim = serde_json::from_slice(j).unwrap();
-    }
-    let dec_us = t.elapsed().as_secs_f64() * 1e6 / m as f64;
-    println!(
-        "per record ({m} samples): build {build_us:.2} us, JSON encode {enc_us:.2} us, seal {seal_us:.2} us, open {open_us:.2} us, JSON decode {dec_us:.2} us"
-    );
-    drop((claims, jsons, sealed));
-
     let db = open(&path, &key);
     let t = Instant::now();
     for i in 0..n {
@@ -301,6 +266,41 @@ fn main() {
         n.div_ceil(7)
     );
     drop(db);
+
+    // Where the time goes, per record, outside the store.
+    let m = n.min(20_000);
+    let claims: Vec<Claim> = (0..m).map(claim).collect();
+    let t = Instant::now();
+    let built: Vec<Claim> = (0..m).map(claim).collect();
+    let build_us = t.elapsed().as_secs_f64() * 1e6 / m as f64;
+    drop(built);
+    let t = Instant::now();
+    let jsons: Vec<Vec<u8>> = claims
+        .iter()
+        .map(|c| serde_json::to_vec(c).unwrap())
+        .collect();
+    let enc_us = t.elapsed().as_secs_f64() * 1e6 / m as f64;
+    let t = Instant::now();
+    let sealed: Vec<Vec<u8>> = claims
+        .iter()
+        .zip(&jsons)
+        .map(|(c, j)| key.seal(Claim::COLLECTION, c.id.as_bytes(), j))
+        .collect();
+    let seal_us = t.elapsed().as_secs_f64() * 1e6 / m as f64;
+    let t = Instant::now();
+    for (c, s) in claims.iter().zip(&sealed) {
+        key.open(Claim::COLLECTION, c.id.as_bytes(), s).unwrap();
+    }
+    let open_us = t.elapsed().as_secs_f64() * 1e6 / m as f64;
+    let t = Instant::now();
+    for j in &jsons {
+        let _: Claim = serde_json::from_slice(j).unwrap();
+    }
+    let dec_us = t.elapsed().as_secs_f64() * 1e6 / m as f64;
+    println!(
+        "per record ({m} samples): build {build_us:.2} us, JSON encode {enc_us:.2} us, seal {seal_us:.2} us, open {open_us:.2} us, JSON decode {dec_us:.2} us"
+    );
+    drop((claims, jsons, sealed));
 
     let disk = dir_size(&path);
     println!(
