@@ -7,6 +7,14 @@
 //!   versioned envelope and seals every value with an AEAD before it reaches
 //!   the raw store, so the files on disk never hold patient data in clear.
 //!
+//! What a stored value is: [`StoreKey::seal`] (XChaCha20-Poly1305, bound to
+//! collection and key) of an envelope `[codec = 1][schema version, u32
+//! big-endian][record as JSON]`. JSON because several records use internally
+//! tagged enums, which compact binary formats cannot read back, and because
+//! `Record::upgrade` works on a `serde_json::Value`; the store benchmark
+//! (`cargo bench -p billd --bench store`) puts encode and decode at a few
+//! microseconds per claim, below sled's own cost per write.
+//!
 //! Durability rule (see DESIGN.md): sled acknowledges writes before they are
 //! on disk. Call [`Db::flush`] before any external effect (an email sent, a
 //! claim submitted, a placement made) so a crash cannot forget an effect that
@@ -205,6 +213,12 @@ impl Db {
             raw,
             key: Arc::new(key),
         }
+    }
+
+    /// A store in memory under a random key, for tests of the modules built
+    /// on the store. Nothing is shared with any other `Db`.
+    pub fn in_memory() -> Db {
+        Db::new(Arc::new(MemStore::new()), StoreKey::random())
     }
 
     /// Opens the sled store in `store_dir` (created if absent) with the key
@@ -674,7 +688,7 @@ mod tests {
     }
 
     fn mem_db() -> Db {
-        Db::new(Arc::new(MemStore::new()), StoreKey::random())
+        Db::in_memory()
     }
 
     /// Writes `r` where nothing was, and reads it back by key and by scan.

@@ -286,20 +286,32 @@ mod tests {
         stdout
     }
 
-    /// Not a test on its own: the second process of the lock test. It opens
-    /// the store named by `BILLD_TEST_LOCK_PROBE_DIR`, writes a value if it
-    /// can, and reports what happened on stdout.
+    /// The second process of the lock test. It opens the store named by
+    /// `BILLD_TEST_LOCK_PROBE_DIR`, writes a value if it can, and reports
+    /// what happened on stdout. Run alone (`--include-ignored`, no variable)
+    /// it probes a fresh store, which must open.
     #[test]
     #[ignore = "helper process for second_process_is_refused_while_the_first_runs"]
     fn lock_probe_child() {
-        let dir = std::env::var_os(PROBE_ENV)
-            .expect("run by second_process_is_refused_while_the_first_runs, which sets the env");
-        match SledStore::open(Path::new(&dir), CACHE) {
-            Err(e @ StoreError::Locked { .. }) => println!("{PROBE_LOCKED} {e}"),
+        let Some(dir) = std::env::var_os(PROBE_ENV) else {
+            let free = tempfile::tempdir().unwrap();
+            let path = free.path().join("store");
+            assert_eq!(probe(&path), PROBE_OPENED);
+            let store = SledStore::open(&path, CACHE).unwrap();
+            assert_eq!(store.get("occurrences", b"probe").unwrap().unwrap(), b"x");
+            return;
+        };
+        println!("{}", probe(Path::new(&dir)));
+    }
+
+    /// Opens the store at `path` and writes to it; says which happened.
+    fn probe(path: &Path) -> String {
+        match SledStore::open(path, CACHE) {
+            Err(e @ StoreError::Locked { .. }) => format!("{PROBE_LOCKED} {e}"),
             Ok(store) => {
                 store.put("occurrences", b"probe", b"x").unwrap();
                 store.flush().unwrap();
-                println!("{PROBE_OPENED}");
+                PROBE_OPENED.to_owned()
             }
             Err(other) => panic!("unexpected error: {other}"),
         }
