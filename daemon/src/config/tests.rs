@@ -901,7 +901,7 @@ fn demo_config_loads() {
     assert_eq!(config.jobs.len(), 1);
     let job = &config.jobs[0];
     assert_eq!(job.kind, "digest");
-    assert_eq!(job.schedule, "* * * * *");
+    assert_eq!(job.schedule, "*/20 * * * * *");
     assert_eq!(job.timezone, config.practice.timezone);
 }
 
