@@ -130,12 +130,26 @@ pub async fn run(cfg: Config, db: Db) -> Result<(), DaemonError> {
     let scheduler = Arc::new(Scheduler::new(db.clone(), clock, runner, jobs, identity()));
     let cancel = CancellationToken::new();
     spawn_signal_watch(cancel.clone())?;
+    let cfg = Arc::new(cfg);
+    let control = tokio::spawn(crate::control::serve(
+        cfg.clone(),
+        db.clone(),
+        scheduler.clone(),
+        cancel.clone(),
+    ));
     tracing::info!(
         jobs = cfg.jobs.len(),
         store = %cfg.store.path.display(),
         "billd started"
     );
     scheduler.run(cancel).await?;
+    match control.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "control socket failed; CLI verbs could not reach the daemon")
+        }
+        Err(e) => tracing::warn!(error = %e, "control socket task failed"),
+    }
     db.flush()?;
     tracing::info!("billd stopped");
     Ok(())

@@ -8,7 +8,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
-use super::{Failure, VerbResult, load_config, open_store};
+use std::io::Write;
+
+use super::{Failure, VerbResult, load_config};
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::Config;
 use crate::jobs::runner::Runner;
@@ -48,16 +50,41 @@ pub enum JobsCommand {
     },
 }
 
-/// Runs a jobs verb.
+/// Runs a jobs verb: on the store directly, or through the running daemon
+/// when it holds the store (`jobs run` then runs inside the daemon, under
+/// its scheduler's one-run-per-job rule).
 pub fn run(cfg_flag: Option<&Path>, cmd: JobsCommand) -> VerbResult {
     let cfg = load_config(cfg_flag)?;
-    match cmd {
-        JobsCommand::List => list(&cfg),
-        JobsCommand::Next { name, after, count } => {
-            next(&cfg, &name, after.map(|a| a.with_timezone(&Utc)), count)
+    let out = &mut std::io::stdout().lock();
+    if let JobsCommand::Next { name, after, count } = &cmd {
+        return next(
+            &cfg,
+            name,
+            after.map(|a| a.with_timezone(&Utc)),
+            *count,
+            out,
+        );
+    }
+    match crate::daemon::open_store(&cfg) {
+        Ok(db) => execute(&cfg, &db, cmd, out),
+        Err(StoreError::Locked { .. }) => crate::control::forward(&cfg),
+        Err(e) if matches!(cmd, JobsCommand::List) => {
+            say!(out, "(store unavailable: {e})");
+            list(&cfg, None, out)
         }
-        JobsCommand::Run { name } => run_now(&cfg, &name),
-        JobsCommand::History { name, limit, json } => history(&cfg, &name, limit, json),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Runs a jobs verb against `db`, writing its output to `out`.
+pub fn execute(cfg: &Config, db: &Db, cmd: JobsCommand, out: &mut dyn Write) -> VerbResult {
+    match cmd {
+        JobsCommand::List => list(cfg, Some(db), out),
+        JobsCommand::Next { name, after, count } => {
+            next(cfg, &name, after.map(|a| a.with_timezone(&Utc)), count, out)
+        }
+        JobsCommand::Run { name } => run_now(cfg, db, &name, out),
+        JobsCommand::History { name, limit, json } => history(cfg, db, &name, limit, json, out),
     }
 }
 
@@ -93,13 +120,16 @@ fn trigger_name(t: RunTrigger) -> &'static str {
     }
 }
 
-fn list(cfg: &Config) -> VerbResult {
-    // The store is optional here: a running daemon holds it.
-    let db = crate::daemon::open_store(cfg);
+fn list(cfg: &Config, db: Option<&Db>, out: &mut dyn Write) -> VerbResult {
     let now = Utc::now();
-    println!(
+    say!(
+        out,
         "{:<20} {:<10} {:<16} {:<20} {:<18} NEXT",
-        "NAME", "KIND", "SCHEDULE", "TIMEZONE", "LAST"
+        "NAME",
+        "KIND",
+        "SCHEDULE",
+        "TIMEZONE",
+        "LAST"
     );
     for j in &cfg.jobs {
         let s = spec(j)?;
@@ -109,17 +139,17 @@ fn list(cfg: &Config) -> VerbResult {
             .take(3)
             .map(|t| t.with_timezone(&s.schedule.timezone()).to_rfc3339())
             .collect();
-        let last = match &db {
-            Ok(db) => db
+        let last = match db {
+            Some(db) => db
                 .scan::<JobRun>(&format!("{}/", j.name))?
                 .last()
                 .map(|r| outcome_name(r.outcome).to_string())
                 .unwrap_or_else(|| "never run".into()),
-            Err(StoreError::Locked { .. }) => "(daemon running)".into(),
-            Err(_) => "(store unavailable)".into(),
+            None => "-".into(),
         };
         let enabled = if j.enabled { "" } else { " [disabled]" };
-        println!(
+        say!(
+            out,
             "{:<20} {:<10} {:<16} {:<20} {:<18} {}{enabled}",
             j.name,
             j.kind,
@@ -132,19 +162,28 @@ fn list(cfg: &Config) -> VerbResult {
     Ok(ExitCode::SUCCESS)
 }
 
-fn next(cfg: &Config, name: &str, after: Option<DateTime<Utc>>, count: usize) -> VerbResult {
+fn next(
+    cfg: &Config,
+    name: &str,
+    after: Option<DateTime<Utc>>,
+    count: usize,
+    out: &mut dyn Write,
+) -> VerbResult {
     let s = spec(job(cfg, name)?)?;
     let after = after.unwrap_or_else(Utc::now);
     for t in s.schedule.iter_after(after).take(count) {
-        println!("{}", t.with_timezone(&s.schedule.timezone()).to_rfc3339());
+        say!(
+            out,
+            "{}",
+            t.with_timezone(&s.schedule.timezone()).to_rfc3339()
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn run_now(cfg: &Config, name: &str) -> VerbResult {
+fn run_now(cfg: &Config, db: &Db, name: &str, out: &mut dyn Write) -> VerbResult {
     let j = job(cfg, name)?;
     super::validate_jobs(cfg)?;
-    let db = open_store(cfg)?;
     let runner = Runner::new(
         db.clone(),
         Arc::new(SystemClock) as SharedClock,
@@ -176,7 +215,13 @@ fn run_now(cfg: &Config, name: &str) -> VerbResult {
             .await?;
         Ok::<_, anyhow::Error>(done)
     })?;
-    println!(
+    report_run(&run, out)
+}
+
+/// Prints how a run ended; exit 0 only if every item succeeded.
+pub fn report_run(run: &JobRun, out: &mut dyn Write) -> VerbResult {
+    say!(
+        out,
         "run {}: {} ({} done, {} failed of {})",
         run.id,
         outcome_name(run.outcome),
@@ -185,7 +230,7 @@ fn run_now(cfg: &Config, name: &str) -> VerbResult {
         run.items_total
     );
     for e in &run.errors {
-        println!("  error: {e}");
+        say!(out, "  error: {e}");
     }
     Ok(if run.outcome == RunOutcome::Succeeded {
         ExitCode::SUCCESS
@@ -272,27 +317,41 @@ fn history_entries(
     Ok(out)
 }
 
-fn history(cfg: &Config, name: &str, limit: usize, json: bool) -> VerbResult {
+fn history(
+    cfg: &Config,
+    db: &Db,
+    name: &str,
+    limit: usize,
+    json: bool,
+    out: &mut dyn Write,
+) -> VerbResult {
     let j = job(cfg, name)?;
-    let db = open_store(cfg)?;
-    let mut entries = history_entries(&db, name, j.timezone)?;
+    let mut entries = history_entries(db, name, j.timezone)?;
     let skip = entries.len().saturating_sub(limit);
     entries.drain(..skip);
     if json {
-        println!(
+        say!(
+            out,
             "{}",
             serde_json::to_string_pretty(&entries).map_err(anyhow::Error::from)?
         );
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
+    say!(
+        out,
         "{:<27} {:<10} {:<18} {:>6} {:>6} {:>6}  STARTED / NOTE",
-        "SCHEDULED", "TRIGGER", "OUTCOME", "DONE", "FAILED", "TOTAL"
+        "SCHEDULED",
+        "TRIGGER",
+        "OUTCOME",
+        "DONE",
+        "FAILED",
+        "TOTAL"
     );
     for e in &entries {
         let scheduled = e.scheduled_for.clone().unwrap_or_else(|| "-".into());
         if e.entry == "run" {
-            println!(
+            say!(
+                out,
                 "{:<27} {:<10} {:<18} {:>6} {:>6} {:>6}  {}{}",
                 scheduled,
                 e.trigger.unwrap_or("-"),
@@ -308,7 +367,7 @@ fn history(cfg: &Config, name: &str, limit: usize, json: bool) -> VerbResult {
                 }
             );
         } else {
-            println!("{:<27} {:<10} {}", scheduled, "-", e.outcome);
+            say!(out, "{:<27} {:<10} {}", scheduled, "-", e.outcome);
         }
     }
     Ok(ExitCode::SUCCESS)

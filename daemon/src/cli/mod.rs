@@ -4,6 +4,13 @@
 //! error. Every verb takes `--config`, defaulting to `$BILLD_CONFIG`, then
 //! `./billd.toml`.
 
+/// Writes a line of a verb's output to `out`, failing the verb if it cannot.
+macro_rules! say {
+    ($out:expr, $($arg:tt)*) => {
+        writeln!($out, $($arg)*).map_err(|e| $crate::cli::Failure::Runtime(e.into()))?
+    };
+}
+
 pub mod jobs;
 pub mod tasks;
 

@@ -4,7 +4,11 @@ use clap::Subcommand;
 use std::path::Path;
 use std::process::ExitCode;
 
-use super::{Failure, VerbResult, load_config, open_store};
+use std::io::Write;
+
+use super::{Failure, VerbResult, load_config};
+use crate::config::Config;
+use crate::store::{Db, StoreError};
 use crate::store::{Priority, Task, TaskStatus};
 use crate::tasks::{self, TaskError};
 
@@ -83,10 +87,19 @@ impl From<PriorityArg> for Priority {
     }
 }
 
-/// Runs a tasks verb.
+/// Runs a tasks verb: on the store directly, or through the running daemon
+/// when it holds the store.
 pub fn run(cfg_flag: Option<&Path>, cmd: TasksCommand) -> VerbResult {
     let cfg = load_config(cfg_flag)?;
-    let db = open_store(&cfg)?;
+    match crate::daemon::open_store(&cfg) {
+        Ok(db) => execute(&cfg, &db, cmd, &mut std::io::stdout().lock()),
+        Err(StoreError::Locked { .. }) => crate::control::forward(&cfg),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Runs a tasks verb against `db`, writing its output to `out`.
+pub fn execute(cfg: &Config, db: &Db, cmd: TasksCommand, out: &mut dyn Write) -> VerbResult {
     let tz = cfg.practice.timezone;
     let when = |t: chrono::DateTime<chrono::Utc>| {
         t.with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string()
@@ -97,7 +110,7 @@ pub fn run(cfg_flag: Option<&Path>, cmd: TasksCommand) -> VerbResult {
             assignee,
             json,
         } => {
-            let list: Vec<Task> = tasks::all(&db)?
+            let list: Vec<Task> = tasks::all(db)?
                 .into_iter()
                 .filter(|t| all || t.status == TaskStatus::Open)
                 .filter(|t| {
@@ -107,18 +120,26 @@ pub fn run(cfg_flag: Option<&Path>, cmd: TasksCommand) -> VerbResult {
                 })
                 .collect();
             if json {
-                println!(
+                say!(
+                    out,
                     "{}",
                     serde_json::to_string_pretty(&list).map_err(anyhow::Error::from)?
                 );
                 return Ok(ExitCode::SUCCESS);
             }
-            println!(
+            say!(
+                out,
                 "{:<8} {:<7} {:<8} {:<12} {:<17} {:<10} SUBJECT",
-                "ID", "STATUS", "PRIORITY", "KIND", "CREATED", "ASSIGNEE"
+                "ID",
+                "STATUS",
+                "PRIORITY",
+                "KIND",
+                "CREATED",
+                "ASSIGNEE"
             );
             for t in &list {
-                println!(
+                say!(
+                    out,
                     "{:<8} {:<7} {:<8} {:<12} {:<17} {:<10} {}",
                     t.id,
                     format!("{:?}", t.status).to_lowercase(),
@@ -136,24 +157,25 @@ pub fn run(cfg_flag: Option<&Path>, cmd: TasksCommand) -> VerbResult {
                 .get::<Task>(&id)?
                 .ok_or_else(|| Failure::Runtime(TaskError::NotFound(id.clone()).into()))?;
             if json {
-                println!(
+                say!(
+                    out,
                     "{}",
                     serde_json::to_string_pretty(&t).map_err(anyhow::Error::from)?
                 );
                 return Ok(ExitCode::SUCCESS);
             }
-            println!("task      {}", t.id);
-            println!("kind      {}", t.kind);
-            println!("subject   {}", t.subject);
-            println!("status    {:?}", t.status);
-            println!("priority  {:?}", t.priority);
-            println!("created   {}", when(t.created_at));
+            say!(out, "task      {}", t.id);
+            say!(out, "kind      {}", t.kind);
+            say!(out, "subject   {}", t.subject);
+            say!(out, "status    {:?}", t.status);
+            say!(out, "priority  {:?}", t.priority);
+            say!(out, "created   {}", when(t.created_at));
             if let Some(d) = t.due {
-                println!("due       {}", when(d));
+                say!(out, "due       {}", when(d));
             }
-            println!("assignee  {}", t.assignee.as_deref().unwrap_or("-"));
+            say!(out, "assignee  {}", t.assignee.as_deref().unwrap_or("-"));
             for n in &t.notes {
-                println!("note      {} {}: {}", when(n.at), n.author, n.text);
+                say!(out, "note      {} {}: {}", when(n.at), n.author, n.text);
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -170,7 +192,7 @@ pub fn run(cfg_flag: Option<&Path>, cmd: TasksCommand) -> VerbResult {
             }
             let now = chrono::Utc::now();
             let (t, _) = tasks::raise(
-                &db,
+                db,
                 now,
                 tasks::NewTask {
                     kind,
@@ -186,16 +208,16 @@ pub fn run(cfg_flag: Option<&Path>, cmd: TasksCommand) -> VerbResult {
                 },
             )?;
             db.flush()?;
-            println!("raised {}", t.id);
+            say!(out, "raised {}", t.id);
             Ok(ExitCode::SUCCESS)
         }
         TasksCommand::Close { id, note, by } => {
             let by = by
                 .or_else(|| std::env::var("USER").ok())
                 .unwrap_or_else(|| "unknown".into());
-            let t = tasks::close(&db, &id, chrono::Utc::now(), &by, note.as_deref())
+            let t = tasks::close(db, &id, chrono::Utc::now(), &by, note.as_deref())
                 .map_err(|e| Failure::Runtime(e.into()))?;
-            println!("closed {}", t.id);
+            say!(out, "closed {}", t.id);
             Ok(ExitCode::SUCCESS)
         }
     }

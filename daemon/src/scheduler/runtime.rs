@@ -90,6 +90,41 @@ impl Scheduler {
         self.jobs.iter().find(|j| j.spec.name == name)
     }
 
+    /// Runs job `name` now (`billd jobs run` against a running daemon) and
+    /// returns the finished run. Refused while the job has a run going.
+    pub async fn run_manual(
+        &self,
+        name: &str,
+        cancel: CancellationToken,
+    ) -> Result<JobRun, String> {
+        let job = self
+            .job(name)
+            .cloned()
+            .ok_or_else(|| format!("no job named `{name}`"))?;
+        let guard = job
+            .lock
+            .clone()
+            .try_lock_owned()
+            .map_err(|_| format!("job {name} has a run going now; try again when it ends"))?;
+        let run = self
+            .runner
+            .begin(name, RunTrigger::Manual, None)
+            .map_err(|e| e.to_string())?;
+        tracing::info!(job = %name, run = %run.id, "manual run started");
+        let runner = self.runner.clone();
+        // Tracked like scheduled runs, so shutdown waits for its checkpoint.
+        let handle = self.runs.spawn(async move {
+            let _running = guard;
+            runner
+                .execute(&run.id, job.kind.clone(), job.spec.concurrency, cancel)
+                .await
+        });
+        handle
+            .await
+            .map_err(|e| format!("run task failed: {e}"))?
+            .map_err(|e| e.to_string())
+    }
+
     /// Runs until `cancel` fires: resumes interrupted runs, catches up after
     /// downtime, then fires each job on time. On cancel, stops firing, lets
     /// running jobs checkpoint, and returns when they have.
