@@ -7,8 +7,10 @@
 //! - [`segment`]: the generic segment / element / component model.
 
 pub mod error;
+pub mod fields;
 pub mod reader;
 pub mod segment;
+pub mod segments;
 
 pub use error::{Issue, IssueKind, Loc, ReadError, Severity, WriteError};
 pub use reader::{Mode, read_raw};
