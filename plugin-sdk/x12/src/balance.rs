@@ -28,7 +28,9 @@ impl Rule {
     pub fn describe(self) -> &'static str {
         match self {
             Rule::Payment => "BPR02 must equal the sum of CLP04 less PLB adjustments",
-            Rule::Claim => "CLP03 - CLP04 must equal the claim's CAS adjustments (claim and line level)",
+            Rule::Claim => {
+                "CLP03 - CLP04 must equal the claim's CAS adjustments (claim and line level)"
+            }
             Rule::Service => "SVC02 - SVC03 must equal the line's CAS adjustments",
         }
     }
@@ -79,8 +81,7 @@ pub fn balance(r: &Remittance) -> Vec<Imbalance> {
         for (si, s) in c.services.iter().enumerate() {
             let line_cas: i64 = s.adjustments.iter().map(|a| a.total_units()).sum();
             cas += line_cas;
-            let line_diff =
-                s.svc.charge.units() - s.svc.payment.as_ref().map_or(0, |a| a.units());
+            let line_diff = s.svc.charge.units() - s.svc.payment.as_ref().map_or(0, |a| a.units());
             if line_diff != line_cas {
                 out.push(Imbalance {
                     rule: Rule::Service,
@@ -105,7 +106,11 @@ pub fn balance(r: &Remittance) -> Vec<Imbalance> {
         }
     }
     let plb: i64 = r.provider_adjustments.iter().map(|p| p.total_units()).sum();
-    let sign = if r.financial.credit_debit == "D" { -1 } else { 1 };
+    let sign = if r.financial.credit_debit == "D" {
+        -1
+    } else {
+        1
+    };
     let bpr = r.financial.total_payment.units() * sign;
     if bpr != paid - plb {
         out.push(Imbalance {
@@ -155,11 +160,17 @@ mod tests {
         ));
         let got = balance(&r);
         assert_eq!(got.len(), 3);
-        assert_eq!((got[0].rule, got[0].expected_text(), got[0].found_text()), (Rule::Service, "20.00".into(), "5.00".into()));
+        assert_eq!(
+            (got[0].rule, got[0].expected_text(), got[0].found_text()),
+            (Rule::Service, "20.00".into(), "5.00".into())
+        );
         assert_eq!(got[0].pos.in_transaction, Some(9));
         assert_eq!((got[1].rule, got[1].claim), (Rule::Claim, Some(0)));
         assert_eq!(got[1].pos.in_transaction, Some(7));
-        assert_eq!((got[2].rule, got[2].expected, got[2].found), (Rule::Payment, 800_000, 750_000));
+        assert_eq!(
+            (got[2].rule, got[2].expected, got[2].found),
+            (Rule::Payment, 800_000, 750_000)
+        );
     }
 
     #[test]

@@ -6,8 +6,9 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Issue, IssueKind, Loc, ReadError};
+use crate::loops::Pos;
 use crate::loops::{Cx, build};
-use crate::reader::{Mode, RawInterchange, RawTransaction, read_raw};
+use crate::reader::{Mode, RawDocument, RawInterchange, RawTransaction, read_raw};
 use crate::segment::Segment;
 use crate::{t835, t837p, t999, thl};
 
@@ -94,6 +95,9 @@ pub struct Group {
 /// One transaction set (ST ... SE).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Transaction {
+    /// Where the ST was read (not serialized; ignored by equality).
+    #[serde(skip)]
+    pub pos: Pos,
     /// ST02 control number (replaced on render).
     #[serde(default)]
     pub control_number: String,
@@ -101,7 +105,6 @@ pub struct Transaction {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub guide: Option<String>,
     /// The typed model.
-    #[serde(flatten)]
     pub body: Body,
 }
 
@@ -219,6 +222,14 @@ impl Parsed {
 /// input without any readable interchange.
 pub fn parse(input: &[u8], mode: Mode) -> Result<Parsed, ReadError> {
     let raw = read_raw(input, Mode::Lenient)?;
+    from_raw(raw, mode)
+}
+
+/// Builds the typed document from envelopes already read.
+///
+/// # Errors
+/// As [`parse`].
+pub fn from_raw(raw: RawDocument, mode: Mode) -> Result<Parsed, ReadError> {
     let mut issues = raw.issues;
     let mut document = Document::default();
     for ic in raw.interchanges {
@@ -282,6 +293,7 @@ fn interchange(ic: RawInterchange, issues: &mut Vec<Issue>) -> Interchange {
 
 fn transaction(t: RawTransaction, gs08: &str, ic: u32, issues: &mut Vec<Issue>) -> Transaction {
     let st = &t.st;
+    let pos = Pos::of(st);
     let set_id = st.segment.get(1).to_owned();
     let guide = Some(st.segment.get(3).to_owned()).filter(|s| !s.is_empty());
     let version = guide.clone().unwrap_or_else(|| gs08.to_owned());
@@ -305,6 +317,7 @@ fn transaction(t: RawTransaction, gs08: &str, ic: u32, issues: &mut Vec<Issue>) 
             },
         ));
         return Transaction {
+            pos,
             control_number,
             guide,
             body: Body::Generic(generic(t)),
@@ -330,6 +343,7 @@ fn transaction(t: RawTransaction, gs08: &str, ic: u32, issues: &mut Vec<Issue>) 
             },
         ));
         return Transaction {
+            pos,
             control_number,
             guide,
             body: Body::Generic(generic(t)),
@@ -351,26 +365,28 @@ fn transaction(t: RawTransaction, gs08: &str, ic: u32, issues: &mut Vec<Issue>) 
     };
     let body = t.body;
     let result = match kind {
-        "835" => t835::Remittance::from_tree(build(&t835::SPEC, body), &mut cx).map(Body::Remittance),
-        "837P" => t837p::Professional::from_tree(build(&t837p::SPEC, body), &mut cx)
+        "835" => t835::Remittance::from_tree(build(&t835::SPEC, body, &mut cx), &mut cx)
+            .map(Body::Remittance),
+        "837P" => t837p::Professional::from_tree(build(&t837p::SPEC, body, &mut cx), &mut cx)
             .map(Body::Professional),
-        "270" => thl::Hierarchy::from_tree(build(&thl::SPEC_270, body), &mut cx)
+        "270" => thl::Hierarchy::from_tree(build(&thl::SPEC_270, body, &mut cx), &mut cx)
             .map(Body::EligibilityInquiry),
-        "271" => thl::Hierarchy::from_tree(build(&thl::SPEC_271, body), &mut cx)
+        "271" => thl::Hierarchy::from_tree(build(&thl::SPEC_271, body, &mut cx), &mut cx)
             .map(Body::EligibilityResponse),
-        "276" => thl::Hierarchy::from_tree(build(&thl::SPEC_276, body), &mut cx)
+        "276" => thl::Hierarchy::from_tree(build(&thl::SPEC_276, body, &mut cx), &mut cx)
             .map(Body::StatusRequest),
-        "277" => thl::Hierarchy::from_tree(build(&thl::SPEC_277, body), &mut cx)
+        "277" => thl::Hierarchy::from_tree(build(&thl::SPEC_277, body, &mut cx), &mut cx)
             .map(Body::StatusResponse),
-        "277CA" => thl::Hierarchy::from_tree(build(&thl::SPEC_277CA, body), &mut cx)
+        "277CA" => thl::Hierarchy::from_tree(build(&thl::SPEC_277CA, body, &mut cx), &mut cx)
             .map(Body::ClaimAck),
-        _ => t999::Ack999::from_tree(build(&t999::SPEC, body), &mut cx).map(Body::Ack),
+        _ => t999::Ack999::from_tree(build(&t999::SPEC, body, &mut cx), &mut cx).map(Body::Ack),
     };
     let body = match result {
         Ok(b) => b,
         Err(_) => Body::Generic(generic(backup)),
     };
     Transaction {
+        pos,
         control_number,
         guide,
         body,

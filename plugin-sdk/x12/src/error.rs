@@ -42,7 +42,11 @@ impl Loc {
 
 impl fmt::Display for Loc {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "interchange {}, segment {}", self.interchange, self.segment)?;
+        write!(
+            f,
+            "interchange {}, segment {}",
+            self.interchange, self.segment
+        )?;
         if !self.segment_id.is_empty() {
             write!(f, " ({})", self.segment_id)?;
         }
@@ -183,6 +187,24 @@ pub enum IssueKind {
         segment: String,
         /// Loop it was found in.
         in_loop: String,
+    },
+    /// A segment is not where the guide puts it (999 IK304 code 7).
+    #[error("segment {segment} out of order in loop {in_loop} ({how})")]
+    OutOfOrder {
+        /// Segment identifier.
+        segment: String,
+        /// Loop it was found in.
+        in_loop: String,
+        /// What it follows.
+        how: String,
+    },
+    /// A loop occurs more often than the guide allows (999 IK304 code 4).
+    #[error("loop {loop_id} exceeds its maximum of {max}")]
+    LoopRepeat {
+        /// Loop identifier.
+        loop_id: String,
+        /// Maximum repeats.
+        max: u16,
     },
     /// A required element is empty.
     #[error("required element missing")]

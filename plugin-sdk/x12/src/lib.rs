@@ -42,6 +42,7 @@ pub mod t835;
 pub mod t837p;
 pub mod t999;
 pub mod thl;
+pub mod validate;
 pub mod writer;
 
 pub use document::{Body, Document, Group, Interchange, Parsed, Transaction, parse};

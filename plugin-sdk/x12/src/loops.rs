@@ -35,6 +35,12 @@ pub struct LoopSpec {
     pub children: &'static [LoopSpec],
     /// A segment that closes it (the LE of an LS/LE pair).
     pub end: Option<&'static str>,
+    /// Guide order of the segments that may follow the trigger (an empty
+    /// table checks nothing). A segment ranked before the previous one, or
+    /// one that follows a nested loop, is out of order.
+    pub order: &'static [&'static str],
+    /// Most repeats allowed under one parent (0 = no limit).
+    pub max: u16,
 }
 
 /// Shorthand for a trigger on element 1 codes.
@@ -68,9 +74,14 @@ pub struct LoopNode {
     pub children: Vec<LoopNode>,
 }
 
-/// Groups `body` (the segments between ST and SE) into loops under `root`.
-#[must_use]
-pub fn build(root: &'static LoopSpec, body: Vec<Located>) -> LoopNode {
+fn rank(order: &[&str], id: &str) -> usize {
+    order.iter().position(|o| *o == id).unwrap_or(order.len())
+}
+
+/// Groups `body` (the segments between ST and SE) into loops under `root`,
+/// reporting segments out of guide order and loops repeated beyond their
+/// maximum to `cx`.
+pub fn build(root: &'static LoopSpec, body: Vec<Located>, cx: &mut Cx<'_>) -> LoopNode {
     let mut stack: Vec<(&'static LoopSpec, LoopNode)> = vec![(
         root,
         LoopNode {
@@ -107,6 +118,24 @@ pub fn build(root: &'static LoopSpec, body: Vec<Located>) -> LoopNode {
         }
         match found {
             Some((level, child)) => {
+                if child.max > 0 {
+                    let count = stack[level]
+                        .1
+                        .children
+                        .iter()
+                        .filter(|c| std::ptr::eq(c.id, child.id) || c.id == child.id)
+                        .count()
+                        + usize::from(stack.len() > level + 1 && stack[level + 1].1.id == child.id);
+                    if count >= child.max as usize {
+                        cx.error(
+                            &seg,
+                            IssueKind::LoopRepeat {
+                                loop_id: child.id.into(),
+                                max: child.max,
+                            },
+                        );
+                    }
+                }
                 while stack.len() > level + 1 {
                     if let Some((_, node)) = stack.pop()
                         && let Some(parent) = stack.last_mut()
@@ -123,7 +152,46 @@ pub fn build(root: &'static LoopSpec, body: Vec<Located>) -> LoopNode {
                     },
                 ));
             }
-            None => stack[top].1.segments.push(seg),
+            None => {
+                let (spec, node) = &mut stack[top];
+                let after_loop = node.children.last().map(|c| c.id);
+                let known = spec.order.is_empty() || spec.order.contains(&seg.segment.id.as_str());
+                let misplaced = if let Some(child) = after_loop {
+                    Some(format!("after loop {child}"))
+                } else if known && !spec.order.is_empty() {
+                    let skip = usize::from(node.id != "ST").min(node.segments.len());
+                    let last = node.segments[skip..]
+                        .iter()
+                        .map(|l| rank(spec.order, &l.segment.id))
+                        .filter(|r| *r < spec.order.len())
+                        .max()
+                        .unwrap_or(0);
+                    (rank(spec.order, &seg.segment.id) < last)
+                        .then(|| "before a segment the guide puts earlier".to_owned())
+                } else {
+                    None
+                };
+                let in_loop = node.id.to_owned();
+                if !known {
+                    cx.error(
+                        &seg,
+                        IssueKind::UnexpectedSegment {
+                            segment: seg.segment.id.clone(),
+                            in_loop,
+                        },
+                    );
+                } else if let Some(how) = misplaced {
+                    cx.error(
+                        &seg,
+                        IssueKind::OutOfOrder {
+                            segment: seg.segment.id.clone(),
+                            in_loop,
+                            how,
+                        },
+                    );
+                }
+                stack[top].1.segments.push(seg);
+            }
         }
     }
     while stack.len() > 1 {
@@ -290,7 +358,11 @@ impl Entity {
             loop_id,
             nm1,
             other: segs.map(|l| l.segment).collect(),
-            nested: node.children.into_iter().map(GenericLoop::from_node).collect(),
+            nested: node
+                .children
+                .into_iter()
+                .map(GenericLoop::from_node)
+                .collect(),
         }
     }
 
@@ -319,6 +391,8 @@ mod tests {
         trigger: on("B", &[]),
         children: &[],
         end: None,
+        order: &[],
+        max: 0,
     }];
     static KIDS: [LoopSpec; 2] = [
         LoopSpec {
@@ -326,12 +400,16 @@ mod tests {
             trigger: on("A", &["X"]),
             children: &LEAF,
             end: None,
+            order: &[],
+            max: 0,
         },
         LoopSpec {
             id: "LS",
             trigger: on("LS", &[]),
             children: &[],
             end: Some("LE"),
+            order: &[],
+            max: 0,
         },
     ];
     static ROOT: LoopSpec = LoopSpec {
@@ -339,6 +417,8 @@ mod tests {
         trigger: on("ST", &[]),
         children: &KIDS,
         end: None,
+        order: &[],
+        max: 0,
     };
 
     fn located(ids: &[(&str, &str)]) -> Vec<Located> {
@@ -354,10 +434,32 @@ mod tests {
 
     #[test]
     fn builds_nested_loops_and_pops_back_up() {
+        let mut issues = Vec::new();
+        let mut cx = Cx {
+            issues: &mut issues,
+            interchange: 1,
+        };
         let tree = build(
             &ROOT,
-            located(&[("H", ""), ("A", "X"), ("C", ""), ("B", ""), ("D", ""), ("A", "Y"), ("A", "X"), ("LS", ""), ("A", "X"), ("LE", ""), ("Z", "")]),
+            located(&[
+                ("H", ""),
+                ("A", "X"),
+                ("C", ""),
+                ("B", ""),
+                ("D", ""),
+                ("A", "Y"),
+                ("A", "X"),
+                ("LS", ""),
+                ("A", "X"),
+                ("LE", ""),
+                ("Z", ""),
+            ]),
+            &mut cx,
         );
+        // Z follows nested loops at the top level: out of order.
+        assert_eq!(issues.len(), 1);
+        assert_eq!(issues[0].loc.segment, 11);
+        assert!(matches!(issues[0].kind, IssueKind::OutOfOrder { .. }));
         assert_eq!(tree.segments.len(), 2, "H and trailing Z stay at the top");
         assert_eq!(tree.children.len(), 3);
         let first = &tree.children[0];
@@ -376,14 +478,80 @@ mod tests {
     }
 
     #[test]
+    fn order_and_repeat_limits_are_checked() {
+        static ONCE: [LoopSpec; 1] = [LoopSpec {
+            id: "N",
+            trigger: on("N1", &[]),
+            children: &[],
+            end: None,
+            order: &[],
+            max: 1,
+        }];
+        static R: LoopSpec = LoopSpec {
+            id: "ST",
+            trigger: on("ST", &[]),
+            children: &ONCE,
+            end: None,
+            order: &["BPR", "TRN", "REF"],
+            max: 0,
+        };
+        let mut issues = Vec::new();
+        let mut cx = Cx {
+            issues: &mut issues,
+            interchange: 1,
+        };
+        let _ = build(
+            &R,
+            located(&[
+                ("BPR", ""),
+                ("REF", ""),
+                ("TRN", ""),
+                ("N1", ""),
+                ("N1", ""),
+            ]),
+            &mut cx,
+        );
+        let got: Vec<(u32, String)> = issues
+            .iter()
+            .map(|i| (i.loc.segment, i.kind.to_string()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (
+                    3,
+                    "segment TRN out of order in loop ST (before a segment the guide puts earlier)"
+                        .to_owned()
+                ),
+                (5, "loop N exceeds its maximum of 1".to_owned()),
+            ]
+        );
+    }
+
+    #[test]
     fn ordering_follows_the_guide_table() {
         let mut out = Vec::new();
         push_ordered(
             &mut out,
             &["CAS", "NM1", "REF", "DTM"],
-            vec![Segment::new("DTM", &["1"]), Segment::new("X", &[]), Segment::new("REF", &["a"]), Segment::new("CAS", &[]), Segment::new("REF", &["b"])],
+            vec![
+                Segment::new("DTM", &["1"]),
+                Segment::new("X", &[]),
+                Segment::new("REF", &["a"]),
+                Segment::new("CAS", &[]),
+                Segment::new("REF", &["b"]),
+            ],
         );
         let ids: Vec<(&str, &str)> = out.iter().map(|s| (s.id.as_str(), s.get(1))).collect();
-        assert_eq!(ids, vec![("CAS", ""), ("REF", "a"), ("REF", "b"), ("DTM", "1"), ("X", "")]);
+        assert_eq!(
+            ids,
+            vec![
+                ("CAS", ""),
+                ("REF", "a"),
+                ("REF", "b"),
+                ("DTM", "1"),
+                ("X", "")
+            ]
+        );
     }
 }

@@ -99,7 +99,9 @@ pub fn detect_delimiters(input: &[u8]) -> Result<(Delimiters, usize), IssueKind>
     }
     let element = input[3];
     if element.is_ascii_alphanumeric() || element.is_ascii_whitespace() {
-        return Err(no_isa("element separator after ISA is a letter, digit or space"));
+        return Err(no_isa(
+            "element separator after ISA is a letter, digit or space",
+        ));
     }
     let mut seps = 0;
     let mut i = 3;
@@ -358,6 +360,20 @@ impl<'a> Reader<'a> {
                     },
                 );
             }
+        }
+        let d = self.ic.as_ref().map(|ic| ic.delimiters).unwrap_or_default();
+        let isa11 = els[10].value().as_bytes();
+        if els[11].value() >= "00501"
+            && isa11.len() == 1
+            && d.repetition.is_none()
+            && !isa11[0].is_ascii_alphanumeric()
+        {
+            self.err(
+                loc.at_element(11),
+                IssueKind::BadDelimiters {
+                    reason: "ISA11 repetition separator equals another delimiter".into(),
+                },
+            );
         }
         let version = els[11].value().to_owned();
         if version.as_str() < "00501" {
@@ -783,7 +799,9 @@ mod tests {
         assert_eq!(i.loc.segment, 6);
         assert_eq!(i.loc.element, Some(1));
         assert_eq!(i.loc.interchange, 1);
-        assert!(matches!(i.kind, IssueKind::CountMismatch { ref element, counted: 4, .. } if element == "SE01"));
+        assert!(
+            matches!(i.kind, IssueKind::CountMismatch { ref element, counted: 4, .. } if element == "SE01")
+        );
         // Lenient keeps the data and the issue.
         let doc = read_raw(bad.as_bytes(), Mode::Lenient).unwrap();
         assert_eq!(doc.issues.len(), 1);
@@ -792,7 +810,9 @@ mod tests {
 
     #[test]
     fn control_mismatches_and_missing_trailers() {
-        let bad = SMALL.replace("GE*1*1~", "GE*1*2~").replace("IEA*1*000000001~", "");
+        let bad = SMALL
+            .replace("GE*1*1~", "GE*1*2~")
+            .replace("IEA*1*000000001~", "");
         let doc = read_raw(bad.as_bytes(), Mode::Lenient).unwrap();
         let kinds: Vec<String> = doc.issues.iter().map(|i| i.kind.to_string()).collect();
         assert_eq!(
@@ -816,7 +836,14 @@ mod tests {
 
     #[test]
     fn garbage_is_an_error_not_a_panic() {
-        for input in [&b""[..], b"   ", b"ISA", b"ISA*00", b"hello~world", b"ISA*1*2*3*4*5*6*7*8*9*10*11*12*13*14*15*16"] {
+        for input in [
+            &b""[..],
+            b"   ",
+            b"ISA",
+            b"ISA*00",
+            b"hello~world",
+            b"ISA*1*2*3*4*5*6*7*8*9*10*11*12*13*14*15*16",
+        ] {
             assert!(read_raw(input, Mode::Strict).is_err());
             assert!(read_raw(input, Mode::Lenient).is_err());
         }

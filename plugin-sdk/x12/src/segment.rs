@@ -42,10 +42,7 @@ impl Delimiters {
     /// True when `b` is one of the four separators.
     #[must_use]
     pub fn is_delimiter(&self, b: u8) -> bool {
-        b == self.element
-            || b == self.component
-            || b == self.segment
-            || self.repetition == Some(b)
+        b == self.element || b == self.component || b == self.segment || self.repetition == Some(b)
     }
 }
 
@@ -111,10 +108,7 @@ impl Element {
         match self {
             Element::Simple(s) => s,
             Element::Composite(c) => c.first().map_or("", String::as_str),
-            Element::Repeated(r) => r
-                .first()
-                .and_then(|c| c.first())
-                .map_or("", String::as_str),
+            Element::Repeated(r) => r.first().and_then(|c| c.first()).map_or("", String::as_str),
         }
     }
 
@@ -193,7 +187,12 @@ pub struct Segment {
 
 impl fmt::Debug for Segment {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Segment({} with {} elements)", self.id, self.elements.len())
+        write!(
+            f,
+            "Segment({} with {} elements)",
+            self.id,
+            self.elements.len()
+        )
     }
 }
 

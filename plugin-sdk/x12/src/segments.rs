@@ -642,7 +642,8 @@ impl Cas {
             let amount = match Amount::parse(&amount_text) {
                 Ok(a) => a,
                 Err(k) => {
-                    out.extra.insert(pos as u16 + 1, Element::Simple(amount_text));
+                    out.extra
+                        .insert(pos as u16 + 1, Element::Simple(amount_text));
                     amount_problems.push((pos as u16 + 1, k));
                     Amount::default()
                 }
@@ -871,7 +872,11 @@ mod tests {
         let elements = parts
             .map(|p| {
                 if p.contains('^') {
-                    Element::Repeated(p.split('^').map(|r| r.split(':').map(str::to_owned).collect()).collect())
+                    Element::Repeated(
+                        p.split('^')
+                            .map(|r| r.split(':').map(str::to_owned).collect())
+                            .collect(),
+                    )
                 } else {
                     Element::from_components(p.split(':').map(str::to_owned).collect())
                 }

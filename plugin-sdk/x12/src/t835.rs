@@ -17,12 +17,16 @@ static SERVICE: [LoopSpec; 1] = [LoopSpec {
     trigger: on("SVC", &[]),
     children: &[],
     end: None,
+    order: SERVICE_ORDER,
+    max: 0,
 }];
 static CLAIM: [LoopSpec; 1] = [LoopSpec {
     id: "2100",
     trigger: on("CLP", &[]),
     children: &SERVICE,
     end: None,
+    order: CLAIM_ORDER,
+    max: 0,
 }];
 static TOP: [LoopSpec; 5] = [
     LoopSpec {
@@ -30,30 +34,40 @@ static TOP: [LoopSpec; 5] = [
         trigger: on("N1", &["PR"]),
         children: &[],
         end: None,
+        order: &[],
+        max: 1,
     },
     LoopSpec {
         id: "1000B",
         trigger: on("N1", &["PE"]),
         children: &[],
         end: None,
+        order: &[],
+        max: 1,
     },
     LoopSpec {
         id: "2000",
         trigger: on("LX", &[]),
         children: &CLAIM,
         end: None,
+        order: LX_ORDER,
+        max: 0,
     },
     LoopSpec {
         id: "2100",
         trigger: on("CLP", &[]),
         children: &SERVICE,
         end: None,
+        order: CLAIM_ORDER,
+        max: 0,
     },
     LoopSpec {
         id: "PLB",
         trigger: on("PLB", &[]),
         children: &[],
         end: None,
+        order: &[],
+        max: 0,
     },
 ];
 /// Loop structure of the 835.
@@ -62,11 +76,15 @@ pub static SPEC: LoopSpec = LoopSpec {
     trigger: on("ST", &[]),
     children: &TOP,
     end: None,
+    order: HEADER_ORDER,
+    max: 0,
 };
 
-const HEADER_ORDER: &[&str] = &["CUR", "REF", "DTM"];
+const HEADER_ORDER: &[&str] = &["BPR", "TRN", "CUR", "REF", "DTM"];
 const LX_ORDER: &[&str] = &["TS3", "TS2"];
-const CLAIM_ORDER: &[&str] = &["CAS", "NM1", "MIA", "MOA", "REF", "DTM", "PER", "AMT", "QTY"];
+const CLAIM_ORDER: &[&str] = &[
+    "CAS", "NM1", "MIA", "MOA", "REF", "DTM", "PER", "AMT", "QTY",
+];
 const SERVICE_ORDER: &[&str] = &["DTM", "CAS", "REF", "AMT", "QTY", "LQ"];
 
 /// A whole 835 transaction.
@@ -237,7 +255,8 @@ impl Remittance {
                 }
                 _ => {
                     for s in &child.segments {
-                        out.provider_adjustments.push(cx.typed(s, Plb::from_segment));
+                        out.provider_adjustments
+                            .push(cx.typed(s, Plb::from_segment));
                     }
                 }
             }
@@ -270,8 +289,10 @@ impl Remittance {
     /// The transaction body (between ST and SE) in guide order.
     #[must_use]
     pub fn to_segments(&self) -> Vec<Segment> {
-        let mut out = vec![self.financial.to_segment(), self.trace.to_segment()];
-        push_ordered(&mut out, HEADER_ORDER, self.header_other.clone());
+        let mut out = Vec::new();
+        let mut header = vec![self.financial.to_segment(), self.trace.to_segment()];
+        header.extend(self.header_other.iter().cloned());
+        push_ordered(&mut out, HEADER_ORDER, header);
         for p in [&self.payer, &self.payee] {
             out.push(p.n1.to_segment());
             out.extend(p.other.iter().cloned());

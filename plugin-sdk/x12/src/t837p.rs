@@ -6,7 +6,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::IssueKind;
 use crate::loops::{
     Cx, Entity, GenericLoop, Incomplete, LoopNode, LoopSpec, Pos, hl, on, push_ordered,
 };
@@ -17,11 +16,17 @@ use crate::segments::{Amt, Bht, Cas, Clm, Dtp, Hi, Hl, Lx, Ref, Sbr, Sv1};
 pub const GUIDE: &str = "005010X222A1";
 
 const fn leaf(id: &'static str, nm1: &'static [&'static str]) -> LoopSpec {
+    leaf_n(id, nm1, 1)
+}
+
+const fn leaf_n(id: &'static str, nm1: &'static [&'static str], max: u16) -> LoopSpec {
     LoopSpec {
         id,
         trigger: on("NM1", nm1),
         children: &[],
         end: None,
+        order: &[],
+        max,
     }
 }
 
@@ -40,13 +45,15 @@ static L2400: [LoopSpec; 12] = [
         trigger: on("LIN", &[]),
         children: &[],
         end: None,
+        order: &[],
+        max: 0,
     },
     leaf("2420A", &["82"]),
     leaf("2420B", &["QB"]),
     leaf("2420C", &["77"]),
     leaf("2420D", &["DQ"]),
     leaf("2420E", &["DK"]),
-    leaf("2420F", &["DN", "P3"]),
+    leaf_n("2420F", &["DN", "P3"], 2),
     leaf("2420G", &["PW"]),
     leaf("2420H", &["45"]),
     LoopSpec {
@@ -54,17 +61,21 @@ static L2400: [LoopSpec; 12] = [
         trigger: on("SVD", &[]),
         children: &[],
         end: None,
+        order: &[],
+        max: 0,
     },
     LoopSpec {
         id: "2440",
         trigger: on("LQ", &[]),
         children: &[],
         end: None,
+        order: &[],
+        max: 0,
     },
-    leaf("2420", &[]),
+    leaf_n("2420", &[], 0),
 ];
 static L2300: [LoopSpec; 8] = [
-    leaf("2310A", &["DN", "P3"]),
+    leaf_n("2310A", &["DN", "P3"], 2),
     leaf("2310B", &["82"]),
     leaf("2310C", &["77"]),
     leaf("2310D", &["DQ"]),
@@ -75,12 +86,16 @@ static L2300: [LoopSpec; 8] = [
         trigger: on("SBR", &[]),
         children: &L2330,
         end: None,
+        order: ORDER_2320,
+        max: 0,
     },
     LoopSpec {
         id: "2400",
         trigger: on("LX", &[]),
         children: &L2400,
         end: None,
+        order: ORDER_2400,
+        max: 0,
     },
 ];
 const CLAIM: LoopSpec = LoopSpec {
@@ -88,6 +103,8 @@ const CLAIM: LoopSpec = LoopSpec {
     trigger: on("CLM", &[]),
     children: &L2300,
     end: None,
+    order: ORDER_2300,
+    max: 0,
 };
 static L2000C: [LoopSpec; 2] = [leaf("2010CA", &["QC"]), CLAIM];
 static L2000B: [LoopSpec; 4] = [
@@ -99,6 +116,8 @@ static L2000B: [LoopSpec; 4] = [
         trigger: hl(&["23"]),
         children: &L2000C,
         end: None,
+        order: &[],
+        max: 0,
     },
 ];
 static L2000A: [LoopSpec; 4] = [
@@ -110,6 +129,8 @@ static L2000A: [LoopSpec; 4] = [
         trigger: hl(&["22"]),
         children: &L2000B,
         end: None,
+        order: ORDER_2000B,
+        max: 0,
     },
 ];
 static TOP: [LoopSpec; 3] = [
@@ -120,6 +141,8 @@ static TOP: [LoopSpec; 3] = [
         trigger: hl(&["20"]),
         children: &L2000A,
         end: None,
+        order: ORDER_2000A,
+        max: 0,
     },
 ];
 /// Loop structure of the 837P.
@@ -128,6 +151,8 @@ pub static SPEC: LoopSpec = LoopSpec {
     trigger: on("ST", &[]),
     children: &TOP,
     end: None,
+    order: &["BHT"],
+    max: 0,
 };
 
 const ORDER_2000A: &[&str] = &["PRV", "CUR"];
@@ -586,16 +611,6 @@ fn line(node: LoopNode, cx: &mut Cx<'_>) -> Result<ServiceLine, Incomplete> {
             "DTP" => out.dates.push(cx.typed(&s, Dtp::from_segment)),
             "AMT" => out.amounts.push(cx.typed(&s, Amt::from_segment)),
             "REF" => out.references.push(cx.typed(&s, Ref::from_segment)),
-            "SV2" | "SV3" => {
-                cx.error(
-                    &s,
-                    IssueKind::UnexpectedSegment {
-                        segment: s.segment.id.clone(),
-                        in_loop: "2400 (professional)".into(),
-                    },
-                );
-                out.other.push(s.segment);
-            }
             _ => out.other.push(s.segment),
         }
     }

@@ -19,6 +19,8 @@ static L2110: [LoopSpec; 1] = [LoopSpec {
     trigger: on("IK4", &[]),
     children: &[],
     end: None,
+    order: &[],
+    max: 0,
 }];
 static L2000: [LoopSpec; 2] = [
     LoopSpec {
@@ -26,12 +28,16 @@ static L2000: [LoopSpec; 2] = [
         trigger: on("IK3", &[]),
         children: &L2110,
         end: None,
+        order: &[],
+        max: 0,
     },
     LoopSpec {
         id: "IK5",
         trigger: on("IK5", &[]),
         children: &[],
         end: None,
+        order: &[],
+        max: 0,
     },
 ];
 static TOP: [LoopSpec; 2] = [
@@ -40,12 +46,16 @@ static TOP: [LoopSpec; 2] = [
         trigger: on("AK2", &[]),
         children: &L2000,
         end: None,
+        order: &[],
+        max: 0,
     },
     LoopSpec {
         id: "AK9",
         trigger: on("AK9", &[]),
         children: &[],
         end: None,
+        order: &[],
+        max: 0,
     },
 ];
 /// Loop structure of the 999.
@@ -54,6 +64,8 @@ pub static SPEC: LoopSpec = LoopSpec {
     trigger: on("ST", &[]),
     children: &TOP,
     end: None,
+    order: &["AK1"],
+    max: 0,
 };
 
 /// A whole 999 transaction.
@@ -238,6 +250,8 @@ fn segment_code(kind: &IssueKind) -> Option<&'static str> {
         IssueKind::BadSegmentId => "1",
         IssueKind::UnexpectedSegment { .. } => "2",
         IssueKind::MissingSegment { .. } => "3",
+        IssueKind::LoopRepeat { .. } => "4",
+        IssueKind::OutOfOrder { .. } => "7",
         IssueKind::OutOfEnvelope { .. } => "6",
         IssueKind::NotText | IssueKind::Unterminated => "8",
         _ => return None,
@@ -307,13 +321,14 @@ pub fn acknowledge(input: &[u8]) -> Result<Document, ReadError> {
             let mut accepted = 0;
             for t in &g.transactions {
                 let start = t.st.number;
-                let end = t.se.as_ref().map_or_else(
-                    || t.body.last().map_or(start, |l| l.number),
-                    |s| s.number,
-                );
+                let end =
+                    t.se.as_ref()
+                        .map_or_else(|| t.body.last().map_or(start, |l| l.number), |s| s.number);
                 let mine: Vec<&&Issue> = issues
                     .iter()
-                    .filter(|i| i.loc.interchange == ic.index && (start..=end).contains(&i.loc.segment))
+                    .filter(|i| {
+                        i.loc.interchange == ic.index && (start..=end).contains(&i.loc.segment)
+                    })
                     .collect();
                 let mut r = SetResponse {
                     ak2: Ak2 {
@@ -432,6 +447,7 @@ pub fn acknowledge(input: &[u8]) -> Result<Document, ReadError> {
                 agency: "X".into(),
                 version: GUIDE.into(),
                 transactions: vec![Transaction {
+                    pos: crate::loops::Pos::default(),
                     control_number: String::new(),
                     guide: Some(GUIDE.into()),
                     body: Body::Ack(ack),

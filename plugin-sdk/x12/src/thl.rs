@@ -25,17 +25,28 @@ const fn spec(
     trigger: crate::loops::Trigger,
     children: &'static [LoopSpec],
 ) -> LoopSpec {
+    ordered(id, trigger, children, &[])
+}
+
+const fn ordered(
+    id: &'static str,
+    trigger: crate::loops::Trigger,
+    children: &'static [LoopSpec],
+    order: &'static [&'static str],
+) -> LoopSpec {
     LoopSpec {
         id,
         trigger,
         children,
         end: None,
+        order,
+        max: 0,
     }
 }
 
 // 270
-static B270: [LoopSpec; 1] = [spec("2110", on("EQ", &[]), &[])];
-const N270: LoopSpec = spec("2100", on("NM1", &[]), &B270);
+static B270: [LoopSpec; 1] = [ordered("2110", on("EQ", &[]), &[], EQ_ORDER)];
+const N270: LoopSpec = ordered("2100", on("NM1", &[]), &B270, NAME_ORDER);
 static D270: [LoopSpec; 1] = [N270];
 static C270: [LoopSpec; 2] = [N270, spec("2000D", hl(&["23"]), &D270)];
 static R270: [LoopSpec; 2] = [N270, spec("2000C", hl(&["22"]), &C270)];
@@ -50,9 +61,11 @@ static LS271: [LoopSpec; 1] = [LoopSpec {
     trigger: on("LS", &[]),
     children: &[],
     end: Some("LE"),
+    order: &[],
+    max: 0,
 }];
-static B271: [LoopSpec; 1] = [spec("2110", on("EB", &[]), &LS271)];
-const N271: LoopSpec = spec("2100", on("NM1", &[]), &B271);
+static B271: [LoopSpec; 1] = [ordered("2110", on("EB", &[]), &LS271, EB_ORDER)];
+const N271: LoopSpec = ordered("2100", on("NM1", &[]), &B271, NAME_ORDER);
 static D271: [LoopSpec; 1] = [N271];
 static C271: [LoopSpec; 2] = [N271, spec("2000D", hl(&["23"]), &D271)];
 static R271: [LoopSpec; 2] = [N271, spec("2000C", hl(&["22"]), &C271)];
@@ -62,9 +75,9 @@ static T271: [LoopSpec; 1] = [spec("2000A", hl(&["20"]), &S271)];
 pub static SPEC_271: LoopSpec = spec("ST", on("ST", &[]), &T271);
 
 // 276 / 277 (X212)
-const NAME: LoopSpec = spec("2100", on("NM1", &[]), &[]);
-static SVC212: [LoopSpec; 1] = [spec("2210", on("SVC", &[]), &[])];
-const TRK212: LoopSpec = spec("2200", on("TRN", &[]), &SVC212);
+const NAME: LoopSpec = ordered("2100", on("NM1", &[]), &[], NAME_ORDER);
+static SVC212: [LoopSpec; 1] = [ordered("2210", on("SVC", &[]), &[], SERVICE_ORDER)];
+const TRK212: LoopSpec = ordered("2200", on("TRN", &[]), &SVC212, TRACK_ORDER);
 static E212: [LoopSpec; 2] = [NAME, TRK212];
 static D212: [LoopSpec; 3] = [NAME, TRK212, spec("2000E", hl(&["23"]), &E212)];
 static C212: [LoopSpec; 2] = [NAME, spec("2000D", hl(&["22"]), &D212)];
@@ -77,8 +90,8 @@ pub static SPEC_276: LoopSpec = spec("ST", on("ST", &[]), &T212);
 pub static SPEC_277: LoopSpec = spec("ST", on("ST", &[]), &T212);
 
 // 277CA (X214)
-static SVC214: [LoopSpec; 1] = [spec("2220", on("SVC", &[]), &[])];
-const TRK214: LoopSpec = spec("2200", on("TRN", &[]), &SVC214);
+static SVC214: [LoopSpec; 1] = [ordered("2220", on("SVC", &[]), &[], SERVICE_ORDER)];
+const TRK214: LoopSpec = ordered("2200", on("TRN", &[]), &SVC214, TRACK_ORDER);
 static D214: [LoopSpec; 2] = [NAME, TRK214];
 static C214: [LoopSpec; 3] = [NAME, TRK214, spec("2000D", hl(&["PT"]), &D214)];
 static B214: [LoopSpec; 3] = [NAME, TRK214, spec("2000C", hl(&["19"]), &C214)];

@@ -235,9 +235,16 @@ fn write_interchange(
         }
     };
     let h = &ic.header;
-    let control = format!("{:09}", numbers.next(ControlKind::Interchange) % 1_000_000_000);
+    let control = format!(
+        "{:09}",
+        numbers.next(ControlKind::Interchange) % 1_000_000_000
+    );
     let date6: String = opts.date.chars().skip(2).take(6).collect();
-    let version = if h.version.is_empty() { "00501" } else { &h.version };
+    let version = if h.version.is_empty() {
+        "00501"
+    } else {
+        &h.version
+    };
     let isa = Segment {
         id: "ISA".into(),
         elements: [
@@ -331,7 +338,10 @@ fn write_group(
     )?;
     nl(out);
     for t in &g.transactions {
-        let st02 = format!("{:04}", numbers.next(ControlKind::Transaction) % 1_000_000_000);
+        let st02 = format!(
+            "{:04}",
+            numbers.next(ControlKind::Transaction) % 1_000_000_000
+        );
         let mut st = vec![t.body.set_id().to_owned(), st02.clone()];
         if let Some(guide) = &t.guide {
             st.push(guide.clone());
