@@ -80,8 +80,8 @@ static SVC212: [LoopSpec; 1] = [ordered("2210", on("SVC", &[]), &[], SERVICE_ORD
 const TRK212: LoopSpec = ordered("2200", on("TRN", &[]), &SVC212, TRACK_ORDER);
 static E212: [LoopSpec; 2] = [NAME, TRK212];
 static D212: [LoopSpec; 3] = [NAME, TRK212, spec("2000E", hl(&["23"]), &E212)];
-static C212: [LoopSpec; 2] = [NAME, spec("2000D", hl(&["22"]), &D212)];
-static B212: [LoopSpec; 2] = [NAME, spec("2000C", hl(&["19"]), &C212)];
+static C212: [LoopSpec; 3] = [NAME, TRK212, spec("2000D", hl(&["22"]), &D212)];
+static B212: [LoopSpec; 3] = [NAME, TRK212, spec("2000C", hl(&["19"]), &C212)];
 static A212: [LoopSpec; 2] = [NAME, spec("2000B", hl(&["21"]), &B212)];
 static T212: [LoopSpec; 1] = [spec("2000A", hl(&["20"]), &A212)];
 /// Loop structure of the 276.
