@@ -329,10 +329,10 @@ fn flatten(node: LoopNode, out: &mut Vec<Segment>) {
 }
 
 /// An NM1 loop: the name and the segments that follow it (address,
-/// references, contact, demographics) in order.
-#[derive(Clone, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+/// references, contact, demographics) in order. Equality ignores `loop_id`.
+#[derive(Clone, Debug, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Entity {
-    /// Loop identifier (e.g. `2010AA`); informative, not written.
+    /// Loop identifier (e.g. `2010AA`) when read; informative, not written.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub loop_id: String,
     /// The NM1 segment.
@@ -343,6 +343,12 @@ pub struct Entity {
     /// Nested loops, kept generically.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub nested: Vec<GenericLoop>,
+}
+
+impl PartialEq for Entity {
+    fn eq(&self, other: &Entity) -> bool {
+        self.nm1 == other.nm1 && self.other == other.other && self.nested == other.nested
+    }
 }
 
 impl Entity {

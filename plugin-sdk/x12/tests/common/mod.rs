@@ -483,3 +483,154 @@ pub fn document(body: Body, functional_id: &str, guide: &str) -> Document {
         }],
     }
 }
+
+/// One generated claim payment: charge and paid in cents, and how the
+/// difference splits between contractual (CO 45) and patient (PR 1/2).
+#[derive(Clone, Debug)]
+pub struct PaymentSpec {
+    /// Line charges in cents.
+    pub lines: Vec<i64>,
+    /// Percent of each line paid.
+    pub paid_pct: i64,
+    /// Percent of the unpaid rest that is patient responsibility.
+    pub patient_pct: i64,
+    /// A reversal (CLP02 22, negated amounts).
+    pub reversal: bool,
+}
+
+/// A balanced 835: per line SVC and CAS, per claim CLP, BPR = Σ CLP04 − PLB.
+pub fn remittance(claims: &[PaymentSpec], plb_cents: i64) -> billd_x12::t835::Remittance {
+    use billd_x12::segments::{Bpr, Clp, Dtm, N1, Plb, PlbAdjustment, Svc};
+    use billd_x12::t835::{ClaimPayment, HeaderNumber, Party, Remittance, ServicePayment};
+    let mut total = 0i64;
+    let mut out_claims = Vec::new();
+    for (n, c) in claims.iter().enumerate() {
+        let sign = if c.reversal { -1 } else { 1 };
+        let (mut charge, mut paid, mut patient) = (0i64, 0i64, 0i64);
+        let mut services = Vec::new();
+        for (i, line) in c.lines.iter().enumerate() {
+            let lp = line * c.paid_pct / 100;
+            let rest = line - lp;
+            let pr = rest * c.patient_pct / 100;
+            let co = rest - pr;
+            charge += line;
+            paid += lp;
+            patient += pr;
+            let mut adjustments = Vec::new();
+            for (group, reason, cents) in [("CO", "45", co), ("PR", "2", pr)] {
+                if cents != 0 {
+                    adjustments.push(Cas {
+                        group: group.into(),
+                        adjustments: vec![CasAdjustment {
+                            reason: reason.into(),
+                            amount: Amount::from_cents(sign * cents),
+                            quantity: None,
+                        }],
+                        ..Cas::default()
+                    });
+                }
+            }
+            services.push(ServicePayment {
+                svc: Svc {
+                    procedure: Composite(vec!["HC".into(), CPT[i % CPT.len()].into()]),
+                    charge: Amount::from_cents(sign * line),
+                    payment: Some(Amount::from_cents(sign * lp)),
+                    units_paid: Some("1".into()),
+                    ..Svc::default()
+                },
+                dates: vec![Dtm {
+                    qualifier: "472".into(),
+                    date: Some("20240105".into()),
+                    ..Dtm::default()
+                }],
+                adjustments,
+                ..ServicePayment::default()
+            });
+        }
+        total += sign * paid;
+        out_claims.push(ClaimPayment {
+            clp: Clp {
+                claim_id: format!("PCN{n:05}"),
+                status: if c.reversal { "22" } else { "1" }.into(),
+                total_charge: Amount::from_cents(sign * charge),
+                payment: Amount::from_cents(sign * paid),
+                patient_responsibility: Some(Amount::from_cents(sign * patient)),
+                filing_indicator: Some("12".into()),
+                payer_claim_control_number: Some(format!("ICN{n:08}")),
+                facility_type: Some("11".into()),
+                frequency: Some("1".into()),
+                ..Clp::default()
+            },
+            names: vec![nm1("QC", "1", "DOE", Some("JANE"), "MI", &format!("MBR{n:06}"))],
+            services,
+            ..ClaimPayment::default()
+        });
+    }
+    let net = total - plb_cents;
+    Remittance {
+        financial: Bpr {
+            handling: "I".into(),
+            total_payment: Amount::from_cents(net.abs()),
+            credit_debit: if net < 0 { "D" } else { "C" }.into(),
+            method: "ACH".into(),
+            format: Some("CCP".into()),
+            sender_dfi_qualifier: Some("01".into()),
+            sender_dfi_id: Some("999999992".into()),
+            sender_account_qualifier: Some("DA".into()),
+            sender_account: Some("123456".into()),
+            originating_company: Some("1512345678".into()),
+            receiver_dfi_qualifier: Some("01".into()),
+            receiver_dfi_id: Some("999988880".into()),
+            receiver_account_qualifier: Some("DA".into()),
+            receiver_account: Some("98765".into()),
+            date: Some("20240110".into()),
+            ..Bpr::default()
+        },
+        trace: Trn {
+            trace_type: "1".into(),
+            trace_number: "12345".into(),
+            originator: Some("1512345678".into()),
+            ..Trn::default()
+        },
+        header_other: vec![Segment::new("DTM", &["405", "20240109"])],
+        payer: Party {
+            n1: N1 {
+                entity: "PR".into(),
+                name: Some("INSURANCE COMPANY".into()),
+                ..N1::default()
+            },
+            other: address("1 PAYER WAY", "SPRINGFIELD", "IL", "62701"),
+        },
+        payee: Party {
+            n1: N1 {
+                entity: "PE".into(),
+                name: Some("BILLD CLINIC".into()),
+                id_qualifier: Some("XX".into()),
+                id: Some(npi("123456789")),
+                ..N1::default()
+            },
+            other: Vec::new(),
+        },
+        header_numbers: vec![HeaderNumber {
+            lx: Some(Lx {
+                number: "1".into(),
+                ..Lx::default()
+            }),
+            other: Vec::new(),
+            claims: out_claims,
+        }],
+        provider_adjustments: if plb_cents == 0 {
+            Vec::new()
+        } else {
+            vec![Plb {
+                provider_id: npi("123456789"),
+                fiscal_period_date: "20241231".into(),
+                adjustments: vec![PlbAdjustment {
+                    reason: Composite(vec!["WO".into(), "REF1".into()]),
+                    amount: Amount::from_cents(plb_cents),
+                }],
+                ..Plb::default()
+            }]
+        },
+    }
+}
