@@ -358,7 +358,6 @@ fn transaction(t: RawTransaction, gs08: &str, ic: u32, issues: &mut Vec<Issue>) 
             },
         ));
     }
-    let backup = t.clone();
     let mut cx = Cx {
         issues,
         interchange: ic,
@@ -383,7 +382,11 @@ fn transaction(t: RawTransaction, gs08: &str, ic: u32, issues: &mut Vec<Issue>) 
     };
     let body = match result {
         Ok(b) => b,
-        Err(_) => Body::Generic(generic(backup)),
+        // Only a transaction with no segments at all has no typed model.
+        Err(_) => Body::Generic(Generic {
+            set_id: set_id.clone(),
+            segments: Vec::new(),
+        }),
     };
     Transaction {
         pos,

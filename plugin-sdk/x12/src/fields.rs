@@ -189,6 +189,14 @@ pub trait Field: Sized {
     /// # Errors
     /// When the element's shape or text does not fit.
     fn read(el: Option<&Element>) -> Result<Self, IssueKind>;
+    /// Like [`Field::read`] but moves the value out of the element when it
+    /// fits (leaving it empty); on error the element is left as it was.
+    ///
+    /// # Errors
+    /// As [`Field::read`].
+    fn take(el: Option<&mut Element>) -> Result<Self, IssueKind> {
+        Self::read(el.map(|e| &*e))
+    }
     /// The element to write (an empty simple element when absent).
     fn write(&self) -> Element;
     /// True when nothing is held (omitted from JSON).
@@ -212,6 +220,12 @@ impl Field for String {
     fn read(el: Option<&Element>) -> Result<Self, IssueKind> {
         simple(el).map(str::to_owned)
     }
+    fn take(el: Option<&mut Element>) -> Result<Self, IssueKind> {
+        match el {
+            Some(Element::Simple(s)) => Ok(std::mem::take(s)),
+            other => Self::read(other.map(|e| &*e)),
+        }
+    }
     fn write(&self) -> Element {
         Element::Simple(self.clone())
     }
@@ -225,6 +239,13 @@ impl Field for Option<String> {
         let s = simple(el)?;
         Ok((!s.is_empty()).then(|| s.to_owned()))
     }
+    fn take(el: Option<&mut Element>) -> Result<Self, IssueKind> {
+        match el {
+            Some(Element::Simple(s)) if s.is_empty() => Ok(None),
+            Some(Element::Simple(s)) => Ok(Some(std::mem::take(s))),
+            other => Self::read(other.map(|e| &*e)),
+        }
+    }
     fn write(&self) -> Element {
         Element::Simple(self.clone().unwrap_or_default())
     }
@@ -237,6 +258,12 @@ impl Field for Amount {
     fn read(el: Option<&Element>) -> Result<Self, IssueKind> {
         Amount::parse(simple(el)?)
     }
+    fn take(el: Option<&mut Element>) -> Result<Self, IssueKind> {
+        match el {
+            Some(Element::Simple(s)) if to_units(s).is_some() => Ok(Amount(std::mem::take(s))),
+            other => Self::read(other.map(|e| &*e)),
+        }
+    }
     fn write(&self) -> Element {
         Element::Simple(self.0.clone())
     }
@@ -246,6 +273,15 @@ impl Field for Amount {
 }
 
 impl Field for Option<Amount> {
+    fn take(el: Option<&mut Element>) -> Result<Self, IssueKind> {
+        match el {
+            Some(Element::Simple(s)) if s.is_empty() => Ok(None),
+            Some(Element::Simple(s)) if to_units(s).is_some() => {
+                Ok(Some(Amount(std::mem::take(s))))
+            }
+            other => Self::read(other.map(|e| &*e)),
+        }
+    }
     fn read(el: Option<&Element>) -> Result<Self, IssueKind> {
         let s = simple(el)?;
         if s.is_empty() {
@@ -263,6 +299,13 @@ impl Field for Option<Amount> {
 }
 
 impl Field for Composite {
+    fn take(el: Option<&mut Element>) -> Result<Self, IssueKind> {
+        match el {
+            Some(Element::Composite(c)) => Ok(Composite(std::mem::take(c))),
+            Some(Element::Simple(s)) if !s.is_empty() => Ok(Composite(vec![std::mem::take(s)])),
+            other => Self::read(other.map(|e| &*e)),
+        }
+    }
     fn read(el: Option<&Element>) -> Result<Self, IssueKind> {
         match el {
             None => Ok(Composite::default()),
@@ -372,6 +415,33 @@ macro_rules! typed_segment {
                 for (i, e) in seg.elements.iter().enumerate() {
                     if !NAMED.contains(&(i + 1)) && !e.is_empty() {
                         out.extra.insert((i + 1) as u16, e.clone());
+                    }
+                }
+                (out, problems)
+            }
+
+            /// Like `from_segment` but moves the values out of `seg`.
+            #[must_use]
+            pub fn from_owned(
+                mut seg: crate::segment::Segment,
+            ) -> (Self, Vec<(u16, crate::error::IssueKind)>) {
+                let mut out = Self::default();
+                let mut problems = Vec::new();
+                const NAMED: &[usize] = &[$($pos),*];
+                $(
+                    match crate::fields::Field::take(seg.elements.get_mut($pos - 1)) {
+                        Ok(v) => out.$field = v,
+                        Err(k) => {
+                            if let Some(e) = seg.elements.get_mut($pos - 1) {
+                                out.extra.insert($pos, std::mem::take(e));
+                            }
+                            problems.push(($pos as u16, k));
+                        }
+                    }
+                )*
+                for (i, e) in seg.elements.iter_mut().enumerate() {
+                    if !NAMED.contains(&(i + 1)) && !e.is_empty() {
+                        out.extra.insert((i + 1) as u16, std::mem::take(e));
                     }
                 }
                 (out, problems)

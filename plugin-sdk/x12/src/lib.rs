@@ -34,6 +34,7 @@ pub mod balance;
 pub mod document;
 pub mod error;
 pub mod fields;
+pub mod json;
 pub mod loops;
 pub mod reader;
 pub mod segment;

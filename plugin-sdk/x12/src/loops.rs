@@ -243,6 +243,29 @@ impl Cx<'_> {
         v
     }
 
+    /// Converts an owned segment with `f` (moving its values), reporting
+    /// element problems as errors.
+    pub fn take<T>(
+        &mut self,
+        s: Located,
+        id: &'static str,
+        f: fn(Segment) -> (T, Vec<(u16, IssueKind)>),
+    ) -> T {
+        let (number, in_transaction) = (s.number, s.in_transaction);
+        let (v, problems) = f(s.segment);
+        for (pos, kind) in problems {
+            let loc = Loc {
+                interchange: self.interchange,
+                segment: number,
+                in_transaction,
+                segment_id: id.to_owned(),
+                element: Some(pos),
+            };
+            self.issues.push(Issue::error(loc, kind));
+        }
+        v
+    }
+
     /// Reports an error at a segment.
     pub fn error(&mut self, s: &Located, kind: IssueKind) {
         let loc = self.loc(s);
@@ -358,7 +381,7 @@ impl Entity {
         let mut segs = node.segments.into_iter();
         let nm1 = segs
             .next()
-            .map(|s| cx.typed(&s, crate::segments::Nm1::from_segment))
+            .map(|s| cx.take(s, crate::segments::Nm1::ID, crate::segments::Nm1::from_owned))
             .unwrap_or_default();
         Entity {
             loop_id,

@@ -611,6 +611,12 @@ pub struct Cas {
 }
 
 impl Cas {
+    /// As `from_segment`, for an owned segment.
+    #[must_use]
+    pub fn from_owned(seg: Segment) -> (Cas, Vec<(u16, IssueKind)>) {
+        Self::from_segment(&seg)
+    }
+
     /// The segment identifier.
     pub const ID: &'static str = "CAS";
 
@@ -723,6 +729,12 @@ pub struct Plb {
 }
 
 impl Plb {
+    /// As `from_segment`, for an owned segment.
+    #[must_use]
+    pub fn from_owned(seg: Segment) -> (Plb, Vec<(u16, IssueKind)>) {
+        Self::from_segment(&seg)
+    }
+
     /// The segment identifier.
     pub const ID: &'static str = "PLB";
 
@@ -817,6 +829,12 @@ impl std::fmt::Debug for Hi {
 }
 
 impl Hi {
+    /// As `from_segment`, for an owned segment.
+    #[must_use]
+    pub fn from_owned(seg: Segment) -> (Hi, Vec<(u16, IssueKind)>) {
+        Self::from_segment(&seg)
+    }
+
     /// The segment identifier.
     pub const ID: &'static str = "HI";
 

@@ -209,8 +209,8 @@ impl Remittance {
         let (mut bpr, mut trn) = (None, None);
         for s in root.segments {
             match s.segment.id.as_str() {
-                "BPR" if bpr.is_none() => bpr = Some(cx.typed(&s, Bpr::from_segment)),
-                "TRN" if trn.is_none() => trn = Some(cx.typed(&s, Trn::from_segment)),
+                "BPR" if bpr.is_none() => bpr = Some(cx.take(s, Bpr::ID, Bpr::from_owned)),
+                "TRN" if trn.is_none() => trn = Some(cx.take(s, Trn::ID, Trn::from_owned)),
                 _ => out.header_other.push(s.segment),
             }
         }
@@ -224,7 +224,7 @@ impl Remittance {
                 "1000A" | "1000B" => {
                     let mut segs = child.segments.into_iter();
                     let party = segs.next().map(|s| Party {
-                        n1: cx.typed(&s, N1::from_segment),
+                        n1: cx.take(s, N1::ID, N1::from_owned),
                         other: segs.map(|l| l.segment).collect(),
                     });
                     if child.id == "1000A" {
@@ -235,7 +235,7 @@ impl Remittance {
                 }
                 "2000" => {
                     let mut segs = child.segments.into_iter();
-                    let lx = segs.next().map(|s| cx.typed(&s, Lx::from_segment));
+                    let lx = segs.next().map(|s| cx.take(s, Lx::ID, Lx::from_owned));
                     out.header_numbers.push(HeaderNumber {
                         lx,
                         other: segs.map(|l| l.segment).collect(),
@@ -256,7 +256,7 @@ impl Remittance {
                 _ => {
                     for s in &child.segments {
                         out.provider_adjustments
-                            .push(cx.typed(s, Plb::from_segment));
+                            .push(cx.take(s.clone(), Plb::ID, Plb::from_owned));
                     }
                 }
             }
@@ -264,7 +264,7 @@ impl Remittance {
         let Some(near) = first.or(last_loc) else {
             return Err(Incomplete);
         };
-        let mut complete = true;
+        
         for (present, seg, lp) in [
             (bpr.is_some(), "BPR", "header"),
             (trn.is_some(), "TRN", "header"),
@@ -273,11 +273,7 @@ impl Remittance {
         ] {
             if !present {
                 cx.missing(&near, seg, lp);
-                complete = false;
             }
-        }
-        if !complete {
-            return Err(Incomplete);
         }
         out.financial = bpr.unwrap_or_default();
         out.trace = trn.unwrap_or_default();
@@ -339,15 +335,15 @@ fn claim(node: LoopNode, cx: &mut Cx<'_>) -> ClaimPayment {
     let mut segs = node.segments.into_iter();
     if let Some(first) = segs.next() {
         out.pos = Pos::of(&first);
-        out.clp = cx.typed(&first, Clp::from_segment);
+        out.clp = cx.take(first, Clp::ID, Clp::from_owned);
     }
     for s in segs {
         match s.segment.id.as_str() {
-            "CAS" => out.adjustments.push(cx.typed(&s, Cas::from_segment)),
-            "NM1" => out.names.push(cx.typed(&s, Nm1::from_segment)),
-            "REF" => out.references.push(cx.typed(&s, Ref::from_segment)),
-            "DTM" => out.dates.push(cx.typed(&s, Dtm::from_segment)),
-            "AMT" => out.amounts.push(cx.typed(&s, Amt::from_segment)),
+            "CAS" => out.adjustments.push(cx.take(s, Cas::ID, Cas::from_owned)),
+            "NM1" => out.names.push(cx.take(s, Nm1::ID, Nm1::from_owned)),
+            "REF" => out.references.push(cx.take(s, Ref::ID, Ref::from_owned)),
+            "DTM" => out.dates.push(cx.take(s, Dtm::ID, Dtm::from_owned)),
+            "AMT" => out.amounts.push(cx.take(s, Amt::ID, Amt::from_owned)),
             _ => out.other.push(s.segment),
         }
     }
@@ -356,14 +352,14 @@ fn claim(node: LoopNode, cx: &mut Cx<'_>) -> ClaimPayment {
         let mut segs = child.segments.into_iter();
         if let Some(first) = segs.next() {
             sp.pos = Pos::of(&first);
-            sp.svc = cx.typed(&first, Svc::from_segment);
+            sp.svc = cx.take(first, Svc::ID, Svc::from_owned);
         }
         for s in segs {
             match s.segment.id.as_str() {
-                "CAS" => sp.adjustments.push(cx.typed(&s, Cas::from_segment)),
-                "REF" => sp.references.push(cx.typed(&s, Ref::from_segment)),
-                "DTM" => sp.dates.push(cx.typed(&s, Dtm::from_segment)),
-                "AMT" => sp.amounts.push(cx.typed(&s, Amt::from_segment)),
+                "CAS" => sp.adjustments.push(cx.take(s, Cas::ID, Cas::from_owned)),
+                "REF" => sp.references.push(cx.take(s, Ref::ID, Ref::from_owned)),
+                "DTM" => sp.dates.push(cx.take(s, Dtm::ID, Dtm::from_owned)),
+                "AMT" => sp.amounts.push(cx.take(s, Amt::ID, Amt::from_owned)),
                 _ => sp.other.push(s.segment),
             }
         }

@@ -361,7 +361,7 @@ impl Professional {
         let mut bht = None;
         for s in root.segments {
             match s.segment.id.as_str() {
-                "BHT" if bht.is_none() => bht = Some(cx.typed(&s, Bht::from_segment)),
+                "BHT" if bht.is_none() => bht = Some(cx.take(s, Bht::ID, Bht::from_owned)),
                 _ => out.header_other.push(s.segment),
             }
         }
@@ -373,7 +373,7 @@ impl Professional {
                 _ => out.billing_providers.push(billing_provider(child, cx)?),
             }
         }
-        let mut ok = true;
+        
         for (present, seg, lp) in [
             (bht.is_some(), "BHT", "header"),
             (submitter.is_some(), "NM1*41", "1000A"),
@@ -382,11 +382,7 @@ impl Professional {
         ] {
             if !present {
                 cx.missing(&near, seg, lp);
-                ok = false;
             }
-        }
-        if !ok {
-            return Err(Incomplete);
         }
         out.bht = bht.unwrap_or_default();
         out.submitter = submitter.unwrap_or_default();
@@ -456,7 +452,7 @@ fn hl_of(node: &mut LoopNode, cx: &mut Cx<'_>) -> (Hl, Located, Vec<Located>) {
         in_transaction: None,
     });
     let hl = first
-        .map(|s| cx.typed(&s, Hl::from_segment))
+        .map(|s| cx.take(s, Hl::ID, Hl::from_owned))
         .unwrap_or_default();
     (hl, near, segs.collect())
 }
@@ -481,7 +477,6 @@ fn billing_provider(mut node: LoopNode, cx: &mut Cx<'_>) -> Result<BillingProvid
         Some(b) => out.billing = b,
         None => {
             cx.missing(&near, "NM1*85", "2010AA");
-            return Err(Incomplete);
         }
     }
     Ok(out)
@@ -496,7 +491,7 @@ fn subscriber(mut node: LoopNode, cx: &mut Cx<'_>) -> Result<Subscriber, Incompl
     let mut sbr = None;
     for s in rest {
         match s.segment.id.as_str() {
-            "SBR" if sbr.is_none() => sbr = Some(cx.typed(&s, Sbr::from_segment)),
+            "SBR" if sbr.is_none() => sbr = Some(cx.take(s, Sbr::ID, Sbr::from_owned)),
             _ => out.other.push(s.segment),
         }
     }
@@ -509,7 +504,7 @@ fn subscriber(mut node: LoopNode, cx: &mut Cx<'_>) -> Result<Subscriber, Incompl
             _ => out.patients.push(patient(child, cx)?),
         }
     }
-    let mut ok = true;
+    
     for (present, seg, lp) in [
         (sbr.is_some(), "SBR", "2000B"),
         (sub.is_some(), "NM1*IL", "2010BA"),
@@ -517,11 +512,7 @@ fn subscriber(mut node: LoopNode, cx: &mut Cx<'_>) -> Result<Subscriber, Incompl
     ] {
         if !present {
             cx.missing(&near, seg, lp);
-            ok = false;
         }
-    }
-    if !ok {
-        return Err(Incomplete);
     }
     out.sbr = sbr.unwrap_or_default();
     out.subscriber = sub.unwrap_or_default();
@@ -547,7 +538,6 @@ fn patient(mut node: LoopNode, cx: &mut Cx<'_>) -> Result<Patient, Incomplete> {
         Some(p) => out.patient = p,
         None => {
             cx.missing(&near, "NM1*QC", "2010CA");
-            return Err(Incomplete);
         }
     }
     Ok(out)
@@ -558,14 +548,14 @@ fn claim(node: LoopNode, cx: &mut Cx<'_>) -> Result<Claim, Incomplete> {
     let mut segs = node.segments.into_iter();
     if let Some(first) = segs.next() {
         out.pos = Pos::of(&first);
-        out.clm = cx.typed(&first, Clm::from_segment);
+        out.clm = cx.take(first, Clm::ID, Clm::from_owned);
     }
     for s in segs {
         match s.segment.id.as_str() {
-            "DTP" => out.dates.push(cx.typed(&s, Dtp::from_segment)),
-            "AMT" => out.amounts.push(cx.typed(&s, Amt::from_segment)),
-            "REF" => out.references.push(cx.typed(&s, Ref::from_segment)),
-            "HI" => out.health_info.push(cx.typed(&s, Hi::from_segment)),
+            "DTP" => out.dates.push(cx.take(s, Dtp::ID, Dtp::from_owned)),
+            "AMT" => out.amounts.push(cx.take(s, Amt::ID, Amt::from_owned)),
+            "REF" => out.references.push(cx.take(s, Ref::ID, Ref::from_owned)),
+            "HI" => out.health_info.push(cx.take(s, Hi::ID, Hi::from_owned)),
             _ => out.other.push(s.segment),
         }
     }
@@ -575,12 +565,12 @@ fn claim(node: LoopNode, cx: &mut Cx<'_>) -> Result<Claim, Incomplete> {
                 let mut os = OtherSubscriber::default();
                 let mut segs = child.segments.into_iter();
                 if let Some(first) = segs.next() {
-                    os.sbr = cx.typed(&first, Sbr::from_segment);
+                    os.sbr = cx.take(first, Sbr::ID, Sbr::from_owned);
                 }
                 for s in segs {
                     match s.segment.id.as_str() {
-                        "CAS" => os.adjustments.push(cx.typed(&s, Cas::from_segment)),
-                        "AMT" => os.amounts.push(cx.typed(&s, Amt::from_segment)),
+                        "CAS" => os.adjustments.push(cx.take(s, Cas::ID, Cas::from_owned)),
+                        "AMT" => os.amounts.push(cx.take(s, Amt::ID, Amt::from_owned)),
                         _ => os.other.push(s.segment),
                     }
                 }
@@ -603,14 +593,14 @@ fn line(node: LoopNode, cx: &mut Cx<'_>) -> Result<ServiceLine, Incomplete> {
     let mut segs = node.segments.into_iter();
     let first = segs.next().ok_or(Incomplete)?;
     out.pos = Pos::of(&first);
-    out.lx = cx.typed(&first, Lx::from_segment);
+    out.lx = cx.take(first.clone(), Lx::ID, Lx::from_owned);
     let mut sv1 = None;
     for s in segs {
         match s.segment.id.as_str() {
-            "SV1" if sv1.is_none() => sv1 = Some(cx.typed(&s, Sv1::from_segment)),
-            "DTP" => out.dates.push(cx.typed(&s, Dtp::from_segment)),
-            "AMT" => out.amounts.push(cx.typed(&s, Amt::from_segment)),
-            "REF" => out.references.push(cx.typed(&s, Ref::from_segment)),
+            "SV1" if sv1.is_none() => sv1 = Some(cx.take(s, Sv1::ID, Sv1::from_owned)),
+            "DTP" => out.dates.push(cx.take(s, Dtp::ID, Dtp::from_owned)),
+            "AMT" => out.amounts.push(cx.take(s, Amt::ID, Amt::from_owned)),
+            "REF" => out.references.push(cx.take(s, Ref::ID, Ref::from_owned)),
             _ => out.other.push(s.segment),
         }
     }
@@ -618,7 +608,6 @@ fn line(node: LoopNode, cx: &mut Cx<'_>) -> Result<ServiceLine, Incomplete> {
         Some(v) => out.sv1 = v,
         None => {
             cx.missing(&first, "SV1", "2400");
-            return Err(Incomplete);
         }
     }
     for child in node.children {

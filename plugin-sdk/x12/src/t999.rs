@@ -151,7 +151,7 @@ impl Ack999 {
         let (mut ak1, mut ak9) = (None, None);
         for s in root.segments {
             match s.segment.id.as_str() {
-                "AK1" if ak1.is_none() => ak1 = Some(cx.typed(&s, Ak1::from_segment)),
+                "AK1" if ak1.is_none() => ak1 = Some(cx.take(s, Ak1::ID, Ak1::from_owned)),
                 _ => out.other.push(s.segment),
             }
         }
@@ -159,7 +159,7 @@ impl Ack999 {
             if child.id == "AK9" {
                 let mut segs = child.segments.into_iter();
                 if let Some(f) = segs.next() {
-                    ak9 = Some(cx.typed(&f, Ak9::from_segment));
+                    ak9 = Some(cx.take(f, Ak9::ID, Ak9::from_owned));
                 }
                 out.other.extend(segs.map(|l| l.segment));
                 continue;
@@ -168,7 +168,7 @@ impl Ack999 {
             let mut segs = child.segments.into_iter();
             let first = segs.next();
             if let Some(f) = &first {
-                r.ak2 = cx.typed(f, Ak2::from_segment);
+                r.ak2 = cx.take(f.clone(), Ak2::ID, Ak2::from_owned);
             }
             r.other.extend(segs.map(|l| l.segment));
             let mut ik5 = None;
@@ -176,12 +176,12 @@ impl Ack999 {
                 let mut segs = g.segments.into_iter();
                 let Some(f) = segs.next() else { continue };
                 if g.id == "IK5" {
-                    ik5 = Some(cx.typed(&f, Ik5::from_segment));
+                    ik5 = Some(cx.take(f, Ik5::ID, Ik5::from_owned));
                     r.other.extend(segs.map(|l| l.segment));
                     continue;
                 }
                 let mut e = SegmentError {
-                    ik3: cx.typed(&f, Ik3::from_segment),
+                    ik3: cx.take(f, Ik3::ID, Ik3::from_owned),
                     context: segs.map(|l| l.segment).collect(),
                     elements: Vec::new(),
                 };
@@ -189,7 +189,7 @@ impl Ack999 {
                     let mut segs = el.segments.into_iter();
                     if let Some(f) = segs.next() {
                         e.elements.push(ElementError {
-                            ik4: cx.typed(&f, Ik4::from_segment),
+                            ik4: cx.take(f, Ik4::ID, Ik4::from_owned),
                             context: segs.map(|l| l.segment).collect(),
                         });
                     }
@@ -202,20 +202,15 @@ impl Ack999 {
                     if let Some(f) = &first {
                         cx.missing(f, "IK5", "2000");
                     }
-                    return Err(Incomplete);
                 }
             }
             out.responses.push(r);
         }
-        let mut ok = true;
+        
         for (present, seg) in [(ak1.is_some(), "AK1"), (ak9.is_some(), "AK9")] {
             if !present {
                 cx.missing(&near, seg, "header");
-                ok = false;
             }
-        }
-        if !ok {
-            return Err(Incomplete);
         }
         out.ak1 = ak1.unwrap_or_default();
         out.ak9 = ak9.unwrap_or_default();

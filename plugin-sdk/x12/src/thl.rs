@@ -255,7 +255,7 @@ impl Hierarchy {
         let mut bht = None;
         for s in root.segments {
             match s.segment.id.as_str() {
-                "BHT" if bht.is_none() => bht = Some(cx.typed(&s, Bht::from_segment)),
+                "BHT" if bht.is_none() => bht = Some(cx.take(s, Bht::ID, Bht::from_owned)),
                 _ => out.header_other.push(s.segment),
             }
         }
@@ -264,7 +264,6 @@ impl Hierarchy {
             Some(b) => out.bht = b,
             None => {
                 cx.missing(&near, "BHT", "header");
-                return Err(Incomplete);
             }
         }
         Ok(out)
@@ -341,7 +340,7 @@ fn level(node: LoopNode, cx: &mut Cx<'_>) -> Level {
     let mut segs = node.segments.into_iter();
     if let Some(first) = segs.next() {
         out.pos = Pos::of(&first);
-        out.hl = cx.typed(&first, Hl::from_segment);
+        out.hl = cx.take(first, Hl::ID, Hl::from_owned);
     }
     out.other = segs.map(|l| l.segment).collect();
     for child in node.children {
@@ -364,11 +363,11 @@ fn name(node: LoopNode, cx: &mut Cx<'_>) -> Name {
     let mut out = Name::default();
     let mut segs = node.segments.into_iter();
     if let Some(first) = segs.next() {
-        out.nm1 = cx.typed(&first, Nm1::from_segment);
+        out.nm1 = cx.take(first, Nm1::ID, Nm1::from_owned);
     }
     for s in segs {
         match s.segment.id.as_str() {
-            "AAA" => out.rejections.push(cx.typed(&s, Aaa::from_segment)),
+            "AAA" => out.rejections.push(cx.take(s, Aaa::ID, Aaa::from_owned)),
             _ => out.other.push(s.segment),
         }
     }
@@ -378,14 +377,14 @@ fn name(node: LoopNode, cx: &mut Cx<'_>) -> Name {
         if let Some(first) = segs.next() {
             b.pos = Pos::of(&first);
             if first.segment.id == "EQ" {
-                b.eq = Some(cx.typed(&first, Eq::from_segment));
+                b.eq = Some(cx.take(first, Eq::ID, Eq::from_owned));
             } else {
-                b.eb = Some(cx.typed(&first, Eb::from_segment));
+                b.eb = Some(cx.take(first, Eb::ID, Eb::from_owned));
             }
         }
         for s in segs {
             match s.segment.id.as_str() {
-                "AAA" => b.rejections.push(cx.typed(&s, Aaa::from_segment)),
+                "AAA" => b.rejections.push(cx.take(s, Aaa::ID, Aaa::from_owned)),
                 _ => b.other.push(s.segment),
             }
         }
@@ -404,14 +403,14 @@ fn tracking(node: LoopNode, cx: &mut Cx<'_>) -> Tracking {
     let mut segs = node.segments.into_iter();
     if let Some(first) = segs.next() {
         out.pos = Pos::of(&first);
-        out.trn = cx.typed(&first, Trn::from_segment);
+        out.trn = cx.take(first, Trn::ID, Trn::from_owned);
     }
     for s in segs {
         match s.segment.id.as_str() {
-            "STC" => out.statuses.push(cx.typed(&s, Stc::from_segment)),
-            "REF" => out.references.push(cx.typed(&s, Ref::from_segment)),
-            "AMT" => out.amounts.push(cx.typed(&s, Amt::from_segment)),
-            "DTP" => out.dates.push(cx.typed(&s, Dtp::from_segment)),
+            "STC" => out.statuses.push(cx.take(s, Stc::ID, Stc::from_owned)),
+            "REF" => out.references.push(cx.take(s, Ref::ID, Ref::from_owned)),
+            "AMT" => out.amounts.push(cx.take(s, Amt::ID, Amt::from_owned)),
+            "DTP" => out.dates.push(cx.take(s, Dtp::ID, Dtp::from_owned)),
             _ => out.other.push(s.segment),
         }
     }
@@ -419,13 +418,13 @@ fn tracking(node: LoopNode, cx: &mut Cx<'_>) -> Tracking {
         let mut sv = ServiceStatus::default();
         let mut segs = child.segments.into_iter();
         if let Some(first) = segs.next() {
-            sv.svc = cx.typed(&first, Svc::from_segment);
+            sv.svc = cx.take(first, Svc::ID, Svc::from_owned);
         }
         for s in segs {
             match s.segment.id.as_str() {
-                "STC" => sv.statuses.push(cx.typed(&s, Stc::from_segment)),
-                "REF" => sv.references.push(cx.typed(&s, Ref::from_segment)),
-                "DTP" => sv.dates.push(cx.typed(&s, Dtp::from_segment)),
+                "STC" => sv.statuses.push(cx.take(s, Stc::ID, Stc::from_owned)),
+                "REF" => sv.references.push(cx.take(s, Ref::ID, Ref::from_owned)),
+                "DTP" => sv.dates.push(cx.take(s, Dtp::ID, Dtp::from_owned)),
                 _ => sv.other.push(s.segment),
             }
         }

@@ -352,7 +352,14 @@ fn write_group(
         };
         write_segment(out, &st_seg, d)?;
         nl(out);
-        let body = t.body.to_segments();
+        // A segment without elements is a required segment a lenient read
+        // found missing; it has nothing to write.
+        let body: Vec<Segment> = t
+            .body
+            .to_segments()
+            .into_iter()
+            .filter(|s| !s.elements.is_empty())
+            .collect();
         for s in &body {
             write_segment(out, s, d)?;
             nl(out);
