@@ -48,7 +48,13 @@ pub fn run(cmd: &X12Command) -> anyhow::Result<ExitCode> {
     let code = match cmd {
         X12Command::Parse { file, json } => {
             let bytes = read(file)?;
-            parse_cmd(&file.display().to_string(), &bytes, *json, &mut out, &mut err)?
+            parse_cmd(
+                &file.display().to_string(),
+                &bytes,
+                *json,
+                &mut out,
+                &mut err,
+            )?
         }
         X12Command::Validate { file } => {
             let bytes = read(file)?;
@@ -68,7 +74,14 @@ pub fn run(cmd: &X12Command) -> anyhow::Result<ExitCode> {
                 time: now.format("%H%M").to_string(),
                 ..WriteOptions::default()
             };
-            render_cmd(&file.display().to_string(), &text, &opts, &mut numbers, &mut out, &mut err)?
+            render_cmd(
+                &file.display().to_string(),
+                &text,
+                &opts,
+                &mut numbers,
+                &mut out,
+                &mut err,
+            )?
         }
     };
     Ok(ExitCode::from(code))
@@ -157,22 +170,37 @@ fn summary(doc: &Document, out: &mut dyn Write) -> anyhow::Result<()> {
                             lines
                         )
                     }
-                    Body::EligibilityInquiry(h) => format!("270 eligibility inquiry: {} HL level(s)", h.all_levels().len()),
+                    Body::EligibilityInquiry(h) => format!(
+                        "270 eligibility inquiry: {} HL level(s)",
+                        h.all_levels().len()
+                    ),
                     Body::EligibilityResponse(h) => format!(
                         "271 eligibility response: coverage {}, {} rejection(s)",
-                        h.coverage().map_or("not stated".to_owned(), |c| format!("{c:?}").to_lowercase()),
+                        h.coverage()
+                            .map_or("not stated".to_owned(), |c| format!("{c:?}").to_lowercase()),
                         h.rejections().len()
                     ),
-                    Body::StatusRequest(h) => format!("276 claim status request: {} HL level(s)", h.all_levels().len()),
-                    Body::StatusResponse(h) => format!("277 claim status response: {} HL level(s)", h.all_levels().len()),
-                    Body::ClaimAck(h) => format!("277CA claim acknowledgment: {} HL level(s)", h.all_levels().len()),
+                    Body::StatusRequest(h) => format!(
+                        "276 claim status request: {} HL level(s)",
+                        h.all_levels().len()
+                    ),
+                    Body::StatusResponse(h) => format!(
+                        "277 claim status response: {} HL level(s)",
+                        h.all_levels().len()
+                    ),
+                    Body::ClaimAck(h) => format!(
+                        "277CA claim acknowledgment: {} HL level(s)",
+                        h.all_levels().len()
+                    ),
                     Body::Ack(a) => format!(
                         "999 acknowledgment of group {}: {} ({} set response(s))",
                         a.ak1.group_control,
                         if a.accepted() { "accepted" } else { "rejected" },
                         a.responses.len()
                     ),
-                    Body::Generic(g) => format!("{} (not typed): {} segment(s)", g.set_id, g.segments.len()),
+                    Body::Generic(g) => {
+                        format!("{} (not typed): {} segment(s)", g.set_id, g.segments.len())
+                    }
                 };
                 writeln!(out, "    transaction {}: {what}", t.control_number)?;
             }
@@ -194,7 +222,11 @@ pub fn validate_cmd(name: &str, bytes: &[u8], out: &mut dyn Write) -> anyhow::Re
             Ok(1)
         }
         Ok(p) => {
-            let errors = p.issues.iter().filter(|i| i.severity == Severity::Error).count();
+            let errors = p
+                .issues
+                .iter()
+                .filter(|i| i.severity == Severity::Error)
+                .count();
             for i in &p.issues {
                 writeln!(out, "{name}: {i}")?;
             }
@@ -255,7 +287,14 @@ mod tests {
     #[test]
     fn parse_summarises_and_exits_0() {
         let (mut out, mut err) = (Vec::new(), Vec::new());
-        let code = parse_cmd("f", &fixture("835/tasty__profee.edi"), false, &mut out, &mut err).unwrap();
+        let code = parse_cmd(
+            "f",
+            &fixture("835/tasty__profee.edi"),
+            false,
+            &mut out,
+            &mut err,
+        )
+        .unwrap();
         let out = String::from_utf8(out).unwrap();
         assert_eq!(code, 0, "{}", String::from_utf8_lossy(&err));
         assert!(out.contains("835 remittance: "), "{out}");
@@ -264,7 +303,14 @@ mod tests {
     #[test]
     fn parse_of_malformed_input_exits_2_with_located_errors() {
         let (mut out, mut err) = (Vec::new(), Vec::new());
-        let code = parse_cmd("bad.x12", &fixture("837P/ims__x12_valid.txt"), false, &mut out, &mut err).unwrap();
+        let code = parse_cmd(
+            "bad.x12",
+            &fixture("837P/ims__x12_valid.txt"),
+            false,
+            &mut out,
+            &mut err,
+        )
+        .unwrap();
         let err = String::from_utf8(err).unwrap();
         assert_eq!(code, 2);
         assert!(out.is_empty());
@@ -277,11 +323,21 @@ mod tests {
     #[test]
     fn validate_exits_1_on_errors_and_0_when_clean() {
         let mut out = Vec::new();
-        assert_eq!(validate_cmd("f", &fixture("835/lfh__tertiary-payment.835"), &mut out).unwrap(), 1);
+        assert_eq!(
+            validate_cmd("f", &fixture("835/lfh__tertiary-payment.835"), &mut out).unwrap(),
+            1
+        );
         assert!(String::from_utf8(out).unwrap().contains("must equal"));
         let mut out = Vec::new();
-        assert_eq!(validate_cmd("f", &fixture("835/tasty__profee.edi"), &mut out).unwrap(), 0);
-        assert!(String::from_utf8(out).unwrap().ends_with("f: 0 error(s), 0 warning(s)\n"));
+        assert_eq!(
+            validate_cmd("f", &fixture("835/tasty__profee.edi"), &mut out).unwrap(),
+            0
+        );
+        assert!(
+            String::from_utf8(out)
+                .unwrap()
+                .ends_with("f: 0 error(s), 0 warning(s)\n")
+        );
     }
 
     #[test]
@@ -312,8 +368,22 @@ mod tests {
                 .collect()
         };
         assert_eq!(body(&a.document), body(&b.document));
-        assert_eq!(b.document.interchanges[0].header.control_number, "000000042");
+        assert_eq!(
+            b.document.interchanges[0].header.control_number,
+            "000000042"
+        );
         let (mut x, mut err) = (Vec::new(), Vec::new());
-        assert_eq!(render_cmd("j", "{", &WriteOptions::default(), &mut numbers, &mut x, &mut err).unwrap(), 2);
+        assert_eq!(
+            render_cmd(
+                "j",
+                "{",
+                &WriteOptions::default(),
+                &mut numbers,
+                &mut x,
+                &mut err
+            )
+            .unwrap(),
+            2
+        );
     }
 }

@@ -19,7 +19,8 @@ use billd_x12::{Mode, parse};
 const TARGET_BYTES: usize = 9 * 1024 * 1024;
 
 fn build() -> String {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/x12/835/tasty__profee-multiple.edi");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/x12/835/tasty__profee-multiple.edi");
     let src = std::fs::read(&root).expect("fixture");
     let mut doc = parse(&src, Mode::Strict).expect("fixture parses").document;
     // One interchange, one group, one transaction: its claims repeated.
@@ -29,10 +30,16 @@ fn build() -> String {
     let Body::Remittance(r) = &mut group.transactions[0].body else {
         panic!("not an 835")
     };
-    let template: Vec<_> = r.header_numbers.iter().flat_map(|h| h.claims.clone()).collect();
+    let template: Vec<_> = r
+        .header_numbers
+        .iter()
+        .flat_map(|h| h.claims.clone())
+        .collect();
     let one = {
         let mut n = SequentialControlNumbers::starting_at(1);
-        write_document(&doc, &WriteOptions::default(), &mut n).unwrap().len()
+        write_document(&doc, &WriteOptions::default(), &mut n)
+            .unwrap()
+            .len()
     };
     let per_round: usize = one.max(1);
     let rounds = TARGET_BYTES / per_round + 1;
@@ -60,7 +67,13 @@ fn main() {
     // Correctness first: the file reads strictly and balances.
     let p = parse(bytes, Mode::Strict).expect("built 835 reads");
     let mut claims = 0;
-    for t in p.document.interchanges.iter().flat_map(|i| &i.groups).flat_map(|g| &g.transactions) {
+    for t in p
+        .document
+        .interchanges
+        .iter()
+        .flat_map(|i| &i.groups)
+        .flat_map(|g| &g.transactions)
+    {
         if let Body::Remittance(r) = &t.body {
             assert!(balance(r).is_empty(), "built 835 does not balance");
             claims += r.claims().count();
@@ -76,7 +89,13 @@ fn main() {
         let t = Instant::now();
         let p = parse(std::hint::black_box(bytes), Mode::Strict).unwrap();
         let mut imbalances = 0;
-        for t in p.document.interchanges.iter().flat_map(|i| &i.groups).flat_map(|g| &g.transactions) {
+        for t in p
+            .document
+            .interchanges
+            .iter()
+            .flat_map(|i| &i.groups)
+            .flat_map(|g| &g.transactions)
+        {
             if let Body::Remittance(r) = &t.body {
                 imbalances += balance(r).len();
             }
@@ -85,21 +104,36 @@ fn main() {
         best = best.min(t.elapsed());
     }
     let billd = mb / best.as_secs_f64();
-    println!("billd read+balance: {:.3} s best of 5, {:.1} MB/s", best.as_secs_f64(), billd);
+    println!(
+        "billd read+balance: {:.3} s best of 5, {:.1} MB/s",
+        best.as_secs_f64(),
+        billd
+    );
 
     if std::env::var_os("BILLD_BENCH_SKIP_PYX12").is_some() {
         return;
     }
     let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/x12valid");
-    assert!(venv.exists(), "{} missing: run scripts/test to create .venv", venv.display());
+    assert!(
+        venv.exists(),
+        "{} missing: run scripts/test to create .venv",
+        venv.display()
+    );
     let dir = std::env::temp_dir().join(format!("billd-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("big.835");
     std::fs::write(&file, bytes).unwrap();
     let t = Instant::now();
-    let out = Command::new(&venv).arg(&file).output().expect("x12valid runs");
+    let out = Command::new(&venv)
+        .arg(&file)
+        .output()
+        .expect("x12valid runs");
     let secs = t.elapsed().as_secs_f64();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let verdict = text
         .lines()
         .find_map(|l| l.strip_prefix(&format!("{}: ", file.display())))

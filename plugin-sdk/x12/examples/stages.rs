@@ -14,6 +14,9 @@ fn main() {
         let t = std::time::Instant::now();
         drop(p);
         let c = t.elapsed().as_secs_f64();
-        println!("raw {:.1} MB/s ({a:.3}s), typed {b:.3}s, drop {c:.3}s", mb / a);
+        println!(
+            "raw {:.1} MB/s ({a:.3}s), typed {b:.3}s, drop {c:.3}s",
+            mb / a
+        );
     }
 }

@@ -137,7 +137,7 @@ pub fn format_units(units: i64) -> String {
     let whole = abs / AMOUNT_SCALE as u64;
     let frac = abs % AMOUNT_SCALE as u64;
     let mut s = format!("{}{whole}.{:02}", if neg { "-" } else { "" }, frac / 100);
-    if frac % 100 != 0 {
+    if !frac.is_multiple_of(100) {
         s.push_str(&format!("{:02}", frac % 100));
     }
     s
@@ -177,6 +177,9 @@ impl Composite {
 #[derive(Clone, PartialEq, Eq, Hash, Default, Serialize, Deserialize, Debug)]
 #[serde(transparent)]
 pub struct Repeats(pub Vec<String>);
+
+/// Problems found while typing a segment: (element position, problem).
+pub type Problems = Vec<(u16, IssueKind)>;
 
 /// Element positions a typed segment does not name (or could not type),
 /// keyed by position. JSON: an object such as `{"13": "Y"}`.

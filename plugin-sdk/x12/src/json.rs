@@ -93,14 +93,19 @@ mod tests {
             claim["adjustments"][0],
             serde_json::json!({"group": "CO", "adjustments": [{"reason": "45", "amount": "20"}]})
         );
-        assert_eq!(claim["services"][0]["svc"]["procedure"], serde_json::json!(["HC", "99213", "25"]));
+        assert_eq!(
+            claim["services"][0]["svc"]["procedure"],
+            serde_json::json!(["HC", "99213", "25"])
+        );
         assert_eq!(from_json(&to_json(&doc).unwrap()).unwrap(), doc);
     }
 
     #[test]
     fn misspelt_element_names_are_rejected() {
         let doc = crate::parse(X.as_bytes(), Mode::Strict).unwrap().document;
-        let text = to_json(&doc).unwrap().replace("\"claim_id\"", "\"claim_idd\"");
+        let text = to_json(&doc)
+            .unwrap()
+            .replace("\"claim_id\"", "\"claim_idd\"");
         assert!(from_json(&text).is_err());
     }
 }

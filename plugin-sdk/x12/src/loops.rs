@@ -234,7 +234,7 @@ impl Cx<'_> {
     }
 
     /// Converts a segment with `f`, reporting element problems as errors.
-    pub fn typed<T>(&mut self, s: &Located, f: fn(&Segment) -> (T, Vec<(u16, IssueKind)>)) -> T {
+    pub fn typed<T>(&mut self, s: &Located, f: fn(&Segment) -> (T, crate::fields::Problems)) -> T {
         let (v, problems) = f(&s.segment);
         for (pos, kind) in problems {
             let loc = self.loc(s).at_element(pos);
@@ -249,7 +249,7 @@ impl Cx<'_> {
         &mut self,
         s: Located,
         id: &'static str,
-        f: fn(Segment) -> (T, Vec<(u16, IssueKind)>),
+        f: fn(Segment) -> (T, crate::fields::Problems),
     ) -> T {
         let (number, in_transaction) = (s.number, s.in_transaction);
         let (v, problems) = f(s.segment);
@@ -381,7 +381,13 @@ impl Entity {
         let mut segs = node.segments.into_iter();
         let nm1 = segs
             .next()
-            .map(|s| cx.take(s, crate::segments::Nm1::ID, crate::segments::Nm1::from_owned))
+            .map(|s| {
+                cx.take(
+                    s,
+                    crate::segments::Nm1::ID,
+                    crate::segments::Nm1::from_owned,
+                )
+            })
             .unwrap_or_default();
         Entity {
             loop_id,

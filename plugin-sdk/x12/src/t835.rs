@@ -264,7 +264,7 @@ impl Remittance {
         let Some(near) = first.or(last_loc) else {
             return Err(Incomplete);
         };
-        
+
         for (present, seg, lp) in [
             (bpr.is_some(), "BPR", "header"),
             (trn.is_some(), "TRN", "header"),

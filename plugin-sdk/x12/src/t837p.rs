@@ -373,7 +373,7 @@ impl Professional {
                 _ => out.billing_providers.push(billing_provider(child, cx)?),
             }
         }
-        
+
         for (present, seg, lp) in [
             (bht.is_some(), "BHT", "header"),
             (submitter.is_some(), "NM1*41", "1000A"),
@@ -504,7 +504,7 @@ fn subscriber(mut node: LoopNode, cx: &mut Cx<'_>) -> Result<Subscriber, Incompl
             _ => out.patients.push(patient(child, cx)?),
         }
     }
-    
+
     for (present, seg, lp) in [
         (sbr.is_some(), "SBR", "2000B"),
         (sub.is_some(), "NM1*IL", "2010BA"),

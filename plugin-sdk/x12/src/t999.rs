@@ -206,7 +206,7 @@ impl Ack999 {
             }
             out.responses.push(r);
         }
-        
+
         for (present, seg) in [(ak1.is_some(), "AK1"), (ak9.is_some(), "AK9")] {
             if !present {
                 cx.missing(&near, seg, "header");

@@ -80,7 +80,7 @@ pub fn external_codes(list: &str) -> Option<&'static HashSet<&'static str>> {
                 .skip(1)
             {
                 let mut f = line.split(',');
-                let (Some(id), Some(code)) = (f.next(), f.last()) else {
+                let (Some(id), Some(code)) = (f.next(), f.next_back()) else {
                     continue;
                 };
                 m.entry(id).or_default().insert(code.trim());
@@ -113,7 +113,7 @@ pub fn npi_valid(npi: &str) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 enum List {
@@ -123,9 +123,11 @@ enum List {
 
 /// (set, segment, element, component, list). Component 0 = the whole value;
 /// repeated elements are checked repetition by repetition.
-fn rules() -> &'static [(&'static str, &'static str, usize, usize, List)] {
+type CodeRule = (&'static str, &'static str, usize, usize, List);
+
+fn rules() -> &'static [CodeRule] {
     use List::{External, Guide};
-    static R: OnceLock<Vec<(&'static str, &'static str, usize, usize, List)>> = OnceLock::new();
+    static R: OnceLock<Vec<CodeRule>> = OnceLock::new();
     R.get_or_init(|| {
         vec![
             (

@@ -8,7 +8,9 @@ use billd_x12::balance::balance;
 use billd_x12::document::Body;
 use billd_x12::writer::{SequentialControlNumbers, WriteOptions, write_document};
 use billd_x12::{Delimiters, Document, Mode, parse, read_raw};
-use common::{ClaimSpec, PaymentSpec, document, inquiry_270, professional, remittance, request_276};
+use common::{
+    ClaimSpec, PaymentSpec, document, inquiry_270, professional, remittance, request_276,
+};
 use proptest::prelude::*;
 
 fn blank(doc: &mut Document) {
@@ -34,8 +36,10 @@ fn round_trip(doc: &Document, delimiters: Option<Delimiters>) -> Result<(), Test
         newlines: delimiters.is_none(),
         ..WriteOptions::default()
     };
-    let text = write_document(doc, &opts, &mut numbers).map_err(|e| TestCaseError::fail(e.to_string()))?;
-    let parsed = parse(text.as_bytes(), Mode::Strict).map_err(|e| TestCaseError::fail(format!("{e}\n{text}")))?;
+    let text =
+        write_document(doc, &opts, &mut numbers).map_err(|e| TestCaseError::fail(e.to_string()))?;
+    let parsed = parse(text.as_bytes(), Mode::Strict)
+        .map_err(|e| TestCaseError::fail(format!("{e}\n{text}")))?;
     let json = serde_json::to_string(&parsed.document).unwrap();
     let mut back: Document = serde_json::from_str(&json).unwrap();
     let mut want = doc.clone();
@@ -69,14 +73,18 @@ fn claim_spec() -> impl Strategy<Value = ClaimSpec> {
 }
 
 fn payment_spec() -> impl Strategy<Value = PaymentSpec> {
-    (prop::collection::vec(1i64..10_000_000, 1..5), 0i64..=100, 0i64..=100, any::<bool>()).prop_map(
-        |(lines, paid_pct, patient_pct, reversal)| PaymentSpec {
+    (
+        prop::collection::vec(1i64..10_000_000, 1..5),
+        0i64..=100,
+        0i64..=100,
+        any::<bool>(),
+    )
+        .prop_map(|(lines, paid_pct, patient_pct, reversal)| PaymentSpec {
             lines,
             paid_pct,
             patient_pct,
             reversal,
-        },
-    )
+        })
 }
 
 fn delimiters() -> impl Strategy<Value = Option<Delimiters>> {
@@ -166,7 +174,9 @@ fn mutated_fixtures_never_panic() {
             let p = e.unwrap().path();
             if p.is_dir() {
                 stack.push(p);
-            } else if p.metadata().unwrap().len() < 8_000 && p.extension().is_none_or(|x| x != "tsv" && x != "csv") {
+            } else if p.metadata().unwrap().len() < 8_000
+                && p.extension().is_none_or(|x| x != "tsv" && x != "csv")
+            {
                 files.push(p);
             }
         }

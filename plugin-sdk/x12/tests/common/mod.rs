@@ -10,8 +10,12 @@ use billd_x12::document::{Body, Document, Group, Interchange, InterchangeHeader,
 use billd_x12::fields::{Amount, Composite, Repeats};
 use billd_x12::loops::{Entity, Pos};
 use billd_x12::segment::Segment;
-use billd_x12::segments::{Amt, Bht, Cas, CasAdjustment, Clm, Dtp, Eq, Hi, Hl, Lx, Nm1, Ref, Sbr, Sv1, Trn};
-use billd_x12::t837p::{BillingProvider, Claim, OtherSubscriber, Patient, Professional, ServiceLine, Subscriber};
+use billd_x12::segments::{
+    Amt, Bht, Cas, CasAdjustment, Clm, Dtp, Eq, Hi, Hl, Lx, Nm1, Ref, Sbr, Sv1, Trn,
+};
+use billd_x12::t837p::{
+    BillingProvider, Claim, OtherSubscriber, Patient, Professional, ServiceLine, Subscriber,
+};
 use billd_x12::thl::{Benefit, Hierarchy, Level, Name, Tracking};
 
 /// The workspace root (two levels above this crate).
@@ -60,7 +64,10 @@ fn entity(nm1: Nm1, other: Vec<Segment>) -> Entity {
 }
 
 fn address(line: &str, city: &str, state: &str, zip: &str) -> Vec<Segment> {
-    vec![Segment::new("N3", &[line]), Segment::new("N4", &[city, state, zip])]
+    vec![
+        Segment::new("N3", &[line]),
+        Segment::new("N4", &[city, state, zip]),
+    ]
 }
 
 fn hl(id: u32, parent: Option<u32>, level: &str, child: &str) -> Hl {
@@ -106,14 +113,24 @@ impl Default for ClaimSpec {
     }
 }
 
-const ICD10: [&str; 8] = ["J449", "E119", "I10", "M545", "R0602", "Z0000", "K219", "F329"];
+const ICD10: [&str; 8] = [
+    "J449", "E119", "I10", "M545", "R0602", "Z0000", "K219", "F329",
+];
 const CPT: [&str; 6] = ["99213", "85025", "80053", "93000", "71046", "36415"];
 
 fn claim(spec: &ClaimSpec, n: usize) -> Claim {
     let total: i64 = spec.lines.iter().sum();
     let mut codes = Vec::new();
-    for (i, code) in ICD10.iter().cycle().take(spec.diagnoses.clamp(1, 8)).enumerate() {
-        codes.push(Composite(vec![if i == 0 { "ABK" } else { "ABF" }.into(), (*code).into()]));
+    for (i, code) in ICD10
+        .iter()
+        .cycle()
+        .take(spec.diagnoses.clamp(1, 8))
+        .enumerate()
+    {
+        codes.push(Composite(vec![
+            if i == 0 { "ABK" } else { "ABF" }.into(),
+            (*code).into(),
+        ]));
     }
     let lines = spec
         .lines
@@ -136,7 +153,9 @@ fn claim(spec: &ClaimSpec, n: usize) -> Claim {
                     unit_basis: "UN".into(),
                     units: "1".into(),
                     diagnosis_pointers: Composite(
-                        (1..=spec.diagnoses.clamp(1, 4)).map(|p| p.to_string()).collect(),
+                        (1..=spec.diagnoses.clamp(1, 4))
+                            .map(|p| p.to_string())
+                            .collect(),
                     ),
                     ..Sv1::default()
                 },
@@ -182,7 +201,10 @@ fn claim(spec: &ClaimSpec, n: usize) -> Claim {
                         nm1("IL", "1", "DOE", Some("JOHN"), "MI", "PRIMARY778"),
                         address("1 MAIN ST", "SPRINGFIELD", "IL", "62701"),
                     ),
-                    entity(nm1("PR", "2", "FIRST PAYER", None, "PI", "FIRSTPAY"), Vec::new()),
+                    entity(
+                        nm1("PR", "2", "FIRST PAYER", None, "PI", "FIRSTPAY"),
+                        Vec::new(),
+                    ),
                 ],
             }]
         })
@@ -192,7 +214,11 @@ fn claim(spec: &ClaimSpec, n: usize) -> Claim {
         clm: Clm {
             claim_id: format!("PCN{n:05}"),
             total_charge: Amount::from_cents(total),
-            facility: Composite(vec![spec.place_of_service.into(), "B".into(), spec.frequency.into()]),
+            facility: Composite(vec![
+                spec.place_of_service.into(),
+                "B".into(),
+                spec.frequency.into(),
+            ]),
             provider_signature: Some("Y".into()),
             assignment: Some("A".into()),
             benefits_assignment: Some("Y".into()),
@@ -232,9 +258,19 @@ pub fn professional(specs: &[ClaimSpec]) -> Professional {
         hl_id += 1;
         let sub_id = hl_id;
         let mut sub = Subscriber {
-            hl: hl(sub_id, Some(1), "22", if spec.dependent { "1" } else { "0" }),
+            hl: hl(
+                sub_id,
+                Some(1),
+                "22",
+                if spec.dependent { "1" } else { "0" },
+            ),
             sbr: Sbr {
-                responsibility: if spec.secondary_paid.is_some() { "S" } else { "P" }.into(),
+                responsibility: if spec.secondary_paid.is_some() {
+                    "S"
+                } else {
+                    "P"
+                }
+                .into(),
                 relationship: (!spec.dependent).then(|| "18".to_owned()),
                 group_number: Some("GRP100".into()),
                 filing_indicator: Some("CI".into()),
@@ -248,7 +284,10 @@ pub fn professional(specs: &[ClaimSpec]) -> Professional {
                     v
                 },
             ),
-            payer: entity(nm1("PR", "2", "SECOND PAYER", None, "PI", "SECPAY"), Vec::new()),
+            payer: entity(
+                nm1("PR", "2", "SECOND PAYER", None, "PI", "SECPAY"),
+                Vec::new(),
+            ),
             ..Subscriber::default()
         };
         if spec.dependent {
@@ -281,17 +320,26 @@ pub fn professional(specs: &[ClaimSpec]) -> Professional {
         header_other: Vec::new(),
         submitter: entity(
             nm1("41", "2", "BILLD CLINIC", None, "46", "SUBMIT01"),
-            vec![Segment::new("PER", &["IC", "BILLING OFFICE", "TE", "2175550100"])],
+            vec![Segment::new(
+                "PER",
+                &["IC", "BILLING OFFICE", "TE", "2175550100"],
+            )],
         ),
-        receiver: entity(nm1("40", "2", "SECOND PAYER", None, "46", "SECPAY"), Vec::new()),
+        receiver: entity(
+            nm1("40", "2", "SECOND PAYER", None, "46", "SECPAY"),
+            Vec::new(),
+        ),
         billing_providers: vec![BillingProvider {
             hl: bp_hl,
             other: Vec::new(),
-            billing: entity(nm1("85", "2", "BILLD CLINIC", None, "XX", &npi("123456789")), {
-                let mut v = address("100 CLINIC WAY", "SPRINGFIELD", "IL", "627010001");
-                v.push(Segment::new("REF", &["EI", "371234567"]));
-                v
-            }),
+            billing: entity(
+                nm1("85", "2", "BILLD CLINIC", None, "XX", &npi("123456789")),
+                {
+                    let mut v = address("100 CLINIC WAY", "SPRINGFIELD", "IL", "627010001");
+                    v.push(Segment::new("REF", &["EI", "371234567"]));
+                    v
+                },
+            ),
             pay_to: None,
             pay_to_plan: None,
             subscribers,
@@ -323,20 +371,26 @@ pub fn inquiry_270(member: &str, dependent: bool, service_types: &[&str]) -> Hie
     let mut subscriber = Level {
         pos: Pos::default(),
         hl: hl(3, Some(2), "22", if dependent { "1" } else { "0" }),
-        other: vec![Trn {
-            trace_type: "1".into(),
-            trace_number: "93175-012547".into(),
-            originator: Some("9877281234".into()),
-            ..Trn::default()
-        }
-        .to_segment()],
+        other: vec![
+            Trn {
+                trace_type: "1".into(),
+                trace_number: "93175-012547".into(),
+                originator: Some("9877281234".into()),
+                ..Trn::default()
+            }
+            .to_segment(),
+        ],
         names: vec![Name {
             nm1: nm1("IL", "1", "SMITH", Some("ROBERT"), "MI", member),
             other: vec![
                 Segment::new("DMG", &["D8", "19430519"]),
                 Segment::new("DTP", &["291", "D8", "20240110"]),
             ],
-            benefits: if dependent { Vec::new() } else { vec![eq.clone()] },
+            benefits: if dependent {
+                Vec::new()
+            } else {
+                vec![eq.clone()]
+            },
             ..Name::default()
         }],
         ..Level::default()
@@ -344,13 +398,15 @@ pub fn inquiry_270(member: &str, dependent: bool, service_types: &[&str]) -> Hie
     if dependent {
         subscriber.children.push(Level {
             hl: hl(4, Some(3), "23", "0"),
-            other: vec![Trn {
-                trace_type: "1".into(),
-                trace_number: "93175-012548".into(),
-                originator: Some("9877281234".into()),
-                ..Trn::default()
-            }
-            .to_segment()],
+            other: vec![
+                Trn {
+                    trace_type: "1".into(),
+                    trace_number: "93175-012548".into(),
+                    originator: Some("9877281234".into()),
+                    ..Trn::default()
+                }
+                .to_segment(),
+            ],
             names: vec![Name {
                 nm1: nm1("03", "1", "SMITH", Some("MARY"), "", "").with_no_id(),
                 other: vec![
@@ -382,7 +438,14 @@ pub fn inquiry_270(member: &str, dependent: bool, service_types: &[&str]) -> Hie
             children: vec![Level {
                 hl: hl(2, Some(1), "21", "1"),
                 names: vec![Name {
-                    nm1: nm1("1P", "2", "BONE AND JOINT CLINIC", None, "XX", &npi("123456789")),
+                    nm1: nm1(
+                        "1P",
+                        "2",
+                        "BONE AND JOINT CLINIC",
+                        None,
+                        "XX",
+                        &npi("123456789"),
+                    ),
                     ..Name::default()
                 }],
                 children: vec![subscriber],
@@ -403,11 +466,37 @@ pub fn request_276(claim_id: &str, cents: i64) -> Hierarchy {
         }],
         ..Level::default()
     };
-    let mut payer = level(1, None, "20", "1", nm1("PR", "2", "ABC INSURANCE", None, "PI", "12345"));
-    let mut receiver = level(2, Some(1), "21", "1", nm1("41", "2", "XYZ SERVICE", None, "46", "X67E"));
-    let mut provider = level(3, Some(2), "19", "1", nm1("1P", "2", "HOME HOSPITAL", None, "XX", &npi("111222333")));
-    let mut subscriber = level(4, Some(3), "22", "0", nm1("IL", "1", "SMITH", Some("FRED"), "MI", "123456789A"));
-    subscriber.other.push(Segment::new("DMG", &["D8", "19430519", "M"]));
+    let mut payer = level(
+        1,
+        None,
+        "20",
+        "1",
+        nm1("PR", "2", "ABC INSURANCE", None, "PI", "12345"),
+    );
+    let mut receiver = level(
+        2,
+        Some(1),
+        "21",
+        "1",
+        nm1("41", "2", "XYZ SERVICE", None, "46", "X67E"),
+    );
+    let mut provider = level(
+        3,
+        Some(2),
+        "19",
+        "1",
+        nm1("1P", "2", "HOME HOSPITAL", None, "XX", &npi("111222333")),
+    );
+    let mut subscriber = level(
+        4,
+        Some(3),
+        "22",
+        "0",
+        nm1("IL", "1", "SMITH", Some("FRED"), "MI", "123456789A"),
+    );
+    subscriber
+        .other
+        .push(Segment::new("DMG", &["D8", "19430519", "M"]));
     subscriber.tracking.push(Tracking {
         pos: Pos::default(),
         trn: Trn {
@@ -561,7 +650,14 @@ pub fn remittance(claims: &[PaymentSpec], plb_cents: i64) -> billd_x12::t835::Re
                 frequency: Some("1".into()),
                 ..Clp::default()
             },
-            names: vec![nm1("QC", "1", "DOE", Some("JANE"), "MI", &format!("MBR{n:06}"))],
+            names: vec![nm1(
+                "QC",
+                "1",
+                "DOE",
+                Some("JANE"),
+                "MI",
+                &format!("MBR{n:06}"),
+            )],
             services,
             ..ClaimPayment::default()
         });
