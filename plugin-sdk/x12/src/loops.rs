@@ -82,6 +82,8 @@ fn rank(order: &[&str], id: &str) -> usize {
 /// reporting segments out of guide order and loops repeated beyond their
 /// maximum to `cx`.
 pub fn build(root: &'static LoopSpec, body: Vec<Located>, cx: &mut Cx<'_>) -> LoopNode {
+    // Highest guide-order rank seen so far in each open loop.
+    let mut ranks: Vec<usize> = vec![0];
     let mut stack: Vec<(&'static LoopSpec, LoopNode)> = vec![(
         root,
         LoopNode {
@@ -94,6 +96,7 @@ pub fn build(root: &'static LoopSpec, body: Vec<Located>, cx: &mut Cx<'_>) -> Lo
         let top = stack.len() - 1;
         if stack[top].0.end == Some(seg.segment.id.as_str()) && top > 0 {
             stack[top].1.segments.push(seg);
+            ranks.pop();
             let (_, node) = stack.pop().unwrap_or((root, empty()));
             if let Some(parent) = stack.last_mut() {
                 parent.1.children.push(node);
@@ -137,12 +140,14 @@ pub fn build(root: &'static LoopSpec, body: Vec<Located>, cx: &mut Cx<'_>) -> Lo
                     }
                 }
                 while stack.len() > level + 1 {
+                    ranks.pop();
                     if let Some((_, node)) = stack.pop()
                         && let Some(parent) = stack.last_mut()
                     {
                         parent.1.children.push(node);
                     }
                 }
+                ranks.push(0);
                 stack.push((
                     child,
                     LoopNode {
@@ -159,15 +164,10 @@ pub fn build(root: &'static LoopSpec, body: Vec<Located>, cx: &mut Cx<'_>) -> Lo
                 let misplaced = if let Some(child) = after_loop {
                     Some(format!("after loop {child}"))
                 } else if known && !spec.order.is_empty() {
-                    let skip = usize::from(node.id != "ST").min(node.segments.len());
-                    let last = node.segments[skip..]
-                        .iter()
-                        .map(|l| rank(spec.order, &l.segment.id))
-                        .filter(|r| *r < spec.order.len())
-                        .max()
-                        .unwrap_or(0);
-                    (rank(spec.order, &seg.segment.id) < last)
-                        .then(|| "before a segment the guide puts earlier".to_owned())
+                    let r = rank(spec.order, &seg.segment.id);
+                    let last = ranks[top];
+                    ranks[top] = last.max(r);
+                    (r < last).then(|| "before a segment the guide puts earlier".to_owned())
                 } else {
                     None
                 };

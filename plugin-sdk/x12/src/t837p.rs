@@ -663,3 +663,44 @@ fn write_claim(c: &Claim, out: &mut Vec<Segment>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::document::Body;
+    use crate::reader::Mode;
+
+    #[test]
+    fn reads_claims_diagnoses_lines_and_cob() {
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/fixtures/x12/837P/lfh__demo.cob.example3.A.837");
+        let parsed = crate::parse(&std::fs::read(p).unwrap(), Mode::Lenient).unwrap();
+        let Body::Professional(m) = &parsed.document.interchanges[0].groups[0].transactions[0].body
+        else {
+            panic!("not an 837P")
+        };
+        let claims: Vec<_> = m.claims().collect();
+        assert_eq!(claims.len(), 1);
+        let (sub, patient, c) = claims[0];
+        assert_eq!(sub.sbr.responsibility, "P");
+        assert!(patient.is_some(), "the patient is a dependent (2000C)");
+        assert_eq!(c.clm.total_charge.as_str(), "79.04");
+        assert_eq!((c.clm.place_of_service(), c.clm.frequency()), ("11", "1"));
+        // HI uses 4010-era BK/BF qualifiers here, not ICD-10 ABK/ABF.
+        assert!(c.diagnoses().is_empty());
+        assert_eq!(c.health_info[0].codes[0].get(1), "BK");
+        assert_eq!(
+            c.rendering_provider().and_then(|e| e.nm1.npi()),
+            Some("1999996666")
+        );
+        assert_eq!(c.other_subscribers.len(), 1);
+        assert_eq!(c.other_subscribers[0].sbr.responsibility, "S");
+        assert_eq!(c.lines.len(), 3);
+        assert_eq!(
+            c.lines[0].sv1.diagnosis_pointers.0,
+            vec!["1", "2", "3", "4"]
+        );
+        let sum: i64 = c.lines.iter().map(|l| l.sv1.charge.units()).sum();
+        assert_eq!(sum, c.clm.total_charge.units());
+    }
+}

@@ -454,3 +454,76 @@ pub fn acknowledge(input: &[u8]) -> Result<Document, ReadError> {
     }
     Ok(doc)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::writer::{SequentialControlNumbers, WriteOptions, write_document};
+
+    fn fixture(rel: &str) -> Vec<u8> {
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/fixtures/x12")
+            .join(rel);
+        std::fs::read(p).unwrap()
+    }
+
+    fn acks(doc: &Document) -> Vec<&Ack999> {
+        doc.interchanges
+            .iter()
+            .flat_map(|i| &i.groups)
+            .flat_map(|g| &g.transactions)
+            .filter_map(|t| match &t.body {
+                Body::Ack(a) => Some(a),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn reads_a_rejecting_999() {
+        let p = crate::parse(&fixture("999/ims__x12_999_rejected.txt"), Mode::Strict).unwrap();
+        let a = acks(&p.document)[0];
+        assert!(!a.accepted());
+        assert!(a.responses.iter().any(|r| !r.accepted()));
+    }
+
+    #[test]
+    fn accepts_a_clean_file_and_swaps_sender_and_receiver() {
+        let doc = acknowledge(&fixture("835/tasty__profee.edi")).unwrap();
+        let a = acks(&doc);
+        assert_eq!(a.len(), 1);
+        assert!(a[0].accepted());
+        assert_eq!(a[0].ak1.functional_id, "HP");
+        assert_eq!(
+            (a[0].ak9.included.as_str(), a[0].ak9.accepted.as_str()),
+            ("1", "1")
+        );
+        assert_eq!(doc.interchanges[0].header.sender_id, "ETIN");
+    }
+
+    #[test]
+    fn rejects_with_located_ik3_ik4_and_ik5_codes() {
+        // SE01 wrong (IK5 4) and a non-numeric CLP04 (IK3 8 / IK4 6).
+        let x = "ISA*00*          *00*          *ZZ*A              *ZZ*B              *240101*1200*^*00501*000000001*0*P*:~GS*HP*A*B*20240101*1200*7*X*005010X221A1~ST*835*0001*005010X221A1~BPR*I*80*C*CHK************20240101~TRN*1*T1*1~N1*PR*PAYER~N1*PE*CLINIC*XX*1234567893~LX*1~CLP*A*1*100*8O**12~SE*99*0001~GE*1*7~IEA*1*000000001~";
+        let doc = acknowledge(x.as_bytes()).unwrap();
+        let a = acks(&doc)[0];
+        assert!(!a.accepted());
+        assert_eq!(a.ak1.group_control, "7");
+        let r = &a.responses[0];
+        assert_eq!(r.ik5.ack, "R");
+        assert_eq!(r.ik5.error1.as_deref(), Some("4"));
+        assert_eq!(r.ik5.error2.as_deref(), Some("5"));
+        let e = &r.errors[0];
+        assert_eq!(
+            (e.ik3.segment_id.as_str(), e.ik3.position.as_str()),
+            ("CLP", "7")
+        );
+        assert_eq!(e.elements[0].ik4.position.get(1), "4");
+        assert_eq!(e.elements[0].ik4.error, "6");
+        // The 999 itself is valid X12 that billd reads back.
+        let mut n = SequentialControlNumbers::starting_at(3);
+        let text = write_document(&doc, &WriteOptions::default(), &mut n).unwrap();
+        let back = crate::parse(text.as_bytes(), Mode::Strict).unwrap();
+        assert_eq!(acks(&back.document)[0], a);
+    }
+}

@@ -480,3 +480,102 @@ fn write_level(l: &Level, out: &mut Vec<Segment>) {
         write_level(c, out);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::document::Body;
+    use crate::reader::Mode;
+
+    fn model(rel: &str) -> Body {
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/fixtures/x12")
+            .join(rel);
+        let parsed = crate::parse(&std::fs::read(p).unwrap(), Mode::Lenient).unwrap();
+        parsed.document.interchanges[0].groups[0].transactions[0]
+            .body
+            .clone()
+    }
+
+    #[test]
+    fn a_271_states_active_coverage() {
+        let Body::EligibilityResponse(h) = model("271/kh__271_active_response.x12") else {
+            panic!("not a 271")
+        };
+        assert_eq!(h.coverage(), Some(CoverageStatus::Active));
+        assert!(h.rejections().is_empty());
+        let eb = h
+            .all_levels()
+            .into_iter()
+            .flat_map(|l| &l.names)
+            .flat_map(|n| &n.benefits)
+            .find_map(|b| b.eb.clone())
+            .unwrap();
+        assert_eq!(eb.service_types.0, vec!["30"]);
+    }
+
+    #[test]
+    fn a_271_rejection_has_its_reason_code() {
+        let Body::EligibilityResponse(h) = model("271/kh__271_rejected_subscriber.x12") else {
+            panic!("not a 271")
+        };
+        let r = h.rejections();
+        assert_eq!(r.len(), 1);
+        assert_eq!(
+            (
+                r[0].valid.as_str(),
+                r[0].reject_reason.as_deref(),
+                r[0].follow_up.as_deref()
+            ),
+            ("N", Some("72"), Some("C"))
+        );
+        assert_eq!(h.coverage(), None);
+    }
+
+    #[test]
+    fn a_277_gives_status_codes_amounts_and_payer_claim_numbers() {
+        let Body::StatusResponse(h) = model("277/lfh__claim-level-status.277") else {
+            panic!("not a 277")
+        };
+        let tracking: Vec<&Tracking> = h
+            .all_levels()
+            .into_iter()
+            .flat_map(|l| &l.tracking)
+            .collect();
+        assert_eq!(tracking.len(), 3);
+        assert_eq!(
+            tracking[2].services[0].statuses[0].category(),
+            "F2",
+            "the dependent's service line has its own STC"
+        );
+        let stc = &tracking[0].statuses[0];
+        assert_eq!((stc.category(), stc.status_code()), ("P3", "317"));
+        assert_eq!(stc.charge.as_ref().map(|a| a.units()), Some(85_138_800));
+        assert_eq!(
+            tracking[0].payer_claim_control_number(),
+            Some("05347006051")
+        );
+        assert_eq!(
+            tracking[1].statuses[0].payment.as_ref().map(|a| a.as_str()),
+            Some("7599.00")
+        );
+    }
+
+    #[test]
+    fn a_277ca_rejection_names_the_entity() {
+        let Body::ClaimAck(h) = model("277/ims__x12_277CA_rejected.txt") else {
+            panic!("not a 277CA")
+        };
+        let statuses: Vec<&Stc> = h
+            .all_levels()
+            .into_iter()
+            .flat_map(|l| &l.tracking)
+            .flat_map(|t| &t.statuses)
+            .collect();
+        assert!(
+            statuses
+                .iter()
+                .any(|s| s.category() == "A7" && s.status_code() == "562" && s.entity() == "85")
+        );
+    }
+}
