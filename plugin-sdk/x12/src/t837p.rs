@@ -666,7 +666,6 @@ fn write_claim(c: &Claim, out: &mut Vec<Segment>) {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use crate::document::Body;
     use crate::reader::Mode;
 
