@@ -13,6 +13,7 @@ macro_rules! say {
 
 pub mod jobs;
 pub mod tasks;
+pub mod x12;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::{Path, PathBuf};
@@ -60,6 +61,12 @@ pub enum Command {
         /// Task verb.
         #[command(subcommand)]
         cmd: tasks::TasksCommand,
+    },
+    /// Read, validate and write X12 5010 files (no configuration needed).
+    X12 {
+        /// X12 verb.
+        #[command(subcommand)]
+        cmd: x12::X12Command,
     },
 }
 
@@ -143,6 +150,7 @@ fn dispatch(cli: Cli) -> VerbResult {
         Command::CheckConfig { file } => check_config(file.as_deref().or(cfg_flag)),
         Command::Jobs { cmd } => jobs::run(cfg_flag, cmd),
         Command::Tasks { cmd } => tasks::run(cfg_flag, cmd),
+        Command::X12 { cmd } => Ok(x12::run(&cmd)?),
     }
 }
 
