@@ -471,7 +471,7 @@ macro_rules! typed_segment {
                     }
                 }
                 let mut s = crate::segment::Segment {
-                    id: $id.to_owned(),
+                    id: std::borrow::Cow::Borrowed($id),
                     elements: els,
                 };
                 s.trim();

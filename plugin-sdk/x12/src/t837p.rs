@@ -360,7 +360,7 @@ impl Professional {
         let mut out = Professional::default();
         let mut bht = None;
         for s in root.segments {
-            match s.segment.id.as_str() {
+            match &*s.segment.id {
                 "BHT" if bht.is_none() => bht = Some(cx.take(s, Bht::ID, Bht::from_owned)),
                 _ => out.header_other.push(s.segment),
             }
@@ -490,7 +490,7 @@ fn subscriber(mut node: LoopNode, cx: &mut Cx<'_>) -> Result<Subscriber, Incompl
     };
     let mut sbr = None;
     for s in rest {
-        match s.segment.id.as_str() {
+        match &*s.segment.id {
             "SBR" if sbr.is_none() => sbr = Some(cx.take(s, Sbr::ID, Sbr::from_owned)),
             _ => out.other.push(s.segment),
         }
@@ -551,7 +551,7 @@ fn claim(node: LoopNode, cx: &mut Cx<'_>) -> Result<Claim, Incomplete> {
         out.clm = cx.take(first, Clm::ID, Clm::from_owned);
     }
     for s in segs {
-        match s.segment.id.as_str() {
+        match &*s.segment.id {
             "DTP" => out.dates.push(cx.take(s, Dtp::ID, Dtp::from_owned)),
             "AMT" => out.amounts.push(cx.take(s, Amt::ID, Amt::from_owned)),
             "REF" => out.references.push(cx.take(s, Ref::ID, Ref::from_owned)),
@@ -568,7 +568,7 @@ fn claim(node: LoopNode, cx: &mut Cx<'_>) -> Result<Claim, Incomplete> {
                     os.sbr = cx.take(first, Sbr::ID, Sbr::from_owned);
                 }
                 for s in segs {
-                    match s.segment.id.as_str() {
+                    match &*s.segment.id {
                         "CAS" => os.adjustments.push(cx.take(s, Cas::ID, Cas::from_owned)),
                         "AMT" => os.amounts.push(cx.take(s, Amt::ID, Amt::from_owned)),
                         _ => os.other.push(s.segment),
@@ -596,7 +596,7 @@ fn line(node: LoopNode, cx: &mut Cx<'_>) -> Result<ServiceLine, Incomplete> {
     out.lx = cx.take(first.clone(), Lx::ID, Lx::from_owned);
     let mut sv1 = None;
     for s in segs {
-        match s.segment.id.as_str() {
+        match &*s.segment.id {
             "SV1" if sv1.is_none() => sv1 = Some(cx.take(s, Sv1::ID, Sv1::from_owned)),
             "DTP" => out.dates.push(cx.take(s, Dtp::ID, Dtp::from_owned)),
             "AMT" => out.amounts.push(cx.take(s, Amt::ID, Amt::from_owned)),
