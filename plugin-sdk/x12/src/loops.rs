@@ -152,7 +152,13 @@ pub fn build(root: &'static LoopSpec, body: Vec<Located>, cx: &mut Cx<'_>) -> Lo
                     child,
                     LoopNode {
                         id: child.id,
-                        segments: vec![seg],
+                        segments: {
+                            // Most loops hold a handful of segments: one
+                            // allocation instead of several regrowths.
+                            let mut v = Vec::with_capacity(8);
+                            v.push(seg);
+                            v
+                        },
                         children: Vec::new(),
                     },
                 ));
