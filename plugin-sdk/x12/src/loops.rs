@@ -416,6 +416,17 @@ impl Entity {
         }
     }
 
+    /// Puts `e` in `slot` when it is empty; otherwise (a loop repeated
+    /// beyond its maximum, already reported by [`build`]) keeps its segments
+    /// in `spill` so a lenient read loses nothing.
+    pub fn keep_one(slot: &mut Option<Entity>, e: Entity, spill: &mut Vec<Segment>) {
+        if slot.is_some() {
+            e.write(spill);
+        } else {
+            *slot = Some(e);
+        }
+    }
+
     /// The first segment with this identifier among `other`.
     #[must_use]
     pub fn find(&self, id: &str) -> Option<&Segment> {

@@ -227,10 +227,23 @@ impl Remittance {
                         n1: cx.take(s, N1::ID, N1::from_owned),
                         other: segs.map(|l| l.segment).collect(),
                     });
-                    if child.id == "1000A" {
-                        payer = party;
+                    let slot = if child.id == "1000A" {
+                        &mut payer
                     } else {
-                        payee = party;
+                        &mut payee
+                    };
+                    match (slot.is_some(), party) {
+                        // Repeated beyond its maximum (reported): keep the
+                        // segments so a lenient read loses nothing.
+                        (true, Some(p)) => {
+                            out.header_other.push(p.n1.to_segment());
+                            out.header_other.extend(p.other);
+                        }
+                        (_, p) => {
+                            if p.is_some() {
+                                *slot = p;
+                            }
+                        }
                     }
                 }
                 "2000" => {

@@ -368,8 +368,16 @@ impl Professional {
         let (mut submitter, mut receiver) = (None, None);
         for child in root.children {
             match child.id {
-                "1000A" => submitter = Some(Entity::from_node(child, cx)),
-                "1000B" => receiver = Some(Entity::from_node(child, cx)),
+                "1000A" => Entity::keep_one(
+                    &mut submitter,
+                    Entity::from_node(child, cx),
+                    &mut out.header_other,
+                ),
+                "1000B" => Entity::keep_one(
+                    &mut receiver,
+                    Entity::from_node(child, cx),
+                    &mut out.header_other,
+                ),
                 _ => out.billing_providers.push(billing_provider(child, cx)?),
             }
         }
@@ -467,9 +475,19 @@ fn billing_provider(mut node: LoopNode, cx: &mut Cx<'_>) -> Result<BillingProvid
     let mut billing = None;
     for child in node.children {
         match child.id {
-            "2010AA" => billing = Some(Entity::from_node(child, cx)),
-            "2010AB" => out.pay_to = Some(Entity::from_node(child, cx)),
-            "2010AC" => out.pay_to_plan = Some(Entity::from_node(child, cx)),
+            "2010AA" => {
+                Entity::keep_one(&mut billing, Entity::from_node(child, cx), &mut out.other)
+            }
+            "2010AB" => Entity::keep_one(
+                &mut out.pay_to,
+                Entity::from_node(child, cx),
+                &mut out.other,
+            ),
+            "2010AC" => Entity::keep_one(
+                &mut out.pay_to_plan,
+                Entity::from_node(child, cx),
+                &mut out.other,
+            ),
             _ => out.subscribers.push(subscriber(child, cx)?),
         }
     }
@@ -498,8 +516,8 @@ fn subscriber(mut node: LoopNode, cx: &mut Cx<'_>) -> Result<Subscriber, Incompl
     let (mut sub, mut payer) = (None, None);
     for child in node.children {
         match child.id {
-            "2010BA" => sub = Some(Entity::from_node(child, cx)),
-            "2010BB" => payer = Some(Entity::from_node(child, cx)),
+            "2010BA" => Entity::keep_one(&mut sub, Entity::from_node(child, cx), &mut out.other),
+            "2010BB" => Entity::keep_one(&mut payer, Entity::from_node(child, cx), &mut out.other),
             "2300" => out.claims.push(claim(child, cx)?),
             _ => out.patients.push(patient(child, cx)?),
         }
@@ -530,7 +548,7 @@ fn patient(mut node: LoopNode, cx: &mut Cx<'_>) -> Result<Patient, Incomplete> {
     let mut pat = None;
     for child in node.children {
         match child.id {
-            "2010CA" => pat = Some(Entity::from_node(child, cx)),
+            "2010CA" => Entity::keep_one(&mut pat, Entity::from_node(child, cx), &mut out.other),
             _ => out.claims.push(claim(child, cx)?),
         }
     }
