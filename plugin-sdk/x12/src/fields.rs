@@ -1,5 +1,5 @@
 //! Typed element values (amounts, composites, repetitions) and the machinery
-//! that maps a generic [`Segment`] onto a typed segment struct and back
+//! that maps a generic [`Segment`](crate::segment::Segment) onto a typed segment struct and back
 //! without losing anything: positions a struct does not name are kept in its
 //! `extra` map, and an element whose shape does not fit its field is kept
 //! there too (with an issue), so writing a typed segment always reproduces
@@ -471,7 +471,7 @@ macro_rules! typed_segment {
                     }
                 }
                 let mut s = crate::segment::Segment {
-                    id: $id.to_owned(),
+                    id: std::borrow::Cow::Borrowed($id),
                     elements: els,
                 };
                 s.trim();

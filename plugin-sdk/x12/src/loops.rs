@@ -94,7 +94,7 @@ pub fn build(root: &'static LoopSpec, body: Vec<Located>, cx: &mut Cx<'_>) -> Lo
     )];
     for seg in body {
         let top = stack.len() - 1;
-        if stack[top].0.end == Some(seg.segment.id.as_str()) && top > 0 {
+        if stack[top].0.end == Some(&*seg.segment.id) && top > 0 {
             stack[top].1.segments.push(seg);
             ranks.pop();
             let (_, node) = stack.pop().unwrap_or((root, empty()));
@@ -152,7 +152,13 @@ pub fn build(root: &'static LoopSpec, body: Vec<Located>, cx: &mut Cx<'_>) -> Lo
                     child,
                     LoopNode {
                         id: child.id,
-                        segments: vec![seg],
+                        segments: {
+                            // Most loops hold a handful of segments: one
+                            // allocation instead of several regrowths.
+                            let mut v = Vec::with_capacity(8);
+                            v.push(seg);
+                            v
+                        },
                         children: Vec::new(),
                     },
                 ));
@@ -160,11 +166,11 @@ pub fn build(root: &'static LoopSpec, body: Vec<Located>, cx: &mut Cx<'_>) -> Lo
             None => {
                 let (spec, node) = &mut stack[top];
                 let after_loop = node.children.last().map(|c| c.id);
-                let known = spec.order.is_empty() || spec.order.contains(&seg.segment.id.as_str());
+                let r = rank(spec.order, &seg.segment.id);
+                let known = spec.order.is_empty() || r < spec.order.len();
                 let misplaced = if let Some(child) = after_loop {
                     Some(format!("after loop {child}"))
                 } else if known && !spec.order.is_empty() {
-                    let r = rank(spec.order, &seg.segment.id);
                     let last = ranks[top];
                     ranks[top] = last.max(r);
                     (r < last).then(|| "before a segment the guide puts earlier".to_owned())
@@ -176,7 +182,7 @@ pub fn build(root: &'static LoopSpec, body: Vec<Located>, cx: &mut Cx<'_>) -> Lo
                     cx.error(
                         &seg,
                         IssueKind::UnexpectedSegment {
-                            segment: seg.segment.id.clone(),
+                            segment: seg.segment.id.to_string(),
                             in_loop,
                         },
                     );
@@ -184,7 +190,7 @@ pub fn build(root: &'static LoopSpec, body: Vec<Located>, cx: &mut Cx<'_>) -> Lo
                     cx.error(
                         &seg,
                         IssueKind::OutOfOrder {
-                            segment: seg.segment.id.clone(),
+                            segment: seg.segment.id.to_string(),
                             in_loop,
                             how,
                         },
@@ -228,7 +234,7 @@ impl Cx<'_> {
             interchange: self.interchange,
             segment: s.number,
             in_transaction: s.in_transaction,
-            segment_id: s.segment.id.clone(),
+            segment_id: s.segment.id.to_string(),
             element: None,
         }
     }
@@ -410,6 +416,17 @@ impl Entity {
         }
     }
 
+    /// Puts `e` in `slot` when it is empty; otherwise (a loop repeated
+    /// beyond its maximum, already reported by [`build`]) keeps its segments
+    /// in `spill` so a lenient read loses nothing.
+    pub fn keep_one(slot: &mut Option<Entity>, e: Entity, spill: &mut Vec<Segment>) {
+        if slot.is_some() {
+            e.write(spill);
+        } else {
+            *slot = Some(e);
+        }
+    }
+
     /// The first segment with this identifier among `other`.
     #[must_use]
     pub fn find(&self, id: &str) -> Option<&Segment> {
@@ -507,7 +524,7 @@ mod tests {
         let ls = &tree.children[2];
         assert_eq!(ls.id, "LS");
         // Inside LS, A*X does not open L1 above it: LS is closed only by LE.
-        let ids: Vec<&str> = ls.segments.iter().map(|l| l.segment.id.as_str()).collect();
+        let ids: Vec<&str> = ls.segments.iter().map(|l| &*l.segment.id).collect();
         assert_eq!(ids, vec!["LS", "A", "LE"]);
         assert_eq!(tree.segments[1].segment.id, "Z");
     }
@@ -577,7 +594,7 @@ mod tests {
                 Segment::new("REF", &["b"]),
             ],
         );
-        let ids: Vec<(&str, &str)> = out.iter().map(|s| (s.id.as_str(), s.get(1))).collect();
+        let ids: Vec<(&str, &str)> = out.iter().map(|s| ((&*s.id), s.get(1))).collect();
         assert_eq!(
             ids,
             vec![

@@ -389,7 +389,7 @@ impl<'a> Reader<'a> {
     fn split(&mut self, raw: &[u8], d: &Delimiters) -> Segment {
         let mut parts = raw.split(|&b| b == d.element);
         let id_bytes = parts.next().unwrap_or_default();
-        let id = String::from_utf8_lossy(id_bytes).into_owned();
+        let id = crate::segment::intern_id(&String::from_utf8_lossy(id_bytes));
         let id_ok = (2..=3).contains(&id.len())
             && id
                 .bytes()
@@ -405,7 +405,7 @@ impl<'a> Reader<'a> {
                 }
             }
         };
-        let mut elements = Vec::new();
+        let mut elements = Vec::with_capacity(raw.iter().filter(|&&b| b == d.element).count());
         for p in parts {
             let has_comp = p.contains(&d.component);
             let has_rep = d.repetition.is_some_and(|r| p.contains(&r));
@@ -450,7 +450,7 @@ impl<'a> Reader<'a> {
     }
 
     fn place(&mut self, seg: Segment) {
-        match seg.id.as_str() {
+        match &*seg.id {
             "ISA" => {
                 // An ISA inside an open interchange: the previous one lacks
                 // its IEA. Re-read this ISA as a new interchange.
@@ -568,7 +568,7 @@ impl<'a> Reader<'a> {
                     self.err(
                         loc,
                         IssueKind::OutOfEnvelope {
-                            segment: seg.id.clone(),
+                            segment: seg.id.to_string(),
                             expected: "a transaction set (ST)".into(),
                         },
                     );

@@ -175,11 +175,35 @@ impl<'de> Deserialize<'de> for Element {
     }
 }
 
+/// A segment identifier. Identifiers of the X12 5010 segments billd knows
+/// are borrowed from a static table, so reading a segment does not allocate
+/// for its name; others are owned.
+pub type SegmentId = std::borrow::Cow<'static, str>;
+
+/// Segment identifiers interned by [`intern_id`].
+const KNOWN_IDS: &[&str] = &[
+    "AAA", "ACT", "AK1", "AK2", "AK9", "AMT", "BHT", "BPR", "CAS", "CLM", "CLP", "CN1", "CR1",
+    "CR2", "CR3", "CRC", "CTX", "CUR", "DMG", "DTM", "DTP", "EB", "EQ", "FRM", "GE", "GS", "HCP",
+    "HI", "HL", "HSD", "IEA", "III", "IK3", "IK4", "IK5", "INS", "K3", "LE", "LIN", "LQ", "LS",
+    "LX", "MEA", "MIA", "MOA", "MPI", "MSG", "N1", "N3", "N4", "NM1", "NTE", "OI", "PAT", "PER",
+    "PLB", "PRV", "PS1", "PWK", "QTY", "RDM", "REF", "SBR", "SE", "ST", "STC", "SV1", "SV5", "SVC",
+    "SVD", "TRN", "TS2", "TS3",
+];
+
+/// The identifier for `text`, borrowed from the static table when known.
+#[must_use]
+pub fn intern_id(text: &str) -> SegmentId {
+    match KNOWN_IDS.binary_search(&text) {
+        Ok(i) => SegmentId::Borrowed(KNOWN_IDS[i]),
+        Err(_) => SegmentId::Owned(text.to_owned()),
+    }
+}
+
 /// One segment: identifier and elements (element 1 is `elements[0]`).
 #[derive(Clone, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 pub struct Segment {
     /// Segment identifier, e.g. `CLP`.
-    pub id: String,
+    pub id: SegmentId,
     /// Elements in order; trailing empty elements are not kept.
     #[serde(default)]
     pub elements: Vec<Element>,
@@ -202,7 +226,7 @@ impl Segment {
     #[must_use]
     pub fn new(id: &str, values: &[&str]) -> Segment {
         let mut s = Segment {
-            id: id.to_owned(),
+            id: intern_id(id),
             elements: values.iter().map(|v| Element::from(*v)).collect(),
         };
         s.trim();
@@ -273,6 +297,13 @@ mod tests {
         let d = format!("{s:?} {:?}", s.elements);
         assert!(!d.contains("DOE"));
         assert!(d.contains("NM1"));
+    }
+
+    #[test]
+    fn known_ids_are_sorted_for_binary_search() {
+        assert!(KNOWN_IDS.windows(2).all(|w| w[0] < w[1]));
+        assert!(matches!(intern_id("CLP"), SegmentId::Borrowed(_)));
+        assert!(matches!(intern_id("ZZZ"), SegmentId::Owned(_)));
     }
 
     #[test]

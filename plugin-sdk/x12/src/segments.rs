@@ -614,7 +614,7 @@ impl Cas {
     /// As `from_segment`, for an owned segment.
     #[must_use]
     pub fn from_owned(seg: Segment) -> (Cas, Vec<(u16, IssueKind)>) {
-        Self::from_segment(&seg)
+        Self::from_owned_cas(seg)
     }
 
     /// The segment identifier.
@@ -623,37 +623,36 @@ impl Cas {
     /// Reads a CAS; misfit elements go to `extra`.
     #[must_use]
     pub fn from_segment(seg: &Segment) -> (Cas, Vec<(u16, IssueKind)>) {
+        Self::from_owned_cas(seg.clone())
+    }
+
+    fn from_owned_cas(mut seg: Segment) -> (Cas, Vec<(u16, IssueKind)>) {
         let mut out = Cas::default();
         let mut problems = Vec::new();
-        let mut take = |pos: usize, out: &mut Cas| -> Option<String> {
-            match <String as Field>::read(seg.element(pos)) {
-                Ok(v) => Some(v),
+        fn take<T: Field + Default>(
+            seg: &mut Segment,
+            pos: usize,
+            out: &mut Cas,
+            problems: &mut Vec<(u16, IssueKind)>,
+        ) -> T {
+            match T::take(seg.elements.get_mut(pos - 1)) {
+                Ok(v) => v,
                 Err(k) => {
-                    if let Some(e) = seg.element(pos) {
-                        out.extra.insert(pos as u16, e.clone());
+                    if let Some(e) = seg.elements.get_mut(pos - 1) {
+                        out.extra.insert(pos as u16, std::mem::take(e));
                     }
                     problems.push((pos as u16, k));
-                    None
+                    T::default()
                 }
             }
-        };
-        out.group = take(1, &mut out).unwrap_or_default();
+        }
+        out.group = take(&mut seg, 1, &mut out, &mut problems);
         let n = seg.elements.len();
         let mut pos = 2;
-        let mut amount_problems = Vec::new();
         while pos <= n {
-            let reason = take(pos, &mut out).unwrap_or_default();
-            let amount_text = take(pos + 1, &mut out).unwrap_or_default();
-            let quantity = take(pos + 2, &mut out).filter(|q| !q.is_empty());
-            let amount = match Amount::parse(&amount_text) {
-                Ok(a) => a,
-                Err(k) => {
-                    out.extra
-                        .insert(pos as u16 + 1, Element::Simple(amount_text));
-                    amount_problems.push((pos as u16 + 1, k));
-                    Amount::default()
-                }
-            };
+            let reason = take(&mut seg, pos, &mut out, &mut problems);
+            let amount = take(&mut seg, pos + 1, &mut out, &mut problems);
+            let quantity: Option<String> = take(&mut seg, pos + 2, &mut out, &mut problems);
             out.adjustments.push(CasAdjustment {
                 reason,
                 amount,
@@ -661,8 +660,6 @@ impl Cas {
             });
             pos += 3;
         }
-        problems.extend(amount_problems);
-        problems.sort_by_key(|p| p.0);
         (out, problems)
     }
 
@@ -900,7 +897,10 @@ mod tests {
                 }
             })
             .collect();
-        Segment { id, elements }
+        Segment {
+            id: id.into(),
+            elements,
+        }
     }
 
     #[test]
@@ -916,7 +916,7 @@ mod tests {
             "SV1*HC:99213:25*40*UN*1***1:2",
         ] {
             let s = seg(text);
-            let back = match s.id.as_str() {
+            let back = match &*s.id {
                 "CLP" => Clp::from_segment(&s).0.to_segment(),
                 "SVC" => Svc::from_segment(&s).0.to_segment(),
                 "NM1" => Nm1::from_segment(&s).0.to_segment(),
@@ -949,7 +949,7 @@ mod tests {
             "HI*ABK:J449*ABF:E119",
         ] {
             let s = seg(text);
-            let back = match s.id.as_str() {
+            let back = match &*s.id {
                 "CAS" => Cas::from_segment(&s).0.to_segment(),
                 "PLB" => Plb::from_segment(&s).0.to_segment(),
                 "HI" => Hi::from_segment(&s).0.to_segment(),

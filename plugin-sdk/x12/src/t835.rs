@@ -208,7 +208,7 @@ impl Remittance {
         let first = root.segments.first().cloned();
         let (mut bpr, mut trn) = (None, None);
         for s in root.segments {
-            match s.segment.id.as_str() {
+            match &*s.segment.id {
                 "BPR" if bpr.is_none() => bpr = Some(cx.take(s, Bpr::ID, Bpr::from_owned)),
                 "TRN" if trn.is_none() => trn = Some(cx.take(s, Trn::ID, Trn::from_owned)),
                 _ => out.header_other.push(s.segment),
@@ -227,10 +227,23 @@ impl Remittance {
                         n1: cx.take(s, N1::ID, N1::from_owned),
                         other: segs.map(|l| l.segment).collect(),
                     });
-                    if child.id == "1000A" {
-                        payer = party;
+                    let slot = if child.id == "1000A" {
+                        &mut payer
                     } else {
-                        payee = party;
+                        &mut payee
+                    };
+                    match (slot.is_some(), party) {
+                        // Repeated beyond its maximum (reported): keep the
+                        // segments so a lenient read loses nothing.
+                        (true, Some(p)) => {
+                            out.header_other.push(p.n1.to_segment());
+                            out.header_other.extend(p.other);
+                        }
+                        (_, p) => {
+                            if p.is_some() {
+                                *slot = p;
+                            }
+                        }
                     }
                 }
                 "2000" => {
@@ -338,7 +351,7 @@ fn claim(node: LoopNode, cx: &mut Cx<'_>) -> ClaimPayment {
         out.clp = cx.take(first, Clp::ID, Clp::from_owned);
     }
     for s in segs {
-        match s.segment.id.as_str() {
+        match &*s.segment.id {
             "CAS" => out.adjustments.push(cx.take(s, Cas::ID, Cas::from_owned)),
             "NM1" => out.names.push(cx.take(s, Nm1::ID, Nm1::from_owned)),
             "REF" => out.references.push(cx.take(s, Ref::ID, Ref::from_owned)),
@@ -355,7 +368,7 @@ fn claim(node: LoopNode, cx: &mut Cx<'_>) -> ClaimPayment {
             sp.svc = cx.take(first, Svc::ID, Svc::from_owned);
         }
         for s in segs {
-            match s.segment.id.as_str() {
+            match &*s.segment.id {
                 "CAS" => sp.adjustments.push(cx.take(s, Cas::ID, Cas::from_owned)),
                 "REF" => sp.references.push(cx.take(s, Ref::ID, Ref::from_owned)),
                 "DTM" => sp.dates.push(cx.take(s, Dtm::ID, Dtm::from_owned)),

@@ -360,7 +360,7 @@ impl Professional {
         let mut out = Professional::default();
         let mut bht = None;
         for s in root.segments {
-            match s.segment.id.as_str() {
+            match &*s.segment.id {
                 "BHT" if bht.is_none() => bht = Some(cx.take(s, Bht::ID, Bht::from_owned)),
                 _ => out.header_other.push(s.segment),
             }
@@ -368,8 +368,16 @@ impl Professional {
         let (mut submitter, mut receiver) = (None, None);
         for child in root.children {
             match child.id {
-                "1000A" => submitter = Some(Entity::from_node(child, cx)),
-                "1000B" => receiver = Some(Entity::from_node(child, cx)),
+                "1000A" => Entity::keep_one(
+                    &mut submitter,
+                    Entity::from_node(child, cx),
+                    &mut out.header_other,
+                ),
+                "1000B" => Entity::keep_one(
+                    &mut receiver,
+                    Entity::from_node(child, cx),
+                    &mut out.header_other,
+                ),
                 _ => out.billing_providers.push(billing_provider(child, cx)?),
             }
         }
@@ -467,9 +475,19 @@ fn billing_provider(mut node: LoopNode, cx: &mut Cx<'_>) -> Result<BillingProvid
     let mut billing = None;
     for child in node.children {
         match child.id {
-            "2010AA" => billing = Some(Entity::from_node(child, cx)),
-            "2010AB" => out.pay_to = Some(Entity::from_node(child, cx)),
-            "2010AC" => out.pay_to_plan = Some(Entity::from_node(child, cx)),
+            "2010AA" => {
+                Entity::keep_one(&mut billing, Entity::from_node(child, cx), &mut out.other)
+            }
+            "2010AB" => Entity::keep_one(
+                &mut out.pay_to,
+                Entity::from_node(child, cx),
+                &mut out.other,
+            ),
+            "2010AC" => Entity::keep_one(
+                &mut out.pay_to_plan,
+                Entity::from_node(child, cx),
+                &mut out.other,
+            ),
             _ => out.subscribers.push(subscriber(child, cx)?),
         }
     }
@@ -490,7 +508,7 @@ fn subscriber(mut node: LoopNode, cx: &mut Cx<'_>) -> Result<Subscriber, Incompl
     };
     let mut sbr = None;
     for s in rest {
-        match s.segment.id.as_str() {
+        match &*s.segment.id {
             "SBR" if sbr.is_none() => sbr = Some(cx.take(s, Sbr::ID, Sbr::from_owned)),
             _ => out.other.push(s.segment),
         }
@@ -498,8 +516,8 @@ fn subscriber(mut node: LoopNode, cx: &mut Cx<'_>) -> Result<Subscriber, Incompl
     let (mut sub, mut payer) = (None, None);
     for child in node.children {
         match child.id {
-            "2010BA" => sub = Some(Entity::from_node(child, cx)),
-            "2010BB" => payer = Some(Entity::from_node(child, cx)),
+            "2010BA" => Entity::keep_one(&mut sub, Entity::from_node(child, cx), &mut out.other),
+            "2010BB" => Entity::keep_one(&mut payer, Entity::from_node(child, cx), &mut out.other),
             "2300" => out.claims.push(claim(child, cx)?),
             _ => out.patients.push(patient(child, cx)?),
         }
@@ -530,7 +548,7 @@ fn patient(mut node: LoopNode, cx: &mut Cx<'_>) -> Result<Patient, Incomplete> {
     let mut pat = None;
     for child in node.children {
         match child.id {
-            "2010CA" => pat = Some(Entity::from_node(child, cx)),
+            "2010CA" => Entity::keep_one(&mut pat, Entity::from_node(child, cx), &mut out.other),
             _ => out.claims.push(claim(child, cx)?),
         }
     }
@@ -551,7 +569,7 @@ fn claim(node: LoopNode, cx: &mut Cx<'_>) -> Result<Claim, Incomplete> {
         out.clm = cx.take(first, Clm::ID, Clm::from_owned);
     }
     for s in segs {
-        match s.segment.id.as_str() {
+        match &*s.segment.id {
             "DTP" => out.dates.push(cx.take(s, Dtp::ID, Dtp::from_owned)),
             "AMT" => out.amounts.push(cx.take(s, Amt::ID, Amt::from_owned)),
             "REF" => out.references.push(cx.take(s, Ref::ID, Ref::from_owned)),
@@ -568,7 +586,7 @@ fn claim(node: LoopNode, cx: &mut Cx<'_>) -> Result<Claim, Incomplete> {
                     os.sbr = cx.take(first, Sbr::ID, Sbr::from_owned);
                 }
                 for s in segs {
-                    match s.segment.id.as_str() {
+                    match &*s.segment.id {
                         "CAS" => os.adjustments.push(cx.take(s, Cas::ID, Cas::from_owned)),
                         "AMT" => os.amounts.push(cx.take(s, Amt::ID, Amt::from_owned)),
                         _ => os.other.push(s.segment),
@@ -596,7 +614,7 @@ fn line(node: LoopNode, cx: &mut Cx<'_>) -> Result<ServiceLine, Incomplete> {
     out.lx = cx.take(first.clone(), Lx::ID, Lx::from_owned);
     let mut sv1 = None;
     for s in segs {
-        match s.segment.id.as_str() {
+        match &*s.segment.id {
             "SV1" if sv1.is_none() => sv1 = Some(cx.take(s, Sv1::ID, Sv1::from_owned)),
             "DTP" => out.dates.push(cx.take(s, Dtp::ID, Dtp::from_owned)),
             "AMT" => out.amounts.push(cx.take(s, Amt::ID, Amt::from_owned)),

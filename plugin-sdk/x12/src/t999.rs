@@ -150,7 +150,7 @@ impl Ack999 {
             .ok_or(Incomplete)?;
         let (mut ak1, mut ak9) = (None, None);
         for s in root.segments {
-            match s.segment.id.as_str() {
+            match &*s.segment.id {
                 "AK1" if ak1.is_none() => ak1 = Some(cx.take(s, Ak1::ID, Ak1::from_owned)),
                 _ => out.other.push(s.segment),
             }

@@ -254,7 +254,7 @@ impl Hierarchy {
             .ok_or(Incomplete)?;
         let mut bht = None;
         for s in root.segments {
-            match s.segment.id.as_str() {
+            match &*s.segment.id {
                 "BHT" if bht.is_none() => bht = Some(cx.take(s, Bht::ID, Bht::from_owned)),
                 _ => out.header_other.push(s.segment),
             }
@@ -355,7 +355,7 @@ fn level(node: LoopNode, cx: &mut Cx<'_>) -> Level {
 
 impl LoopNode {
     fn trigger_id(&self) -> &str {
-        self.segments.first().map_or("", |s| s.segment.id.as_str())
+        self.segments.first().map_or("", |s| &*s.segment.id)
     }
 }
 
@@ -366,7 +366,7 @@ fn name(node: LoopNode, cx: &mut Cx<'_>) -> Name {
         out.nm1 = cx.take(first, Nm1::ID, Nm1::from_owned);
     }
     for s in segs {
-        match s.segment.id.as_str() {
+        match &*s.segment.id {
             "AAA" => out.rejections.push(cx.take(s, Aaa::ID, Aaa::from_owned)),
             _ => out.other.push(s.segment),
         }
@@ -383,7 +383,7 @@ fn name(node: LoopNode, cx: &mut Cx<'_>) -> Name {
             }
         }
         for s in segs {
-            match s.segment.id.as_str() {
+            match &*s.segment.id {
                 "AAA" => b.rejections.push(cx.take(s, Aaa::ID, Aaa::from_owned)),
                 _ => b.other.push(s.segment),
             }
@@ -406,7 +406,7 @@ fn tracking(node: LoopNode, cx: &mut Cx<'_>) -> Tracking {
         out.trn = cx.take(first, Trn::ID, Trn::from_owned);
     }
     for s in segs {
-        match s.segment.id.as_str() {
+        match &*s.segment.id {
             "STC" => out.statuses.push(cx.take(s, Stc::ID, Stc::from_owned)),
             "REF" => out.references.push(cx.take(s, Ref::ID, Ref::from_owned)),
             "AMT" => out.amounts.push(cx.take(s, Amt::ID, Amt::from_owned)),
@@ -421,7 +421,7 @@ fn tracking(node: LoopNode, cx: &mut Cx<'_>) -> Tracking {
             sv.svc = cx.take(first, Svc::ID, Svc::from_owned);
         }
         for s in segs {
-            match s.segment.id.as_str() {
+            match &*s.segment.id {
                 "STC" => sv.statuses.push(cx.take(s, Stc::ID, Stc::from_owned)),
                 "REF" => sv.references.push(cx.take(s, Ref::ID, Ref::from_owned)),
                 "DTP" => sv.dates.push(cx.take(s, Dtp::ID, Dtp::from_owned)),

@@ -255,7 +255,7 @@ fn check_raw(raw: &RawDocument, out: &mut Vec<Issue>) {
                     interchange: ic.index,
                     segment: s.number,
                     in_transaction: s.in_transaction,
-                    segment_id: s.segment.id.clone(),
+                    segment_id: s.segment.id.to_string(),
                     element: Some(el),
                 };
                 let mut hl_ids: HashSet<&str> = HashSet::new();

@@ -96,7 +96,7 @@ pub fn write_segment(out: &mut String, seg: &Segment, d: &Delimiters) -> Result<
     let check = |s: &str, pos: usize| -> Result<(), WriteError> {
         if s.bytes().any(|b| d.is_delimiter(b)) {
             Err(WriteError::DelimiterInData {
-                segment: seg.id.clone(),
+                segment: seg.id.to_string(),
                 element: pos as u16,
             })
         } else {

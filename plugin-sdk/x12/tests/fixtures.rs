@@ -145,8 +145,8 @@ fn round_trip(bytes: &[u8]) -> Result<(), String> {
             return Err(format!(
                 "segments differ from transaction segment {} ({} vs {})",
                 at + 2,
-                ss.get(at).map_or("end", |s| s.id.as_str()),
-                os.get(at).map_or("end", |s| s.id.as_str())
+                ss.get(at).map_or("end", |s| &*s.id),
+                os.get(at).map_or("end", |s| &*s.id)
             ));
         }
         if o.se.is_none() {
