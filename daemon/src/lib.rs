@@ -16,6 +16,7 @@
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod daemon;
 pub mod jobs;
 pub mod notify;
 pub mod scheduler;

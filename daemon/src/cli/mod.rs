@@ -1,6 +1,223 @@
-//! The `billd` command line: one module per verb group.
+//! The `billd` command line: one module per verb group, one enum of verbs.
+//!
+//! Exit codes: 0 success, 1 failure at run time, 2 usage or configuration
+//! error. Every verb takes `--config`, defaulting to `$BILLD_CONFIG`, then
+//! `./billd.toml`.
 
-/// Runs the command line and returns the process exit code.
-pub fn main() -> std::process::ExitCode {
-    std::process::ExitCode::SUCCESS
+pub mod jobs;
+pub mod tasks;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use crate::config::{Config, ConfigError};
+use crate::store::{Db, StoreError, StoreKey};
+
+/// billd: medical-billing automation daemon.
+#[derive(Debug, Parser)]
+#[command(name = "billd", version, about, long_about = None)]
+pub struct Cli {
+    /// Configuration file [default: $BILLD_CONFIG, then ./billd.toml].
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The verbs.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write a fresh store key (mode 0600; never overwrites) and create the store.
+    Init,
+    /// Run the daemon in the foreground until SIGTERM or SIGINT.
+    Run {
+        /// Log format on stderr.
+        #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+        log_format: LogFormat,
+    },
+    /// Check a configuration file and report every problem with its line.
+    CheckConfig {
+        /// The file to check [default: the --config file].
+        file: Option<PathBuf>,
+    },
+    /// Inspect and run jobs.
+    Jobs {
+        /// Job verb.
+        #[command(subcommand)]
+        cmd: jobs::JobsCommand,
+    },
+    /// Work with biller tasks.
+    Tasks {
+        /// Task verb.
+        #[command(subcommand)]
+        cmd: tasks::TasksCommand,
+    },
+}
+
+/// Log output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// How a verb failed, which decides the exit code.
+#[derive(Debug)]
+pub enum Failure {
+    /// Usage or configuration error (exit 2).
+    Config(String),
+    /// Failure at run time (exit 1).
+    Runtime(anyhow::Error),
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Self {
+        Failure::Runtime(e)
+    }
+}
+
+impl From<StoreError> for Failure {
+    fn from(e: StoreError) -> Self {
+        Failure::Runtime(e.into())
+    }
+}
+
+impl From<ConfigError> for Failure {
+    fn from(e: ConfigError) -> Self {
+        Failure::Config(e.to_string())
+    }
+}
+
+/// The result of a verb.
+pub type VerbResult = Result<ExitCode, Failure>;
+
+/// The configuration file to use: `--config`, `$BILLD_CONFIG`, `./billd.toml`.
+pub fn config_path(flag: Option<&Path>) -> PathBuf {
+    flag.map(Path::to_path_buf)
+        .or_else(|| std::env::var_os("BILLD_CONFIG").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("billd.toml"))
+}
+
+/// Loads the configuration; errors are configuration errors (exit 2).
+pub fn load_config(flag: Option<&Path>) -> Result<Config, Failure> {
+    Ok(Config::load(&config_path(flag))?)
+}
+
+/// Opens the configured store.
+pub fn open_store(cfg: &Config) -> Result<Db, Failure> {
+    crate::daemon::open_store(cfg).map_err(|e| Failure::Runtime(e.into()))
+}
+
+/// Parses the command line, runs the verb, and returns the exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match dispatch(cli) {
+        Ok(code) => code,
+        Err(Failure::Config(msg)) => {
+            eprintln!("billd: configuration error:\n{msg}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Runtime(e)) => {
+            eprintln!("billd: error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> VerbResult {
+    let cfg_flag = cli.config.as_deref();
+    match cli.command {
+        Command::Init => init(cfg_flag),
+        Command::Run { log_format } => run(cfg_flag, log_format),
+        Command::CheckConfig { file } => check_config(file.as_deref().or(cfg_flag)),
+        Command::Jobs { cmd } => jobs::run(cfg_flag, cmd),
+        Command::Tasks { cmd } => tasks::run(cfg_flag, cmd),
+    }
+}
+
+/// The tokio runtime for verbs that do I/O (two workers: this is a 2-core class of machine).
+pub fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::Runtime(anyhow::anyhow!("starting the async runtime: {e}")))
+}
+
+fn init(cfg_flag: Option<&Path>) -> VerbResult {
+    let cfg = load_config(cfg_flag)?;
+    if let Some(dir) = cfg.store.key_file.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| anyhow::anyhow!("creating {}: {e}", dir.display()))?;
+    }
+    StoreKey::generate_to(&cfg.store.key_file).map_err(|e| anyhow::anyhow!(e))?;
+    let db = open_store(&cfg)?;
+    db.flush()?;
+    println!("wrote a new store key to {} (mode 0600)", cfg.store.key_file.display());
+    println!("store ready at {}", cfg.store.path.display());
+    println!("keep a copy of the key file somewhere safe: without it the store cannot be read");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn init_tracing(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("BILLD_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+fn run(cfg_flag: Option<&Path>, log_format: LogFormat) -> VerbResult {
+    let cfg = load_config(cfg_flag)?;
+    init_tracing(log_format);
+    // Build every job before touching the store, so a bad job stops start-up
+    // as a configuration error.
+    validate_jobs(&cfg)?;
+    let db = open_store(&cfg)?;
+    runtime()?
+        .block_on(crate::daemon::run(cfg, db))
+        .map_err(|e| Failure::Runtime(e.into()))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Builds every job kind from its params; problems are configuration errors.
+pub fn validate_jobs(cfg: &Config) -> Result<(), Failure> {
+    let mailer = std::sync::Arc::new(
+        crate::notify::mail::Mailer::from_config(&cfg.mail).map_err(|e| Failure::Config(e.to_string()))?,
+    );
+    let mut problems = Vec::new();
+    for job in &cfg.jobs {
+        if let Err(e) = crate::daemon::job_kind(cfg, job, &mailer) {
+            problems.push(format!(
+                "{}:{}:{}: job[{}]: {e}",
+                job.location.file.display(),
+                job.location.line,
+                job.location.column,
+                job.name
+            ));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Failure::Config(problems.join("\n")))
+    }
+}
+
+fn check_config(file: Option<&Path>) -> VerbResult {
+    let cfg = load_config(file)?;
+    validate_jobs(&cfg)?;
+    println!(
+        "{}: ok ({} jobs, {} billers)",
+        cfg.source.display(),
+        cfg.jobs.len(),
+        cfg.billers.len()
+    );
+    Ok(ExitCode::SUCCESS)
 }

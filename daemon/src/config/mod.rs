@@ -1,1 +1,300 @@
-//! Configuration.
+//! The one TOML file a practice writes to run billd.
+//!
+//! Everything the daemon needs to start — who the practice is, where the
+//! encrypted store lives, how mail leaves, who receives what, which jobs run
+//! when — comes from a single file, validated in full before anything starts.
+//! A bad file yields a [`ConfigError`] listing every problem as
+//! `FILE:LINE:COL: key: message`; unknown keys are errors, so a typo never
+//! silently falls back to a default. Secrets appear only as references
+//! (`env:NAME`, `file:PATH`, see [`secret`]) and are resolved at load.
+//!
+//! `config/billd.example.toml` documents every key.
+//!
+//! ```
+//! use billd::config::Config;
+//! use std::path::Path;
+//!
+//! let text = r#"
+//! [practice]
+//! name = "Riverside Family Medicine"
+//! npi = "1234567893"
+//! tax_id = "12-3456789"
+//! timezone = "America/Chicago"
+//!
+//! [store]
+//! path = "data"
+//! key_file = "store.key"
+//!
+//! [mail]
+//! from = "billd <billing@example.org>"
+//! outbox_dir = "outbox"
+//!
+//! [[job]]
+//! name = "morning-digest"
+//! kind = "digest"
+//! schedule = "30 7 * * 1-5"
+//! "#;
+//! let config = Config::from_str(text, Path::new("/etc/billd/billd.toml")).unwrap();
+//! assert_eq!(config.store.path, Path::new("/etc/billd/data"));
+//! assert_eq!(config.job_named("morning-digest").unwrap().timezone, chrono_tz::America::Chicago);
+//! ```
+
+mod check;
+mod error;
+mod raw;
+pub mod secret;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use error::{ConfigError, Location, Problem};
+use secret::{ProcessEnv, SecretEnv};
+
+/// The job kinds the daemon knows; `[[job]] kind` must be one of these.
+pub const JOB_KINDS: &[&str] = &["digest"];
+
+/// The parameters each job kind accepts in `[job.params]`, with their types.
+/// A kind listed here gets unknown or mistyped parameters reported at load;
+/// a kind in [`JOB_KINDS`] but not here has its params passed through
+/// unchecked.
+pub const JOB_PARAMS: &[(&str, &[(&str, ParamType)])] = &[(
+    "digest",
+    &[
+        ("subject_template", ParamType::String),
+        ("body_template", ParamType::String),
+        ("max_listed", ParamType::Integer),
+        ("send_when_empty", ParamType::Boolean),
+    ],
+)];
+
+/// The TOML type a job parameter must have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParamType {
+    /// A string.
+    String,
+    /// An integer.
+    Integer,
+    /// `true` or `false`.
+    Boolean,
+    /// A string that [`humantime`] parses as a duration, such as `"30m"`.
+    Duration,
+}
+
+/// Default [`JobConfig::catch_up_window`]: six hours, so a daemon restarted
+/// the same morning after an overnight outage still sends the morning's
+/// digest or the night's submissions once, while a run missed yesterday is
+/// dropped rather than done a day late.
+pub const DEFAULT_CATCH_UP_WINDOW: Duration = Duration::from_secs(6 * 3600);
+/// Default [`JobConfig::concurrency`]: work items one run does at once.
+pub const DEFAULT_JOB_CONCURRENCY: usize = 4;
+/// Default [`StoreConfig::cache_bytes`]: 64 MiB of sled page cache.
+pub const DEFAULT_CACHE_BYTES: u64 = 64 * 1024 * 1024;
+/// Default SMTP pool size ([`MailTransport::Smtp`] `pool_max`).
+pub const DEFAULT_SMTP_POOL_MAX: u32 = 4;
+/// Default SMTP timeout for connecting and each command.
+pub const DEFAULT_SMTP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A validated configuration. Paths are absolute (relative ones in the file
+/// are resolved against the file's directory) and secrets are resolved.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file this was loaded from, as given.
+    pub source: PathBuf,
+    /// Who the practice is.
+    pub practice: Practice,
+    /// Where the encrypted record store lives.
+    pub store: StoreConfig,
+    /// How email leaves.
+    pub mail: MailConfig,
+    /// The people who receive tasks and digests, in file order.
+    pub billers: Vec<Biller>,
+    /// The scheduled jobs, in file order; names are unique.
+    pub jobs: Vec<JobConfig>,
+}
+
+/// `[practice]`: the billing provider.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Practice {
+    /// The practice's name, as printed on statements.
+    pub name: String,
+    /// The 10-digit National Provider Identifier (check digit verified).
+    pub npi: String,
+    /// The federal tax id (EIN): nine digits, without the dash.
+    pub tax_id: String,
+    /// The practice's IANA timezone; jobs default to it.
+    pub timezone: chrono_tz::Tz,
+}
+
+/// `[store]`: the encrypted record store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreConfig {
+    /// The store's directory (absolute).
+    pub path: PathBuf,
+    /// The file holding the store's encryption key (absolute).
+    pub key_file: PathBuf,
+    /// Page cache size for the store, in bytes.
+    pub cache_bytes: u64,
+}
+
+/// `[mail]`: the sender and the way mail leaves.
+#[derive(Debug, Clone)]
+pub struct MailConfig {
+    /// The `From:` of every message billd sends.
+    pub from: lettre::message::Mailbox,
+    /// SMTP or an outbox directory.
+    pub transport: MailTransport,
+}
+
+/// How mail leaves.
+#[derive(Debug, Clone)]
+pub enum MailTransport {
+    /// Through an SMTP server, with a connection pool.
+    Smtp {
+        /// A lettre connection URL carrying the TLS mode and never any
+        /// credentials, ready for `AsyncSmtpTransport::from_url`:
+        /// `smtps://host:465`, `smtp://host:587?tls=required` (STARTTLS)
+        /// or `smtp://host:25` (no TLS).
+        url: String,
+        /// The server's host name or address.
+        host: String,
+        /// The server's port (defaulted from the TLS mode when not given).
+        port: u16,
+        /// How the connection is protected.
+        tls: SmtpTls,
+        /// The user to authenticate as, if any.
+        username: Option<String>,
+        /// The resolved password, if any (set exactly when `username` is).
+        password: Option<secrecy::SecretString>,
+        /// Most pooled connections open at once.
+        pool_max: u32,
+        /// Timeout for connecting and for each SMTP command.
+        timeout: Duration,
+    },
+    /// Into a directory, one `.eml` file per message (demo and tests).
+    Outbox {
+        /// The directory (absolute).
+        dir: PathBuf,
+    },
+}
+
+/// How an SMTP connection is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpTls {
+    /// TLS from the first byte (`smtps://`, port 465).
+    Implicit,
+    /// Plain connection upgraded with STARTTLS, which is required
+    /// (`smtp://`, port 587; the default for `smtp://`).
+    StartTls,
+    /// No encryption (`tls = "none"`; port 25); only for a local relay.
+    None,
+}
+
+/// `[[billers]]`: a person who receives tasks and digests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Biller {
+    /// A unique name, used in task assignment and logs.
+    pub name: String,
+    /// Where their mail goes.
+    pub email: lettre::message::Mailbox,
+    /// What they receive: task kinds and/or `"digest"`.
+    pub receives: Vec<String>,
+}
+
+/// `[[job]]`: one scheduled job.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobConfig {
+    /// A unique name (`[A-Za-z0-9_-]+`), the key for its run history.
+    pub name: String,
+    /// Which job kind runs (one of [`JOB_KINDS`]).
+    pub kind: String,
+    /// A cron expression, 5 fields or 6 with seconds; it parses with
+    /// [`parse_schedule`].
+    pub schedule: String,
+    /// The timezone the schedule is read in (default: the practice's).
+    pub timezone: chrono_tz::Tz,
+    /// What to do about occurrences missed while the daemon was down.
+    pub misfire: Misfire,
+    /// How far back a missed occurrence still counts for
+    /// [`Misfire::RunOnce`] (default [`DEFAULT_CATCH_UP_WINDOW`]).
+    pub catch_up_window: Duration,
+    /// Whether the scheduler fires this job (default true); a disabled job
+    /// can still be run by hand.
+    pub enabled: bool,
+    /// Work items one run does at once, at least 1 (default
+    /// [`DEFAULT_JOB_CONCURRENCY`]).
+    pub concurrency: usize,
+    /// Kind-specific parameters from `[job.params]` (empty when absent).
+    pub params: toml::Table,
+    /// Where the job's `[[job]]` header is, for run-time errors.
+    pub location: Location,
+}
+
+/// What the scheduler does about occurrences missed while it was down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Misfire {
+    /// Run once (however many were missed) if the latest missed occurrence
+    /// is within the catch-up window. `misfire = "run-once"`, the default.
+    RunOnce,
+    /// Skip missed occurrences; wait for the next one. `misfire = "skip"`.
+    Skip,
+}
+
+/// Parses a job schedule the way billd does everywhere: croner, 5 fields
+/// (minute precision) or 6 with a leading seconds field; a year field is
+/// refused.
+pub fn parse_schedule(expr: &str) -> Result<croner::Cron, croner::errors::CronError> {
+    use croner::parser::{CronParser, Seconds, Year};
+    CronParser::builder()
+        .seconds(Seconds::Optional)
+        .year(Year::Disallowed)
+        .build()
+        .parse(expr)
+}
+
+impl Config {
+    /// Reads and validates the configuration at `path`, resolving `env:`
+    /// secrets from this process's environment.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        Config::load_with_env(path, &ProcessEnv)
+    }
+
+    /// Like [`Config::load`], looking `env:` secrets up in `env`.
+    pub fn load_with_env(path: &Path, env: &dyn SecretEnv) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::from_str_with_env(&text, path, env)
+    }
+
+    /// Validates configuration `text` as if read from `source` (used in
+    /// messages and to resolve relative paths), resolving `env:` secrets
+    /// from this process's environment.
+    pub fn from_str(text: &str, source: &Path) -> Result<Config, ConfigError> {
+        Config::from_str_with_env(text, source, &ProcessEnv)
+    }
+
+    /// Like [`Config::from_str`], looking `env:` secrets up in `env`.
+    pub fn from_str_with_env(
+        text: &str,
+        source: &Path,
+        env: &dyn SecretEnv,
+    ) -> Result<Config, ConfigError> {
+        check::check(text, source, env)
+    }
+
+    /// The job called `name`, if any.
+    pub fn job_named(&self, name: &str) -> Option<&JobConfig> {
+        self.jobs.iter().find(|job| job.name == name)
+    }
+
+    /// The billers whose `receives` lists `what` (a task kind or `"digest"`).
+    pub fn billers_receiving<'a>(&'a self, what: &'a str) -> impl Iterator<Item = &'a Biller> {
+        self.billers
+            .iter()
+            .filter(move |biller| biller.receives.iter().any(|r| r == what))
+    }
+}
+
+#[cfg(test)]
+mod tests;

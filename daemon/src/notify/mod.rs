@@ -1,1 +1,11 @@
-//! Notifications.
+//! Notifications: email to billers (and later patients) through lettre.
+//!
+//! - [`mail`]: the transports (an SMTP connection pool, or an outbox
+//!   directory of `.eml` files for demos and air-gapped installs), and the
+//!   delivery of stored [`crate::store::OutboxMessage`]s with a fixed
+//!   Message-ID, so a retry after a crash is recognisably the same message.
+//! - [`templates`]: editable minijinja templates, with built-in defaults
+//!   copied from `config/templates`.
+
+pub mod mail;
+pub mod templates;

@@ -13,14 +13,17 @@
 //! already happened.
 
 pub mod crypto;
+pub mod mem;
 pub mod records;
 pub mod sled_backend;
 
 pub use crypto::{KeyFileError, StoreKey};
+pub use mem::MemStore;
 pub use records::*;
 pub use sled_backend::SledStore;
 
 use serde::{Serialize, de::DeserializeOwned};
+use std::path::Path;
 use std::sync::Arc;
 
 /// Errors from the store. None of them carries record contents.
@@ -30,8 +33,12 @@ pub enum StoreError {
     /// The backend failed (I/O, corruption). Retrying rarely helps.
     #[error("store backend error: {0}")]
     Backend(String),
-    /// The store is held by another process.
-    #[error("store at {path} is in use by another billd process")]
+    /// The store is held by another process. Retrying helps only after that
+    /// process has stopped.
+    #[error(
+        "store at {path} is in use by another billd process; only one billd may use a \
+         store at a time (stop the other one, or point this one at another store)"
+    )]
     Locked {
         /// Path of the store directory.
         path: String,
@@ -55,7 +62,9 @@ pub enum StoreError {
         reason: String,
     },
     /// A record was written by a newer billd than this one.
-    #[error("record {collection}/{key} has schema version {found}, newer than supported {supported}")]
+    #[error(
+        "record {collection}/{key} has schema version {found}, newer than supported {supported}"
+    )]
     FutureSchema {
         /// Collection name.
         collection: String,
@@ -65,6 +74,22 @@ pub enum StoreError {
         found: u32,
         /// Highest version this build reads.
         supported: u32,
+    },
+    /// The key file could not be used (missing, readable by others,
+    /// malformed). Retrying will not help until the file is fixed.
+    #[error(transparent)]
+    Key(#[from] KeyFileError),
+    /// The key file is a valid key but not the one this store was sealed
+    /// with. Nothing was written. Retrying will not help.
+    #[error(
+        "store at {path} was created with a different key file than {key_file}; \
+         use the key file that belongs to this store"
+    )]
+    WrongKey {
+        /// Path of the store directory.
+        path: String,
+        /// Path of the key file tried.
+        key_file: String,
     },
 }
 
@@ -86,6 +111,14 @@ pub trait RawStore: Send + Sync + 'static {
         key: &[u8],
         expected: Option<&[u8]>,
         new: &[u8],
+    ) -> Result<bool, StoreError>;
+    /// Removes the value at `key` only if it currently equals `expected`;
+    /// returns whether it was removed. Lets [`Db::update`] delete atomically.
+    fn compare_and_remove(
+        &self,
+        collection: &str,
+        key: &[u8],
+        expected: &[u8],
     ) -> Result<bool, StoreError>;
     /// Removes one value; returns whether it existed.
     fn remove(&self, collection: &str, key: &[u8]) -> Result<bool, StoreError>;
@@ -130,4 +163,307 @@ impl std::fmt::Debug for Db {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Db").finish_non_exhaustive()
     }
+}
+
+/// First byte of a record's plaintext: how the body is encoded.
+const CODEC_JSON: u8 = 1;
+/// Codec byte plus the big-endian `u32` schema version.
+const ENVELOPE_HEADER: usize = 5;
+/// Collection for the store's own bookkeeping; record collections never
+/// start with `_`.
+const META_COLLECTION: &str = "_meta";
+/// Key of the value that tells whether a key file belongs to a store.
+const KEY_CHECK_KEY: &str = "key-check";
+const KEY_CHECK_PLAINTEXT: &[u8] = b"billd-store-key-check-v1";
+
+impl Db {
+    /// A typed store over `raw`, sealing values under `key`.
+    pub fn new(raw: Arc<dyn RawStore>, key: StoreKey) -> Db {
+        Db {
+            raw,
+            key: Arc::new(key),
+        }
+    }
+
+    /// Opens the sled store in `store_dir` (created if absent) with the key
+    /// in `key_file`, and a page cache of about `cache_bytes`.
+    ///
+    /// The key is checked first, so a bad key file never touches the store.
+    /// A store remembers a check value sealed under its first key; a
+    /// different key gives [`StoreError::WrongKey`] here instead of failed
+    /// reads later. Another process using the store gives
+    /// [`StoreError::Locked`].
+    pub fn open_sled(
+        store_dir: &Path,
+        key_file: &Path,
+        cache_bytes: u64,
+    ) -> Result<Db, StoreError> {
+        let key = StoreKey::load(key_file)?;
+        let raw = SledStore::open(store_dir, cache_bytes)?;
+        let db = Db::new(Arc::new(raw), key);
+        if !db.key_matches()? {
+            return Err(StoreError::WrongKey {
+                path: store_dir.display().to_string(),
+                key_file: key_file.display().to_string(),
+            });
+        }
+        Ok(db)
+    }
+
+    /// Whether this key is the store's key. Seals the check value under it
+    /// when the store has none yet (a new store), and flushes that.
+    fn key_matches(&self) -> Result<bool, StoreError> {
+        let k = KEY_CHECK_KEY.as_bytes();
+        let sealed = self.key.seal(META_COLLECTION, k, KEY_CHECK_PLAINTEXT);
+        if self.raw.insert_new(META_COLLECTION, k, &sealed)? {
+            self.raw.flush()?;
+            return Ok(true);
+        }
+        let Some(stored) = self.raw.get(META_COLLECTION, k)? else {
+            return Ok(false);
+        };
+        Ok(self
+            .key
+            .open(META_COLLECTION, k, &stored)
+            .is_ok_and(|p| p == KEY_CHECK_PLAINTEXT))
+    }
+
+    /// The raw store underneath (for backend-specific tools and tests).
+    pub fn raw(&self) -> &Arc<dyn RawStore> {
+        &self.raw
+    }
+
+    /// Reads the record of type `R` at `key`, upgrading an older schema.
+    pub fn get<R: Record>(&self, key: &str) -> Result<Option<R>, StoreError> {
+        self.raw
+            .get(R::COLLECTION, key.as_bytes())?
+            .map(|sealed| self.open_record(key, &sealed))
+            .transpose()
+    }
+
+    /// Writes `r` at `r.key()`, replacing any earlier record.
+    pub fn put<R: Record>(&self, r: &R) -> Result<(), StoreError> {
+        let key = r.key();
+        let sealed = self.seal_record(&key, r)?;
+        self.raw.put(R::COLLECTION, key.as_bytes(), &sealed)
+    }
+
+    /// Writes `r` only if nothing is stored at `r.key()`; returns whether it
+    /// was written. Atomic across threads: of many callers racing on one key,
+    /// exactly one gets `true`. This is how an occurrence or an effect is
+    /// claimed. Call [`Db::flush`] before acting on the claim.
+    pub fn insert_new<R: Record>(&self, r: &R) -> Result<bool, StoreError> {
+        let key = r.key();
+        let sealed = self.seal_record(&key, r)?;
+        self.raw.insert_new(R::COLLECTION, key.as_bytes(), &sealed)
+    }
+
+    /// Atomically replaces the record at `key` with `f(current)`; `None` from
+    /// `f` removes it. `f` may run more than once when another writer gets in
+    /// between (compare-and-swap retry), so it must not have side effects.
+    /// Returns what was stored. The record is stored under `key`, which
+    /// should equal its `key()`.
+    pub fn update<R: Record, F: FnMut(Option<R>) -> Option<R>>(
+        &self,
+        key: &str,
+        mut f: F,
+    ) -> Result<Option<R>, StoreError> {
+        let k = key.as_bytes();
+        loop {
+            let current = self.raw.get(R::COLLECTION, k)?;
+            let decoded = current
+                .as_deref()
+                .map(|sealed| self.open_record::<R>(key, sealed))
+                .transpose()?;
+            match f(decoded) {
+                Some(new) => {
+                    debug_assert_eq!(new.key(), key, "update stored a record under another key");
+                    let sealed = self.seal_record(key, &new)?;
+                    if self
+                        .raw
+                        .compare_and_swap(R::COLLECTION, k, current.as_deref(), &sealed)?
+                    {
+                        return Ok(Some(new));
+                    }
+                }
+                None => match current {
+                    None => return Ok(None),
+                    Some(cur) => {
+                        if self.raw.compare_and_remove(R::COLLECTION, k, &cur)? {
+                            return Ok(None);
+                        }
+                    }
+                },
+            }
+        }
+    }
+
+    /// Removes the record of type `R` at `key`; returns whether it existed.
+    pub fn remove<R: Record>(&self, key: &str) -> Result<bool, StoreError> {
+        self.raw.remove(R::COLLECTION, key.as_bytes())
+    }
+
+    /// Every record of type `R` whose key starts with `prefix`, in key order.
+    /// Fails on the first record that does not open or decode.
+    pub fn scan<R: Record>(&self, prefix: &str) -> Result<Vec<R>, StoreError> {
+        self.raw
+            .scan_prefix(R::COLLECTION, prefix.as_bytes())?
+            .into_iter()
+            .map(|(k, sealed)| self.open_record(&String::from_utf8_lossy(&k), &sealed))
+            .collect()
+    }
+
+    /// Makes every write acknowledged so far durable. Call it before any
+    /// external effect (see the module docs).
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.raw.flush()
+    }
+
+    fn seal_record<R: Record>(&self, key: &str, r: &R) -> Result<Vec<u8>, StoreError> {
+        let mut plain = zeroize::Zeroizing::new(Vec::with_capacity(512));
+        plain.push(CODEC_JSON);
+        plain.extend_from_slice(&R::SCHEMA_VERSION.to_be_bytes());
+        serde_json::to_writer(&mut *plain, r).map_err(|e| StoreError::Decode {
+            collection: R::COLLECTION.to_owned(),
+            key: key.to_owned(),
+            reason: format!("could not encode: {}", safe_reason(&e)),
+        })?;
+        Ok(self.key.seal(R::COLLECTION, key.as_bytes(), &plain))
+    }
+
+    fn open_record<R: Record>(&self, key: &str, sealed: &[u8]) -> Result<R, StoreError> {
+        let decode_err = |reason: String| StoreError::Decode {
+            collection: R::COLLECTION.to_owned(),
+            key: key.to_owned(),
+            reason,
+        };
+        let plain = zeroize::Zeroizing::new(
+            self.key
+                .open(R::COLLECTION, key.as_bytes(), sealed)
+                .map_err(|_| StoreError::Decrypt {
+                    collection: R::COLLECTION.to_owned(),
+                    key: key.to_owned(),
+                })?,
+        );
+        if plain.len() < ENVELOPE_HEADER || plain[0] != CODEC_JSON {
+            return Err(decode_err("unknown record envelope".to_owned()));
+        }
+        let version = u32::from_be_bytes([plain[1], plain[2], plain[3], plain[4]]);
+        let body = &plain[ENVELOPE_HEADER..];
+        if version > R::SCHEMA_VERSION {
+            return Err(StoreError::FutureSchema {
+                collection: R::COLLECTION.to_owned(),
+                key: key.to_owned(),
+                found: version,
+                supported: R::SCHEMA_VERSION,
+            });
+        }
+        if version == R::SCHEMA_VERSION {
+            return serde_json::from_slice(body).map_err(|e| decode_err(safe_reason(&e)));
+        }
+        let old: serde_json::Value =
+            serde_json::from_slice(body).map_err(|e| decode_err(safe_reason(&e)))?;
+        let upgraded = R::upgrade(version, old)
+            .map_err(|e| decode_err(format!("upgrade from schema version {version}: {e}")))?;
+        serde_json::from_value(upgraded).map_err(|e| {
+            decode_err(format!(
+                "after upgrade from schema version {version}: {}",
+                safe_reason(&e)
+            ))
+        })
+    }
+}
+
+/// A serde_json error described without the values it may quote (which can
+/// be patient data): missing or duplicate field names are kept, anything
+/// else is reduced to its category and position.
+fn safe_reason(e: &serde_json::Error) -> String {
+    let msg = e.to_string();
+    if msg.starts_with("missing field") || msg.starts_with("duplicate field") {
+        return msg;
+    }
+    let category = match e.classify() {
+        serde_json::error::Category::Io => "I/O error",
+        serde_json::error::Category::Syntax => "malformed JSON",
+        serde_json::error::Category::Data => "value of the wrong type or variant",
+        serde_json::error::Category::Eof => "truncated JSON",
+    };
+    if e.line() == 0 {
+        category.to_owned()
+    } else {
+        format!("{category} at line {} column {}", e.line(), e.column())
+    }
+}
+
+/// Checks the semantics every [`RawStore`] promises; run by each backend's
+/// tests.
+#[cfg(test)]
+pub(crate) fn raw_store_contract(s: &dyn RawStore) {
+    assert_eq!(s.get("a", b"k").unwrap(), None);
+    s.put("a", b"k", b"v1").unwrap();
+    assert_eq!(s.get("a", b"k").unwrap().unwrap(), b"v1");
+    // Collections are separate.
+    assert_eq!(s.get("b", b"k").unwrap(), None);
+    s.put("a", b"k", b"v2").unwrap();
+    assert_eq!(s.get("a", b"k").unwrap().unwrap(), b"v2");
+
+    assert!(s.insert_new("a", b"n", b"first").unwrap());
+    assert!(!s.insert_new("a", b"n", b"second").unwrap());
+    assert_eq!(s.get("a", b"n").unwrap().unwrap(), b"first");
+
+    assert!(!s.compare_and_swap("a", b"k", Some(b"v1"), b"x").unwrap());
+    assert!(!s.compare_and_swap("a", b"k", None, b"x").unwrap());
+    assert_eq!(s.get("a", b"k").unwrap().unwrap(), b"v2");
+    assert!(s.compare_and_swap("a", b"k", Some(b"v2"), b"v3").unwrap());
+    assert_eq!(s.get("a", b"k").unwrap().unwrap(), b"v3");
+    assert!(s.compare_and_swap("a", b"new", None, b"z").unwrap());
+    assert_eq!(s.get("a", b"new").unwrap().unwrap(), b"z");
+
+    assert!(!s.compare_and_remove("a", b"k", b"v2").unwrap());
+    assert!(!s.compare_and_remove("a", b"absent", b"v2").unwrap());
+    assert!(!s.compare_and_remove("none", b"k", b"v3").unwrap());
+    assert_eq!(s.get("a", b"k").unwrap().unwrap(), b"v3");
+    assert!(s.compare_and_remove("a", b"k", b"v3").unwrap());
+    assert_eq!(s.get("a", b"k").unwrap(), None);
+
+    assert!(s.remove("a", b"new").unwrap());
+    assert!(!s.remove("a", b"new").unwrap());
+    assert!(!s.remove("never", b"x").unwrap());
+
+    for k in ["job/003", "job/001", "jo", "job/002", "jobs/1", "joc", "i"] {
+        s.put("scan", k.as_bytes(), k.as_bytes()).unwrap();
+    }
+    let keys = |prefix: &[u8]| -> Vec<String> {
+        s.scan_prefix("scan", prefix)
+            .unwrap()
+            .into_iter()
+            .map(|(k, v)| {
+                assert_eq!(k, v);
+                String::from_utf8(k).unwrap()
+            })
+            .collect()
+    };
+    assert_eq!(keys(b"job/"), ["job/001", "job/002", "job/003"]);
+    assert_eq!(keys(b"job"), ["job/001", "job/002", "job/003", "jobs/1"]);
+    assert_eq!(
+        keys(b""),
+        ["i", "jo", "job/001", "job/002", "job/003", "jobs/1", "joc"]
+    );
+    assert!(keys(b"k").is_empty());
+    assert!(s.scan_prefix("empty", b"").unwrap().is_empty());
+    s.flush().unwrap();
+}
+
+impl Db {
+    /// A store held in memory under a random key: for tests and for the
+    /// plugin harness, which run without a daemon.
+    pub fn in_memory() -> Db {
+        Db::new(Arc::new(MemStore::new()), StoreKey::random())
+    }
+}
+
+/// A fresh in-memory store for unit tests of other modules.
+#[cfg(test)]
+pub fn test_db() -> Db {
+    Db::in_memory()
 }

@@ -1,1 +1,306 @@
 //! The default [`super::RawStore`]: sled 0.34.7 on a local directory.
+//!
+//! One sled tree per collection, opened on first use and cached. sled takes an
+//! exclusive `flock` on its data file, so a second billd process pointed at the
+//! same directory cannot open it; that failure becomes
+//! [`StoreError::Locked`], which is what stops two daemons from running the
+//! same scheduled occurrence.
+//!
+//! sled acknowledges a write before it reaches disk (it syncs every 500 ms in
+//! the background). [`SledStore::flush`] is the durability barrier; DESIGN.md
+//! says when to call it.
+
+use super::{RawStore, StoreError};
+use std::collections::HashMap;
+use std::os::unix::fs::DirBuilderExt as _;
+use std::path::{Path, PathBuf};
+use std::sync::RwLock;
+
+/// A sled database on a local directory, used through [`RawStore`].
+pub struct SledStore {
+    db: sled::Db,
+    path: PathBuf,
+    /// Trees opened so far. sled's own `open_tree` takes a global lock and
+    /// hashes the name; this cache keeps the hot path to one read lock.
+    trees: RwLock<HashMap<String, sled::Tree>>,
+}
+
+impl std::fmt::Debug for SledStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SledStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The text sled 0.34.7 puts in the `io::Error` it returns when another
+/// process holds the lock on its data file (`config.rs`, `try_lock`).
+const SLED_LOCK_MESSAGE: &str = "could not acquire lock";
+
+impl SledStore {
+    /// Opens (creating if needed, with mode 0700) the store in directory
+    /// `path`, with a page cache of about `cache_bytes`.
+    ///
+    /// Fails with [`StoreError::Locked`] when another process has the store
+    /// open; retrying helps only once that process has stopped.
+    pub fn open(path: &Path, cache_bytes: u64) -> Result<SledStore, StoreError> {
+        let shown = path.display().to_string();
+        if !path.exists() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(path)
+                .map_err(|e| {
+                    StoreError::Backend(format!("cannot create store directory {shown}: {e}"))
+                })?;
+        }
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(cache_bytes)
+            .open()
+            .map_err(|e| match e {
+                sled::Error::Io(ref io) if io.to_string().contains(SLED_LOCK_MESSAGE) => {
+                    StoreError::Locked {
+                        path: shown.clone(),
+                    }
+                }
+                other => StoreError::Backend(format!("cannot open store {shown}: {other}")),
+            })?;
+        Ok(SledStore {
+            db,
+            path: path.to_owned(),
+            trees: RwLock::new(HashMap::new()),
+        })
+    }
+
+    /// The store directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Bytes the store occupies on disk, as sled counts them.
+    pub fn size_on_disk(&self) -> Result<u64, StoreError> {
+        self.db.size_on_disk().map_err(|e| self.backend(e))
+    }
+
+    fn backend(&self, e: sled::Error) -> StoreError {
+        StoreError::Backend(format!("store {}: {e}", self.path.display()))
+    }
+
+    fn tree(&self, collection: &str) -> Result<sled::Tree, StoreError> {
+        if let Some(t) = self
+            .trees
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(collection)
+        {
+            return Ok(t.clone());
+        }
+        let mut trees = self.trees.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(t) = trees.get(collection) {
+            return Ok(t.clone());
+        }
+        let t = self.db.open_tree(collection).map_err(|e| self.backend(e))?;
+        trees.insert(collection.to_owned(), t.clone());
+        Ok(t)
+    }
+}
+
+impl RawStore for SledStore {
+    fn get(&self, collection: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .tree(collection)?
+            .get(key)
+            .map_err(|e| self.backend(e))?
+            .map(|v| v.to_vec()))
+    }
+
+    fn put(&self, collection: &str, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        self.tree(collection)?
+            .insert(key, value)
+            .map_err(|e| self.backend(e))?;
+        Ok(())
+    }
+
+    fn insert_new(&self, collection: &str, key: &[u8], value: &[u8]) -> Result<bool, StoreError> {
+        self.compare_and_swap(collection, key, None, value)
+    }
+
+    fn compare_and_swap(
+        &self,
+        collection: &str,
+        key: &[u8],
+        expected: Option<&[u8]>,
+        new: &[u8],
+    ) -> Result<bool, StoreError> {
+        Ok(self
+            .tree(collection)?
+            .compare_and_swap(key, expected, Some(new))
+            .map_err(|e| self.backend(e))?
+            .is_ok())
+    }
+
+    fn compare_and_remove(
+        &self,
+        collection: &str,
+        key: &[u8],
+        expected: &[u8],
+    ) -> Result<bool, StoreError> {
+        Ok(self
+            .tree(collection)?
+            .compare_and_swap(key, Some(expected), None::<&[u8]>)
+            .map_err(|e| self.backend(e))?
+            .is_ok())
+    }
+
+    fn remove(&self, collection: &str, key: &[u8]) -> Result<bool, StoreError> {
+        Ok(self
+            .tree(collection)?
+            .remove(key)
+            .map_err(|e| self.backend(e))?
+            .is_some())
+    }
+
+    fn scan_prefix(
+        &self,
+        collection: &str,
+        prefix: &[u8],
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+        self.tree(collection)?
+            .scan_prefix(prefix)
+            .map(|kv| {
+                kv.map(|(k, v)| (k.to_vec(), v.to_vec()))
+                    .map_err(|e| self.backend(e))
+            })
+            .collect()
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        // All trees share one page cache and log: one flush covers them.
+        self.db.flush().map_err(|e| self.backend(e))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::raw_store_contract;
+    use std::process::Command;
+
+    const CACHE: u64 = 8 << 20;
+
+    #[test]
+    fn sled_store_meets_the_raw_store_contract() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(&dir.path().join("store"), CACHE).unwrap();
+        raw_store_contract(&store);
+    }
+
+    #[test]
+    fn store_directory_is_private() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a/store");
+        let _store = SledStore::open(&path, CACHE).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+    }
+
+    #[test]
+    fn data_survives_reopen_after_flush() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store");
+        {
+            let store = SledStore::open(&path, CACHE).unwrap();
+            store.put("claims", b"C1", b"one").unwrap();
+            store.put("tasks", b"T1", b"two").unwrap();
+            store.flush().unwrap();
+        }
+        let store = SledStore::open(&path, CACHE).unwrap();
+        assert_eq!(store.get("claims", b"C1").unwrap().unwrap(), b"one");
+        assert_eq!(store.get("tasks", b"T1").unwrap().unwrap(), b"two");
+        assert_eq!(store.get("tasks", b"C1").unwrap(), None);
+    }
+
+    /// Environment variable that turns [`lock_probe_child`] into the second
+    /// process of [`second_process_is_refused_while_the_first_runs`].
+    const PROBE_ENV: &str = "BILLD_TEST_LOCK_PROBE_DIR";
+    const PROBE_LOCKED: &str = "PROBE-RESULT: locked:";
+    const PROBE_OPENED: &str = "PROBE-RESULT: opened";
+
+    /// Runs this test binary again, filtered to [`lock_probe_child`], against
+    /// the store at `path`; returns the child's stdout.
+    fn run_probe(path: &Path) -> String {
+        let out = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "store::sled_backend::tests::lock_probe_child",
+                "--include-ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(PROBE_ENV, path)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "probe process failed: {}\n{stdout}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            stdout.contains("1 passed"),
+            "probe test did not run:\n{stdout}"
+        );
+        stdout
+    }
+
+    /// Not a test on its own: the second process of the lock test. It opens
+    /// the store named by `BILLD_TEST_LOCK_PROBE_DIR`, writes a value if it
+    /// can, and reports what happened on stdout.
+    #[test]
+    #[ignore = "helper process for second_process_is_refused_while_the_first_runs"]
+    fn lock_probe_child() {
+        let dir = std::env::var_os(PROBE_ENV)
+            .expect("run by second_process_is_refused_while_the_first_runs, which sets the env");
+        match SledStore::open(Path::new(&dir), CACHE) {
+            Err(e @ StoreError::Locked { .. }) => println!("{PROBE_LOCKED} {e}"),
+            Ok(store) => {
+                store.put("occurrences", b"probe", b"x").unwrap();
+                store.flush().unwrap();
+                println!("{PROBE_OPENED}");
+            }
+            Err(other) => panic!("unexpected error: {other}"),
+        }
+    }
+
+    #[test]
+    fn second_process_is_refused_while_the_first_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store");
+        let store = SledStore::open(&path, CACHE).unwrap();
+        store.put("occurrences", b"first", b"x").unwrap();
+        store.flush().unwrap();
+
+        let stdout = run_probe(&path);
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(PROBE_LOCKED))
+            .unwrap_or_else(|| panic!("second process was not refused:\n{stdout}"));
+        // The message names the store and says what is wrong.
+        assert!(line.contains(&path.display().to_string()), "{line}");
+        assert!(line.contains("in use by another billd process"), "{line}");
+        assert_eq!(store.get("occurrences", b"probe").unwrap(), None);
+
+        // Once the first process lets go, a second one can open it: the lock
+        // is the only thing that stopped it.
+        drop(store);
+        let stdout = run_probe(&path);
+        assert!(stdout.contains(PROBE_OPENED), "{stdout}");
+        let store = SledStore::open(&path, CACHE).unwrap();
+        assert_eq!(store.get("occurrences", b"probe").unwrap().unwrap(), b"x");
+        assert_eq!(store.get("occurrences", b"first").unwrap().unwrap(), b"x");
+    }
+}

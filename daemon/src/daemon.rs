@@ -1,0 +1,149 @@
+//! The daemon: wires configuration, store, mail and jobs together and runs
+//! the scheduler until SIGTERM or SIGINT.
+
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::{SharedClock, SystemClock};
+use crate::config::{Config, JobConfig};
+use crate::jobs::digest::{DigestJob, ParamError};
+use crate::jobs::runner::Runner;
+use crate::jobs::SharedJobKind;
+use crate::notify::mail::{MailError, Mailer};
+use crate::scheduler::runtime::{ScheduledJob, Scheduler, SchedulerError};
+use crate::scheduler::{JobSpec, Misfire, Schedule, ScheduleError};
+use crate::store::{Db, StoreError};
+
+/// How long in-flight work items get to finish after SIGTERM before they
+/// are left for the next start (systemd's TimeoutStopSec must exceed this).
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+
+/// Why the daemon could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DaemonError {
+    /// The store could not be opened or failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The mail transport is unusable.
+    #[error(transparent)]
+    Mail(#[from] MailError),
+    /// A job's definition is unusable.
+    #[error("job {job}: {reason}")]
+    Job {
+        /// The job.
+        job: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The scheduler failed.
+    #[error(transparent)]
+    Scheduler(#[from] SchedulerError),
+    /// Signal handlers could not be installed.
+    #[error("installing signal handlers: {0}")]
+    Signals(std::io::Error),
+}
+
+/// Opens the store the configuration names.
+pub fn open_store(cfg: &Config) -> Result<Db, StoreError> {
+    Db::open_sled(&cfg.store.path, &cfg.store.key_file, cfg.store.cache_bytes)
+}
+
+/// The scheduler's view of a configured job.
+pub fn job_spec(job: &JobConfig) -> Result<JobSpec, ScheduleError> {
+    Ok(JobSpec {
+        name: job.name.clone(),
+        kind: job.kind.clone(),
+        schedule: Schedule::parse(&job.schedule, job.timezone)?,
+        misfire: match job.misfire {
+            crate::config::Misfire::RunOnce => Misfire::RunOnce,
+            crate::config::Misfire::Skip => Misfire::Skip,
+        },
+        catch_up_window: job.catch_up_window,
+        enabled: job.enabled,
+        concurrency: job.concurrency.max(1),
+    })
+}
+
+/// Builds the job kind a configured job names.
+pub fn job_kind(cfg: &Config, job: &JobConfig, mailer: &Arc<Mailer>) -> Result<SharedJobKind, DaemonError> {
+    let base = cfg.source.parent().unwrap_or(std::path::Path::new("."));
+    let err = |e: ParamError| DaemonError::Job {
+        job: job.name.clone(),
+        reason: e.to_string(),
+    };
+    match job.kind.as_str() {
+        "digest" => Ok(Arc::new(
+            DigestJob::from_params(
+                &job.params,
+                base,
+                cfg.billers.clone(),
+                mailer.clone(),
+                cfg.practice.name.clone(),
+                job.timezone,
+            )
+            .map_err(err)?,
+        )),
+        other => Err(DaemonError::Job {
+            job: job.name.clone(),
+            reason: format!("unknown job kind `{other}`"),
+        }),
+    }
+}
+
+/// Every configured job, ready for the scheduler.
+pub fn scheduled_jobs(cfg: &Config, mailer: &Arc<Mailer>) -> Result<Vec<ScheduledJob>, DaemonError> {
+    cfg.jobs
+        .iter()
+        .map(|j| {
+            let spec = job_spec(j).map_err(|e| DaemonError::Job {
+                job: j.name.clone(),
+                reason: e.to_string(),
+            })?;
+            Ok(ScheduledJob::new(spec, job_kind(cfg, j, mailer)?))
+        })
+        .collect()
+}
+
+/// This process in occurrence claims: `host:pid`.
+pub fn identity() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into());
+    format!("{host}:{}", std::process::id())
+}
+
+/// Runs the daemon until SIGTERM or SIGINT, then shuts down cleanly.
+pub async fn run(cfg: Config, db: Db) -> Result<(), DaemonError> {
+    let clock: SharedClock = Arc::new(SystemClock);
+    let mailer = Arc::new(Mailer::from_config(&cfg.mail)?);
+    let jobs = scheduled_jobs(&cfg, &mailer)?;
+    let runner = Runner::new(db.clone(), clock.clone(), SHUTDOWN_GRACE);
+    let scheduler = Arc::new(Scheduler::new(db.clone(), clock, runner, jobs, identity()));
+    let cancel = CancellationToken::new();
+    spawn_signal_watch(cancel.clone())?;
+    tracing::info!(
+        jobs = cfg.jobs.len(),
+        store = %cfg.store.path.display(),
+        "billd started"
+    );
+    scheduler.run(cancel).await?;
+    db.flush()?;
+    tracing::info!("billd stopped");
+    Ok(())
+}
+
+fn spawn_signal_watch(cancel: CancellationToken) -> Result<(), DaemonError> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM: finishing in-flight work"),
+            _ = int.recv() => tracing::info!("SIGINT: finishing in-flight work"),
+        }
+        cancel.cancel();
+    });
+    Ok(())
+}

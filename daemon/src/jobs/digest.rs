@@ -1,0 +1,234 @@
+//! The `digest` job: emails each biller a summary of their open tasks.
+//!
+//! One work item per biller who receives digests. The email carries counts
+//! and task ids only, never patient details. It is rendered and stored in the
+//! outbox (flushed) before it is sent, under the item's idempotency key, so a
+//! retry after a crash sends the stored message again (same Message-ID, same
+//! outbox file) rather than a second, different digest.
+//!
+//! Params (`[job.params]`): `subject_template`, `body_template` (paths,
+//! relative to the configuration file), `max_listed` (task ids listed per
+//! email, default 50), `send_when_empty` (default true: an empty digest tells
+//! the office billd is alive).
+
+use chrono::Utc;
+use chrono_tz::Tz;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use super::{BoxFuture, JobError, JobKind, RunContext};
+use crate::config::Biller;
+use crate::notify::mail::Mailer;
+use crate::notify::templates::MailTemplates;
+use crate::store::{OutboxMessage, OutboxStatus, Priority, Task};
+use crate::tasks;
+
+/// Settings of one digest job.
+pub struct DigestJob {
+    billers: Vec<Biller>,
+    mailer: Arc<Mailer>,
+    templates: MailTemplates,
+    practice: String,
+    tz: Tz,
+    max_listed: usize,
+    send_when_empty: bool,
+}
+
+/// A bad `[job.params]` entry for a digest job.
+#[derive(Debug, thiserror::Error)]
+#[error("job param `{key}`: {reason}")]
+pub struct ParamError {
+    /// The param.
+    pub key: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+impl DigestJob {
+    /// Builds the job from its params; paths resolve against `base_dir`.
+    pub fn from_params(
+        params: &toml::Table,
+        base_dir: &Path,
+        billers: Vec<Biller>,
+        mailer: Arc<Mailer>,
+        practice: String,
+        tz: Tz,
+    ) -> Result<Self, ParamError> {
+        let perr = |key: &str, reason: String| ParamError {
+            key: key.to_string(),
+            reason,
+        };
+        for key in params.keys() {
+            if !["subject_template", "body_template", "max_listed", "send_when_empty"].contains(&key.as_str()) {
+                return Err(perr(key, "unknown param for a digest job".into()));
+            }
+        }
+        let path = |key: &str| -> Result<Option<std::path::PathBuf>, ParamError> {
+            match params.get(key) {
+                None => Ok(None),
+                Some(toml::Value::String(s)) => Ok(Some(base_dir.join(s))),
+                Some(_) => Err(perr(key, "must be a path string".into())),
+            }
+        };
+        let templates = MailTemplates::digest(path("subject_template")?.as_deref(), path("body_template")?.as_deref())
+            .map_err(|e| perr("body_template", e.to_string()))?;
+        let max_listed = match params.get("max_listed") {
+            None => 50,
+            Some(toml::Value::Integer(n)) if *n >= 0 => *n as usize,
+            Some(_) => return Err(perr("max_listed", "must be a whole number".into())),
+        };
+        let send_when_empty = match params.get("send_when_empty") {
+            None => true,
+            Some(toml::Value::Boolean(b)) => *b,
+            Some(_) => return Err(perr("send_when_empty", "must be true or false".into())),
+        };
+        Ok(Self {
+            billers,
+            mailer,
+            templates,
+            practice,
+            tz,
+            max_listed,
+            send_when_empty,
+        })
+    }
+
+    fn biller(&self, name: &str) -> Option<&Biller> {
+        self.billers.iter().find(|b| b.name == name)
+    }
+
+    fn render(&self, biller: &Biller, open: &[Task], now: chrono::DateTime<Utc>) -> Result<(String, String), JobError> {
+        #[derive(Serialize)]
+        struct Count {
+            name: String,
+            count: usize,
+        }
+        #[derive(Serialize)]
+        struct Line {
+            id: String,
+            kind: String,
+            priority: String,
+            age_days: i64,
+            due: Option<String>,
+        }
+        let mut sorted: Vec<&Task> = open.iter().collect();
+        sorted.sort_by(|a, b| b.priority.cmp(&a.priority).then(a.created_at.cmp(&b.created_at)));
+        let mut by_priority: BTreeMap<std::cmp::Reverse<Priority>, usize> = BTreeMap::new();
+        let mut by_kind: BTreeMap<&str, usize> = BTreeMap::new();
+        for t in &sorted {
+            *by_priority.entry(std::cmp::Reverse(t.priority)).or_default() += 1;
+            *by_kind.entry(&t.kind).or_default() += 1;
+        }
+        let lines: Vec<Line> = sorted
+            .iter()
+            .take(self.max_listed)
+            .map(|t| Line {
+                id: t.id.clone(),
+                kind: t.kind.clone(),
+                priority: priority_name(t.priority).to_string(),
+                age_days: (now - t.created_at).num_days(),
+                due: t.due.map(|d| d.with_timezone(&self.tz).format("%Y-%m-%d").to_string()),
+            })
+            .collect();
+        let ctx = serde_json::json!({
+            "biller": biller.name,
+            "practice": self.practice,
+            "generated": now.with_timezone(&self.tz).format("%Y-%m-%d %H:%M %Z").to_string(),
+            "total": sorted.len(),
+            "by_priority": by_priority.iter().map(|(p, c)| Count { name: priority_name(p.0).into(), count: *c }).collect::<Vec<_>>(),
+            "by_kind": by_kind.iter().map(|(k, c)| Count { name: (*k).into(), count: *c }).collect::<Vec<_>>(),
+            "shown": lines.len(),
+            "omitted": sorted.len() - lines.len(),
+            "tasks": lines,
+        });
+        self.templates
+            .render(&ctx)
+            .map_err(|e| JobError::Permanent(e.to_string()))
+    }
+}
+
+fn priority_name(p: Priority) -> &'static str {
+    match p {
+        Priority::Low => "low",
+        Priority::Normal => "normal",
+        Priority::High => "high",
+        Priority::Urgent => "urgent",
+    }
+}
+
+impl JobKind for DigestJob {
+    fn kind(&self) -> &'static str {
+        "digest"
+    }
+
+    fn list_items<'a>(&'a self, _ctx: &'a RunContext) -> BoxFuture<'a, Result<Vec<String>, JobError>> {
+        Box::pin(async move {
+            Ok(self
+                .billers
+                .iter()
+                .filter(|b| b.receives.iter().any(|r| r == "digest"))
+                .map(|b| b.name.clone())
+                .collect())
+        })
+    }
+
+    fn work_item<'a>(&'a self, ctx: &'a RunContext, item: &'a str) -> BoxFuture<'a, Result<(), JobError>> {
+        Box::pin(async move {
+            let key = ctx.effect_key(item);
+            let db = &ctx.db;
+            let msg = match db.get::<OutboxMessage>(&key)? {
+                Some(m) => m,
+                None => {
+                    let biller = self
+                        .biller(item)
+                        .ok_or_else(|| JobError::Permanent(format!("biller {item} is no longer configured")))?;
+                    let open = tasks::open_for(db, &biller.name, &biller.receives)?;
+                    if open.is_empty() && !self.send_when_empty {
+                        return Ok(());
+                    }
+                    let now = ctx.clock.now();
+                    let (subject, body) = self.render(biller, &open, now)?;
+                    let msg = OutboxMessage {
+                        key: key.clone(),
+                        to: vec![biller.email.to_string()],
+                        subject,
+                        body,
+                        created_at: now,
+                        status: OutboxStatus::Queued,
+                        attempts: 0,
+                    };
+                    db.insert_new(&msg)?;
+                    db.get::<OutboxMessage>(&key)?.unwrap_or(msg)
+                }
+            };
+            if msg.status == OutboxStatus::Sent {
+                return Ok(());
+            }
+            // The message must be durable before it leaves the building.
+            db.flush()?;
+            let result = self.mailer.deliver(&msg).await;
+            let status = match &result {
+                Ok(()) => OutboxStatus::Sent,
+                Err(e) if e.is_transient() => OutboxStatus::Queued,
+                Err(_) => OutboxStatus::Failed,
+            };
+            db.update::<OutboxMessage, _>(&key, |m| {
+                m.map(|mut m| {
+                    m.status = status;
+                    m.attempts += 1;
+                    m
+                })
+            })?;
+            db.flush()?;
+            result.map_err(|e| {
+                if e.is_transient() {
+                    JobError::Transient(e.to_string())
+                } else {
+                    JobError::Permanent(e.to_string())
+                }
+            })
+        })
+    }
+}
