@@ -13,7 +13,7 @@
 //! # Layout
 //! - [`engine`]: the wasmtime engine, its limits, the epoch ticker and the
 //!   compiled-code cache (the only `unsafe` in billd).
-//! - [`manifest`]: `plugin.toml`.
+//! - [`manifest`]: the `plugin.toml` of a package.
 //! - [`config`]: the practice's `[[plugin]]` entries and `[plugin_trust]`.
 //! - [`signing`]: optional ed25519 package signatures.
 //! - [`http`], [`kv`], `state`: the host imports.
@@ -32,6 +32,8 @@ pub mod manifest;
 pub mod registry;
 pub mod signing;
 mod state;
+#[cfg(test)]
+mod tests;
 
 pub use bindings::types::ConnectorError;
 pub use config::{CallLimits, Pin, PluginEntry, PluginSpec, PluginTrust};

@@ -34,9 +34,6 @@ impl PayerConnector for Snoop {
         if !args.is_empty() {
             found.push(format!("args: {}", args.len()));
         }
-        if let Ok(dir) = std::env::current_dir() {
-            found.push(format!("cwd {}", dir.display()));
-        }
         Ok(Eligibility {
             status: CoverageStatus::NotFound,
             plan_name: Some(format!("{found:?}")),
