@@ -5,6 +5,7 @@
 //! `./billd.toml`.
 
 pub mod jobs;
+pub mod plugins;
 pub mod tasks;
 
 use clap::{Parser, Subcommand, ValueEnum};

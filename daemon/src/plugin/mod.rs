@@ -33,7 +33,7 @@ pub mod registry;
 pub mod signing;
 mod state;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use bindings::types::ConnectorError;
 pub use config::{CallLimits, Pin, PluginEntry, PluginSpec, PluginTrust};
