@@ -690,3 +690,286 @@ pub(crate) fn inquiry_json(member: &str) -> serde_json::Value {
         "service-types": ["30"]
     })
 }
+
+/// The sandbox payer connector against the local payer sandbox
+/// (`scripts/payer-sandbox.py`, run with the workspace's `.venv` Python).
+mod payer_sandbox {
+    use super::*;
+    use crate::plugin::bindings::payer_api::{
+        BenefitKind, ClaimState, CoverageLevel, Network, StatusInquiry,
+    };
+    use crate::plugin::bindings::types::{InvalidField, RateLimit};
+    use std::io::BufRead;
+    use std::process::{Child, Command, Stdio};
+
+    /// The sandbox server, stopped when dropped.
+    struct Sandbox {
+        child: Child,
+        origin: String,
+    }
+
+    impl Drop for Sandbox {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    fn start_sandbox() -> Sandbox {
+        let root = workspace_root();
+        let python = root.join(".venv/bin/python");
+        assert!(
+            python.exists(),
+            "{} is missing: run scripts/test to create .venv",
+            python.display()
+        );
+        let mut child = Command::new(python)
+            .arg(root.join("scripts/payer-sandbox.py"))
+            .args(["--port", "0", "--api-key", "test-key"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting the payer sandbox");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected sandbox output {line:?}"))
+            .to_string();
+        Sandbox {
+            child,
+            origin: format!("http://{addr}"),
+        }
+    }
+
+    struct Connected {
+        _sandbox: Sandbox,
+        _pkg: tempfile::TempDir,
+        t: TestHost,
+        plugin: Arc<LoadedPlugin>,
+    }
+
+    fn connect(api_key: &str) -> Connected {
+        let sandbox = start_sandbox();
+        let pkg = package_with_hosts("sandbox-payer", std::slice::from_ref(&sandbox.origin));
+        let t = test_host(PluginTrust::default());
+        let mut s = spec("sandbox-payer", pkg.path());
+        s.allowed_hosts = vec![Origin::parse(&sandbox.origin).unwrap()];
+        s.settings.insert(
+            "base-url".into(),
+            toml::Value::String(sandbox.origin.clone()),
+        );
+        s.secrets
+            .insert("api-key".into(), secrecy::SecretString::from(api_key));
+        let plugin = t.host.load(&s).unwrap();
+        Connected {
+            _sandbox: sandbox,
+            _pkg: pkg,
+            t,
+            plugin,
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn eligibility_is_parsed_into_billing_records() {
+        let c = connect("test-key");
+        let e = c
+            .plugin
+            .check_eligibility("elig-1", &inquiry("W1234"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(e.status, CoverageStatus::Active);
+        assert_eq!(e.plan_name.as_deref(), Some("GOLD PPO"));
+        assert_eq!(e.group_number.as_deref(), Some("GRP-1234"));
+        assert_eq!(
+            (e.coverage_begin, e.coverage_end),
+            (
+                Some(Date {
+                    year: 2026,
+                    month: 1,
+                    day: 1
+                }),
+                Some(Date {
+                    year: 2026,
+                    month: 12,
+                    day: 31
+                })
+            )
+        );
+        let find = |kind: BenefitKind, st: &str| {
+            e.benefits
+                .iter()
+                .find(|b| b.kind == kind && b.service_type == st)
+                .unwrap_or_else(|| panic!("no {kind:?} for {st} in {:?}", e.benefits))
+        };
+        let remaining = find(BenefitKind::DeductibleRemaining, "30");
+        assert_eq!(remaining.amount, Some(120_050));
+        assert_eq!(remaining.network, Network::InNetwork);
+        assert_eq!(find(BenefitKind::Deductible, "30").amount, Some(150_000));
+        let oop = find(BenefitKind::OutOfPocketMaximum, "30");
+        assert_eq!(
+            (oop.amount, oop.level),
+            (Some(600_000), CoverageLevel::Family)
+        );
+        assert_eq!(find(BenefitKind::Copay, "98").amount, Some(2_500));
+        let co = find(BenefitKind::Coinsurance, "30");
+        assert_eq!(
+            (co.percent_basis_points, co.network),
+            (Some(2_000), Network::OutOfNetwork)
+        );
+        // Audited: host and path, status, sizes; never the body.
+        let audit = c.t.audit.records();
+        assert_eq!(audit.len(), 1);
+        assert_eq!(audit[0].path, "/eligibility/v3");
+        assert_eq!(audit[0].status, Some(200));
+        assert!(audit[0].bytes_sent > 0 && audit[0].bytes_received > 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn payer_answers_and_failures_map_to_the_error_variant() {
+        let c = connect("test-key");
+        let call = |member: &'static str| {
+            let p = c.plugin.clone();
+            async move { p.check_eligibility(member, &inquiry(member)).await.unwrap() }
+        };
+        assert_eq!(
+            call("NF0001").await.unwrap().status,
+            CoverageStatus::NotFound
+        );
+        assert_eq!(
+            call("INACTIVE1").await.unwrap().status,
+            CoverageStatus::Inactive
+        );
+        assert_eq!(
+            call("DOB0001").await.unwrap_err(),
+            ConnectorError::InvalidRequest(InvalidField {
+                field: "subscriber.birth-date".into(),
+                message: "Patient Birth Date Does Not Match That for the Patient on the Database"
+                    .into()
+            })
+        );
+        assert!(matches!(call("").await.unwrap_err(),
+            ConnectorError::InvalidRequest(f) if f.field == "subscriber.member-id"));
+        assert!(matches!(
+            call("BUSY1").await.unwrap_err(),
+            ConnectorError::Transient(_)
+        ));
+        assert!(
+            matches!(call("DOWN1").await.unwrap_err(), ConnectorError::Transient(m) if m.contains("AAA 42"))
+        );
+        assert_eq!(
+            call("SLOW1").await.unwrap_err(),
+            ConnectorError::RateLimited(RateLimit {
+                retry_after_seconds: 7,
+                message: "the server asked to slow down (HTTP 429)".into()
+            })
+        );
+        assert!(matches!(call("GARBLED1").await.unwrap_err(),
+            ConnectorError::Rejected(r) if r.code == "malformed-response"));
+
+        let wrong_key = connect("not-the-key");
+        let err = wrong_key
+            .plugin
+            .check_eligibility("k", &inquiry("W1"))
+            .await
+            .unwrap()
+            .unwrap_err();
+        assert!(matches!(err, ConnectorError::Authentication(_)), "{err:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn claim_status_answers_one_per_inquiry() {
+        let c = connect("test-key");
+        let q = |claim_id: &str| StatusInquiry {
+            claim_id: claim_id.into(),
+            payer_id: "60054".into(),
+            payer_claim_id: None,
+            provider: inquiry("W1").provider,
+            subscriber: inquiry("W1").subscriber,
+            dependent: None,
+            service_from: Date {
+                year: 2026,
+                month: 10,
+                day: 1,
+            },
+            service_to: Date {
+                year: 2026,
+                month: 10,
+                day: 1,
+            },
+            billed: 12_500,
+        };
+        let answers = c
+            .plugin
+            .claim_status(
+                "cs-1",
+                &[q("CLM000123"), q("DENY000124"), q("UNKNOWN1"), q("PEND1")],
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        let states: Vec<_> = answers
+            .iter()
+            .map(|a| (a.claim_id.as_str(), a.state))
+            .collect();
+        assert_eq!(
+            states,
+            [
+                ("CLM000123", ClaimState::Paid),
+                ("DENY000124", ClaimState::Denied),
+                ("UNKNOWN1", ClaimState::NotFound),
+                ("PEND1", ClaimState::Pending)
+            ]
+        );
+        assert_eq!(answers[0].paid, Some(10_000));
+        assert_eq!(answers[0].category_code, "F1");
+        assert_eq!(answers[0].payer_claim_id.as_deref(), Some("SBX000123"));
+        assert_eq!(
+            answers[0].effective_date,
+            Some(Date {
+                year: 2026,
+                month: 10,
+                day: 1
+            })
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_harness_runs_the_connector_against_fixtures() {
+        let root = workspace_root().join("plugins/sandbox-payer/fixtures");
+        let h = harness::Harness::builder(dist("sandbox-payer"))
+            .fixtures_dir(root.join("http"))
+            .secret("api-key", "fixture-key")
+            .build()
+            .unwrap();
+        let input: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(root.join("eligibility-inquiry.json")).unwrap(),
+        )
+        .unwrap();
+        let out = h.call_json("check-eligibility", &input).await.unwrap();
+        assert_eq!(out["ok"]["status"], "active");
+        assert_eq!(out["ok"]["payer-reference"], "fixture-001");
+        let sent = h.requests();
+        assert_eq!(sent.len(), 1);
+        assert!(
+            sent[0]
+                .headers
+                .contains(&("authorization".into(), "Bearer fixture-key".into()))
+        );
+        let body: serde_json::Value = serde_json::from_slice(&sent[0].body).unwrap();
+        assert_eq!(body["subscriber"]["dateOfBirth"], "19800229");
+        assert_eq!(
+            body["encounter"]["serviceTypeCodes"],
+            serde_json::json!(["30", "98"])
+        );
+        // Without the secret the connector reports an authentication problem.
+        let h = harness::Harness::builder(dist("sandbox-payer"))
+            .fixtures_dir(root.join("http"))
+            .build();
+        assert!(h.unwrap_err().to_string().contains("secrets.api-key"));
+    }
+}
