@@ -973,3 +973,117 @@ mod payer_sandbox {
         assert!(h.unwrap_err().to_string().contains("secrets.api-key"));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ehr_and_collections_worlds_work_end_to_end() {
+    use bindings::collections_api::{Debtor, Placement};
+    use bindings::ehr_api::Window;
+    use bindings::types::{Address, Timestamp};
+    let t = test_host(PluginTrust::default());
+    let ehr = t.host.load(&spec("echo-ehr", &dist("echo-ehr"))).unwrap();
+    assert_eq!(ehr.info().world, World::EhrConnector);
+    let ts = |seconds| Timestamp {
+        seconds,
+        nanoseconds: 0,
+    };
+    let appts = ehr
+        .appointments(
+            "a",
+            Window {
+                start: ts(1_800_000_000),
+                end: ts(1_800_086_400),
+            },
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(appts.len(), 1);
+    assert_eq!(appts[0].start, ts(1_800_000_000));
+    let bad = ehr
+        .appointments(
+            "b",
+            Window {
+                start: ts(5),
+                end: ts(5),
+            },
+        )
+        .await
+        .unwrap();
+    assert!(matches!(bad, Err(ConnectorError::InvalidRequest(f)) if f.field == "window.end"));
+    let page = ehr.patients_changed("c", None).await.unwrap().unwrap();
+    assert_eq!(page.items[0].patient_id, "P-1");
+    assert_eq!(page.next.as_deref(), Some("cursor-1"));
+    assert!(matches!(
+        ehr.coverages_changed("d", None).await.unwrap(),
+        Err(ConnectorError::Unsupported(_))
+    ));
+
+    let agency = t
+        .host
+        .load(&spec("echo-collections", &dist("echo-collections")))
+        .unwrap();
+    let placement = |id: &str, balance| Placement {
+        account_id: id.into(),
+        debtor: Debtor {
+            name: inquiry("M").subscriber.name,
+            birth_date: Date {
+                year: 1970,
+                month: 1,
+                day: 1,
+            },
+            address: Address {
+                line1: "1 Main St".into(),
+                line2: None,
+                city: "Springfield".into(),
+                state: "IL".into(),
+                postal_code: "62701".into(),
+            },
+            phone: None,
+            email: None,
+        },
+        balance,
+        first_statement_date: Date {
+            year: 2026,
+            month: 1,
+            day: 5,
+        },
+        last_payment_date: None,
+        services_from: Date {
+            year: 2025,
+            month: 12,
+            day: 1,
+        },
+        services_to: Date {
+            year: 2025,
+            month: 12,
+            day: 1,
+        },
+    };
+    let receipts = agency
+        .place_accounts("p", &[placement("ACC-1", 45_000), placement("ACC-2", 0)])
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(receipts[0].agency_account_id.as_deref(), Some("AG-ACC-1"));
+    assert!(receipts[0].accepted && !receipts[1].accepted);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_template_runs_against_its_fixtures() {
+    let root = workspace_root().join("plugins/template/fixtures");
+    let h = harness::Harness::builder(dist("connector-template"))
+        .fixtures_dir(root.join("http"))
+        .secret("api-key", "test")
+        .build()
+        .unwrap();
+    let input: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("eligibility-inquiry.json")).unwrap(),
+    )
+    .unwrap();
+    let out = h.call_json("check-eligibility", &input).await.unwrap();
+    assert_eq!(out["ok"]["status"], "active");
+    assert_eq!(out["ok"]["plan-name"], "SILVER HMO");
+    let audit = h.audit();
+    assert_eq!(audit[0].host, "https://api.payer.example:443");
+    assert_eq!(audit[0].path, "/coverage");
+}
