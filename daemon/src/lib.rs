@@ -11,6 +11,7 @@
 //!   after a crash, graceful shutdown) and one module per job kind.
 //! - [`tasks`]: work handed to billers.
 //! - [`notify`]: email (SMTP pool or outbox directory) from editable templates.
+//! - [`plugin`]: connector plugins as sandboxed WebAssembly components.
 //! - [`cli`]: the `billd` command line.
 
 pub mod cli;
@@ -20,6 +21,7 @@ pub mod control;
 pub mod daemon;
 pub mod jobs;
 pub mod notify;
+pub mod plugin;
 pub mod scheduler;
 pub mod store;
 pub mod tasks;

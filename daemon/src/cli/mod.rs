@@ -12,6 +12,7 @@ macro_rules! say {
 }
 
 pub mod jobs;
+pub mod plugins;
 pub mod tasks;
 pub mod x12;
 

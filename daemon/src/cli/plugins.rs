@@ -1,0 +1,559 @@
+//! `billd plugins …`: list, inspect, verify, call, sign and reload connector
+//! plugins.
+//!
+//! `call`, `inspect` and `sign` work on a package path and need no
+//! configuration file. `list`, `verify` and `reload` work on the practice's
+//! configured plugins, which the caller passes in ([`ConfiguredPlugins`]).
+
+use crate::config::secret::SecretRef;
+use crate::plugin::harness::Harness;
+use crate::plugin::{
+    EngineSettings, HostOptions, PluginEngine, PluginEntry, PluginHost, PluginSpec, PluginTrust,
+    config, dynamic, manifest, package_hashes, signing,
+};
+use anyhow::{Context, anyhow, bail};
+use secrecy::SecretString;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// The plugin verbs.
+#[derive(clap::Subcommand, Debug)]
+pub enum PluginsCommand {
+    /// List the configured plugins: name, version, world, sha256, allowed
+    /// hosts, signature status.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a package's manifest, world, imports and exports.
+    Inspect {
+        /// The package directory (or its plugin.toml or component).
+        path: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Load every configured plugin as the daemon would (pins, signatures,
+    /// settings, secrets, world) and report problems.
+    Verify,
+    /// Run one export of a package with JSON input and print the result as
+    /// JSON; no daemon, no configuration needed.
+    Call {
+        /// The package directory (or its plugin.toml or component).
+        #[arg(long)]
+        plugin: PathBuf,
+        /// The export's WIT name, e.g. `check-eligibility`.
+        #[arg(long)]
+        func: String,
+        /// A JSON file with the parameters after the idempotency key.
+        #[arg(long)]
+        input: PathBuf,
+        /// A directory of HTTP fixtures answering the plugin's requests
+        /// (without it, requests go to the network, to the manifest's hosts
+        /// only).
+        #[arg(long, value_name = "DIR")]
+        http_fixtures: Option<PathBuf>,
+        /// A setting, `NAME=VALUE` (repeatable).
+        #[arg(long = "setting", value_name = "K=V", value_parser = parse_pair)]
+        settings: Vec<(String, String)>,
+        /// A secret, `NAME=VALUE` (repeatable).
+        #[arg(long = "secret", value_name = "K=V", value_parser = parse_pair)]
+        secrets: Vec<(String, String)>,
+        /// The idempotency key to pass (default: made up per call).
+        #[arg(long)]
+        idempotency_key: Option<String>,
+    },
+    /// Sign a package with an ed25519 key (writes plugin.sig beside it).
+    Sign {
+        /// The package directory.
+        path: PathBuf,
+        /// The signing key file (base64 of 32 bytes).
+        #[arg(long)]
+        key: PathBuf,
+        /// Create the key file first if it does not exist (mode 0600).
+        #[arg(long)]
+        generate_key: bool,
+    },
+    /// Verify every configured plugin, then ask the running daemon to swap
+    /// them in (SIGHUP); calls in flight finish on the old versions.
+    Reload {
+        /// The daemon's process id.
+        #[arg(long)]
+        pid: Option<u32>,
+    },
+}
+
+fn parse_pair(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.trim().to_string(), v.to_string()))
+        .filter(|(k, _)| !k.is_empty())
+        .ok_or_else(|| format!("expected NAME=VALUE, got {s:?}"))
+}
+
+/// The practice's plugin configuration, as the loaded config holds it.
+#[derive(Debug, Clone, Default)]
+pub struct ConfiguredPlugins {
+    /// The `[[plugin]]` entries.
+    pub entries: Vec<PluginEntry>,
+    /// The `[plugin_trust]` section.
+    pub trust: PluginTrust,
+    /// The configuration file's directory (relative paths start here).
+    pub base_dir: PathBuf,
+    /// Where compiled plugin code is cached, if anywhere.
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl ConfiguredPlugins {
+    /// Resolves every entry into a host spec, reading secrets from the
+    /// environment or files now. Errors name the field.
+    pub fn specs(&self) -> anyhow::Result<Vec<PluginSpec>> {
+        let problems = config::validate(&self.entries, &self.trust);
+        if !problems.is_empty() {
+            bail!(
+                "plugin configuration:\n{}",
+                problems
+                    .iter()
+                    .map(|p| format!("  {p}"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            );
+        }
+        let base = self.base_dir.clone();
+        let resolve = move |r: &str| -> Result<SecretString, String> {
+            SecretRef::parse(r)
+                .and_then(|s| s.resolve(&base))
+                .map_err(|e| e.to_string())
+        };
+        self.entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                e.to_spec(i, &self.base_dir, &resolve)
+                    .map_err(|p| anyhow!("{p}"))
+            })
+            .collect()
+    }
+
+    fn host(&self) -> anyhow::Result<PluginHost> {
+        let mut opts = HostOptions::new(Arc::new(crate::store::MemStore::new()))?;
+        opts.engine = EngineSettings::small();
+        opts.cache_dir = self.cache_dir.clone();
+        opts.trust = self.trust.clone();
+        Ok(PluginHost::new(opts)?)
+    }
+}
+
+/// Runs a plugin verb. `configured` is required by `list`, `verify` and
+/// `reload`.
+pub fn run(
+    cmd: &PluginsCommand,
+    configured: Option<&ConfiguredPlugins>,
+) -> anyhow::Result<ExitCode> {
+    let need_config =
+        || configured.ok_or_else(|| anyhow!("this verb needs the configuration file (--config)"));
+    match cmd {
+        PluginsCommand::List { json } => list(need_config()?, *json),
+        PluginsCommand::Verify => verify(need_config()?).map(exit),
+        PluginsCommand::Reload { pid } => {
+            if !verify(need_config()?)? {
+                eprintln!("billd: not reloading: fix the problems above first");
+                return Ok(ExitCode::from(1));
+            }
+            match pid {
+                Some(pid) => {
+                    let status = std::process::Command::new("kill")
+                        .args(["-HUP", &pid.to_string()])
+                        .status()
+                        .context("running kill -HUP")?;
+                    if !status.success() {
+                        bail!("could not signal process {pid}");
+                    }
+                    println!("asked billd (pid {pid}) to reload its plugins");
+                }
+                None => println!(
+                    "all plugins verify; send SIGHUP to the running daemon (or pass --pid) to swap them in"
+                ),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        PluginsCommand::Inspect { path, json } => inspect(path, *json),
+        PluginsCommand::Sign {
+            path,
+            key,
+            generate_key,
+        } => sign(path, key, *generate_key),
+        PluginsCommand::Call {
+            plugin,
+            func,
+            input,
+            http_fixtures,
+            settings,
+            secrets,
+            idempotency_key,
+        } => {
+            let out = call(&CallArgs {
+                plugin,
+                func,
+                input,
+                http_fixtures: http_fixtures.as_deref(),
+                settings,
+                secrets,
+                idempotency_key: idempotency_key.as_deref(),
+            })?;
+            println!("{}", serde_json::to_string_pretty(&out.result)?);
+            for a in &out.audit {
+                eprintln!(
+                    "http {} {}{} -> {} ({:?}, {} bytes out, {} bytes in)",
+                    a.method,
+                    a.host,
+                    a.path,
+                    a.status.map_or("-".to_string(), |s| s.to_string()),
+                    a.outcome,
+                    a.bytes_sent,
+                    a.bytes_received
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn exit(ok: bool) -> ExitCode {
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+fn list(cfg: &ConfiguredPlugins, json: bool) -> anyhow::Result<ExitCode> {
+    let specs = cfg.specs()?;
+    let host = cfg.host()?;
+    let rows: Vec<(String, Result<crate::plugin::PluginInfo, String>)> = specs
+        .iter()
+        .map(|s| {
+            (
+                s.name.clone(),
+                host.load(s)
+                    .map(|p| p.info().clone())
+                    .map_err(|e| e.to_string()),
+            )
+        })
+        .collect();
+    let ok = rows.iter().all(|(_, r)| r.is_ok());
+    if json {
+        let v: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|(name, r)| match r {
+                Ok(info) => serde_json::to_value(info).unwrap_or_default(),
+                Err(e) => serde_json::json!({ "name": name, "error": e }),
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(exit(ok));
+    }
+    println!(
+        "{:<24} {:<9} {:<22} {:<64} {:<28} SIGNATURE",
+        "NAME", "VERSION", "WORLD", "SHA256", "ALLOWED HOSTS"
+    );
+    for (name, r) in &rows {
+        match r {
+            Ok(i) => {
+                let hosts = i
+                    .allowed_hosts
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",");
+                println!(
+                    "{:<24} {:<9} {:<22} {:<64} {:<28} {}",
+                    i.name,
+                    i.version,
+                    i.world.to_string(),
+                    i.sha256,
+                    if hosts.is_empty() {
+                        "(none)".to_string()
+                    } else {
+                        hosts
+                    },
+                    i.signature
+                );
+            }
+            Err(e) => println!("{name:<24} ERROR: {e}"),
+        }
+    }
+    Ok(exit(ok))
+}
+
+/// Loads every configured plugin; prints one line per plugin. True if all
+/// loaded.
+fn verify(cfg: &ConfiguredPlugins) -> anyhow::Result<bool> {
+    let specs = cfg.specs()?;
+    let host = cfg.host()?;
+    let mut ok = true;
+    for spec in &specs {
+        match host.load(spec) {
+            Ok(p) => println!(
+                "ok    {} {} ({}, sha256 {}, {})",
+                p.info().name,
+                p.info().version,
+                p.info().world,
+                p.info().sha256,
+                p.info().signature
+            ),
+            Err(e) => {
+                ok = false;
+                println!("FAIL  {e}");
+            }
+        }
+    }
+    Ok(ok)
+}
+
+fn inspect(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
+    let engine = PluginEngine::new(EngineSettings::small(), None)?;
+    let i = dynamic::inspect(&engine, path)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&i)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let m = &i.manifest;
+    println!("name:         {}", m.name);
+    println!("version:      {}", m.version);
+    println!("world:        {}", m.world);
+    println!("sdk-version:  {}", m.sdk_version);
+    println!("description:  {}", m.description);
+    println!(
+        "component:    {} ({} bytes)",
+        m.component_file(),
+        i.size_bytes
+    );
+    println!("sha256:       {}", i.sha256);
+    println!("allowed:      {}", m.allowed_hosts.join(", "));
+    println!(
+        "secrets:      {}",
+        m.secrets.keys().cloned().collect::<Vec<_>>().join(", ")
+    );
+    for (name, s) in &m.settings {
+        println!(
+            "setting:      {name} ({:?}{})",
+            s.ty,
+            s.default
+                .as_ref()
+                .map(|d| format!(", default {d}"))
+                .unwrap_or_default()
+        );
+    }
+    println!("imports:");
+    for imp in &i.imports {
+        println!("  {imp}");
+    }
+    println!("exports:");
+    for (name, funcs) in &i.exports {
+        println!("  {name}");
+        for f in funcs {
+            println!("    {f}");
+        }
+    }
+    if !i.implements_world {
+        println!(
+            "WARNING: the component does not export {}, which world {} needs",
+            m.world.export_interface(),
+            m.world
+        );
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn sign(path: &Path, key: &Path, generate: bool) -> anyhow::Result<ExitCode> {
+    let (m, component, c_sha, m_sha) = package_hashes(path)?;
+    let signing_key = if generate && !key.exists() {
+        let k = signing::generate_signing_key(key)?;
+        println!("created signing key {}", key.display());
+        k
+    } else {
+        signing::read_signing_key(key)?
+    };
+    let sig = signing::sign(&signing_key, &c_sha, &m_sha);
+    let dir = manifest::PackagePaths::locate(path);
+    let out = dir.signature();
+    std::fs::write(&out, toml::to_string(&sig)?)
+        .with_context(|| format!("writing {}", out.display()))?;
+    println!("signed {} {} ({})", m.name, m.version, component.display());
+    println!("  component sha256 {c_sha}");
+    println!("  manifest  sha256 {m_sha}");
+    println!("  wrote {}", out.display());
+    println!(
+        "trust it with:  [plugin_trust] keys = {{ my-key = \"{}\" }}",
+        signing::public_key_text(&signing_key.verifying_key())
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The arguments of `billd plugins call`.
+#[derive(Debug)]
+pub struct CallArgs<'a> {
+    /// The package.
+    pub plugin: &'a Path,
+    /// The export's WIT name.
+    pub func: &'a str,
+    /// The input JSON file.
+    pub input: &'a Path,
+    /// HTTP fixtures directory.
+    pub http_fixtures: Option<&'a Path>,
+    /// Settings.
+    pub settings: &'a [(String, String)],
+    /// Secrets.
+    pub secrets: &'a [(String, String)],
+    /// The idempotency key.
+    pub idempotency_key: Option<&'a str>,
+}
+
+/// What a call produced.
+#[derive(Debug)]
+pub struct CallOutput {
+    /// The result as JSON (`{"ok": …}` or `{"err": …}`).
+    pub result: serde_json::Value,
+    /// The HTTP attempts it made.
+    pub audit: Vec<crate::plugin::HttpAuditRecord>,
+}
+
+/// Runs `billd plugins call` and returns the result instead of printing it.
+pub fn call(args: &CallArgs<'_>) -> anyhow::Result<CallOutput> {
+    let text = std::fs::read_to_string(args.input)
+        .with_context(|| format!("reading {}", args.input.display()))?;
+    let input: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("{}: not JSON", args.input.display()))?;
+    let mut b = Harness::builder(args.plugin);
+    b = match args.http_fixtures {
+        Some(d) => b.fixtures_dir(d),
+        None => b.network(),
+    };
+    for (k, v) in args.settings {
+        b = b.setting(k, v);
+    }
+    for (k, v) in args.secrets {
+        b = b.secret(k, v);
+    }
+    let harness = b.build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let result = rt.block_on(async {
+        match args.idempotency_key {
+            Some(k) => dynamic::call_json(harness.plugin(), args.func, k, &input).await,
+            None => harness.call_json(args.func, &input).await,
+        }
+    })?;
+    Ok(CallOutput {
+        result,
+        audit: harness.audit(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plugin::tests::{dist, inquiry_json};
+
+    #[test]
+    fn call_runs_an_export_with_json_and_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        let fixtures = tempfile::tempdir().unwrap();
+        let input = dir.path().join("inquiry.json");
+        std::fs::write(&input, inquiry_json("W42").to_string()).unwrap();
+        let out = call(&CallArgs {
+            plugin: &dist("echo-payer"),
+            func: "check-eligibility",
+            input: &input,
+            http_fixtures: Some(fixtures.path()),
+            settings: &[("generation".into(), "7".into())],
+            secrets: &[],
+            idempotency_key: Some("cli-1"),
+        })
+        .unwrap();
+        assert_eq!(out.result["ok"]["plan-name"], "generation 7");
+        assert_eq!(out.result["ok"]["payer-reference"], "echo-cli-1");
+
+        let err = call(&CallArgs {
+            plugin: &dist("echo-payer"),
+            func: "check-eligibility",
+            input: &input,
+            http_fixtures: Some(fixtures.path()),
+            settings: &[("generation".into(), "seven".into())],
+            secrets: &[],
+            idempotency_key: None,
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("generation"), "{err}");
+    }
+
+    #[test]
+    fn sign_writes_a_signature_that_verify_accepts() {
+        let pkg = tempfile::tempdir().unwrap();
+        for f in ["plugin.toml", "echo_payer.wasm"] {
+            std::fs::copy(dist("echo-payer").join(f), pkg.path().join(f)).unwrap();
+        }
+        let key = pkg.path().join("signing.key");
+        assert_eq!(sign(pkg.path(), &key, true).unwrap(), ExitCode::SUCCESS);
+        let public =
+            signing::public_key_text(&signing::read_signing_key(&key).unwrap().verifying_key());
+        let (_, _, sha, _) = package_hashes(pkg.path()).unwrap();
+        let cfg = ConfiguredPlugins {
+            entries: vec![PluginEntry {
+                name: "echo-payer".into(),
+                path: pkg.path().to_path_buf(),
+                sha256: Some(sha),
+                unpinned: false,
+                settings: Default::default(),
+                secrets: Default::default(),
+                allowed_hosts: Vec::new(),
+                rate_limit_per_second: None,
+                call_timeout_secs: None,
+            }],
+            trust: PluginTrust {
+                require_signatures: true,
+                keys: [("ours".to_string(), public)].into(),
+            },
+            base_dir: PathBuf::from("/"),
+            cache_dir: None,
+        };
+        assert!(verify(&cfg).unwrap());
+        // Tamper with the manifest: verification now fails.
+        let m = pkg.path().join("plugin.toml");
+        let t = std::fs::read_to_string(&m)
+            .unwrap()
+            .replace("Test connector", "Changed");
+        std::fs::write(&m, t).unwrap();
+        assert!(!verify(&cfg).unwrap());
+    }
+
+    #[test]
+    fn secrets_are_resolved_by_reference_and_errors_name_the_field() {
+        let cfg = ConfiguredPlugins {
+            entries: vec![PluginEntry {
+                name: "echo-payer".into(),
+                path: PathBuf::from("p"),
+                sha256: None,
+                unpinned: true,
+                settings: Default::default(),
+                secrets: [(
+                    "api-key".to_string(),
+                    "env:BILLD_TEST_SURELY_UNSET_VAR".to_string(),
+                )]
+                .into(),
+                allowed_hosts: Vec::new(),
+                rate_limit_per_second: None,
+                call_timeout_secs: None,
+            }],
+            ..Default::default()
+        };
+        let err = cfg.specs().unwrap_err().to_string();
+        assert!(err.contains("plugin[0].secrets.api-key"), "{err}");
+    }
+}

@@ -1,0 +1,444 @@
+//! How a practice's configuration lists its plugins.
+//!
+//! These are the serde types the main configuration embeds as `[[plugin]]`
+//! and `[plugin_trust]`; the host itself never reads the configuration file
+//! (it takes a resolved [`PluginSpec`]), so this module depends on nothing
+//! else in billd. Secrets stay references (`env:NAME`, `file:PATH`) here;
+//! whoever builds a [`PluginSpec`] resolves them.
+//!
+//! ```toml
+//! [[plugin]]
+//! name = "sandbox-payer"
+//! path = "plugins/sandbox-payer"
+//! sha256 = "9f2c…"                 # required unless `unpinned = true`
+//! allowed_hosts = ["http://127.0.0.1:8089"]
+//! settings = { base-url = "http://127.0.0.1:8089" }
+//! secrets = { api-key = "env:SANDBOX_PAYER_KEY" }
+//!
+//! [plugin_trust]
+//! require_signatures = false
+//! keys = { billd-dev = "base64 ed25519 public key" }
+//! ```
+
+use super::manifest::{Origin, SettingValue, valid_name};
+use base64::Engine as _;
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// One `[[plugin]]` entry of the practice's configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginEntry {
+    /// The name jobs use to reach the plugin; must equal the manifest's.
+    pub name: String,
+    /// The package directory (holding `plugin.toml`), relative to the
+    /// configuration file's directory unless absolute.
+    pub path: PathBuf,
+    /// The component's sha256 in hex. Required unless `unpinned = true`.
+    #[serde(default)]
+    pub sha256: Option<String>,
+    /// Loads the component whatever its hash. For development only.
+    #[serde(default)]
+    pub unpinned: bool,
+    /// Setting values, by the names the manifest declares.
+    #[serde(default)]
+    pub settings: BTreeMap<String, toml::Value>,
+    /// Secret references (`env:NAME` or `file:PATH`) by the names the
+    /// manifest declares.
+    #[serde(default)]
+    pub secrets: BTreeMap<String, String>,
+    /// Origins (`scheme://host[:port]`) the practice lets this plugin reach;
+    /// a request must be allowed here and by the manifest.
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
+    /// Requests per second the plugin may send (default 10).
+    #[serde(default)]
+    pub rate_limit_per_second: Option<u32>,
+    /// Wall-clock limit for one call, in seconds (default 30).
+    #[serde(default)]
+    pub call_timeout_secs: Option<u64>,
+}
+
+/// The `[plugin_trust]` section: who may sign plugins.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginTrust {
+    /// Refuse plugins without a valid signature from a trusted key.
+    #[serde(default)]
+    pub require_signatures: bool,
+    /// Trusted ed25519 public keys (base64 of the 32 bytes), by a name
+    /// shown in `billd plugins list`.
+    #[serde(default)]
+    pub keys: BTreeMap<String, String>,
+}
+
+/// One problem in the plugin configuration, naming the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct PluginConfigProblem {
+    /// The field, e.g. `plugin[1].sha256` or `plugin_trust.keys.acme`.
+    pub field: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+/// Checks the entries and the trust section without touching any file;
+/// returns every problem found (empty when all is well).
+pub fn validate(entries: &[PluginEntry], trust: &PluginTrust) -> Vec<PluginConfigProblem> {
+    let mut problems = Vec::new();
+    let mut p =
+        |field: String, reason: String| problems.push(PluginConfigProblem { field, reason });
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, e) in entries.iter().enumerate() {
+        let at = |f: &str| format!("plugin[{i}].{f}");
+        if !valid_name(&e.name) {
+            p(
+                at("name"),
+                "use 1 to 64 lower-case letters, digits and '-'".into(),
+            );
+        } else if !seen.insert(e.name.clone()) {
+            p(at("name"), format!("{:?} is listed twice", e.name));
+        }
+        if e.path.as_os_str().is_empty() {
+            p(at("path"), "must not be empty".into());
+        }
+        match (&e.sha256, e.unpinned) {
+            (None, false) => p(
+                at("sha256"),
+                "a sha256 pin is required (or set `unpinned = true` for development)".into(),
+            ),
+            (Some(_), true) => p(
+                at("unpinned"),
+                "give either a sha256 pin or `unpinned = true`, not both".into(),
+            ),
+            (Some(h), false) if parse_sha256(h).is_none() => {
+                p(at("sha256"), "must be 64 hexadecimal digits".into())
+            }
+            _ => {}
+        }
+        for (j, h) in e.allowed_hosts.iter().enumerate() {
+            if let Err(r) = Origin::parse(h) {
+                p(at(&format!("allowed_hosts[{j}]")), r);
+            }
+        }
+        for (name, r) in &e.secrets {
+            if !(r.starts_with("env:") || r.starts_with("file:")) {
+                // The value is not repeated: it may be the secret itself.
+                p(
+                    at(&format!("secrets.{name}")),
+                    "secrets by reference only: \"env:NAME\" or \"file:PATH\"".into(),
+                );
+            }
+        }
+        if e.rate_limit_per_second == Some(0) {
+            p(at("rate_limit_per_second"), "must be at least 1".into());
+        }
+        if matches!(e.call_timeout_secs, Some(0) | Some(601..)) {
+            p(at("call_timeout_secs"), "must be between 1 and 600".into());
+        }
+    }
+    for (name, key) in &trust.keys {
+        if let Err(r) = parse_public_key(key) {
+            p(format!("plugin_trust.keys.{name}"), r);
+        }
+    }
+    if trust.require_signatures && trust.keys.is_empty() {
+        p(
+            "plugin_trust.require_signatures".into(),
+            "signatures are required but no trusted key is listed".into(),
+        );
+    }
+    problems
+}
+
+/// Parses a hex sha256 (any case) into its canonical lower-case form.
+pub fn parse_sha256(text: &str) -> Option<String> {
+    let t = text.trim();
+    (t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit())).then(|| t.to_ascii_lowercase())
+}
+
+/// Parses a base64 ed25519 public key.
+pub fn parse_public_key(text: &str) -> Result<ed25519_dalek::VerifyingKey, String> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .map_err(|e| format!("not base64: {e}"))?;
+    let arr: [u8; 32] = bytes
+        .try_into()
+        .map_err(|_| "an ed25519 public key is 32 bytes".to_string())?;
+    ed25519_dalek::VerifyingKey::from_bytes(&arr).map_err(|e| format!("not an ed25519 key: {e}"))
+}
+
+/// How a component's identity is checked at load.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pin {
+    /// The component's sha256 must be this (lower-case hex).
+    Sha256(String),
+    /// Any component is accepted (development only).
+    Unpinned,
+}
+
+/// The limits one plugin's calls run under.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallLimits {
+    /// Wall-clock limit for one call, enforced by epoch interruption.
+    pub call_timeout: Duration,
+    /// Limit for one HTTP request (also bounded by what is left of the call).
+    pub http_timeout: Duration,
+    /// The largest HTTP response body the host reads.
+    pub max_response_bytes: u64,
+    /// The largest HTTP request body the host sends.
+    pub max_request_bytes: u64,
+    /// Requests per second.
+    pub requests_per_second: u32,
+    /// The largest value in the plugin's key-value state.
+    pub max_kv_value_bytes: usize,
+}
+
+impl Default for CallLimits {
+    fn default() -> Self {
+        Self {
+            call_timeout: Duration::from_secs(30),
+            http_timeout: Duration::from_secs(20),
+            max_response_bytes: 8 << 20,
+            max_request_bytes: 8 << 20,
+            requests_per_second: 10,
+            max_kv_value_bytes: 256 << 10,
+        }
+    }
+}
+
+/// Everything the host needs to load one plugin, with secrets resolved.
+#[derive(Debug, Clone)]
+pub struct PluginSpec {
+    /// The configured name (must match the manifest).
+    pub name: String,
+    /// The package directory (or its manifest or component file).
+    pub path: PathBuf,
+    /// The identity check.
+    pub pin: Pin,
+    /// Setting values from the configuration, still untyped.
+    pub settings: BTreeMap<String, toml::Value>,
+    /// Resolved secret values.
+    pub secrets: BTreeMap<String, SecretString>,
+    /// Origins the practice allows.
+    pub allowed_hosts: Vec<Origin>,
+    /// Limits for its calls.
+    pub limits: CallLimits,
+}
+
+impl PluginSpec {
+    /// A spec for running a package directly (the CLI's `call`, the
+    /// harness): unpinned, allowing whatever the manifest allows.
+    pub fn unpinned(name: &str, path: &Path) -> PluginSpec {
+        PluginSpec {
+            name: name.to_string(),
+            path: path.to_path_buf(),
+            pin: Pin::Unpinned,
+            settings: BTreeMap::new(),
+            secrets: BTreeMap::new(),
+            allowed_hosts: Vec::new(),
+            limits: CallLimits::default(),
+        }
+    }
+}
+
+impl PluginEntry {
+    /// Builds the host's spec: resolves the path against `base_dir` and each
+    /// secret reference through `resolve` (which must not put the value in
+    /// its error). Errors name the field.
+    pub fn to_spec(
+        &self,
+        index: usize,
+        base_dir: &Path,
+        resolve: &dyn Fn(&str) -> Result<SecretString, String>,
+    ) -> Result<PluginSpec, PluginConfigProblem> {
+        let problem = |f: &str, reason: String| PluginConfigProblem {
+            field: format!("plugin[{index}].{f}"),
+            reason,
+        };
+        let pin = match (&self.sha256, self.unpinned) {
+            (Some(h), false) => Pin::Sha256(
+                parse_sha256(h)
+                    .ok_or_else(|| problem("sha256", "must be 64 hexadecimal digits".into()))?,
+            ),
+            (None, true) => Pin::Unpinned,
+            (None, false) => {
+                return Err(problem(
+                    "sha256",
+                    "a sha256 pin is required (or set `unpinned = true` for development)".into(),
+                ));
+            }
+            (Some(_), true) => {
+                return Err(problem(
+                    "unpinned",
+                    "give either a sha256 pin or `unpinned = true`, not both".into(),
+                ));
+            }
+        };
+        let mut secrets = BTreeMap::new();
+        for (name, r) in &self.secrets {
+            let v = resolve(r).map_err(|e| problem(&format!("secrets.{name}"), e))?;
+            secrets.insert(name.clone(), v);
+        }
+        let mut allowed_hosts = Vec::new();
+        for (j, h) in self.allowed_hosts.iter().enumerate() {
+            allowed_hosts
+                .push(Origin::parse(h).map_err(|e| problem(&format!("allowed_hosts[{j}]"), e))?);
+        }
+        let mut limits = CallLimits::default();
+        if let Some(r) = self.rate_limit_per_second {
+            limits.requests_per_second = r.max(1);
+        }
+        if let Some(t) = self.call_timeout_secs {
+            limits.call_timeout = Duration::from_secs(t.clamp(1, 600));
+        }
+        let path = if self.path.is_absolute() {
+            self.path.clone()
+        } else {
+            base_dir.join(&self.path)
+        };
+        Ok(PluginSpec {
+            name: self.name.clone(),
+            path,
+            pin,
+            settings: self.settings.clone(),
+            secrets,
+            allowed_hosts,
+            limits,
+        })
+    }
+}
+
+/// Resolves the configured settings against the manifest's declarations:
+/// unknown names, wrong types and missing required values are errors naming
+/// the setting.
+pub fn resolve_settings(
+    manifest: &super::manifest::Manifest,
+    given: &BTreeMap<String, toml::Value>,
+) -> Result<BTreeMap<String, SettingValue>, PluginConfigProblem> {
+    let mut out = BTreeMap::new();
+    for (name, value) in given {
+        let spec = manifest
+            .settings
+            .get(name)
+            .ok_or_else(|| PluginConfigProblem {
+                field: format!("settings.{name}"),
+                reason: format!("plugin {:?} declares no such setting", manifest.name),
+            })?;
+        let v = SettingValue::from_toml(spec.ty, value).ok_or_else(|| PluginConfigProblem {
+            field: format!("settings.{name}"),
+            reason: format!("expected a {:?}", spec.ty).to_lowercase(),
+        })?;
+        out.insert(name.clone(), v);
+    }
+    for (name, spec) in &manifest.settings {
+        if out.contains_key(name) {
+            continue;
+        }
+        match &spec.default {
+            Some(d) => {
+                if let Some(v) = SettingValue::from_toml(spec.ty, d) {
+                    out.insert(name.clone(), v);
+                }
+            }
+            None if spec.required => {
+                return Err(PluginConfigProblem {
+                    field: format!("settings.{name}"),
+                    reason: format!("plugin {:?} requires this setting", manifest.name),
+                });
+            }
+            None => {}
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> (Vec<PluginEntry>, PluginTrust) {
+        #[derive(Deserialize)]
+        struct Doc {
+            #[serde(default)]
+            plugin: Vec<PluginEntry>,
+            #[serde(default)]
+            plugin_trust: PluginTrust,
+        }
+        let d: Doc = toml::from_str(text).unwrap();
+        (d.plugin, d.plugin_trust)
+    }
+
+    #[test]
+    fn a_pinned_entry_is_valid() {
+        let (e, t) = parse(&format!(
+            r#"
+[[plugin]]
+name = "sandbox-payer"
+path = "plugins/sandbox-payer"
+sha256 = "{}"
+allowed_hosts = ["http://127.0.0.1:8089"]
+settings = {{ base-url = "http://127.0.0.1:8089" }}
+secrets = {{ api-key = "env:SANDBOX_KEY" }}
+"#,
+            "A".repeat(64)
+        ));
+        assert!(validate(&e, &t).is_empty(), "{:?}", validate(&e, &t));
+        let spec = e[0]
+            .to_spec(0, Path::new("/etc/billd"), &|_| Ok(SecretString::from("k")))
+            .unwrap();
+        assert_eq!(spec.pin, Pin::Sha256("a".repeat(64)));
+        assert_eq!(spec.path, Path::new("/etc/billd/plugins/sandbox-payer"));
+    }
+
+    #[test]
+    fn problems_name_the_field() {
+        let (e, t) = parse(
+            r#"
+[[plugin]]
+name = "a"
+path = "p"
+
+[[plugin]]
+name = "b"
+path = "p"
+sha256 = "xyz"
+allowed_hosts = ["ftp://x"]
+secrets = { api-key = "hunter2" }
+
+[plugin_trust]
+require_signatures = true
+keys = { bad = "not-base64!" }
+"#,
+        );
+        let fields: Vec<String> = validate(&e, &t).into_iter().map(|p| p.field).collect();
+        assert_eq!(
+            fields,
+            [
+                "plugin[0].sha256",
+                "plugin[1].sha256",
+                "plugin[1].allowed_hosts[0]",
+                "plugin[1].secrets.api-key",
+                "plugin_trust.keys.bad",
+            ]
+        );
+        let all = validate(&e, &t)
+            .iter()
+            .map(ToString::to_string)
+            .collect::<String>();
+        assert!(
+            !all.contains("hunter2"),
+            "a literal secret was echoed: {all}"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let r: Result<PluginEntry, _> =
+            toml::from_str("name='a'\npath='p'\nunpinned=true\nsha265='x'");
+        assert!(r.unwrap_err().to_string().contains("sha265"));
+    }
+}

@@ -1,0 +1,840 @@
+//! The connector plugin host: sandboxed WebAssembly components that talk to
+//! payers, EHRs and collection agencies on the practice's behalf.
+//!
+//! A connector handles patient data and credentials, so this module is a
+//! security boundary. A plugin reaches only what it is granted: the host
+//! imports of `billd:connector/host` (log, HTTP to allowed origins, its
+//! declared settings and secrets, its own key-value state, the time). WASI
+//! is linked granting nothing. Every call gets a fresh instance from an
+//! [`InstancePre`](wasmtime::component::InstancePre), a memory cap and a
+//! wall-clock deadline; a trap, a limit or a malformed result fails that call
+//! with a typed [`CallError`] and nothing else.
+//!
+//! # Layout
+//! - [`engine`]: the wasmtime engine, its limits, the epoch ticker and the
+//!   compiled-code cache (the only `unsafe` in billd).
+//! - [`manifest`]: the `plugin.toml` of a package.
+//! - [`config`]: the practice's `[[plugin]]` entries and `[plugin_trust]`.
+//! - [`signing`]: optional ed25519 package signatures.
+//! - [`http`], [`kv`], `state`: the host imports.
+//! - [`registry`]: the loaded plugins, swapped atomically on reload.
+//! - [`dynamic`]: calls by function name with JSON (the CLI), and inspection.
+//! - [`harness`]: runs a plugin against scripted HTTP for its author's tests.
+
+pub mod bindings;
+pub mod config;
+pub mod dynamic;
+pub mod engine;
+pub mod harness;
+pub mod http;
+pub mod kv;
+pub mod manifest;
+pub mod registry;
+pub mod signing;
+mod state;
+#[cfg(test)]
+pub(crate) mod tests;
+
+pub use bindings::types::ConnectorError;
+pub use config::{CallLimits, Pin, PluginEntry, PluginSpec, PluginTrust};
+pub use engine::{EngineSettings, PluginEngine};
+pub use http::{AuditSink, HttpAuditRecord, HttpBackend, MemoryAudit, TracingAudit};
+pub use manifest::{Manifest, World};
+pub use registry::PluginRegistry;
+pub use signing::SignatureStatus;
+
+use crate::clock::SharedClock;
+use crate::store::RawStore;
+use bindings::collections::{CollectionsConnector, CollectionsConnectorPre};
+use bindings::ehr::{EhrConnector, EhrConnectorPre};
+use bindings::payer::{PayerConnector, PayerConnectorPre};
+use bindings::{collections_api as co, ehr_api as ehr, payer_api as pay};
+use ed25519_dalek::VerifyingKey;
+use manifest::{Origin, PackagePaths};
+use state::{CallState, PluginShared};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use wasmtime::component::{HasSelf, Linker};
+use wasmtime::{Store, UpdateDeadline};
+
+/// Why a plugin was refused at load. Each message names the plugin and the
+/// file or field; none is fixed by retrying without a change.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoadError {
+    /// `plugin.toml` is missing or wrong.
+    #[error("plugin {plugin}: {source}")]
+    Manifest {
+        /// The configured plugin name.
+        plugin: String,
+        /// The manifest problem.
+        source: manifest::ManifestError,
+    },
+    /// The configured name differs from the manifest's.
+    #[error("plugin {configured}: the package at {path} is plugin {found:?}")]
+    NameMismatch {
+        /// The configured name.
+        configured: String,
+        /// The manifest's name.
+        found: String,
+        /// The package directory.
+        path: String,
+    },
+    /// The component file could not be read.
+    #[error("plugin {plugin}: cannot read component {path}: {reason}")]
+    ComponentRead {
+        /// The plugin.
+        plugin: String,
+        /// The component file.
+        path: String,
+        /// The I/O error.
+        reason: String,
+    },
+    /// The component's sha256 is not the pinned one.
+    #[error(
+        "plugin {plugin}: refusing {path}: its sha256 is {actual} but the configuration pins {expected}; \
+         if this build is intended, update `sha256` for this plugin"
+    )]
+    PinMismatch {
+        /// The plugin.
+        plugin: String,
+        /// The component file.
+        path: String,
+        /// The pinned hash.
+        expected: String,
+        /// The file's hash.
+        actual: String,
+    },
+    /// The package's signature does not verify, or a required one is
+    /// missing or from an untrusted key.
+    #[error("plugin {plugin}: refusing {path}: {reason}")]
+    Signature {
+        /// The plugin.
+        plugin: String,
+        /// The package directory.
+        path: String,
+        /// What was wrong.
+        reason: String,
+    },
+    /// Settings or secrets do not fit the manifest.
+    #[error("plugin {plugin}: {problem}")]
+    Config {
+        /// The plugin.
+        plugin: String,
+        /// The field and problem.
+        problem: config::PluginConfigProblem,
+    },
+    /// The component does not compile, or does not implement the world its
+    /// manifest names, or imports something billd does not offer.
+    #[error("plugin {plugin}: {reason}")]
+    Component {
+        /// The plugin.
+        plugin: String,
+        /// What wasmtime said.
+        reason: String,
+    },
+}
+
+/// Why a call failed before the plugin could answer. The plugin's own
+/// answers, including its errors, come back as `Ok(Err(ConnectorError))`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CallError {
+    /// The call ran past its wall-clock deadline and was stopped.
+    #[error("plugin {plugin}: call stopped at its wall-clock deadline of {limit:?}")]
+    Deadline {
+        /// The plugin.
+        plugin: String,
+        /// The deadline.
+        limit: Duration,
+    },
+    /// The plugin tried to grow its memory past the cap and failed.
+    #[error("plugin {plugin}: call stopped at the memory limit of {limit_bytes} bytes")]
+    MemoryLimit {
+        /// The plugin.
+        plugin: String,
+        /// The cap.
+        limit_bytes: u64,
+    },
+    /// The plugin panicked.
+    #[error("plugin {plugin}: the plugin panicked{location}")]
+    Panic {
+        /// The plugin.
+        plugin: String,
+        /// ` at file:line:col` when the guest said where.
+        location: String,
+    },
+    /// The plugin trapped (an invalid operation, an abort).
+    #[error("plugin {plugin}: the plugin trapped: {reason}")]
+    Trap {
+        /// The plugin.
+        plugin: String,
+        /// The trap.
+        reason: String,
+    },
+    /// No instance could be made now (every slot busy): retrying can help.
+    #[error("plugin {plugin}: could not start an instance: {reason}")]
+    Instantiate {
+        /// The plugin.
+        plugin: String,
+        /// What wasmtime said.
+        reason: String,
+    },
+    /// The plugin does not implement the world this call needs.
+    #[error("plugin {plugin} implements {actual}, not {wanted}")]
+    WrongWorld {
+        /// The plugin.
+        plugin: String,
+        /// The world the call needs.
+        wanted: World,
+        /// The plugin's world.
+        actual: World,
+    },
+    /// The result could not be read (malformed strings or variants), or the
+    /// call failed inside the host.
+    #[error("plugin {plugin}: call failed: {reason}")]
+    Failed {
+        /// The plugin.
+        plugin: String,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+impl CallError {
+    /// Whether trying the same call again can help.
+    pub fn retryable(&self) -> bool {
+        matches!(
+            self,
+            CallError::Instantiate { .. } | CallError::Deadline { .. }
+        )
+    }
+}
+
+/// What the host is built from: the engine's sizing and the daemon's
+/// services the imports use.
+pub struct HostOptions {
+    /// Pool and limit sizing.
+    pub engine: EngineSettings,
+    /// Where compiled code is cached between runs (`None`: no cache).
+    pub cache_dir: Option<PathBuf>,
+    /// Where HTTP requests go.
+    pub http: HttpBackend,
+    /// Where HTTP audit records go.
+    pub audit: Arc<dyn AuditSink>,
+    /// The store holding plugin state (collection `plugin_kv`).
+    pub kv: Arc<dyn RawStore>,
+    /// The clock behind the `now` import.
+    pub clock: SharedClock,
+    /// Trusted signing keys and whether signatures are required.
+    pub trust: PluginTrust,
+}
+
+impl HostOptions {
+    /// Defaults around a store: network HTTP, audit into `tracing`, the
+    /// system clock, no cache, no trusted keys.
+    pub fn new(kv: Arc<dyn RawStore>) -> Result<Self, LoadError> {
+        Ok(Self {
+            engine: EngineSettings::default(),
+            cache_dir: None,
+            http: HttpBackend::network().map_err(|reason| LoadError::Component {
+                plugin: "(host)".into(),
+                reason,
+            })?,
+            audit: Arc::new(TracingAudit),
+            kv,
+            clock: Arc::new(crate::clock::SystemClock),
+            trust: PluginTrust::default(),
+        })
+    }
+}
+
+/// Loads plugins and runs their calls. One per daemon.
+pub struct PluginHost {
+    engine: PluginEngine,
+    linker: Linker<CallState>,
+    http: HttpBackend,
+    audit: Arc<dyn AuditSink>,
+    kv: Arc<dyn RawStore>,
+    clock: SharedClock,
+    trusted: BTreeMap<String, VerifyingKey>,
+    require_signatures: bool,
+}
+
+impl std::fmt::Debug for PluginHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginHost")
+            .field("engine", &self.engine)
+            .field("require_signatures", &self.require_signatures)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PluginHost {
+    /// Builds the engine and the linker (host imports plus WASI granting
+    /// nothing).
+    pub fn new(opts: HostOptions) -> Result<Self, LoadError> {
+        let host_err = |reason: String| LoadError::Component {
+            plugin: "(host)".into(),
+            reason,
+        };
+        let mut trusted = BTreeMap::new();
+        for (name, text) in &opts.trust.keys {
+            let key = config::parse_public_key(text).map_err(|e| LoadError::Config {
+                plugin: "(trust)".into(),
+                problem: config::PluginConfigProblem {
+                    field: format!("plugin_trust.keys.{name}"),
+                    reason: e,
+                },
+            })?;
+            trusted.insert(name.clone(), key);
+        }
+        let engine =
+            PluginEngine::new(opts.engine, opts.cache_dir).map_err(|e| host_err(e.to_string()))?;
+        let mut linker = Linker::<CallState>::new(engine.engine());
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| host_err(e.to_string()))?;
+        bindings::types::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |s| s)
+            .map_err(|e| host_err(e.to_string()))?;
+        bindings::host_api::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |s| s)
+            .map_err(|e| host_err(e.to_string()))?;
+        Ok(Self {
+            engine,
+            linker,
+            http: opts.http,
+            audit: opts.audit,
+            kv: opts.kv,
+            clock: opts.clock,
+            trusted,
+            require_signatures: opts.trust.require_signatures,
+        })
+    }
+
+    /// The engine (for tools that inspect components).
+    pub fn engine(&self) -> &PluginEngine {
+        &self.engine
+    }
+
+    /// Loads one plugin: reads and checks the manifest, checks the sha256
+    /// pin and the signature, resolves settings and secrets against the
+    /// manifest, compiles (or loads cached code) and pre-instantiates it
+    /// against its world.
+    pub fn load(&self, spec: &PluginSpec) -> Result<Arc<LoadedPlugin>, LoadError> {
+        let plugin = spec.name.clone();
+        let paths = PackagePaths::locate(&spec.path);
+        let manifest_text = std::fs::read(&paths.manifest).map_err(|e| LoadError::Manifest {
+            plugin: plugin.clone(),
+            source: manifest::ManifestError::Read {
+                path: paths.manifest.display().to_string(),
+                reason: e.to_string(),
+            },
+        })?;
+        let manifest = Manifest::parse(&String::from_utf8_lossy(&manifest_text), &paths.manifest)
+            .map_err(|source| LoadError::Manifest {
+            plugin: plugin.clone(),
+            source,
+        })?;
+        if manifest.name != spec.name {
+            return Err(LoadError::NameMismatch {
+                configured: spec.name.clone(),
+                found: manifest.name.clone(),
+                path: paths.dir.display().to_string(),
+            });
+        }
+        let component_path = paths.dir.join(manifest.component_file());
+        let bytes = std::fs::read(&component_path).map_err(|e| LoadError::ComponentRead {
+            plugin: plugin.clone(),
+            path: component_path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        let sha256 = signing::sha256_hex(&bytes);
+        if let Pin::Sha256(expected) = &spec.pin
+            && *expected != sha256
+        {
+            return Err(LoadError::PinMismatch {
+                plugin,
+                path: component_path.display().to_string(),
+                expected: expected.clone(),
+                actual: sha256,
+            });
+        }
+        let sig_text = match std::fs::read_to_string(paths.signature()) {
+            Ok(t) => Some(t),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => {
+                return Err(LoadError::Signature {
+                    plugin,
+                    path: paths.signature().display().to_string(),
+                    reason: format!("cannot read the signature: {e}"),
+                });
+            }
+        };
+        let signature = signing::verify(
+            sig_text.as_deref(),
+            &sha256,
+            &signing::sha256_hex(&manifest_text),
+            &self.trusted,
+        );
+        let sig_refusal = match &signature {
+            SignatureStatus::Invalid { reason } => Some(format!("its signature is invalid: {reason}")),
+            SignatureStatus::Unsigned if self.require_signatures => {
+                Some("it is unsigned and the configuration requires signatures".into())
+            }
+            SignatureStatus::UntrustedKey if self.require_signatures => Some(
+                "it is signed by a key not listed in [plugin_trust] keys, and signatures are required"
+                    .into(),
+            ),
+            _ => None,
+        };
+        if let Some(reason) = sig_refusal {
+            return Err(LoadError::Signature {
+                plugin,
+                path: paths.dir.display().to_string(),
+                reason,
+            });
+        }
+
+        let cfg_err = |problem| LoadError::Config {
+            plugin: plugin.clone(),
+            problem,
+        };
+        let settings = config::resolve_settings(&manifest, &spec.settings).map_err(cfg_err)?;
+        for name in spec.secrets.keys() {
+            if !manifest.secrets.contains_key(name) {
+                return Err(cfg_err(config::PluginConfigProblem {
+                    field: format!("secrets.{name}"),
+                    reason: format!("plugin {:?} declares no such secret", manifest.name),
+                }));
+            }
+        }
+        for (name, s) in &manifest.secrets {
+            if s.required && !spec.secrets.contains_key(name) {
+                return Err(cfg_err(config::PluginConfigProblem {
+                    field: format!("secrets.{name}"),
+                    reason: format!("plugin {:?} requires this secret", manifest.name),
+                }));
+            }
+        }
+
+        let comp_err = |reason: String| LoadError::Component {
+            plugin: plugin.clone(),
+            reason,
+        };
+        let (component, from_cache) = self
+            .engine
+            .load_component(&component_path, &bytes, &sha256)
+            .map_err(|e| comp_err(e.to_string()))?;
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| comp_err(format!("cannot link against billd's imports: {e:#}")))?;
+        let world_err = |e: wasmtime::Error| {
+            comp_err(format!(
+                "plugin.toml says world {}, but the component does not implement it: {e:#}",
+                manifest.world
+            ))
+        };
+        let pre = match manifest.world {
+            World::PayerConnector => {
+                WorldPre::Payer(PayerConnectorPre::new(pre).map_err(world_err)?)
+            }
+            World::EhrConnector => WorldPre::Ehr(EhrConnectorPre::new(pre).map_err(world_err)?),
+            World::CollectionsConnector => {
+                WorldPre::Collections(CollectionsConnectorPre::new(pre).map_err(world_err)?)
+            }
+        };
+
+        let manifest_origins = manifest.origins();
+        let http =
+            http::HttpPolicy::new(&manifest_origins, &spec.allowed_hosts, spec.limits.clone());
+        let info = PluginInfo {
+            name: manifest.name.clone(),
+            version: manifest.version.clone(),
+            world: manifest.world,
+            sha256,
+            allowed_hosts: http.allowed.clone(),
+            signature,
+            description: manifest.description.clone(),
+            from_cache,
+            component_path,
+        };
+        let shared = Arc::new(PluginShared {
+            name: manifest.name.clone(),
+            settings,
+            secrets: spec.secrets.clone(),
+            http,
+            backend: self.http.clone(),
+            audit: self.audit.clone(),
+            kv: kv::PluginKv::new(
+                self.kv.clone(),
+                &manifest.name,
+                spec.limits.max_kv_value_bytes,
+            ),
+            clock: self.clock.clone(),
+            limits: spec.limits.clone(),
+        });
+        Ok(Arc::new(LoadedPlugin {
+            info,
+            manifest,
+            pre,
+            shared,
+            engine: self.engine.clone(),
+        }))
+    }
+}
+
+/// What `billd plugins list` shows about a loaded plugin.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PluginInfo {
+    /// The plugin's name.
+    pub name: String,
+    /// Its version.
+    pub version: String,
+    /// Its world.
+    pub world: World,
+    /// The component's sha256.
+    pub sha256: String,
+    /// Origins it may reach (manifest ∩ practice).
+    #[serde(serialize_with = "origins_as_strings")]
+    pub allowed_hosts: Vec<Origin>,
+    /// What signature checking found.
+    pub signature: SignatureStatus,
+    /// The manifest's description.
+    pub description: String,
+    /// Whether compiled code came from the cache.
+    pub from_cache: bool,
+    /// The component file.
+    pub component_path: PathBuf,
+}
+
+fn origins_as_strings<S: serde::Serializer>(o: &[Origin], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(o.iter().map(ToString::to_string))
+}
+
+enum WorldPre {
+    Payer(PayerConnectorPre<CallState>),
+    Ehr(EhrConnectorPre<CallState>),
+    Collections(CollectionsConnectorPre<CallState>),
+}
+
+/// A plugin ready to call: pre-instantiated, with its configuration bound.
+/// Every call runs in a fresh instance.
+pub struct LoadedPlugin {
+    info: PluginInfo,
+    manifest: Manifest,
+    pre: WorldPre,
+    shared: Arc<PluginShared>,
+    engine: PluginEngine,
+}
+
+impl std::fmt::Debug for LoadedPlugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedPlugin")
+            .field("info", &self.info)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LoadedPlugin {
+    /// What the plugin is.
+    pub fn info(&self) -> &PluginInfo {
+        &self.info
+    }
+
+    /// Its manifest.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// The plugin's name.
+    pub fn name(&self) -> &str {
+        &self.info.name
+    }
+
+    fn new_store(&self) -> Store<CallState> {
+        let settings = self.engine.settings();
+        let state = CallState::new(
+            self.shared.clone(),
+            settings.max_memory_bytes as usize,
+            settings.max_table_elements,
+        );
+        let mut store = Store::new(self.engine.engine(), state);
+        store.limiter(|s| &mut s.limiter);
+        // The ticker advances the epoch every tick; at each tick the guest
+        // yields to the executor (so a busy plugin cannot starve other
+        // calls) and is stopped once its deadline has passed.
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|mut ctx| {
+            let s = ctx.data_mut();
+            if Instant::now() >= s.deadline {
+                s.deadline_hit = true;
+                Err(wasmtime::format_err!("wall-clock deadline reached"))
+            } else {
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+        store
+    }
+
+    fn wrong_world(&self, wanted: World) -> CallError {
+        CallError::WrongWorld {
+            plugin: self.info.name.clone(),
+            wanted,
+            actual: self.info.world,
+        }
+    }
+
+    fn instantiate_error(&self, store: &Store<CallState>, e: wasmtime::Error) -> CallError {
+        if store.data().limiter.memory_hit {
+            return CallError::MemoryLimit {
+                plugin: self.info.name.clone(),
+                limit_bytes: self.engine.settings().max_memory_bytes,
+            };
+        }
+        CallError::Instantiate {
+            plugin: self.info.name.clone(),
+            reason: format!("{e:#}"),
+        }
+    }
+
+    /// A fresh payer instance for one call (or, in benchmarks, several).
+    pub async fn payer(&self) -> Result<PayerSession, CallError> {
+        let WorldPre::Payer(pre) = &self.pre else {
+            return Err(self.wrong_world(World::PayerConnector));
+        };
+        let mut store = self.new_store();
+        match pre.instantiate_async(&mut store).await {
+            Ok(bindings) => Ok(PayerSession { store, bindings }),
+            Err(e) => Err(self.instantiate_error(&store, e)),
+        }
+    }
+
+    /// A fresh EHR instance for one call.
+    pub async fn ehr(&self) -> Result<EhrSession, CallError> {
+        let WorldPre::Ehr(pre) = &self.pre else {
+            return Err(self.wrong_world(World::EhrConnector));
+        };
+        let mut store = self.new_store();
+        match pre.instantiate_async(&mut store).await {
+            Ok(bindings) => Ok(EhrSession { store, bindings }),
+            Err(e) => Err(self.instantiate_error(&store, e)),
+        }
+    }
+
+    /// A fresh collections instance for one call.
+    pub async fn collections(&self) -> Result<CollectionsSession, CallError> {
+        let WorldPre::Collections(pre) = &self.pre else {
+            return Err(self.wrong_world(World::CollectionsConnector));
+        };
+        let mut store = self.new_store();
+        match pre.instantiate_async(&mut store).await {
+            Ok(bindings) => Ok(CollectionsSession { store, bindings }),
+            Err(e) => Err(self.instantiate_error(&store, e)),
+        }
+    }
+
+    /// A fresh instance of whatever world the plugin implements, for calls
+    /// by name ([`dynamic`]).
+    pub(crate) async fn raw_instance(
+        &self,
+    ) -> Result<(Store<CallState>, wasmtime::component::Instance), CallError> {
+        let mut store = self.new_store();
+        let pre = match &self.pre {
+            WorldPre::Payer(p) => p.instance_pre(),
+            WorldPre::Ehr(p) => p.instance_pre(),
+            WorldPre::Collections(p) => p.instance_pre(),
+        };
+        match pre.instantiate_async(&mut store).await {
+            Ok(i) => Ok((store, i)),
+            Err(e) => Err(self.instantiate_error(&store, e)),
+        }
+    }
+}
+
+/// Starts a call on `store`: resets its deadline and limit flags. Returns
+/// the backstop timeout for the call.
+pub(crate) fn begin_call(store: &mut Store<CallState>) -> Duration {
+    store.data_mut().begin_call();
+    // The epoch callback stops running guest code at the deadline; this
+    // backstop also covers a guest parked in a host call (a WASI sleep).
+    store.data().shared.limits.call_timeout + Duration::from_millis(250)
+}
+
+/// Ends a call: copies guest output into the log and turns a failure into
+/// a [`CallError`].
+pub(crate) fn finish_call<T>(
+    store: &mut Store<CallState>,
+    result: Result<wasmtime::Result<T>, tokio::time::error::Elapsed>,
+) -> Result<T, CallError> {
+    let result = result.unwrap_or_else(|_| {
+        store.data_mut().deadline_hit = true;
+        Err(wasmtime::format_err!("wall-clock deadline reached"))
+    });
+    let stderr = store.data().drain_output();
+    result.map_err(|e| classify(store.data(), &stderr, e))
+}
+
+fn classify(state: &CallState, stderr: &str, e: wasmtime::Error) -> CallError {
+    let plugin = state.shared.name.clone();
+    if state.deadline_hit {
+        return CallError::Deadline {
+            plugin,
+            limit: state.shared.limits.call_timeout,
+        };
+    }
+    if state.limiter.memory_hit {
+        return CallError::MemoryLimit {
+            plugin,
+            limit_bytes: state.limiter.max_memory_bytes as u64,
+        };
+    }
+    if let Some(at) = stderr.find("panicked at ") {
+        // Only the location: the panic message may hold patient data.
+        let rest = &stderr[at + "panicked at ".len()..];
+        let location: String = rest
+            .split(['\n', ' '])
+            .next()
+            .unwrap_or("")
+            .trim_end_matches(':')
+            .chars()
+            .take(200)
+            .collect();
+        return CallError::Panic {
+            plugin,
+            location: if location.is_empty() {
+                String::new()
+            } else {
+                format!(" at {location}")
+            },
+        };
+    }
+    if let Some(trap) = e.downcast_ref::<wasmtime::Trap>() {
+        return CallError::Trap {
+            plugin,
+            reason: trap.to_string(),
+        };
+    }
+    CallError::Failed {
+        plugin,
+        reason: format!("{e:#}"),
+    }
+}
+
+/// The result of a connector call: the plugin's own answer (which may be a
+/// [`ConnectorError`]), or a [`CallError`] when it could not answer.
+pub type CallResult<T> = Result<Result<T, ConnectorError>, CallError>;
+
+/// A payer instance. The daemon makes one per call; reusing one across
+/// calls would let one patient's data linger into the next call.
+pub struct PayerSession {
+    store: Store<CallState>,
+    bindings: PayerConnector,
+}
+
+/// An EHR instance (one per call).
+pub struct EhrSession {
+    store: Store<CallState>,
+    bindings: EhrConnector,
+}
+
+/// A collections instance (one per call).
+pub struct CollectionsSession {
+    store: Store<CallState>,
+    bindings: CollectionsConnector,
+}
+
+macro_rules! calls {
+    ($session:ident, $open:ident, $iface:ident;
+     $( $(#[$doc:meta])* $name:ident => $call:ident ( $($arg:ident : $ty:ty as $pass:expr),* ) -> $ok:ty; )*) => {
+        impl $session {
+            $(
+                $(#[$doc])*
+                pub async fn $name(&mut self, key: &str $(, $arg: $ty)*) -> CallResult<$ok> {
+                    let key = key.to_string();
+                    let backstop = begin_call(&mut self.store);
+                    let result = tokio::time::timeout(
+                        backstop,
+                        self.bindings.$iface().$call(&mut self.store, &key $(, $pass)*),
+                    )
+                    .await;
+                    finish_call(&mut self.store, result)
+                }
+            )*
+        }
+        impl LoadedPlugin {
+            $(
+                $(#[$doc])*
+                ///
+                /// Runs in a fresh instance.
+                pub async fn $name(&self, key: &str $(, $arg: $ty)*) -> CallResult<$ok> {
+                    self.$open().await?.$name(key $(, $arg)*).await
+                }
+            )*
+        }
+    };
+}
+
+calls! { PayerSession, payer, billd_connector_payer;
+    /// Asks whether a patient is covered on a date.
+    check_eligibility => call_check_eligibility(inquiry: &pay::EligibilityInquiry as inquiry) -> pay::Eligibility;
+    /// Asks where a batch of claims stands.
+    claim_status => call_claim_status(inquiries: &[pay::StatusInquiry] as inquiries) -> Vec<pay::StatusResponse>;
+    /// Sends a batch of claims.
+    submit_claims => call_submit_claims(claims: &[pay::Claim] as claims) -> pay::SubmissionReceipt;
+    /// Fetches 999 and 277CA outcomes since the cursor.
+    fetch_acknowledgments => call_fetch_acknowledgments(since: Option<&str> as since.map(str::to_string).as_ref()) -> pay::AcknowledgmentPage;
+    /// Fetches remittances since the cursor.
+    fetch_remittances => call_fetch_remittances(since: Option<&str> as since.map(str::to_string).as_ref()) -> pay::RemittancePage;
+}
+
+calls! { EhrSession, ehr, billd_connector_ehr;
+    /// Appointments starting inside the window.
+    appointments => call_appointments(window: ehr::Window as window) -> Vec<ehr::Appointment>;
+    /// Patients changed since the cursor.
+    patients_changed => call_patients_changed(since: Option<&str> as since.map(str::to_string).as_ref()) -> ehr::PatientPage;
+    /// Coverages changed since the cursor.
+    coverages_changed => call_coverages_changed(since: Option<&str> as since.map(str::to_string).as_ref()) -> ehr::CoveragePage;
+    /// Encounters (with charges) changed since the cursor.
+    encounters_changed => call_encounters_changed(since: Option<&str> as since.map(str::to_string).as_ref()) -> ehr::EncounterPage;
+}
+
+calls! { CollectionsSession, collections, billd_connector_collections;
+    /// Hands accounts to the agency.
+    place_accounts => call_place_accounts(placements: &[co::Placement] as placements) -> Vec<co::PlacementReceipt>;
+    /// Calls accounts back.
+    recall_accounts => call_recall_accounts(recalls: &[co::Recall] as recalls) -> Vec<co::RecallReceipt>;
+    /// Payments, disputes and closures since the cursor.
+    fetch_agency_updates => call_fetch_agency_updates(since: Option<&str> as since.map(str::to_string).as_ref()) -> co::AgencyUpdatePage;
+}
+
+/// Reads a package's manifest and component hash without loading it (for
+/// `billd plugins sign` and `inspect`).
+pub fn package_hashes(path: &Path) -> Result<(Manifest, PathBuf, String, String), LoadError> {
+    let paths = PackagePaths::locate(path);
+    let plugin = path.display().to_string();
+    let manifest_bytes = std::fs::read(&paths.manifest).map_err(|e| LoadError::Manifest {
+        plugin: plugin.clone(),
+        source: manifest::ManifestError::Read {
+            path: paths.manifest.display().to_string(),
+            reason: e.to_string(),
+        },
+    })?;
+    let manifest = Manifest::parse(&String::from_utf8_lossy(&manifest_bytes), &paths.manifest)
+        .map_err(|source| LoadError::Manifest {
+            plugin: plugin.clone(),
+            source,
+        })?;
+    let component = paths.dir.join(manifest.component_file());
+    let bytes = std::fs::read(&component).map_err(|e| LoadError::ComponentRead {
+        plugin,
+        path: component.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    Ok((
+        manifest,
+        component,
+        signing::sha256_hex(&bytes),
+        signing::sha256_hex(&manifest_bytes),
+    ))
+}
