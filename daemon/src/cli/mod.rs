@@ -63,6 +63,12 @@ pub enum Command {
         #[command(subcommand)]
         cmd: tasks::TasksCommand,
     },
+    /// Connector plugins: list, inspect, verify, call, sign, reload.
+    Plugins {
+        /// Plugin verb.
+        #[command(subcommand)]
+        cmd: plugins::PluginsCommand,
+    },
     /// Read, validate and write X12 5010 files (no configuration needed).
     X12 {
         /// X12 verb.
@@ -152,6 +158,31 @@ fn dispatch(cli: Cli) -> VerbResult {
         Command::Jobs { cmd } => jobs::run(cfg_flag, cmd),
         Command::Tasks { cmd } => tasks::run(cfg_flag, cmd),
         Command::X12 { cmd } => Ok(x12::run(&cmd)?),
+        Command::Plugins { cmd } => {
+            // `call`, `inspect` and `sign` need no configuration file; the
+            // others report a bad one as a configuration error.
+            let configured = match load_config(cfg_flag) {
+                Ok(cfg) => Some(configured_plugins(&cfg)),
+                Err(e) if cmd.needs_config() => return Err(e),
+                Err(_) => None,
+            };
+            Ok(plugins::run(&cmd, configured.as_ref())?)
+        }
+    }
+}
+
+/// The plugin part of a loaded configuration, as the plugin verbs and the
+/// daemon's plugin registry take it.
+pub fn configured_plugins(cfg: &Config) -> plugins::ConfiguredPlugins {
+    plugins::ConfiguredPlugins {
+        entries: cfg.plugins.clone(),
+        trust: cfg.plugin_trust.clone(),
+        base_dir: cfg
+            .source
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default(),
+        cache_dir: Some(cfg.store.path.join("plugin-cache")),
     }
 }
 

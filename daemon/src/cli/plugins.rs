@@ -92,6 +92,17 @@ fn parse_pair(s: &str) -> Result<(String, String), String> {
         .ok_or_else(|| format!("expected NAME=VALUE, got {s:?}"))
 }
 
+impl PluginsCommand {
+    /// Whether the verb works on the configured plugins (and so needs a
+    /// valid configuration file).
+    pub fn needs_config(&self) -> bool {
+        matches!(
+            self,
+            PluginsCommand::List { .. } | PluginsCommand::Verify | PluginsCommand::Reload { .. }
+        )
+    }
+}
+
 /// The practice's plugin configuration, as the loaded config holds it.
 #[derive(Debug, Clone, Default)]
 pub struct ConfiguredPlugins {

@@ -22,8 +22,17 @@ use super::{
     JobConfig, MailConfig, MailTransport, Misfire, ParamType, Practice, Problem, SmtpTls,
     StoreConfig, parse_schedule,
 };
+use crate::plugin::{PluginEntry, PluginTrust};
 
-const SECTIONS: &[&str] = &["practice", "store", "mail", "billers", "job"];
+const SECTIONS: &[&str] = &[
+    "practice",
+    "store",
+    "mail",
+    "billers",
+    "job",
+    "plugin",
+    "plugin_trust",
+];
 
 /// Validates `text` (read from `source`) into a [`Config`].
 pub(super) fn check(text: &str, source: &Path, env: &dyn SecretEnv) -> Result<Config, ConfigError> {
@@ -104,6 +113,10 @@ impl Checker<'_> {
         let mut mail = None;
         let mut billers = Some(Vec::new());
         let mut jobs_raw = Vec::new();
+        let mut plugins = Vec::new();
+        let mut plugin_spans = Vec::new();
+        let mut plugin_trust = PluginTrust::default();
+        let mut trust_span = None;
         let mut seen = Vec::new();
 
         for (key, value) in root {
@@ -128,6 +141,27 @@ impl Checker<'_> {
                 }
                 "billers" => billers = self.billers(value),
                 "job" => jobs_raw = self.job_entries(value),
+                "plugin" => {
+                    for (i, entry) in self
+                        .entries("plugin", value)
+                        .unwrap_or_default()
+                        .into_iter()
+                        .enumerate()
+                    {
+                        let span = entry.span();
+                        if let Some(p) = self.section::<PluginEntry>(&format!("plugin[{i}]"), entry)
+                        {
+                            plugins.push(p);
+                            plugin_spans.push(span);
+                        }
+                    }
+                }
+                "plugin_trust" => {
+                    trust_span = Some(key.span());
+                    if let Some(t) = self.section::<PluginTrust>("plugin_trust", value) {
+                        plugin_trust = t;
+                    }
+                }
                 other => {
                     let hint = match other {
                         "jobs" => " (did you mean [[job]]?)".to_string(),
@@ -154,6 +188,7 @@ impl Checker<'_> {
             .as_ref()
             .map_or(chrono_tz::UTC, |p: &Practice| p.timezone);
         let jobs = self.jobs(jobs_raw, default_tz);
+        self.plugins(&plugins, &plugin_spans, &plugin_trust, trust_span.as_ref());
 
         Some(Config {
             source: self.src_file(),
@@ -162,7 +197,44 @@ impl Checker<'_> {
             mail: mail?,
             billers: billers?,
             jobs: jobs?,
+            plugins,
+            plugin_trust,
         })
+    }
+
+    /// Checks `[[plugin]]` entries and `[plugin_trust]`, and that every
+    /// plugin secret reference resolves now.
+    fn plugins(
+        &mut self,
+        entries: &[PluginEntry],
+        spans: &[Range<usize>],
+        trust: &PluginTrust,
+        trust_span: Option<&Range<usize>>,
+    ) {
+        for problem in crate::plugin::config::validate(entries, trust) {
+            let span = problem
+                .field
+                .strip_prefix("plugin[")
+                .and_then(|rest| rest.split(']').next())
+                .and_then(|i| i.parse::<usize>().ok())
+                .and_then(|i| spans.get(i))
+                .or(trust_span);
+            self.problem(span, &problem.field, problem.reason);
+        }
+        for (i, entry) in entries.iter().enumerate() {
+            for (name, reference) in &entry.secrets {
+                let Ok(r) = SecretRef::parse(reference) else {
+                    continue; // reported by validate
+                };
+                if let Err(e) = r.resolve_with(&self.base, self.env) {
+                    self.problem(
+                        spans.get(i),
+                        &format!("plugin[{i}].secrets.{name}"),
+                        e.to_string(),
+                    );
+                }
+            }
+        }
     }
 
     /// Deserializes one table, reporting a failure with the key it concerns.

@@ -111,6 +111,11 @@ pub struct Config {
     pub billers: Vec<Biller>,
     /// The scheduled jobs, in file order; names are unique.
     pub jobs: Vec<JobConfig>,
+    /// The connector plugins, `[[plugin]]` in file order (secrets still as
+    /// references; they resolved when the file was checked).
+    pub plugins: Vec<crate::plugin::PluginEntry>,
+    /// Who may sign plugins, `[plugin_trust]`.
+    pub plugin_trust: crate::plugin::PluginTrust,
 }
 
 /// `[practice]`: the billing provider.
