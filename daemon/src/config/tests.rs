@@ -422,7 +422,7 @@ fn unknown_key_at_top_level() {
     assert_eq!(
         problems(&text),
         "/etc/billd/billd.toml:25:2: pratice: unknown key; expected one of `practice`, `store`, \
-         `mail`, `billers`, `job`"
+         `mail`, `billers`, `job`, `plugin`, `plugin_trust`"
             .replace("         ", "")
     );
     let text = format!("{BASE}\n[[jobs]]\nname = \"x\"\n");
@@ -942,4 +942,32 @@ fn systemd_unit_keeps_its_hardening() {
         .expect("TimeoutStopSec");
     // Above the jobs' shutdown grace period (60 s), so the store gets flushed.
     assert!(stop > Duration::from_secs(60), "{stop:?}");
+}
+
+#[test]
+fn plugin_entries_are_checked_with_their_line() {
+    let text = format!(
+        "{BASE}\n[[plugin]]\nname = \"payer\"\npath = \"plugins/payer\"\nsecrets = {{ api-key = \"env:BILLD_TEST_NO_SUCH_VAR\" }}\n\n[[plugin]]\nname = \"ehr\"\npath = \"plugins/ehr\"\nunpinned = true\nsecrets = {{ token = \"hunter2\" }}\n"
+    );
+    let base_lines = BASE.lines().count();
+    let shown = problems(&text);
+    let first = base_lines + 2;
+    let second = base_lines + 7;
+    assert!(
+        shown.contains(&format!(
+            "billd.toml:{first}:1: plugin[0].sha256: a sha256 pin is required"
+        )),
+        "{shown}"
+    );
+    assert!(
+        shown.contains(&format!("billd.toml:{first}:1: plugin[0].secrets.api-key: environment variable BILLD_TEST_NO_SUCH_VAR is not set")),
+        "{shown}"
+    );
+    assert!(
+        shown.contains(&format!(
+            "billd.toml:{second}:1: plugin[1].secrets.token: secrets by reference only"
+        )),
+        "{shown}"
+    );
+    assert!(!shown.contains("hunter2"), "{shown}");
 }
