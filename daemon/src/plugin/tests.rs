@@ -1087,3 +1087,30 @@ async fn the_template_runs_against_its_fixtures() {
     assert_eq!(audit[0].host, "https://api.payer.example:443");
     assert_eq!(audit[0].path, "/coverage");
 }
+
+#[test]
+fn inspect_describes_manifest_imports_and_exports() {
+    let engine = PluginEngine::new(EngineSettings::small(), None).unwrap();
+    let i = dynamic::inspect(&engine, &dist("sandbox-payer")).unwrap();
+    assert_eq!(i.manifest.world, World::PayerConnector);
+    assert!(i.implements_world);
+    assert!(
+        i.imports.iter().any(|n| n == "billd:connector/host@0.1.0"),
+        "{:?}",
+        i.imports
+    );
+    let (name, funcs) = i
+        .exports
+        .iter()
+        .find(|(n, _)| n == "billd:connector/payer@0.1.0")
+        .expect("exports the payer interface");
+    assert_eq!(name, World::PayerConnector.export_interface());
+    assert!(
+        funcs
+            .iter()
+            .any(|f| f.starts_with("check-eligibility: func(key: string, inquiry: record {")),
+        "{funcs:?}"
+    );
+    let (_, _, sha, _) = package_hashes(&dist("sandbox-payer")).unwrap();
+    assert_eq!(i.sha256, sha);
+}
