@@ -3,7 +3,8 @@
 //! to what was written. Prints throughput, on-disk size and peak RSS.
 //!
 //! Run with `cargo bench -p billd --bench store` (release build). Set
-//! `BILLD_BENCH_CLAIMS` to change the count.
+//! `BILLD_BENCH_CLAIMS` to change the count and `BILLD_BENCH_CACHE_MIB` the
+//! sled page cache (default 256 MiB).
 
 use billd::store::Claim;
 use billd::store::{
@@ -14,7 +15,16 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-const CACHE_BYTES: u64 = 256 << 20;
+fn cache_bytes() -> u64 {
+    std::env::var("BILLD_BENCH_CACHE_MIB")
+        .ok()
+        .map(|v| {
+            v.parse::<u64>()
+                .expect("BILLD_BENCH_CACHE_MIB must be a number")
+        })
+        .unwrap_or(256)
+        << 20
+}
 
 fn claim(i: u64) -> Claim {
     const CPT: [&str; 8] = [
@@ -125,17 +135,20 @@ fn dir_size(p: &Path) -> u64 {
 
 fn open(path: &Path, key: &StoreKey) -> Db {
     Db::new(
-        Arc::new(SledStore::open(path, CACHE_BYTES).unwrap()),
+        Arc::new(SledStore::open(path, cache_bytes()).unwrap()),
         key.clone(),
     )
 }
 
 fn main() {
-    // `cargo bench` passes `--bench`; a filter argument is ignored.
+    // `cargo bench` passes `--bench`; `cargo test --benches` does not, and
+    // then a small run checks the bench still works without taking minutes
+    // in a debug build. A filter argument is ignored.
+    let benching = std::env::args().any(|a| a == "--bench");
     let n: u64 = std::env::var("BILLD_BENCH_CLAIMS")
         .ok()
         .map(|v| v.parse().expect("BILLD_BENCH_CLAIMS must be a number"))
-        .unwrap_or(100_000);
+        .unwrap_or(if benching { 100_000 } else { 1_000 });
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("store");
     let key = StoreKey::random();
@@ -147,22 +160,6 @@ fn main() {
         "store bench: {n} claims, {} service lines and {} events in the sample, {json_len} bytes of JSON each",
         sample.lines.len(),
         sample.history.len()
-    );
-
-    // Cost of encoding and sealing alone, for comparison with the store.
-    let t = Instant::now();
-    let mut sealed_bytes = 0usize;
-    for i in 0..n.min(20_000) {
-        let c = claim(i);
-        let json = serde_json::to_vec(&c).unwrap();
-        sealed_bytes += key.seal(Claim::COLLECTION, c.id.as_bytes(), &json).len();
-    }
-    let enc_secs = t.elapsed().as_secs_f64();
-    println!(
-        "build+encode+seal only: {} ({} records, {:.0} sealed bytes avg)",
-        per_sec(n.min(20_000), enc_secs),
-        n.min(20_000),
-        sealed_bytes as f64 / n.min(20_000) as f64
     );
 
     let db = open(&path, &key);
@@ -194,6 +191,28 @@ fn main() {
         read_secs
     );
 
+    println!(
+        "peak RSS so far:        {:>10.1} MiB",
+        peak_rss_kib() as f64 / 1024.0
+    );
+
+    let t = Instant::now();
+    let mut i = 0u64;
+    db.for_each("CLM", |c: Claim| {
+        assert_eq!(c, claim(i), "streamed record {i} differs");
+        i += 1;
+        true
+    })
+    .unwrap();
+    assert_eq!(i, n);
+    let stream_secs = t.elapsed().as_secs_f64();
+    println!(
+        "for_each (+verify):     {}  {:.2} s   peak RSS {:.1} MiB",
+        per_sec(n, stream_secs),
+        stream_secs,
+        peak_rss_kib() as f64 / 1024.0
+    );
+
     let t = Instant::now();
     let all: Vec<Claim> = db.scan("CLM").unwrap();
     let scan_secs = t.elapsed().as_secs_f64();
@@ -202,9 +221,10 @@ fn main() {
         assert_eq!(*c, claim(i as u64), "scan record {i} differs");
     }
     println!(
-        "scan (decode all):      {}  {:.2} s",
+        "scan into Vec:          {}  {:.2} s   peak RSS {:.1} MiB (all {n} decoded claims held)",
         per_sec(n, scan_secs),
-        scan_secs
+        scan_secs,
+        peak_rss_kib() as f64 / 1024.0
     );
     drop(all);
 
@@ -250,6 +270,41 @@ fn main() {
     );
     drop(db);
 
+    // Where the time goes, per record, outside the store.
+    let m = n.min(20_000);
+    let claims: Vec<Claim> = (0..m).map(claim).collect();
+    let t = Instant::now();
+    let built: Vec<Claim> = (0..m).map(claim).collect();
+    let build_us = t.elapsed().as_secs_f64() * 1e6 / m as f64;
+    drop(built);
+    let t = Instant::now();
+    let jsons: Vec<Vec<u8>> = claims
+        .iter()
+        .map(|c| serde_json::to_vec(c).unwrap())
+        .collect();
+    let enc_us = t.elapsed().as_secs_f64() * 1e6 / m as f64;
+    let t = Instant::now();
+    let sealed: Vec<Vec<u8>> = claims
+        .iter()
+        .zip(&jsons)
+        .map(|(c, j)| key.seal(Claim::COLLECTION, c.id.as_bytes(), j))
+        .collect();
+    let seal_us = t.elapsed().as_secs_f64() * 1e6 / m as f64;
+    let t = Instant::now();
+    for (c, s) in claims.iter().zip(&sealed) {
+        key.open(Claim::COLLECTION, c.id.as_bytes(), s).unwrap();
+    }
+    let open_us = t.elapsed().as_secs_f64() * 1e6 / m as f64;
+    let t = Instant::now();
+    for j in &jsons {
+        let _: Claim = serde_json::from_slice(j).unwrap();
+    }
+    let dec_us = t.elapsed().as_secs_f64() * 1e6 / m as f64;
+    println!(
+        "per record ({m} samples): build {build_us:.2} us, JSON encode {enc_us:.2} us, seal {seal_us:.2} us, open {open_us:.2} us, JSON decode {dec_us:.2} us"
+    );
+    drop((claims, jsons, sealed));
+
     let disk = dir_size(&path);
     println!(
         "on disk:                {:>10.1} MiB ({:.0} bytes/claim; JSON {} bytes)",
@@ -261,6 +316,6 @@ fn main() {
         "peak RSS (VmHWM):       {:>10.1} MiB (at start {:.1} MiB; sled cache set to {} MiB)",
         peak_rss_kib() as f64 / 1024.0,
         rss_start as f64 / 1024.0,
-        CACHE_BYTES >> 20
+        cache_bytes() >> 20
     );
 }

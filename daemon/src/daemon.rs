@@ -7,9 +7,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::{Config, JobConfig};
+use crate::jobs::SharedJobKind;
 use crate::jobs::digest::{DigestJob, ParamError};
 use crate::jobs::runner::Runner;
-use crate::jobs::SharedJobKind;
 use crate::notify::mail::{MailError, Mailer};
 use crate::scheduler::runtime::{ScheduledJob, Scheduler, SchedulerError};
 use crate::scheduler::{JobSpec, Misfire, Schedule, ScheduleError};
@@ -67,7 +67,11 @@ pub fn job_spec(job: &JobConfig) -> Result<JobSpec, ScheduleError> {
 }
 
 /// Builds the job kind a configured job names.
-pub fn job_kind(cfg: &Config, job: &JobConfig, mailer: &Arc<Mailer>) -> Result<SharedJobKind, DaemonError> {
+pub fn job_kind(
+    cfg: &Config,
+    job: &JobConfig,
+    mailer: &Arc<Mailer>,
+) -> Result<SharedJobKind, DaemonError> {
     let base = cfg.source.parent().unwrap_or(std::path::Path::new("."));
     let err = |e: ParamError| DaemonError::Job {
         job: job.name.clone(),
@@ -93,7 +97,10 @@ pub fn job_kind(cfg: &Config, job: &JobConfig, mailer: &Arc<Mailer>) -> Result<S
 }
 
 /// Every configured job, ready for the scheduler.
-pub fn scheduled_jobs(cfg: &Config, mailer: &Arc<Mailer>) -> Result<Vec<ScheduledJob>, DaemonError> {
+pub fn scheduled_jobs(
+    cfg: &Config,
+    mailer: &Arc<Mailer>,
+) -> Result<Vec<ScheduledJob>, DaemonError> {
     cfg.jobs
         .iter()
         .map(|j| {
@@ -123,12 +130,26 @@ pub async fn run(cfg: Config, db: Db) -> Result<(), DaemonError> {
     let scheduler = Arc::new(Scheduler::new(db.clone(), clock, runner, jobs, identity()));
     let cancel = CancellationToken::new();
     spawn_signal_watch(cancel.clone())?;
+    let cfg = Arc::new(cfg);
+    let control = tokio::spawn(crate::control::serve(
+        cfg.clone(),
+        db.clone(),
+        scheduler.clone(),
+        cancel.clone(),
+    ));
     tracing::info!(
         jobs = cfg.jobs.len(),
         store = %cfg.store.path.display(),
         "billd started"
     );
     scheduler.run(cancel).await?;
+    match control.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "control socket failed; CLI verbs could not reach the daemon")
+        }
+        Err(e) => tracing::warn!(error = %e, "control socket task failed"),
+    }
     db.flush()?;
     tracing::info!("billd stopped");
     Ok(())

@@ -213,7 +213,10 @@ mod tests {
         assert_ne!(a.id, c.id);
         assert_eq!(all(&db).unwrap().len(), 2);
         close(&db, &a.id, now, "dana", Some("rescheduled")).unwrap();
-        assert!(matches!(close(&db, &a.id, now, "dana", None), Err(TaskError::AlreadyClosed(_))));
+        assert!(matches!(
+            close(&db, &a.id, now, "dana", None),
+            Err(TaskError::AlreadyClosed(_))
+        ));
         let (d, fresh_d) = raise(&db, now, new("k1")).unwrap();
         assert!(fresh_d);
         assert_ne!(d.id, a.id);
@@ -234,6 +237,9 @@ mod tests {
         assert_eq!(dana.len(), 2);
         let lee = open_for(&db, "lee", &["missed-run".into()]).unwrap();
         assert_eq!(lee.len(), 1);
-        assert!(matches!(close(&db, "T999999", now, "x", None), Err(TaskError::NotFound(_))));
+        assert!(matches!(
+            close(&db, "T999999", now, "x", None),
+            Err(TaskError::NotFound(_))
+        ));
     }
 }

@@ -1,1 +1,9 @@
-//! End-to-end tests: each topic module drives the real `billd` binary.
+//! End-to-end tests: each topic module drives the real `billd` binary
+//! against real servers on loopback and a real store on a temp dir.
+
+mod config_errors;
+mod crash;
+mod downtime;
+mod mail;
+mod schedule;
+mod second_daemon;

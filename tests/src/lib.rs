@@ -1,2 +1,316 @@
-//! Helpers shared by billd's end-to-end tests: locating the built binary,
-//! temporary configurations and loopback servers.
+//! Helpers shared by billd's end-to-end tests: the freshly built `billd`
+//! binary, temporary configurations, a daemon handle that is stopped on drop,
+//! and real servers on loopback (an aiosmtpd SMTP sink).
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// The workspace root.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ sits in the workspace")
+        .to_path_buf()
+}
+
+/// The `billd` binary (debug build), built from the current sources on first use.
+pub fn billd_bin() -> &'static Path {
+    billd_bin_profile(false)
+}
+
+/// The `billd` binary in the debug or release profile, built from the
+/// current sources on first use.
+pub fn billd_bin_profile(release: bool) -> &'static Path {
+    static DEBUG: OnceLock<PathBuf> = OnceLock::new();
+    static RELEASE: OnceLock<PathBuf> = OnceLock::new();
+    let cell = if release { &RELEASE } else { &DEBUG };
+    cell.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut args = vec![
+            "build",
+            "-p",
+            "billd",
+            "--bin",
+            "billd",
+            "--message-format=json",
+        ];
+        if release {
+            args.push("--release");
+        }
+        let out = Command::new(cargo)
+            .args(&args)
+            .current_dir(workspace_root())
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("running cargo build for billd");
+        assert!(out.status.success(), "building billd failed");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .rev()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find_map(|v| {
+                v.get("executable")
+                    .and_then(|e| e.as_str())
+                    .map(PathBuf::from)
+            })
+            .expect("cargo reported the billd executable")
+    })
+}
+
+/// A Python tool from the test virtualenv; panics with the fix if missing.
+pub fn venv_tool(name: &str) -> PathBuf {
+    let p = workspace_root().join(".venv/bin").join(name);
+    assert!(
+        p.exists(),
+        "{} is missing: run scripts/test (it creates .venv with the test tools)",
+        p.display()
+    );
+    p
+}
+
+/// A scratch directory with a `billd.toml` in it.
+pub struct Scratch {
+    /// The directory (deleted on drop).
+    pub dir: tempfile::TempDir,
+}
+
+impl Default for Scratch {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Scratch {
+    /// A new empty scratch directory.
+    pub fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    /// Path of a file inside it.
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// The configuration file path.
+    pub fn config(&self) -> PathBuf {
+        self.path("billd.toml")
+    }
+
+    /// Writes the configuration file.
+    pub fn write_config(&self, text: &str) {
+        std::fs::write(self.config(), text).expect("writing config");
+    }
+
+    /// A `billd` command with `--config` set.
+    pub fn billd(&self) -> Command {
+        let mut c = Command::new(billd_bin());
+        c.arg("--config")
+            .arg(self.config())
+            .current_dir(self.dir.path());
+        c.env_remove("BILLD_CONFIG")
+            .env("BILLD_LOG", "info,billd=debug");
+        c
+    }
+
+    /// Runs `billd ARGS` to completion.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.billd().args(args).output().expect("running billd")
+    }
+
+    /// Runs `billd init`, asserting success.
+    pub fn init(&self) {
+        let out = self.run(&["init"]);
+        assert!(
+            out.status.success(),
+            "billd init failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Starts the daemon with its log in `log_name`.
+    pub fn start_daemon(&self, log_name: &str) -> Daemon {
+        let log = std::fs::File::create(self.path(log_name)).expect("log file");
+        let child = self
+            .billd()
+            .args(["run"])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("starting daemon");
+        Daemon {
+            child: Some(child),
+            log: self.path(log_name),
+        }
+    }
+}
+
+/// The standard header of a test configuration: practice, store, mail.
+pub fn base_config(mail: &str) -> String {
+    format!(
+        r#"[practice]
+name = "Riverside Family Medicine"
+npi = "1234567893"
+tax_id = "12-3456789"
+timezone = "America/New_York"
+
+[store]
+path = "store"
+key_file = "store.key"
+
+[mail]
+from = "billd <billing@example.org>"
+{mail}
+"#
+    )
+}
+
+/// A running daemon; killed on drop if still running.
+pub struct Daemon {
+    child: Option<Child>,
+    /// Its stderr log.
+    pub log: PathBuf,
+}
+
+impl Daemon {
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// Sends a signal.
+    pub fn signal(&self, sig: &str) {
+        let st = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.pid().to_string())
+            .status()
+            .expect("kill");
+        assert!(st.success(), "kill -{sig} failed");
+    }
+
+    /// Waits up to `limit` for exit; returns the exit code (None if killed by signal).
+    pub fn wait(&mut self, limit: Duration) -> Option<i32> {
+        let child = self.child.as_mut().expect("running");
+        let start = Instant::now();
+        loop {
+            if let Some(st) = child.try_wait().expect("try_wait") {
+                self.child = None;
+                return st.code();
+            }
+            assert!(
+                start.elapsed() < limit,
+                "daemon did not exit within {limit:?}; log:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Whether it is still running.
+    pub fn running(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(c) => c.try_wait().expect("try_wait").is_none(),
+            None => false,
+        }
+    }
+
+    /// SIGTERM, then waits for a clean exit and returns its code.
+    pub fn stop(&mut self) -> Option<i32> {
+        self.signal("TERM");
+        self.wait(Duration::from_secs(30))
+    }
+
+    /// kill -9.
+    pub fn kill9(&mut self) {
+        self.signal("KILL");
+        self.wait(Duration::from_secs(10));
+    }
+
+    /// The log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Polls `cond` every 50 ms until it holds or `limit` passes.
+pub fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(
+            start.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A real SMTP server (aiosmtpd) on 127.0.0.1; stopped on drop.
+pub struct SmtpSink {
+    child: Child,
+    /// Its port.
+    pub port: u16,
+    /// JSON lines, one per accepted message.
+    pub spool: PathBuf,
+}
+
+impl SmtpSink {
+    /// Starts the sink, recording into `spool`.
+    pub fn start(spool: PathBuf) -> Self {
+        let script = workspace_root().join("tests/support/smtp_sink.py");
+        let mut child = Command::new(venv_tool("python"))
+            .arg(script)
+            .arg(&spool)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("starting aiosmtpd sink");
+        let mut line = String::new();
+        BufReader::new(child.stdout.as_mut().expect("stdout"))
+            .read_line(&mut line)
+            .expect("reading sink port");
+        let port = line
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("sink printed {line:?}, not a port"));
+        Self { child, port, spool }
+    }
+
+    /// Messages accepted so far.
+    pub fn messages(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&self.spool)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("sink wrote JSON"))
+            .collect()
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Text of a command's stdout.
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Text of a command's stderr.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}

@@ -8,7 +8,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
-use super::{Failure, VerbResult, load_config, open_store};
+use std::io::Write;
+
+use super::{Failure, VerbResult, load_config};
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::Config;
 use crate::jobs::runner::Runner;
@@ -48,21 +50,51 @@ pub enum JobsCommand {
     },
 }
 
-/// Runs a jobs verb.
+/// Runs a jobs verb: on the store directly, or through the running daemon
+/// when it holds the store (`jobs run` then runs inside the daemon, under
+/// its scheduler's one-run-per-job rule).
 pub fn run(cfg_flag: Option<&Path>, cmd: JobsCommand) -> VerbResult {
     let cfg = load_config(cfg_flag)?;
+    let out = &mut std::io::stdout().lock();
+    if let JobsCommand::Next { name, after, count } = &cmd {
+        return next(
+            &cfg,
+            name,
+            after.map(|a| a.with_timezone(&Utc)),
+            *count,
+            out,
+        );
+    }
+    match crate::daemon::open_store(&cfg) {
+        Ok(db) => execute(&cfg, &db, cmd, out),
+        Err(StoreError::Locked { .. }) => crate::control::forward(&cfg),
+        Err(e) if matches!(cmd, JobsCommand::List) => {
+            say!(out, "(store unavailable: {e})");
+            list(&cfg, None, out)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Runs a jobs verb against `db`, writing its output to `out`.
+pub fn execute(cfg: &Config, db: &Db, cmd: JobsCommand, out: &mut dyn Write) -> VerbResult {
     match cmd {
-        JobsCommand::List => list(&cfg),
-        JobsCommand::Next { name, after, count } => next(&cfg, &name, after.map(|a| a.with_timezone(&Utc)), count),
-        JobsCommand::Run { name } => run_now(&cfg, &name),
-        JobsCommand::History { name, limit, json } => history(&cfg, &name, limit, json),
+        JobsCommand::List => list(cfg, Some(db), out),
+        JobsCommand::Next { name, after, count } => {
+            next(cfg, &name, after.map(|a| a.with_timezone(&Utc)), count, out)
+        }
+        JobsCommand::Run { name } => run_now(cfg, db, &name, out),
+        JobsCommand::History { name, limit, json } => history(cfg, db, &name, limit, json, out),
     }
 }
 
 fn job<'a>(cfg: &'a Config, name: &str) -> Result<&'a crate::config::JobConfig, Failure> {
     cfg.jobs.iter().find(|j| j.name == name).ok_or_else(|| {
         let names: Vec<&str> = cfg.jobs.iter().map(|j| j.name.as_str()).collect();
-        Failure::Config(format!("no job named `{name}` (configured: {})", names.join(", ")))
+        Failure::Config(format!(
+            "no job named `{name}` (configured: {})",
+            names.join(", ")
+        ))
     })
 }
 
@@ -88,11 +120,17 @@ fn trigger_name(t: RunTrigger) -> &'static str {
     }
 }
 
-fn list(cfg: &Config) -> VerbResult {
-    // The store is optional here: a running daemon holds it.
-    let db = crate::daemon::open_store(cfg);
+fn list(cfg: &Config, db: Option<&Db>, out: &mut dyn Write) -> VerbResult {
     let now = Utc::now();
-    println!("{:<20} {:<10} {:<16} {:<20} {:<18} NEXT", "NAME", "KIND", "SCHEDULE", "TIMEZONE", "LAST");
+    say!(
+        out,
+        "{:<20} {:<10} {:<16} {:<20} {:<18} NEXT",
+        "NAME",
+        "KIND",
+        "SCHEDULE",
+        "TIMEZONE",
+        "LAST"
+    );
     for j in &cfg.jobs {
         let s = spec(j)?;
         let next: Vec<String> = s
@@ -101,17 +139,17 @@ fn list(cfg: &Config) -> VerbResult {
             .take(3)
             .map(|t| t.with_timezone(&s.schedule.timezone()).to_rfc3339())
             .collect();
-        let last = match &db {
-            Ok(db) => db
+        let last = match db {
+            Some(db) => db
                 .scan::<JobRun>(&format!("{}/", j.name))?
                 .last()
                 .map(|r| outcome_name(r.outcome).to_string())
                 .unwrap_or_else(|| "never run".into()),
-            Err(StoreError::Locked { .. }) => "(daemon running)".into(),
-            Err(_) => "(store unavailable)".into(),
+            None => "-".into(),
         };
         let enabled = if j.enabled { "" } else { " [disabled]" };
-        println!(
+        say!(
+            out,
             "{:<20} {:<10} {:<16} {:<20} {:<18} {}{enabled}",
             j.name,
             j.kind,
@@ -124,20 +162,33 @@ fn list(cfg: &Config) -> VerbResult {
     Ok(ExitCode::SUCCESS)
 }
 
-fn next(cfg: &Config, name: &str, after: Option<DateTime<Utc>>, count: usize) -> VerbResult {
+fn next(
+    cfg: &Config,
+    name: &str,
+    after: Option<DateTime<Utc>>,
+    count: usize,
+    out: &mut dyn Write,
+) -> VerbResult {
     let s = spec(job(cfg, name)?)?;
     let after = after.unwrap_or_else(Utc::now);
     for t in s.schedule.iter_after(after).take(count) {
-        println!("{}", t.with_timezone(&s.schedule.timezone()).to_rfc3339());
+        say!(
+            out,
+            "{}",
+            t.with_timezone(&s.schedule.timezone()).to_rfc3339()
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn run_now(cfg: &Config, name: &str) -> VerbResult {
+fn run_now(cfg: &Config, db: &Db, name: &str, out: &mut dyn Write) -> VerbResult {
     let j = job(cfg, name)?;
     super::validate_jobs(cfg)?;
-    let db = open_store(cfg)?;
-    let runner = Runner::new(db.clone(), Arc::new(SystemClock) as SharedClock, crate::daemon::SHUTDOWN_GRACE);
+    let runner = Runner::new(
+        db.clone(),
+        Arc::new(SystemClock) as SharedClock,
+        crate::daemon::SHUTDOWN_GRACE,
+    );
     if let Some(r) = runner.unfinished()?.into_iter().find(|r| r.job == name) {
         return Err(Failure::Runtime(anyhow::anyhow!(
             "job {name} has an unfinished run {} ({}); start the daemon to resume it first",
@@ -147,7 +198,9 @@ fn run_now(cfg: &Config, name: &str) -> VerbResult {
     }
     let rt = super::runtime()?;
     let run = rt.block_on(async {
-        let mailer = Arc::new(crate::notify::mail::Mailer::from_config(&cfg.mail).map_err(anyhow::Error::from)?);
+        let mailer = Arc::new(
+            crate::notify::mail::Mailer::from_config(&cfg.mail).map_err(anyhow::Error::from)?,
+        );
         let kind = crate::daemon::job_kind(cfg, j, &mailer).map_err(anyhow::Error::from)?;
         let cancel = CancellationToken::new();
         let c = cancel.clone();
@@ -157,10 +210,18 @@ fn run_now(cfg: &Config, name: &str) -> VerbResult {
             }
         });
         let run = runner.begin(name, RunTrigger::Manual, None)?;
-        let done = runner.execute(&run.id, kind, j.concurrency.max(1), cancel).await?;
+        let done = runner
+            .execute(&run.id, kind, j.concurrency.max(1), cancel)
+            .await?;
         Ok::<_, anyhow::Error>(done)
     })?;
-    println!(
+    report_run(&run, out)
+}
+
+/// Prints how a run ended; exit 0 only if every item succeeded.
+pub fn report_run(run: &JobRun, out: &mut dyn Write) -> VerbResult {
+    say!(
+        out,
         "run {}: {} ({} done, {} failed of {})",
         run.id,
         outcome_name(run.outcome),
@@ -169,9 +230,13 @@ fn run_now(cfg: &Config, name: &str) -> VerbResult {
         run.items_total
     );
     for e in &run.errors {
-        println!("  error: {e}");
+        say!(out, "  error: {e}");
     }
-    Ok(if run.outcome == RunOutcome::Succeeded { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if run.outcome == RunOutcome::Succeeded {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 /// One line of a job's history.
@@ -194,7 +259,11 @@ struct HistoryEntry {
     sort: DateTime<Utc>,
 }
 
-fn history_entries(db: &Db, name: &str, tz: chrono_tz::Tz) -> Result<Vec<HistoryEntry>, StoreError> {
+fn history_entries(
+    db: &Db,
+    name: &str,
+    tz: chrono_tz::Tz,
+) -> Result<Vec<HistoryEntry>, StoreError> {
     let fmt = |t: DateTime<Utc>| t.with_timezone(&tz).to_rfc3339();
     let mut out: Vec<HistoryEntry> = db
         .scan::<JobRun>(&format!("{name}/"))?
@@ -204,8 +273,15 @@ fn history_entries(db: &Db, name: &str, tz: chrono_tz::Tz) -> Result<Vec<History
             scheduled_for: r.occurrence.map(fmt),
             run_id: Some(r.id.clone()),
             trigger: Some(trigger_name(r.trigger)),
-            started_at: Some(r.started_at.with_timezone(&tz).to_rfc3339_opts(chrono::SecondsFormat::Secs, false)),
-            ended_at: r.ended_at.map(|t| t.with_timezone(&tz).to_rfc3339_opts(chrono::SecondsFormat::Secs, false)),
+            started_at: Some(
+                r.started_at
+                    .with_timezone(&tz)
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
+            ),
+            ended_at: r.ended_at.map(|t| {
+                t.with_timezone(&tz)
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
+            }),
             outcome: outcome_name(r.outcome).into(),
             items_total: r.items_total,
             items_done: r.items_done,
@@ -241,21 +317,41 @@ fn history_entries(db: &Db, name: &str, tz: chrono_tz::Tz) -> Result<Vec<History
     Ok(out)
 }
 
-fn history(cfg: &Config, name: &str, limit: usize, json: bool) -> VerbResult {
+fn history(
+    cfg: &Config,
+    db: &Db,
+    name: &str,
+    limit: usize,
+    json: bool,
+    out: &mut dyn Write,
+) -> VerbResult {
     let j = job(cfg, name)?;
-    let db = open_store(cfg)?;
-    let mut entries = history_entries(&db, name, j.timezone)?;
+    let mut entries = history_entries(db, name, j.timezone)?;
     let skip = entries.len().saturating_sub(limit);
     entries.drain(..skip);
     if json {
-        println!("{}", serde_json::to_string_pretty(&entries).map_err(anyhow::Error::from)?);
+        say!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&entries).map_err(anyhow::Error::from)?
+        );
         return Ok(ExitCode::SUCCESS);
     }
-    println!("{:<27} {:<10} {:<18} {:>6} {:>6} {:>6}  STARTED / NOTE", "SCHEDULED", "TRIGGER", "OUTCOME", "DONE", "FAILED", "TOTAL");
+    say!(
+        out,
+        "{:<27} {:<10} {:<18} {:>6} {:>6} {:>6}  STARTED / NOTE",
+        "SCHEDULED",
+        "TRIGGER",
+        "OUTCOME",
+        "DONE",
+        "FAILED",
+        "TOTAL"
+    );
     for e in &entries {
         let scheduled = e.scheduled_for.clone().unwrap_or_else(|| "-".into());
         if e.entry == "run" {
-            println!(
+            say!(
+                out,
                 "{:<27} {:<10} {:<18} {:>6} {:>6} {:>6}  {}{}",
                 scheduled,
                 e.trigger.unwrap_or("-"),
@@ -264,10 +360,14 @@ fn history(cfg: &Config, name: &str, limit: usize, json: bool) -> VerbResult {
                 e.items_failed,
                 e.items_total,
                 e.started_at.clone().unwrap_or_default(),
-                if e.resumes > 0 { format!(" (resumed {}x)", e.resumes) } else { String::new() }
+                if e.resumes > 0 {
+                    format!(" (resumed {}x)", e.resumes)
+                } else {
+                    String::new()
+                }
             );
         } else {
-            println!("{:<27} {:<10} {}", scheduled, "-", e.outcome);
+            say!(out, "{:<27} {:<10} {}", scheduled, "-", e.outcome);
         }
     }
     Ok(ExitCode::SUCCESS)

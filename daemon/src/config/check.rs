@@ -314,12 +314,14 @@ impl Checker<'_> {
     fn mail(&mut self, raw: RawMail, section: &Range<usize>) -> Option<MailConfig> {
         let from = self.mailbox(&raw.from, "mail.from");
         let transport = match (&raw.smtp_url, &raw.outbox_dir) {
-            (Some(_), Some(outbox)) => {
+            (Some(url), Some(outbox)) => {
                 self.problem(
                     Some(&outbox.span()),
                     "mail.outbox_dir",
                     "set either mail.smtp_url or mail.outbox_dir, not both",
                 );
+                // Still check the URL, so a password in it is reported now.
+                let _ = self.smtp(&raw, url);
                 None
             }
             (None, None) => {
@@ -872,8 +874,9 @@ fn is_loopback(url: &url::Url) -> bool {
 }
 
 /// Checks a National Provider Identifier: 10 digits whose last is the Luhn
-/// check digit computed over the prefix 80840 and the first nine.
-pub(super) fn check_npi(npi: &str) -> Result<(), &'static str> {
+/// check digit computed over the prefix 80840 and the first nine. The error
+/// says what is wrong in words fit for a config message.
+pub fn check_npi(npi: &str) -> Result<(), &'static str> {
     if npi.len() != 10 || !npi.bytes().all(|b| b.is_ascii_digit()) {
         return Err("an NPI is exactly 10 digits");
     }
@@ -896,7 +899,7 @@ pub(super) fn check_npi(npi: &str) -> Result<(), &'static str> {
             }
         })
         .sum();
-    if sum % 10 == 0 {
+    if sum.is_multiple_of(10) {
         Ok(())
     } else {
         Err("not a valid NPI: the check digit (last digit) does not match")

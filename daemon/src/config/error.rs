@@ -34,7 +34,8 @@ pub struct Problem {
     /// cannot).
     pub location: Option<Location>,
     /// The key, as a path: `practice.npi`, `mail.password`,
-    /// `job[2].schedule` (array indexes count from 0 in file order).
+    /// `job[2].schedule` (array indexes count from 0 in file order), or
+    /// `syntax` for a TOML syntax error.
     pub key: String,
     /// What is wrong, in words an administrator can act on. Never contains a
     /// secret's value.

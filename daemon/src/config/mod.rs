@@ -47,6 +47,7 @@ pub mod secret;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use check::check_npi;
 pub use error::{ConfigError, Location, Problem};
 use secret::{ProcessEnv, SecretEnv};
 
@@ -243,12 +244,7 @@ pub enum Misfire {
 /// (minute precision) or 6 with a leading seconds field; a year field is
 /// refused.
 pub fn parse_schedule(expr: &str) -> Result<croner::Cron, croner::errors::CronError> {
-    use croner::parser::{CronParser, Seconds, Year};
-    CronParser::builder()
-        .seconds(Seconds::Optional)
-        .year(Year::Disallowed)
-        .build()
-        .parse(expr)
+    crate::scheduler::schedule::parse_cron(expr)
 }
 
 impl Config {

@@ -61,7 +61,14 @@ impl DigestJob {
             reason,
         };
         for key in params.keys() {
-            if !["subject_template", "body_template", "max_listed", "send_when_empty"].contains(&key.as_str()) {
+            if ![
+                "subject_template",
+                "body_template",
+                "max_listed",
+                "send_when_empty",
+            ]
+            .contains(&key.as_str())
+            {
                 return Err(perr(key, "unknown param for a digest job".into()));
             }
         }
@@ -72,8 +79,11 @@ impl DigestJob {
                 Some(_) => Err(perr(key, "must be a path string".into())),
             }
         };
-        let templates = MailTemplates::digest(path("subject_template")?.as_deref(), path("body_template")?.as_deref())
-            .map_err(|e| perr("body_template", e.to_string()))?;
+        let templates = MailTemplates::digest(
+            path("subject_template")?.as_deref(),
+            path("body_template")?.as_deref(),
+        )
+        .map_err(|e| perr("body_template", e.to_string()))?;
         let max_listed = match params.get("max_listed") {
             None => 50,
             Some(toml::Value::Integer(n)) if *n >= 0 => *n as usize,
@@ -99,7 +109,12 @@ impl DigestJob {
         self.billers.iter().find(|b| b.name == name)
     }
 
-    fn render(&self, biller: &Biller, open: &[Task], now: chrono::DateTime<Utc>) -> Result<(String, String), JobError> {
+    fn render(
+        &self,
+        biller: &Biller,
+        open: &[Task],
+        now: chrono::DateTime<Utc>,
+    ) -> Result<(String, String), JobError> {
         #[derive(Serialize)]
         struct Count {
             name: String,
@@ -114,11 +129,17 @@ impl DigestJob {
             due: Option<String>,
         }
         let mut sorted: Vec<&Task> = open.iter().collect();
-        sorted.sort_by(|a, b| b.priority.cmp(&a.priority).then(a.created_at.cmp(&b.created_at)));
+        sorted.sort_by(|a, b| {
+            b.priority
+                .cmp(&a.priority)
+                .then(a.created_at.cmp(&b.created_at))
+        });
         let mut by_priority: BTreeMap<std::cmp::Reverse<Priority>, usize> = BTreeMap::new();
         let mut by_kind: BTreeMap<&str, usize> = BTreeMap::new();
         for t in &sorted {
-            *by_priority.entry(std::cmp::Reverse(t.priority)).or_default() += 1;
+            *by_priority
+                .entry(std::cmp::Reverse(t.priority))
+                .or_default() += 1;
             *by_kind.entry(&t.kind).or_default() += 1;
         }
         let lines: Vec<Line> = sorted
@@ -129,7 +150,9 @@ impl DigestJob {
                 kind: t.kind.clone(),
                 priority: priority_name(t.priority).to_string(),
                 age_days: (now - t.created_at).num_days(),
-                due: t.due.map(|d| d.with_timezone(&self.tz).format("%Y-%m-%d").to_string()),
+                due: t
+                    .due
+                    .map(|d| d.with_timezone(&self.tz).format("%Y-%m-%d").to_string()),
             })
             .collect();
         let ctx = serde_json::json!({
@@ -163,7 +186,10 @@ impl JobKind for DigestJob {
         "digest"
     }
 
-    fn list_items<'a>(&'a self, _ctx: &'a RunContext) -> BoxFuture<'a, Result<Vec<String>, JobError>> {
+    fn list_items<'a>(
+        &'a self,
+        _ctx: &'a RunContext,
+    ) -> BoxFuture<'a, Result<Vec<String>, JobError>> {
         Box::pin(async move {
             Ok(self
                 .billers
@@ -174,16 +200,20 @@ impl JobKind for DigestJob {
         })
     }
 
-    fn work_item<'a>(&'a self, ctx: &'a RunContext, item: &'a str) -> BoxFuture<'a, Result<(), JobError>> {
+    fn work_item<'a>(
+        &'a self,
+        ctx: &'a RunContext,
+        item: &'a str,
+    ) -> BoxFuture<'a, Result<(), JobError>> {
         Box::pin(async move {
             let key = ctx.effect_key(item);
             let db = &ctx.db;
             let msg = match db.get::<OutboxMessage>(&key)? {
                 Some(m) => m,
                 None => {
-                    let biller = self
-                        .biller(item)
-                        .ok_or_else(|| JobError::Permanent(format!("biller {item} is no longer configured")))?;
+                    let biller = self.biller(item).ok_or_else(|| {
+                        JobError::Permanent(format!("biller {item} is no longer configured"))
+                    })?;
                     let open = tasks::open_for(db, &biller.name, &biller.receives)?;
                     if open.is_empty() && !self.send_when_empty {
                         return Ok(());

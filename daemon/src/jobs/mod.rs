@@ -80,11 +80,18 @@ pub trait JobKind: Send + Sync + 'static {
     /// The kind's name as written in `[[job]] kind = ...`.
     fn kind(&self) -> &'static str;
     /// Lists the run's work items as stable keys (ids, not patient data).
-    fn list_items<'a>(&'a self, ctx: &'a RunContext) -> BoxFuture<'a, Result<Vec<String>, JobError>>;
+    fn list_items<'a>(
+        &'a self,
+        ctx: &'a RunContext,
+    ) -> BoxFuture<'a, Result<Vec<String>, JobError>>;
     /// Works one item. Called again with the same key after a crash if the
     /// first attempt may not have finished, so its effect must be keyed by
     /// [`RunContext::effect_key`].
-    fn work_item<'a>(&'a self, ctx: &'a RunContext, item: &'a str) -> BoxFuture<'a, Result<(), JobError>>;
+    fn work_item<'a>(
+        &'a self,
+        ctx: &'a RunContext,
+        item: &'a str,
+    ) -> BoxFuture<'a, Result<(), JobError>>;
 }
 
 /// A job kind shared between the scheduler and manual runs.

@@ -202,13 +202,18 @@ impl Runner {
             }
         }
         let drained = if cancel.is_cancelled() {
-            tokio::time::timeout(self.grace, drain(&mut set)).await.is_ok()
+            tokio::time::timeout(self.grace, drain(&mut set))
+                .await
+                .is_ok()
         } else {
             drain(&mut set).await;
             true
         };
         if !drained {
-            tracing::warn!(run = run_id, "grace period over; abandoning in-flight items for the next start");
+            tracing::warn!(
+                run = run_id,
+                "grace period over; abandoning in-flight items for the next start"
+            );
             set.abort_all();
             while set.join_next().await.is_some() {}
         }
@@ -216,10 +221,18 @@ impl Runner {
     }
 
     /// Recomputes the run's counts from its items and records its outcome.
-    fn finish(&self, run_id: &str, fatal: Option<String>, cancelled: bool) -> Result<JobRun, JobError> {
+    fn finish(
+        &self,
+        run_id: &str,
+        fatal: Option<String>,
+        cancelled: bool,
+    ) -> Result<JobRun, JobError> {
         let items = self.db.scan::<WorkItem>(&format!("{run_id}#"))?;
         let done = items.iter().filter(|w| w.state == ItemState::Done).count() as u64;
-        let failed = items.iter().filter(|w| w.state == ItemState::Failed).count() as u64;
+        let failed = items
+            .iter()
+            .filter(|w| w.state == ItemState::Failed)
+            .count() as u64;
         let remaining = items.len() as u64 - done - failed;
         let now = self.clock.now();
         let finished = self.db.update::<JobRun, _>(run_id, |r| {
@@ -320,4 +333,126 @@ async fn work_one(
     }
     db.flush()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::SystemClock;
+    use crate::jobs::{BoxFuture, JobKind};
+    use crate::store::test_db;
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Items 0..n; each effect is counted by its idempotency key. Items at
+    /// or past `stall_from` wait until cancelled (a shutdown mid-run).
+    struct Counting {
+        n: usize,
+        effects: Mutex<BTreeMap<String, usize>>,
+        stall_from: AtomicUsize,
+        fail: Option<usize>,
+    }
+
+    impl JobKind for Counting {
+        fn kind(&self) -> &'static str {
+            "counting"
+        }
+        fn list_items<'a>(
+            &'a self,
+            _ctx: &'a RunContext,
+        ) -> BoxFuture<'a, Result<Vec<String>, JobError>> {
+            Box::pin(async move { Ok((0..self.n).map(|i| format!("i{i:03}")).collect()) })
+        }
+        fn work_item<'a>(
+            &'a self,
+            ctx: &'a RunContext,
+            item: &'a str,
+        ) -> BoxFuture<'a, Result<(), JobError>> {
+            Box::pin(async move {
+                let i: usize = item[1..].parse().unwrap();
+                if i >= self.stall_from.load(Ordering::SeqCst) {
+                    ctx.cancel.cancelled().await;
+                    // Past the grace period the task is dropped here.
+                    tokio::time::sleep(Duration::from_secs(3600)).await;
+                }
+                if Some(i) == self.fail {
+                    return Err(JobError::Permanent("item refused".into()));
+                }
+                *self
+                    .effects
+                    .lock()
+                    .unwrap()
+                    .entry(ctx.effect_key(item))
+                    .or_default() += 1;
+                Ok(())
+            })
+        }
+    }
+
+    fn runner(db: &Db) -> Runner {
+        Runner::new(
+            db.clone(),
+            Arc::new(SystemClock),
+            Duration::from_millis(100),
+        )
+    }
+
+    #[tokio::test]
+    async fn interrupted_run_resumes_the_rest_once() {
+        let db = test_db();
+        let kind = Arc::new(Counting {
+            n: 20,
+            effects: Mutex::new(BTreeMap::new()),
+            stall_from: AtomicUsize::new(8),
+            fail: None,
+        });
+        let r = runner(&db);
+        let run = r.begin("count", RunTrigger::Manual, None).unwrap();
+        let cancel = CancellationToken::new();
+        let c = cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            c.cancel();
+        });
+        let first = r.execute(&run.id, kind.clone(), 3, cancel).await.unwrap();
+        assert_eq!(first.outcome, RunOutcome::Interrupted);
+        assert_eq!(first.items_total, 20);
+        assert_eq!(first.items_done, 8);
+        assert_eq!(r.unfinished().unwrap().len(), 1);
+
+        kind.stall_from.store(usize::MAX, Ordering::SeqCst);
+        let second = r
+            .execute(&run.id, kind.clone(), 3, CancellationToken::new())
+            .await
+            .unwrap();
+        assert_eq!(second.outcome, RunOutcome::Succeeded);
+        assert_eq!(second.items_done, 20);
+        assert_eq!(second.resumes, 1);
+        let effects = kind.effects.lock().unwrap();
+        assert_eq!(effects.len(), 20);
+        assert!(effects.values().all(|n| *n == 1), "{effects:?}");
+        assert!(r.unfinished().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn failed_items_are_counted_and_reported() {
+        let db = test_db();
+        let kind = Arc::new(Counting {
+            n: 5,
+            effects: Mutex::new(BTreeMap::new()),
+            stall_from: AtomicUsize::new(usize::MAX),
+            fail: Some(2),
+        });
+        let r = runner(&db);
+        let run = r.begin("count", RunTrigger::Manual, None).unwrap();
+        let done = r
+            .execute(&run.id, kind, 2, CancellationToken::new())
+            .await
+            .unwrap();
+        assert_eq!(done.outcome, RunOutcome::PartiallyFailed);
+        assert_eq!((done.items_done, done.items_failed), (4, 1));
+        assert_eq!(done.errors, ["i002: item refused"]);
+        assert!(done.ended_at.is_some());
+    }
 }

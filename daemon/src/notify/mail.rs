@@ -81,7 +81,13 @@ impl std::fmt::Debug for Mailer {
 /// outbox file name.
 pub fn safe_key(key: &str) -> String {
     key.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
@@ -153,11 +159,15 @@ impl Mailer {
     pub async fn deliver(&self, msg: &OutboxMessage) -> Result<(), MailError> {
         let email = self.build(msg)?;
         match &self.transport {
-            Transport::Smtp(t) => t.send(email).await.map(|_| ()).map_err(|e| MailError::Smtp {
-                key: msg.key.clone(),
-                transient: e.is_transient() || e.is_timeout() || !e.is_permanent(),
-                reason: e.to_string(),
-            }),
+            Transport::Smtp(t) => t
+                .send(email)
+                .await
+                .map(|_| ())
+                .map_err(|e| MailError::Smtp {
+                    key: msg.key.clone(),
+                    transient: e.is_transient() || e.is_timeout() || !e.is_permanent(),
+                    reason: e.to_string(),
+                }),
             Transport::Outbox(dir) => {
                 let name = format!("{}.eml", safe_key(&msg.key));
                 let path = dir.join(&name);
@@ -167,7 +177,9 @@ impl Mailer {
                     source,
                 };
                 tokio::fs::create_dir_all(dir).await.map_err(io)?;
-                tokio::fs::write(&tmp, email.formatted()).await.map_err(io)?;
+                tokio::fs::write(&tmp, email.formatted())
+                    .await
+                    .map_err(io)?;
                 // A rename replaces atomically: a retry leaves one file.
                 tokio::fs::rename(&tmp, &path).await.map_err(io)?;
                 Ok(())
@@ -213,7 +225,10 @@ mod tests {
 
     #[test]
     fn bad_recipient_is_a_message_error() {
-        let m = Mailer::outbox("billd <billd@example.org>".parse().unwrap(), Path::new("/nonexistent"));
+        let m = Mailer::outbox(
+            "billd <billd@example.org>".parse().unwrap(),
+            Path::new("/nonexistent"),
+        );
         let mut bad = msg("k");
         bad.to = vec!["not an address".into()];
         assert!(matches!(m.build(&bad), Err(MailError::Message { .. })));

@@ -64,16 +64,27 @@ impl MailTemplates {
     }
 
     /// The digest templates: the files given, or the built-in defaults.
-    pub fn digest(subject_file: Option<&Path>, body_file: Option<&Path>) -> Result<Self, TemplateError> {
+    pub fn digest(
+        subject_file: Option<&Path>,
+        body_file: Option<&Path>,
+    ) -> Result<Self, TemplateError> {
         let read = |p: &Path| {
             std::fs::read_to_string(p).map_err(|source| TemplateError::Read {
                 path: p.display().to_string(),
                 source,
             })
         };
-        let subject = subject_file.map(read).transpose()?.unwrap_or_else(|| DIGEST_SUBJECT.to_string());
-        let body = body_file.map(read).transpose()?.unwrap_or_else(|| DIGEST_BODY.to_string());
-        let name = body_file.map(|p| p.display().to_string()).unwrap_or_else(|| "digest".into());
+        let subject = subject_file
+            .map(read)
+            .transpose()?
+            .unwrap_or_else(|| DIGEST_SUBJECT.to_string());
+        let body = body_file
+            .map(read)
+            .transpose()?
+            .unwrap_or_else(|| DIGEST_BODY.to_string());
+        let name = body_file
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "digest".into());
         Self::new(&name, subject, body)
     }
 
@@ -102,7 +113,10 @@ mod tests {
     #[test]
     fn undefined_variables_are_errors() {
         let t = MailTemplates::new("t", "{{ nope }}".into(), "x".into()).unwrap();
-        assert!(matches!(t.render(&json!({})), Err(TemplateError::Render { .. })));
+        assert!(matches!(
+            t.render(&json!({})),
+            Err(TemplateError::Render { .. })
+        ));
     }
 
     #[test]
@@ -112,8 +126,10 @@ mod tests {
         std::fs::write(&s, "Tasks: {{ total }}\nsecond line ignored").unwrap();
         let t = MailTemplates::digest(Some(&s), None).unwrap();
         let (subject, _) = t
-            .render(&json!({"total": 2, "biller": "b", "practice": "p", "generated": "g",
-                "by_priority": [], "by_kind": [], "tasks": [], "shown": 0, "omitted": 0}))
+            .render(
+                &json!({"total": 2, "biller": "b", "practice": "p", "generated": "g",
+                "by_priority": [], "by_kind": [], "tasks": [], "shown": 0, "omitted": 0}),
+            )
             .unwrap();
         assert_eq!(subject, "Tasks: 2");
         assert!(matches!(

@@ -87,11 +87,17 @@ pub fn plan(
         }
         Misfire::RunOnce => {
             plan.raise_task = true;
-            plan.skipped = listed.into_iter().map(|t| (t, SkipReason::OutsideWindow)).collect();
+            plan.skipped = listed
+                .into_iter()
+                .map(|t| (t, SkipReason::OutsideWindow))
+                .collect();
         }
         Misfire::Skip => {
             plan.raise_task = true;
-            plan.skipped = listed.into_iter().map(|t| (t, SkipReason::PolicySkip)).collect();
+            plan.skipped = listed
+                .into_iter()
+                .map(|t| (t, SkipReason::PolicySkip))
+                .collect();
         }
     }
     plan
@@ -111,17 +117,32 @@ mod tests {
 
     #[test]
     fn nothing_due_plans_nothing() {
-        let p = plan(&hourly(), t("2027-01-01T00:00:00Z"), t("2027-01-01T00:59:00Z"), Misfire::RunOnce, Duration::from_secs(3600));
+        let p = plan(
+            &hourly(),
+            t("2027-01-01T00:00:00Z"),
+            t("2027-01-01T00:59:00Z"),
+            Misfire::RunOnce,
+            Duration::from_secs(3600),
+        );
         assert_eq!(p, CatchUpPlan::default());
     }
 
     #[test]
     fn run_once_runs_the_latest_and_supersedes_the_rest() {
-        let p = plan(&hourly(), t("2027-01-01T00:00:00Z"), t("2027-01-01T03:10:00Z"), Misfire::RunOnce, Duration::from_secs(3600));
+        let p = plan(
+            &hourly(),
+            t("2027-01-01T00:00:00Z"),
+            t("2027-01-01T03:10:00Z"),
+            Misfire::RunOnce,
+            Duration::from_secs(3600),
+        );
         assert_eq!(p.run, Some(t("2027-01-01T03:00:00Z")));
         assert_eq!(
             p.skipped,
-            vec![(t("2027-01-01T01:00:00Z"), SkipReason::Superseded), (t("2027-01-01T02:00:00Z"), SkipReason::Superseded)]
+            vec![
+                (t("2027-01-01T01:00:00Z"), SkipReason::Superseded),
+                (t("2027-01-01T02:00:00Z"), SkipReason::Superseded)
+            ]
         );
         assert!(!p.raise_task);
         assert_eq!(p.latest, Some(t("2027-01-01T03:00:00Z")));
@@ -129,7 +150,13 @@ mod tests {
 
     #[test]
     fn run_once_outside_window_runs_nothing_and_tells_a_biller() {
-        let p = plan(&hourly(), t("2027-01-01T00:00:00Z"), t("2027-01-01T03:10:00Z"), Misfire::RunOnce, Duration::from_secs(300));
+        let p = plan(
+            &hourly(),
+            t("2027-01-01T00:00:00Z"),
+            t("2027-01-01T03:10:00Z"),
+            Misfire::RunOnce,
+            Duration::from_secs(300),
+        );
         assert_eq!(p.run, None);
         assert_eq!(p.skipped.len(), 3);
         assert!(p.raise_task);
@@ -137,16 +164,31 @@ mod tests {
 
     #[test]
     fn skip_runs_none() {
-        let p = plan(&hourly(), t("2027-01-01T00:00:00Z"), t("2027-01-01T02:00:00Z"), Misfire::Skip, Duration::from_secs(36000));
+        let p = plan(
+            &hourly(),
+            t("2027-01-01T00:00:00Z"),
+            t("2027-01-01T02:00:00Z"),
+            Misfire::Skip,
+            Duration::from_secs(36000),
+        );
         assert_eq!(p.run, None);
-        assert_eq!(p.skipped.iter().map(|s| s.1).collect::<Vec<_>>(), [SkipReason::PolicySkip; 2]);
+        assert_eq!(
+            p.skipped.iter().map(|s| s.1).collect::<Vec<_>>(),
+            [SkipReason::PolicySkip; 2]
+        );
         assert!(p.raise_task);
     }
 
     #[test]
     fn long_downtime_is_counted_not_listed() {
         let s = Schedule::parse_in("* * * * * *", "UTC").unwrap();
-        let p = plan(&s, t("2027-01-01T00:00:00Z"), t("2027-01-01T01:00:00Z"), Misfire::RunOnce, Duration::from_secs(60));
+        let p = plan(
+            &s,
+            t("2027-01-01T00:00:00Z"),
+            t("2027-01-01T01:00:00Z"),
+            Misfire::RunOnce,
+            Duration::from_secs(60),
+        );
         assert_eq!(p.run, Some(t("2027-01-01T01:00:00Z")));
         assert_eq!(p.skipped.len() + 1 + p.not_recorded, 3600);
         assert!(p.skipped.len() <= MAX_RECORDED);

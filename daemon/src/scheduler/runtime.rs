@@ -68,7 +68,13 @@ pub struct Scheduler {
 
 impl Scheduler {
     /// A scheduler over `jobs`; `identity` names this process in claims.
-    pub fn new(db: Db, clock: SharedClock, runner: Runner, jobs: Vec<ScheduledJob>, identity: String) -> Self {
+    pub fn new(
+        db: Db,
+        clock: SharedClock,
+        runner: Runner,
+        jobs: Vec<ScheduledJob>,
+        identity: String,
+    ) -> Self {
         Self {
             db,
             clock,
@@ -82,6 +88,41 @@ impl Scheduler {
     /// The job named `name`.
     pub fn job(&self, name: &str) -> Option<&Arc<ScheduledJob>> {
         self.jobs.iter().find(|j| j.spec.name == name)
+    }
+
+    /// Runs job `name` now (`billd jobs run` against a running daemon) and
+    /// returns the finished run. Refused while the job has a run going.
+    pub async fn run_manual(
+        &self,
+        name: &str,
+        cancel: CancellationToken,
+    ) -> Result<JobRun, String> {
+        let job = self
+            .job(name)
+            .cloned()
+            .ok_or_else(|| format!("no job named `{name}`"))?;
+        let guard = job
+            .lock
+            .clone()
+            .try_lock_owned()
+            .map_err(|_| format!("job {name} has a run going now; try again when it ends"))?;
+        let run = self
+            .runner
+            .begin(name, RunTrigger::Manual, None)
+            .map_err(|e| e.to_string())?;
+        tracing::info!(job = %name, run = %run.id, "manual run started");
+        let runner = self.runner.clone();
+        // Tracked like scheduled runs, so shutdown waits for its checkpoint.
+        let handle = self.runs.spawn(async move {
+            let _running = guard;
+            runner
+                .execute(&run.id, job.kind.clone(), job.spec.concurrency, cancel)
+                .await
+        });
+        handle
+            .await
+            .map_err(|e| format!("run task failed: {e}"))?
+            .map_err(|e| e.to_string())
     }
 
     /// Runs until `cancel` fires: resumes interrupted runs, catches up after
@@ -136,7 +177,12 @@ impl Scheduler {
     }
 
     /// Deals with what happened while the daemon was down.
-    async fn startup(&self, job: &Arc<ScheduledJob>, now: DateTime<Utc>, cancel: &CancellationToken) -> Result<(), SchedulerError> {
+    async fn startup(
+        &self,
+        job: &Arc<ScheduledJob>,
+        now: DateTime<Utc>,
+        cancel: &CancellationToken,
+    ) -> Result<(), SchedulerError> {
         let name = &job.spec.name;
         let Some(through) = self.cursor(name)? else {
             // A new job owes nothing for the time before it existed.
@@ -148,8 +194,15 @@ impl Scheduler {
             return Ok(());
         }
         self.check_claimed_without_run(job, through)?;
-        let plan = catchup::plan(&job.spec.schedule, through, now, job.spec.misfire, job.spec.catch_up_window);
-        self.apply_plan(job, &plan, RunTrigger::CatchUp, cancel).await?;
+        let plan = catchup::plan(
+            &job.spec.schedule,
+            through,
+            now,
+            job.spec.misfire,
+            job.spec.catch_up_window,
+        );
+        self.apply_plan(job, &plan, RunTrigger::CatchUp, cancel)
+            .await?;
         if let Some(latest) = plan.latest {
             self.set_cursor(name, latest)?;
         }
@@ -159,8 +212,15 @@ impl Scheduler {
 
     /// A crash between claiming an occurrence and recording its run leaves an
     /// occurrence with no run: tell a biller.
-    fn check_claimed_without_run(&self, job: &ScheduledJob, at: DateTime<Utc>) -> Result<(), StoreError> {
-        let Some(occ) = self.db.get::<Occurrence>(&Occurrence::key_for(&job.spec.name, at))? else {
+    fn check_claimed_without_run(
+        &self,
+        job: &ScheduledJob,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let Some(occ) = self
+            .db
+            .get::<Occurrence>(&Occurrence::key_for(&job.spec.name, at))?
+        else {
             return Ok(());
         };
         if let Disposition::Ran { run_id } = &occ.disposition
@@ -169,7 +229,9 @@ impl Scheduler {
             let task = self.raise_missed(job, &[at], 0, Priority::Normal)?;
             self.db.update::<Occurrence, _>(&occ.key_string(), |o| {
                 o.map(|mut o| {
-                    o.disposition = Disposition::Missed { task_id: task.clone() };
+                    o.disposition = Disposition::Missed {
+                        task_id: task.clone(),
+                    };
                     o
                 })
             })?;
@@ -186,15 +248,23 @@ impl Scheduler {
     ) -> Result<(), SchedulerError> {
         let task_id = if plan.raise_task {
             let missed: Vec<DateTime<Utc>> = plan.skipped.iter().map(|s| s.0).collect();
-            let priority = if job.spec.misfire == Misfire::Skip { Priority::Low } else { Priority::Normal };
+            let priority = if job.spec.misfire == Misfire::Skip {
+                Priority::Low
+            } else {
+                Priority::Normal
+            };
             Some(self.raise_missed(job, &missed, plan.not_recorded, priority)?)
         } else {
             None
         };
         for (at, reason) in &plan.skipped {
             let disposition = match (&task_id, reason) {
-                (Some(task_id), SkipReason::OutsideWindow) => Disposition::Missed { task_id: task_id.clone() },
-                _ => Disposition::Skipped { reason: reason.text().to_string() },
+                (Some(task_id), SkipReason::OutsideWindow) => Disposition::Missed {
+                    task_id: task_id.clone(),
+                },
+                _ => Disposition::Skipped {
+                    reason: reason.text().to_string(),
+                },
             };
             self.claim(job, *at, disposition)?;
         }
@@ -207,13 +277,23 @@ impl Scheduler {
         Ok(())
     }
 
-    fn raise_missed(&self, job: &ScheduledJob, missed: &[DateTime<Utc>], uncounted: usize, priority: Priority) -> Result<String, StoreError> {
+    fn raise_missed(
+        &self,
+        job: &ScheduledJob,
+        missed: &[DateTime<Utc>],
+        uncounted: usize,
+        priority: Priority,
+    ) -> Result<String, StoreError> {
         let tz = job.spec.schedule.timezone();
         let first = missed.first().copied().unwrap_or_else(|| self.clock.now());
         let last = missed.last().copied().unwrap_or(first);
         let n = missed.len() + uncounted;
         let subject = if n <= 1 {
-            format!("job {} did not run at {}", job.spec.name, first.with_timezone(&tz).to_rfc3339())
+            format!(
+                "job {} did not run at {}",
+                job.spec.name,
+                first.with_timezone(&tz).to_rfc3339()
+            )
         } else {
             format!(
                 "job {} did not run at {} ({n} scheduled runs missed, the last at {})",
@@ -238,7 +318,12 @@ impl Scheduler {
     }
 
     /// Claims an occurrence; false if someone already had.
-    fn claim(&self, job: &ScheduledJob, at: DateTime<Utc>, disposition: Disposition) -> Result<bool, StoreError> {
+    fn claim(
+        &self,
+        job: &ScheduledJob,
+        at: DateTime<Utc>,
+        disposition: Disposition,
+    ) -> Result<bool, StoreError> {
         self.db.insert_new(&Occurrence {
             job: job.spec.name.clone(),
             scheduled_for: at,
@@ -250,10 +335,22 @@ impl Scheduler {
 
     /// Fires one occurrence: claims it, then starts a run unless the job is
     /// still running.
-    async fn fire(&self, job: &Arc<ScheduledJob>, at: DateTime<Utc>, trigger: RunTrigger, cancel: &CancellationToken) -> Result<(), SchedulerError> {
+    async fn fire(
+        &self,
+        job: &Arc<ScheduledJob>,
+        at: DateTime<Utc>,
+        trigger: RunTrigger,
+        cancel: &CancellationToken,
+    ) -> Result<(), SchedulerError> {
         let name = &job.spec.name;
         let Ok(guard) = job.lock.clone().try_lock_owned() else {
-            if self.claim(job, at, Disposition::Skipped { reason: "the previous run was still running".into() })? {
+            if self.claim(
+                job,
+                at,
+                Disposition::Skipped {
+                    reason: "the previous run was still running".into(),
+                },
+            )? {
                 tracing::warn!(job = %name, "occurrence skipped: previous run still running");
                 tasks::raise(
                     &self.db,
@@ -274,7 +371,13 @@ impl Scheduler {
             return Ok(());
         };
         let run_id = Runner::run_id(name, Some(at), self.clock.now());
-        if !self.claim(job, at, Disposition::Ran { run_id: run_id.clone() })? {
+        if !self.claim(
+            job,
+            at,
+            Disposition::Ran {
+                run_id: run_id.clone(),
+            },
+        )? {
             tracing::info!(job = %name, at = %at, "occurrence already claimed; not running it again");
             return Ok(());
         }
@@ -284,17 +387,30 @@ impl Scheduler {
         Ok(())
     }
 
-    fn spawn_run(&self, job: Arc<ScheduledJob>, run_id: String, guard: OwnedMutexGuard<()>, cancel: CancellationToken) {
+    fn spawn_run(
+        &self,
+        job: Arc<ScheduledJob>,
+        run_id: String,
+        guard: OwnedMutexGuard<()>,
+        cancel: CancellationToken,
+    ) {
         let runner = self.runner.clone();
         self.runs.spawn(async move {
             let _running = guard;
-            if let Err(e) = runner.execute(&run_id, job.kind.clone(), job.spec.concurrency, cancel).await {
+            if let Err(e) = runner
+                .execute(&run_id, job.kind.clone(), job.spec.concurrency, cancel)
+                .await
+            {
                 tracing::error!(run = %run_id, error = %e, "run failed");
             }
         });
     }
 
-    async fn job_loop(&self, job: &Arc<ScheduledJob>, cancel: &CancellationToken) -> Result<(), SchedulerError> {
+    async fn job_loop(
+        &self,
+        job: &Arc<ScheduledJob>,
+        cancel: &CancellationToken,
+    ) -> Result<(), SchedulerError> {
         let name = &job.spec.name;
         loop {
             let through = self.cursor(name)?.unwrap_or_else(|| self.clock.now());
@@ -320,7 +436,13 @@ impl Scheduler {
             let now = self.clock.now();
             let on_time_from = (now - ON_TIME).max(through);
             // Anything older than ON_TIME was missed (suspend, clock step).
-            let late = catchup::plan(&job.spec.schedule, through, on_time_from, job.spec.misfire, job.spec.catch_up_window);
+            let late = catchup::plan(
+                &job.spec.schedule,
+                through,
+                on_time_from,
+                job.spec.misfire,
+                job.spec.catch_up_window,
+            );
             let on_time = job.spec.schedule.last_between(on_time_from, now);
             if on_time.is_some() {
                 // The on-time run covers anything late.
@@ -333,14 +455,22 @@ impl Scheduler {
                     .map(|s| (s.0, SkipReason::Superseded))
                     .chain(late.run.map(|t| (t, SkipReason::Superseded)))
                     .collect();
-                self.apply_plan(job, &superseded, RunTrigger::CatchUp, cancel).await?;
+                self.apply_plan(job, &superseded, RunTrigger::CatchUp, cancel)
+                    .await?;
                 // Several on-time instants (a per-second schedule) collapse into the latest.
                 let (extra, _) = job.spec.schedule.between(on_time_from, now, 100);
                 for t in extra.into_iter().filter(|t| Some(*t) != on_time) {
-                    self.claim(job, t, Disposition::Skipped { reason: SkipReason::Superseded.text().into() })?;
+                    self.claim(
+                        job,
+                        t,
+                        Disposition::Skipped {
+                            reason: SkipReason::Superseded.text().into(),
+                        },
+                    )?;
                 }
             } else {
-                self.apply_plan(job, &late, RunTrigger::CatchUp, cancel).await?;
+                self.apply_plan(job, &late, RunTrigger::CatchUp, cancel)
+                    .await?;
             }
             if let Some(at) = on_time {
                 self.fire(job, at, RunTrigger::Schedule, cancel).await?;

@@ -31,6 +31,16 @@ pub enum ScheduleError {
     UnknownTimezone(String),
 }
 
+/// Parses a cron expression the one way billd accepts them: 5 fields, or 6
+/// with leading seconds; no year field.
+pub fn parse_cron(expr: &str) -> Result<Cron, croner::errors::CronError> {
+    CronParser::builder()
+        .seconds(Seconds::Optional)
+        .year(Year::Disallowed)
+        .build()
+        .parse(expr)
+}
+
 /// A parsed cron expression bound to a timezone.
 #[derive(Debug, Clone)]
 pub struct Schedule {
@@ -43,15 +53,10 @@ impl Schedule {
     /// Parses a 5-field (minute precision) or 6-field (leading seconds) cron
     /// expression, or a nickname such as `@daily`, read in `tz`.
     pub fn parse(expr: &str, tz: Tz) -> Result<Self, ScheduleError> {
-        let cron = CronParser::builder()
-            .seconds(Seconds::Optional)
-            .year(Year::Disallowed)
-            .build()
-            .parse(expr)
-            .map_err(|e| ScheduleError::BadExpression {
-                expr: expr.to_string(),
-                reason: e.to_string(),
-            })?;
+        let cron = parse_cron(expr).map_err(|e| ScheduleError::BadExpression {
+            expr: expr.to_string(),
+            reason: e.to_string(),
+        })?;
         Ok(Self {
             expr: expr.to_string(),
             cron,
@@ -120,7 +125,11 @@ impl Schedule {
 
     /// The latest firing instant in `(after, until]`, found without walking
     /// every occurrence in between.
-    pub fn last_between(&self, after: DateTime<Utc>, until: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    pub fn last_between(
+        &self,
+        after: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>> {
         let mut probe = until;
         let mut inclusive = true;
         // A backward search can land on an instant the forward rules never
@@ -171,7 +180,11 @@ mod tests {
     #[test]
     fn spring_forward_gap_fires_at_first_instant_after_gap() {
         assert_eq!(
-            next3("30 2 * * *", "America/New_York", "2027-03-13T00:00:00-05:00"),
+            next3(
+                "30 2 * * *",
+                "America/New_York",
+                "2027-03-13T00:00:00-05:00"
+            ),
             [
                 "2027-03-13T02:30:00-05:00",
                 "2027-03-14T03:00:00-04:00",
@@ -183,7 +196,11 @@ mod tests {
     #[test]
     fn fall_back_repeated_hour_fires_once() {
         assert_eq!(
-            next3("30 1 * * *", "America/New_York", "2027-11-06T00:00:00-04:00"),
+            next3(
+                "30 1 * * *",
+                "America/New_York",
+                "2027-11-06T00:00:00-04:00"
+            ),
             [
                 "2027-11-06T01:30:00-04:00",
                 "2027-11-07T01:30:00-04:00",
@@ -241,18 +258,50 @@ mod tests {
     #[test]
     fn last_between_agrees_with_walking() {
         let cases = [
-            ("30 2 * * *", "America/New_York", "2027-03-10T00:00:00Z", "2027-03-16T00:00:00Z"),
-            ("30 1 * * *", "America/New_York", "2027-11-05T00:00:00Z", "2027-11-07T06:00:00Z"),
-            ("30 1 * * *", "America/New_York", "2027-11-05T00:00:00Z", "2027-11-07T06:31:00Z"),
-            ("*/7 * * * *", "Europe/Berlin", "2027-10-31T00:00:00Z", "2027-10-31T01:30:00Z"),
-            ("0 9 * * 1-5", "Australia/Lord_Howe", "2027-03-01T00:00:00Z", "2027-04-20T00:00:00Z"),
+            (
+                "30 2 * * *",
+                "America/New_York",
+                "2027-03-10T00:00:00Z",
+                "2027-03-16T00:00:00Z",
+            ),
+            (
+                "30 1 * * *",
+                "America/New_York",
+                "2027-11-05T00:00:00Z",
+                "2027-11-07T06:00:00Z",
+            ),
+            (
+                "30 1 * * *",
+                "America/New_York",
+                "2027-11-05T00:00:00Z",
+                "2027-11-07T06:31:00Z",
+            ),
+            (
+                "*/7 * * * *",
+                "Europe/Berlin",
+                "2027-10-31T00:00:00Z",
+                "2027-10-31T01:30:00Z",
+            ),
+            (
+                "0 9 * * 1-5",
+                "Australia/Lord_Howe",
+                "2027-03-01T00:00:00Z",
+                "2027-04-20T00:00:00Z",
+            ),
         ];
         for (expr, tz, a, u) in cases {
             let s = Schedule::parse_in(expr, tz).unwrap();
             let (all, _) = s.between(t(a), t(u), 100_000);
-            assert_eq!(s.last_between(t(a), t(u)), all.last().copied(), "{expr} {tz} {u}");
+            assert_eq!(
+                s.last_between(t(a), t(u)),
+                all.last().copied(),
+                "{expr} {tz} {u}"
+            );
         }
         let s = Schedule::parse_in("0 9 * * *", "UTC").unwrap();
-        assert_eq!(s.last_between(t("2027-01-01T09:00:00Z"), t("2027-01-01T10:00:00Z")), None);
+        assert_eq!(
+            s.last_between(t("2027-01-01T09:00:00Z"), t("2027-01-01T10:00:00Z")),
+            None
+        );
     }
 }

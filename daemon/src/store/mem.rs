@@ -2,7 +2,7 @@
 //! store: same semantics as sled (ordered keys, atomic insert-if-absent and
 //! compare-and-swap), nothing on disk, nothing shared between instances.
 
-use super::{RawStore, StoreError};
+use super::{Entries, RawStore, StoreError};
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
 
@@ -88,11 +88,7 @@ impl RawStore for MemStore {
             .is_some())
     }
 
-    fn scan_prefix(
-        &self,
-        collection: &str,
-        prefix: &[u8],
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    fn scan_prefix(&self, collection: &str, prefix: &[u8]) -> Result<Entries, StoreError> {
         Ok(self
             .lock()
             .get(collection)

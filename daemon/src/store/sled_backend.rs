@@ -10,11 +10,12 @@
 //! the background). [`SledStore::flush`] is the durability barrier; DESIGN.md
 //! says when to call it.
 
-use super::{RawStore, StoreError};
+use super::{Entries, RawStore, StoreError, Visitor};
 use std::collections::HashMap;
 use std::os::unix::fs::DirBuilderExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::RwLock;
+use std::time::{Duration, Instant};
 
 /// A sled database on a local directory, used through [`RawStore`].
 pub struct SledStore {
@@ -37,12 +38,23 @@ impl std::fmt::Debug for SledStore {
 /// process holds the lock on its data file (`config.rs`, `try_lock`).
 const SLED_LOCK_MESSAGE: &str = "could not acquire lock";
 
+/// How long `open` keeps trying while the store is locked. Dropping a sled
+/// database does not release its file lock at once (sled's background threads
+/// let go of the file a moment later; spacejam/sled#1234), so a restart
+/// within one process, or a daemon started just as the previous one exits,
+/// would otherwise be refused. A store held by a live process is still
+/// reported after this wait.
+pub const LOCK_WAIT: Duration = Duration::from_secs(2);
+/// Pause between attempts while waiting for the lock.
+const LOCK_RETRY_INTERVAL: Duration = Duration::from_millis(20);
+
 impl SledStore {
     /// Opens (creating if needed, with mode 0700) the store in directory
     /// `path`, with a page cache of about `cache_bytes`.
     ///
-    /// Fails with [`StoreError::Locked`] when another process has the store
-    /// open; retrying helps only once that process has stopped.
+    /// Fails with [`StoreError::Locked`] when another process (or another
+    /// open `SledStore` in this one) still holds the store after
+    /// [`LOCK_WAIT`]; retrying helps only once that holder has stopped.
     pub fn open(path: &Path, cache_bytes: u64) -> Result<SledStore, StoreError> {
         let shown = path.display().to_string();
         if !path.exists() {
@@ -54,18 +66,24 @@ impl SledStore {
                     StoreError::Backend(format!("cannot create store directory {shown}: {e}"))
                 })?;
         }
-        let db = sled::Config::new()
-            .path(path)
-            .cache_capacity(cache_bytes)
-            .open()
-            .map_err(|e| match e {
-                sled::Error::Io(ref io) if io.to_string().contains(SLED_LOCK_MESSAGE) => {
-                    StoreError::Locked {
-                        path: shown.clone(),
+        let config = sled::Config::new().path(path).cache_capacity(cache_bytes);
+        let deadline = Instant::now() + LOCK_WAIT;
+        let db = loop {
+            match config.open() {
+                Ok(db) => break db,
+                Err(sled::Error::Io(ref io)) if io.to_string().contains(SLED_LOCK_MESSAGE) => {
+                    if Instant::now() >= deadline {
+                        return Err(StoreError::Locked { path: shown });
                     }
+                    std::thread::sleep(LOCK_RETRY_INTERVAL);
                 }
-                other => StoreError::Backend(format!("cannot open store {shown}: {other}")),
-            })?;
+                Err(other) => {
+                    return Err(StoreError::Backend(format!(
+                        "cannot open store {shown}: {other}"
+                    )));
+                }
+            }
+        };
         Ok(SledStore {
             db,
             path: path.to_owned(),
@@ -161,11 +179,7 @@ impl RawStore for SledStore {
             .is_some())
     }
 
-    fn scan_prefix(
-        &self,
-        collection: &str,
-        prefix: &[u8],
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    fn scan_prefix(&self, collection: &str, prefix: &[u8]) -> Result<Entries, StoreError> {
         self.tree(collection)?
             .scan_prefix(prefix)
             .map(|kv| {
@@ -173,6 +187,21 @@ impl RawStore for SledStore {
                     .map_err(|e| self.backend(e))
             })
             .collect()
+    }
+
+    fn visit_prefix(
+        &self,
+        collection: &str,
+        prefix: &[u8],
+        visit: &mut Visitor<'_>,
+    ) -> Result<(), StoreError> {
+        for kv in self.tree(collection)?.scan_prefix(prefix) {
+            let (k, v) = kv.map_err(|e| self.backend(e))?;
+            if !visit(&k, &v)? {
+                break;
+            }
+        }
+        Ok(())
     }
 
     fn flush(&self) -> Result<(), StoreError> {
@@ -257,20 +286,32 @@ mod tests {
         stdout
     }
 
-    /// Not a test on its own: the second process of the lock test. It opens
-    /// the store named by `BILLD_TEST_LOCK_PROBE_DIR`, writes a value if it
-    /// can, and reports what happened on stdout.
+    /// The second process of the lock test. It opens the store named by
+    /// `BILLD_TEST_LOCK_PROBE_DIR`, writes a value if it can, and reports
+    /// what happened on stdout. Run alone (`--include-ignored`, no variable)
+    /// it probes a fresh store, which must open.
     #[test]
     #[ignore = "helper process for second_process_is_refused_while_the_first_runs"]
     fn lock_probe_child() {
-        let dir = std::env::var_os(PROBE_ENV)
-            .expect("run by second_process_is_refused_while_the_first_runs, which sets the env");
-        match SledStore::open(Path::new(&dir), CACHE) {
-            Err(e @ StoreError::Locked { .. }) => println!("{PROBE_LOCKED} {e}"),
+        let Some(dir) = std::env::var_os(PROBE_ENV) else {
+            let free = tempfile::tempdir().unwrap();
+            let path = free.path().join("store");
+            assert_eq!(probe(&path), PROBE_OPENED);
+            let store = SledStore::open(&path, CACHE).unwrap();
+            assert_eq!(store.get("occurrences", b"probe").unwrap().unwrap(), b"x");
+            return;
+        };
+        println!("{}", probe(Path::new(&dir)));
+    }
+
+    /// Opens the store at `path` and writes to it; says which happened.
+    fn probe(path: &Path) -> String {
+        match SledStore::open(path, CACHE) {
+            Err(e @ StoreError::Locked { .. }) => format!("{PROBE_LOCKED} {e}"),
             Ok(store) => {
                 store.put("occurrences", b"probe", b"x").unwrap();
                 store.flush().unwrap();
-                println!("{PROBE_OPENED}");
+                PROBE_OPENED.to_owned()
             }
             Err(other) => panic!("unexpected error: {other}"),
         }
@@ -285,9 +326,10 @@ mod tests {
         store.flush().unwrap();
 
         let stdout = run_probe(&path);
+        // The test harness may print its own text before ours on the line.
         let line = stdout
             .lines()
-            .find(|l| l.starts_with(PROBE_LOCKED))
+            .find_map(|l| l.find(PROBE_LOCKED).map(|i| &l[i..]))
             .unwrap_or_else(|| panic!("second process was not refused:\n{stdout}"));
         // The message names the store and says what is wrong.
         assert!(line.contains(&path.display().to_string()), "{line}");

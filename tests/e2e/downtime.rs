@@ -1,0 +1,135 @@
+//! Downtime across scheduled instants: on restart a `run-once` job runs
+//! exactly one catch-up and a `skip` job none; both show in `jobs history`.
+
+use billd_e2e::{Scratch, base_config, stderr, stdout};
+use chrono::{DateTime, Utc};
+use std::time::Duration;
+
+fn history(s: &Scratch, job: &str) -> Vec<serde_json::Value> {
+    let out = s.run(&["jobs", "history", job, "--json", "--limit", "1000"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    serde_json::from_str(&stdout(&out)).expect("history JSON")
+}
+
+fn at(v: &serde_json::Value) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(v["scheduled_for"].as_str().expect("scheduled_for"))
+        .expect("rfc3339")
+        .with_timezone(&Utc)
+}
+
+#[test]
+fn run_once_catches_up_once_and_skip_runs_none() {
+    let s = Scratch::new();
+    s.write_config(&format!(
+        r#"{}
+[[billers]]
+name = "dana"
+email = "dana@example.org"
+receives = ["digest"]
+
+[[job]]
+name = "catchup"
+kind = "digest"
+schedule = "*/2 * * * * *"
+misfire = "run-once"
+catch_up_window = "1h"
+
+[[job]]
+name = "skipper"
+kind = "digest"
+schedule = "*/2 * * * * *"
+misfire = "skip"
+"#,
+        base_config("outbox_dir = \"outbox\"")
+    ));
+    s.init();
+    let mut d = s.start_daemon("first.log");
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        d.stop(),
+        Some(0),
+        "first daemon did not stop cleanly:\n{}",
+        d.log_text()
+    );
+    let stopped = Utc::now();
+    // Down for at least two scheduled instants of each job.
+    std::thread::sleep(Duration::from_secs(5));
+    let restarted = Utc::now();
+    let mut d = s.start_daemon("second.log");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        d.stop(),
+        Some(0),
+        "second daemon did not stop cleanly:\n{}",
+        d.log_text()
+    );
+
+    let during = |v: &serde_json::Value| at(v) > stopped && at(v) <= restarted;
+    // The second daemon reads the clock a moment after `restarted`; an
+    // instant in that moment is missed too.
+    let slack = chrono::Duration::seconds(1);
+    let missed = |v: &serde_json::Value| at(v) > stopped && at(v) <= restarted + slack;
+
+    let h = history(&s, "catchup");
+    let catch_ups: Vec<_> = h.iter().filter(|e| e["trigger"] == "catch-up").collect();
+    assert_eq!(
+        catch_ups.len(),
+        1,
+        "run-once must catch up exactly once: {h:#?}"
+    );
+    assert!(
+        missed(catch_ups[0]),
+        "catch-up serves an occurrence from the downtime: {h:#?}"
+    );
+    assert_eq!(catch_ups[0]["outcome"], "succeeded");
+    let superseded = h
+        .iter()
+        .filter(|e| e["entry"] == "occurrence" && during(e))
+        .filter(|e| e["outcome"].as_str().unwrap().contains("superseded"))
+        .count();
+    assert!(
+        superseded >= 1,
+        "the other missed instants are recorded as superseded: {h:#?}"
+    );
+
+    let h = history(&s, "skipper");
+    assert!(
+        h.iter().all(|e| e["trigger"] != "catch-up"),
+        "skip must not catch up: {h:#?}"
+    );
+    let skipped = h
+        .iter()
+        .filter(|e| e["entry"] == "occurrence" && during(e))
+        .filter(|e| e["outcome"].as_str().unwrap().contains("misfire = skip"))
+        .count();
+    assert!(
+        skipped >= 2,
+        "each missed instant is recorded as skipped: {h:#?}"
+    );
+    assert!(
+        !h.iter().any(|e| e["entry"] == "run" && during(e)),
+        "no run for an instant inside the downtime: {h:#?}"
+    );
+
+    // The skipped instants did not run: a biller is told, once per downtime.
+    let out = s.run(&["tasks", "list", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let tasks: Vec<serde_json::Value> = serde_json::from_str(&stdout(&out)).unwrap();
+    let missed: Vec<_> = tasks
+        .iter()
+        .filter(|t| t["kind"] == "missed-run")
+        .filter(|t| {
+            t["subject"]
+                .as_str()
+                .unwrap()
+                .starts_with("job skipper did not run at")
+        })
+        .collect();
+    assert_eq!(missed.len(), 1, "{tasks:#?}");
+    assert!(
+        !tasks
+            .iter()
+            .any(|t| t["subject"].as_str().unwrap().contains("job catchup")),
+        "the catch-up covered run-once's missed instants: {tasks:#?}"
+    );
+}
