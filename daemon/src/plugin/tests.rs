@@ -599,7 +599,7 @@ async fn reload_swaps_for_new_calls_while_in_flight_calls_finish_on_the_old() {
             .insert("busy-ms".into(), toml::Value::Integer(busy_ms));
         s
     };
-    let registry = Arc::new(PluginRegistry::load(host.clone(), &[gen_spec(1, 400)]).unwrap());
+    let registry = Arc::new(PluginRegistry::load(host.clone(), &[gen_spec(1, 2000)]).unwrap());
 
     let old = registry.get("echo-payer").unwrap();
     let in_flight = tokio::spawn(async move {
