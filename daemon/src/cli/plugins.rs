@@ -147,6 +147,35 @@ impl ConfiguredPlugins {
             .collect()
     }
 
+    /// What the daemon does at start-up: a host with the default engine
+    /// (this configuration's cache directory and trust), its state in `kv`
+    /// (sealed with `kv_key`), HTTP audited into `audit`, and every plugin
+    /// loaded. Reload later with `registry.reload(&self.specs()?)`.
+    pub fn load_registry(
+        &self,
+        kv: Arc<dyn crate::store::RawStore>,
+        kv_key: Option<Arc<crate::store::StoreKey>>,
+        audit: Arc<dyn crate::plugin::AuditSink>,
+    ) -> anyhow::Result<crate::plugin::PluginRegistry> {
+        let specs = self.specs()?;
+        let mut opts = HostOptions::new(kv)?;
+        opts.kv_key = kv_key;
+        opts.audit = audit;
+        opts.cache_dir = self.cache_dir.clone();
+        opts.trust = self.trust.clone();
+        let host = Arc::new(PluginHost::new(opts)?);
+        crate::plugin::PluginRegistry::load(host, &specs).map_err(|errors| {
+            anyhow!(
+                "plugins did not load:\n{}",
+                errors
+                    .iter()
+                    .map(|e| format!("  {e}"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            )
+        })
+    }
+
     fn host(&self) -> anyhow::Result<PluginHost> {
         let mut opts = HostOptions::new(Arc::new(crate::store::MemStore::new()))?;
         opts.engine = EngineSettings::small();
@@ -566,5 +595,54 @@ mod tests {
         };
         let err = cfg.specs().unwrap_err().to_string();
         assert!(err.contains("plugin[0].secrets.api-key"), "{err}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_daemon_registry_loads_from_configuration_and_reloads() {
+        let (_, _, sha, _) = package_hashes(&dist("echo-payer")).unwrap();
+        let entry = |generation: i64| PluginEntry {
+            name: "echo-payer".into(),
+            path: PathBuf::from("echo-payer"),
+            sha256: Some(sha.clone()),
+            unpinned: false,
+            settings: [("generation".to_string(), toml::Value::Integer(generation))].into(),
+            secrets: Default::default(),
+            allowed_hosts: Vec::new(),
+            rate_limit_per_second: None,
+            call_timeout_secs: None,
+        };
+        let cache = tempfile::tempdir().unwrap();
+        let mut cfg = ConfiguredPlugins {
+            entries: vec![entry(1)],
+            trust: PluginTrust::default(),
+            base_dir: dist("echo-payer").parent().unwrap().to_path_buf(),
+            cache_dir: Some(cache.path().to_path_buf()),
+        };
+        let audit = Arc::new(crate::plugin::MemoryAudit::new());
+        let registry = cfg
+            .load_registry(
+                Arc::new(crate::store::MemStore::new()),
+                Some(Arc::new(crate::store::StoreKey::random())),
+                audit,
+            )
+            .unwrap();
+        let inq = crate::plugin::tests::inquiry("W1");
+        let p = registry.get("echo-payer").unwrap();
+        let e = p.check_eligibility("k", &inq).await.unwrap().unwrap();
+        assert_eq!(e.plan_name.as_deref(), Some("generation 1"));
+        // State goes through the sealed store.
+        let r = p.fetch_remittances("k", None).await.unwrap().unwrap();
+        assert_eq!(r.next.as_deref(), Some("-1"));
+
+        cfg.entries = vec![entry(2)];
+        registry.reload(&cfg.specs().unwrap()).unwrap();
+        let e = registry
+            .get("echo-payer")
+            .unwrap()
+            .check_eligibility("k", &inq)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(e.plan_name.as_deref(), Some("generation 2"));
     }
 }

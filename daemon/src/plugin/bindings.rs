@@ -1,7 +1,7 @@
 //! Host-side bindings generated from the one WIT source of truth,
 //! `plugin-sdk/wit`. One module per world; the shared interfaces (`types`,
 //! `host`) are generated once, in [`payer`], and reused by the others, so a
-//! single [`HostImports`](super::state::CallState) implementation serves
+//! single implementation of the host imports serves
 //! every world.
 
 // Generated code: the WIT's doc comments become the items' docs; the

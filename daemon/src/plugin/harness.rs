@@ -178,6 +178,7 @@ impl HarnessBuilder {
             http,
             audit: audit.clone(),
             kv: kv.clone(),
+            kv_key: None,
             clock: self
                 .clock
                 .unwrap_or_else(|| Arc::new(crate::clock::SystemClock)),

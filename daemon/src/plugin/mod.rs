@@ -44,7 +44,7 @@ pub use registry::PluginRegistry;
 pub use signing::SignatureStatus;
 
 use crate::clock::SharedClock;
-use crate::store::RawStore;
+use crate::store::{RawStore, StoreKey};
 use bindings::collections::{CollectionsConnector, CollectionsConnectorPre};
 use bindings::ehr::{EhrConnector, EhrConnectorPre};
 use bindings::payer::{PayerConnector, PayerConnectorPre};
@@ -226,6 +226,8 @@ pub struct HostOptions {
     pub audit: Arc<dyn AuditSink>,
     /// The store holding plugin state (collection `plugin_kv`).
     pub kv: Arc<dyn RawStore>,
+    /// The store key; when given, plugin state is sealed with it.
+    pub kv_key: Option<Arc<StoreKey>>,
     /// The clock behind the `now` import.
     pub clock: SharedClock,
     /// Trusted signing keys and whether signatures are required.
@@ -245,6 +247,7 @@ impl HostOptions {
             })?,
             audit: Arc::new(TracingAudit),
             kv,
+            kv_key: None,
             clock: Arc::new(crate::clock::SystemClock),
             trust: PluginTrust::default(),
         })
@@ -258,6 +261,7 @@ pub struct PluginHost {
     http: HttpBackend,
     audit: Arc<dyn AuditSink>,
     kv: Arc<dyn RawStore>,
+    kv_key: Option<Arc<StoreKey>>,
     clock: SharedClock,
     trusted: BTreeMap<String, VerifyingKey>,
     require_signatures: bool,
@@ -305,6 +309,7 @@ impl PluginHost {
             http: opts.http,
             audit: opts.audit,
             kv: opts.kv,
+            kv_key: opts.kv_key,
             clock: opts.clock,
             trusted,
             require_signatures: opts.trust.require_signatures,
@@ -468,6 +473,7 @@ impl PluginHost {
             audit: self.audit.clone(),
             kv: kv::PluginKv::new(
                 self.kv.clone(),
+                self.kv_key.clone(),
                 &manifest.name,
                 spec.limits.max_kv_value_bytes,
             ),

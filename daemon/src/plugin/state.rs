@@ -144,7 +144,15 @@ impl CallState {
             tracing::debug!(target: "billd::plugin::stdout", plugin = %name, "{line}");
         }
         let err = String::from_utf8_lossy(&self.stderr.contents()).into_owned();
+        let mut after_panic = false;
         for line in err.lines().filter(|l| !l.is_empty()) {
+            if after_panic && !line.starts_with("note:") {
+                // A panic message often formats the record being handled.
+                tracing::debug!(target: "billd::plugin::stderr", plugin = %name, "[panic message withheld: it may hold patient data]");
+                after_panic = false;
+                continue;
+            }
+            after_panic = line.contains("panicked at ");
             tracing::debug!(target: "billd::plugin::stderr", plugin = %name, "{line}");
         }
         err

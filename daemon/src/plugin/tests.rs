@@ -599,7 +599,7 @@ async fn reload_swaps_for_new_calls_while_in_flight_calls_finish_on_the_old() {
             .insert("busy-ms".into(), toml::Value::Integer(busy_ms));
         s
     };
-    let registry = Arc::new(PluginRegistry::load(host.clone(), &[gen_spec(1, 400)]).unwrap());
+    let registry = Arc::new(PluginRegistry::load(host.clone(), &[gen_spec(1, 2000)]).unwrap());
 
     let old = registry.get("echo-payer").unwrap();
     let in_flight = tokio::spawn(async move {
@@ -939,6 +939,54 @@ mod payer_sandbox {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_per_plugin_rate_limit_refuses_and_audits() {
+        let sandbox = start_sandbox();
+        let pkg = package_with_hosts("sandbox-payer", std::slice::from_ref(&sandbox.origin));
+        let t = test_host(PluginTrust::default());
+        let mut s = spec("sandbox-payer", pkg.path());
+        s.allowed_hosts = vec![Origin::parse(&sandbox.origin).unwrap()];
+        s.settings.insert(
+            "base-url".into(),
+            toml::Value::String(sandbox.origin.clone()),
+        );
+        s.secrets
+            .insert("api-key".into(), secrecy::SecretString::from("test-key"));
+        s.limits.requests_per_second = 1;
+        let p = t.host.load(&s).unwrap();
+        let q = StatusInquiry {
+            claim_id: "CLM1".into(),
+            payer_id: "60054".into(),
+            payer_claim_id: None,
+            provider: inquiry("W1").provider,
+            subscriber: inquiry("W1").subscriber,
+            dependent: None,
+            service_from: Date {
+                year: 2026,
+                month: 10,
+                day: 1,
+            },
+            service_to: Date {
+                year: 2026,
+                month: 10,
+                day: 1,
+            },
+            billed: 100,
+        };
+        // Two requests in one call: the second is over 1 per second.
+        let err = p
+            .claim_status("rl", &[q.clone(), q])
+            .await
+            .unwrap()
+            .unwrap_err();
+        assert!(
+            matches!(&err, ConnectorError::RateLimited(r) if r.retry_after_seconds == 1),
+            "{err:?}"
+        );
+        let outcomes: Vec<_> = t.audit.records().iter().map(|r| r.outcome).collect();
+        assert_eq!(outcomes, [HttpOutcome::Completed, HttpOutcome::RateLimited]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_harness_runs_the_connector_against_fixtures() {
         let root = workspace_root().join("plugins/sandbox-payer/fixtures");
         let h = harness::Harness::builder(dist("sandbox-payer"))
@@ -1086,4 +1134,73 @@ async fn the_template_runs_against_its_fixtures() {
     let audit = h.audit();
     assert_eq!(audit[0].host, "https://api.payer.example:443");
     assert_eq!(audit[0].path, "/coverage");
+}
+
+#[test]
+fn inspect_describes_manifest_imports_and_exports() {
+    let engine = PluginEngine::new(EngineSettings::small(), None).unwrap();
+    let i = dynamic::inspect(&engine, &dist("sandbox-payer")).unwrap();
+    assert_eq!(i.manifest.world, World::PayerConnector);
+    assert!(i.implements_world);
+    assert!(
+        i.imports.iter().any(|n| n == "billd:connector/host@0.1.0"),
+        "{:?}",
+        i.imports
+    );
+    let (name, funcs) = i
+        .exports
+        .iter()
+        .find(|(n, _)| n == "billd:connector/payer@0.1.0")
+        .expect("exports the payer interface");
+    assert_eq!(name, World::PayerConnector.export_interface());
+    assert!(
+        funcs
+            .iter()
+            .any(|f| f.starts_with("check-eligibility: func(key: string, inquiry: record {")),
+        "{funcs:?}"
+    );
+    let (_, _, sha, _) = package_hashes(&dist("sandbox-payer")).unwrap();
+    assert_eq!(i.sha256, sha);
+}
+
+#[test]
+fn compiled_code_is_cached_by_hash_and_a_broken_cache_file_is_recompiled() {
+    let cache = tempfile::tempdir().unwrap();
+    let host = || {
+        let mut opts = HostOptions::new(Arc::new(MemStore::new())).unwrap();
+        opts.engine = EngineSettings::small();
+        opts.cache_dir = Some(cache.path().to_path_buf());
+        PluginHost::new(opts).unwrap()
+    };
+    let s = spec("echo-ehr", &dist("echo-ehr"));
+    assert!(!host().load(&s).unwrap().info().from_cache);
+    let files: Vec<_> = std::fs::read_dir(cache.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1);
+    let (_, _, sha, _) = package_hashes(&dist("echo-ehr")).unwrap();
+    let name = files[0].file_name().unwrap().to_string_lossy().into_owned();
+    assert!(name.starts_with(&sha) && name.ends_with(".cwasm"), "{name}");
+    assert!(host().load(&s).unwrap().info().from_cache);
+    // Other engine settings, other cache entry.
+    let mut opts = HostOptions::new(Arc::new(MemStore::new())).unwrap();
+    opts.engine = EngineSettings {
+        max_memory_bytes: 8 << 20,
+        ..EngineSettings::small()
+    };
+    opts.cache_dir = Some(cache.path().to_path_buf());
+    assert!(
+        !PluginHost::new(opts)
+            .unwrap()
+            .load(&s)
+            .unwrap()
+            .info()
+            .from_cache
+    );
+    // A damaged file is not trusted: it is thrown away and rebuilt.
+    std::fs::write(&files[0], b"not machine code").unwrap();
+    let p = host().load(&s).unwrap();
+    assert!(!p.info().from_cache);
+    assert!(host().load(&s).unwrap().info().from_cache);
 }

@@ -22,7 +22,10 @@ pub trait CollectionsConnector {
     }
 
     /// Calls accounts back; one receipt per recall.
-    fn recall_accounts(key: &str, recalls: Vec<Recall>) -> Result<Vec<RecallReceipt>, ConnectorError> {
+    fn recall_accounts(
+        key: &str,
+        recalls: Vec<Recall>,
+    ) -> Result<Vec<RecallReceipt>, ConnectorError> {
         let _ = (key, recalls);
         Err(ConnectorError::unsupported("recall-accounts"))
     }

@@ -25,10 +25,7 @@ pub trait EhrConnector {
     }
 
     /// Coverages created or changed since the cursor.
-    fn coverages_changed(
-        key: &str,
-        since: Option<String>,
-    ) -> Result<CoveragePage, ConnectorError> {
+    fn coverages_changed(key: &str, since: Option<String>) -> Result<CoveragePage, ConnectorError> {
         let _ = (key, since);
         Err(ConnectorError::unsupported("coverages-changed"))
     }

@@ -155,9 +155,14 @@ impl Response {
                     .header("retry-after")
                     .and_then(|v| v.trim().parse().ok())
                     .unwrap_or(60);
-                Err(ConnectorError::rate_limited(after, "the server asked to slow down (HTTP 429)"))
+                Err(ConnectorError::rate_limited(
+                    after,
+                    "the server asked to slow down (HTTP 429)",
+                ))
             }
-            408 | 500..=599 => Err(ConnectorError::transient(format!("server error (HTTP {s})"))),
+            408 | 500..=599 => Err(ConnectorError::transient(format!(
+                "server error (HTTP {s})"
+            ))),
             _ => Err(ConnectorError::invalid(
                 "request",
                 format!("the server refused the request (HTTP {s})"),
@@ -169,10 +174,9 @@ impl Response {
 impl From<HttpError> for ConnectorError {
     fn from(e: HttpError) -> Self {
         match e {
-            HttpError::NotAllowed(m) => ConnectorError::invalid(
-                "url",
-                format!("billd refused the destination: {m}"),
-            ),
+            HttpError::NotAllowed(m) => {
+                ConnectorError::invalid("url", format!("billd refused the destination: {m}"))
+            }
             HttpError::InvalidRequest(m) => ConnectorError::invalid("request", m),
             HttpError::Timeout => ConnectorError::transient("the server did not answer in time"),
             HttpError::TooLarge(cap) => ConnectorError::rejected(

@@ -126,9 +126,9 @@ pub mod collections_world {
 }
 
 #[doc(hidden)]
-pub use wit_bindgen::rt as __rt;
-#[doc(hidden)]
 pub use serde as __serde;
+#[doc(hidden)]
+pub use wit_bindgen::rt as __rt;
 
 pub mod collections;
 pub mod ehr;

@@ -6,7 +6,7 @@
 //! [`export_payer_connector!`](crate::export_payer_connector).
 
 pub use crate::payer_world::exports::billd::connector::payer::{
-    AcknowledgmentError, AcknowledgmentKind, AcknowledgmentOutcome, Acknowledgment,
+    Acknowledgment, AcknowledgmentError, AcknowledgmentKind, AcknowledgmentOutcome,
     AcknowledgmentPage, Benefit, BenefitKind, Claim, ClaimFrequency, ClaimPayment, ClaimState,
     CoverageLevel, CoverageStatus, Eligibility, EligibilityInquiry, LinePayment, Network,
     ProviderAdjustment, Remittance, RemittancePage, ServiceLine, StatusInquiry, StatusResponse,

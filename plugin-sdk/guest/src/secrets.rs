@@ -12,7 +12,6 @@ pub fn get(name: &str) -> Option<String> {
 /// A secret that must be supplied; its absence is an authentication error
 /// (a person must fix the configuration).
 pub fn require(name: &str) -> Result<String, ConnectorError> {
-    secret(name).ok_or_else(|| {
-        ConnectorError::authentication(format!("secret {name:?} is not configured"))
-    })
+    secret(name)
+        .ok_or_else(|| ConnectorError::authentication(format!("secret {name:?} is not configured")))
 }

@@ -219,7 +219,9 @@ fn aaa_error(e: &WireError) -> Option<ConnectorError> {
     Some(match e.code.as_str() {
         "75" => return None,
         // Unable to respond now / provider ineligible for inquiries right now.
-        "42" | "80" => ConnectorError::transient(format!("payer: {} (AAA {})", e.description, e.code)),
+        "42" | "80" => {
+            ConnectorError::transient(format!("payer: {} (AAA {})", e.description, e.code))
+        }
         // Authorization/access restrictions.
         "41" => ConnectorError::authentication(format!("payer: {} (AAA 41)", e.description)),
         "72" => ConnectorError::invalid("subscriber.member-id", e.description.clone()),
@@ -236,11 +238,22 @@ fn aaa_error(e: &WireError) -> Option<ConnectorError> {
 fn percent_basis_points(text: &str) -> Option<u32> {
     let t = text.trim();
     let (whole, frac) = t.split_once('.').unwrap_or((t, ""));
-    if frac.len() > 4 || !whole.bytes().all(|b| b.is_ascii_digit()) || !frac.bytes().all(|b| b.is_ascii_digit()) {
+    if frac.len() > 4
+        || !whole.bytes().all(|b| b.is_ascii_digit())
+        || !frac.bytes().all(|b| b.is_ascii_digit())
+    {
         return None;
     }
-    let w: u32 = if whole.is_empty() { 0 } else { whole.parse().ok()? };
-    let f: u32 = if frac.is_empty() { 0 } else { format!("{frac:0<4}").parse().ok()? };
+    let w: u32 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().ok()?
+    };
+    let f: u32 = if frac.is_empty() {
+        0
+    } else {
+        format!("{frac:0<4}").parse().ok()?
+    };
     let bp = w * 10_000 + f;
     (bp <= 10_000).then_some(bp)
 }
@@ -262,16 +275,24 @@ fn benefit_kind(b: &WireBenefit) -> Option<BenefitKind> {
 fn benefits(items: &[WireBenefit]) -> Result<Vec<Benefit>, ConnectorError> {
     let mut out = Vec::new();
     for b in items {
-        let Some(kind) = benefit_kind(b) else { continue };
+        let Some(kind) = benefit_kind(b) else {
+            continue;
+        };
         let amount = match &b.benefit_amount {
             Some(a) => Some(decimal_to_cents(a).ok_or_else(|| {
-                ConnectorError::rejected("malformed-response", format!("benefit amount {a:?} is not a dollar amount"))
+                ConnectorError::rejected(
+                    "malformed-response",
+                    format!("benefit amount {a:?} is not a dollar amount"),
+                )
             })?),
             None => None,
         };
         let percent = match &b.benefit_percent {
             Some(p) => Some(percent_basis_points(p).ok_or_else(|| {
-                ConnectorError::rejected("malformed-response", format!("benefit percent {p:?} is not a fraction"))
+                ConnectorError::rejected(
+                    "malformed-response",
+                    format!("benefit percent {p:?} is not a fraction"),
+                )
             })?),
             None => None,
         };
@@ -284,7 +305,11 @@ fn benefits(items: &[WireBenefit]) -> Result<Vec<Benefit>, ConnectorError> {
             Some("FAM") => CoverageLevel::Family,
             _ => CoverageLevel::Individual,
         };
-        let types = if b.service_type_codes.is_empty() { vec!["30".to_string()] } else { b.service_type_codes.clone() };
+        let types = if b.service_type_codes.is_empty() {
+            vec!["30".to_string()]
+        } else {
+            b.service_type_codes.clone()
+        };
         for service_type in types {
             out.push(Benefit {
                 service_type,
@@ -301,7 +326,9 @@ fn benefits(items: &[WireBenefit]) -> Result<Vec<Benefit>, ConnectorError> {
 }
 
 fn plan_dates(p: &Option<PlanDates>) -> (Option<Date>, Option<Date>) {
-    let Some(text) = p.as_ref().and_then(|p| p.plan.as_deref()) else { return (None, None) };
+    let Some(text) = p.as_ref().and_then(|p| p.plan.as_deref()) else {
+        return (None, None);
+    };
     match text.split_once('-') {
         Some((a, b)) => (Date::parse_iso(a), Date::parse_iso(b)),
         None => (Date::parse_iso(text), None),
@@ -316,14 +343,21 @@ fn claim_state(category: &str, paid: Option<Cents>) -> ClaimState {
         "F1" => ClaimState::Paid,
         "F2" => ClaimState::Denied,
         c if c.starts_with('F') => {
-            if paid.unwrap_or(0) > 0 { ClaimState::Paid } else { ClaimState::Denied }
+            if paid.unwrap_or(0) > 0 {
+                ClaimState::Paid
+            } else {
+                ClaimState::Denied
+            }
         }
         _ => ClaimState::Pending,
     }
 }
 
 impl PayerConnector for SandboxPayer {
-    fn check_eligibility(key: &str, inquiry: EligibilityInquiry) -> Result<Eligibility, ConnectorError> {
+    fn check_eligibility(
+        key: &str,
+        inquiry: EligibilityInquiry,
+    ) -> Result<Eligibility, ConnectorError> {
         let req = EligibilityRequest {
             control_number: control_number(key),
             trading_partner_service_id: inquiry.payer_id.clone(),
@@ -356,21 +390,34 @@ impl PayerConnector for SandboxPayer {
         if let Some(e) = answer.errors.first() {
             return match aaa_error(e) {
                 Some(err) => {
-                    log::info(&format!("eligibility refused by the payer: AAA {} (field {:?})", e.code, e.field));
+                    log::info(&format!(
+                        "eligibility refused by the payer: AAA {} (field {:?})",
+                        e.code, e.field
+                    ));
                     Err(err)
                 }
                 None => Ok(empty()),
             };
         }
         let Some(status) = answer.plan_status.first() else {
-            return Err(ConnectorError::rejected("malformed-response", "the answer has neither a plan status nor errors"));
+            return Err(ConnectorError::rejected(
+                "malformed-response",
+                "the answer has neither a plan status nor errors",
+            ));
         };
         let active = matches!(status.status_code.as_str(), "1" | "2" | "3" | "4" | "5");
         let (begin, end) = plan_dates(&answer.plan_date_information);
         Ok(Eligibility {
-            status: if active { CoverageStatus::Active } else { CoverageStatus::Inactive },
+            status: if active {
+                CoverageStatus::Active
+            } else {
+                CoverageStatus::Inactive
+            },
             plan_name: status.plan_details.clone(),
-            group_number: answer.plan_information.as_ref().and_then(|p| p.group_number.clone()),
+            group_number: answer
+                .plan_information
+                .as_ref()
+                .and_then(|p| p.group_number.clone()),
             coverage_begin: begin,
             coverage_end: end,
             benefits: benefits(&answer.benefits_information)?,
@@ -378,7 +425,10 @@ impl PayerConnector for SandboxPayer {
         })
     }
 
-    fn claim_status(key: &str, inquiries: Vec<StatusInquiry>) -> Result<Vec<StatusResponse>, ConnectorError> {
+    fn claim_status(
+        key: &str,
+        inquiries: Vec<StatusInquiry>,
+    ) -> Result<Vec<StatusResponse>, ConnectorError> {
         let mut out = Vec::with_capacity(inquiries.len());
         for (i, q) in inquiries.iter().enumerate() {
             let req = ClaimStatusRequest {
@@ -400,15 +450,23 @@ impl PayerConnector for SandboxPayer {
             };
             let answer: ClaimStatusResponse = post("/claimstatus/v2", key, &req)?.json()?;
             if let Some(e) = answer.errors.first() {
-                return Err(aaa_error(e).unwrap_or_else(|| ConnectorError::rejected(e.code.clone(), e.description.clone())));
+                return Err(aaa_error(e).unwrap_or_else(|| {
+                    ConnectorError::rejected(e.code.clone(), e.description.clone())
+                }));
             }
             let Some(c) = answer.claims.first() else {
-                return Err(ConnectorError::rejected("malformed-response", format!("no status for claim {}", q.claim_id)));
+                return Err(ConnectorError::rejected(
+                    "malformed-response",
+                    format!("no status for claim {}", q.claim_id),
+                ));
             };
             let s = &c.claim_status;
             let paid = match &s.amount_paid {
                 Some(a) => Some(decimal_to_cents(a).ok_or_else(|| {
-                    ConnectorError::rejected("malformed-response", format!("amount paid {a:?} is not a dollar amount"))
+                    ConnectorError::rejected(
+                        "malformed-response",
+                        format!("amount paid {a:?} is not a dollar amount"),
+                    )
                 })?),
                 None => None,
             };

@@ -28,7 +28,10 @@ struct Coverage {
 }
 
 impl PayerConnector for Template {
-    fn check_eligibility(key: &str, inquiry: EligibilityInquiry) -> Result<Eligibility, ConnectorError> {
+    fn check_eligibility(
+        key: &str,
+        inquiry: EligibilityInquiry,
+    ) -> Result<Eligibility, ConnectorError> {
         let base = settings::require_text("base-url")?;
         let token = secrets::require("api-key")?;
         // HTTP failures become ConnectorErrors (`?`): timeouts are transient,
@@ -48,7 +51,11 @@ impl PayerConnector for Template {
         // Log record ids and outcomes, never patient data.
         log::debug("coverage answer received");
         Ok(Eligibility {
-            status: if coverage.active { CoverageStatus::Active } else { CoverageStatus::Inactive },
+            status: if coverage.active {
+                CoverageStatus::Active
+            } else {
+                CoverageStatus::Inactive
+            },
             plan_name: coverage.plan,
             group_number: None,
             coverage_begin: None,

@@ -7,9 +7,15 @@ use billd_plugin_sdk::{http, settings, types::*};
 struct Forbidden;
 
 impl PayerConnector for Forbidden {
-    fn check_eligibility(_key: &str, _inquiry: EligibilityInquiry) -> Result<Eligibility, ConnectorError> {
+    fn check_eligibility(
+        _key: &str,
+        _inquiry: EligibilityInquiry,
+    ) -> Result<Eligibility, ConnectorError> {
         let target = settings::require_text("target-url")?;
-        let via_http = match http::Request::post(target.clone()).body(b"member=123".to_vec()).send() {
+        let via_http = match http::Request::post(target.clone())
+            .body(b"member=123".to_vec())
+            .send()
+        {
             Ok(r) => format!("http:answered-{}", r.status),
             Err(http::HttpError::NotAllowed(_)) => "http:not-allowed".to_string(),
             Err(e) => format!("http:other-{e:?}"),

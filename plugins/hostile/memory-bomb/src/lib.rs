@@ -6,7 +6,10 @@ use billd_plugin_sdk::types::*;
 struct Bomb;
 
 impl PayerConnector for Bomb {
-    fn check_eligibility(_key: &str, _inquiry: EligibilityInquiry) -> Result<Eligibility, ConnectorError> {
+    fn check_eligibility(
+        _key: &str,
+        _inquiry: EligibilityInquiry,
+    ) -> Result<Eligibility, ConnectorError> {
         let mut hoard: Vec<Vec<u8>> = Vec::new();
         loop {
             hoard.push(vec![0xA5; 1 << 20]);

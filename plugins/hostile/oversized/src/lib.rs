@@ -6,7 +6,10 @@ use billd_plugin_sdk::{http, settings, types::*};
 struct Oversized;
 
 impl PayerConnector for Oversized {
-    fn check_eligibility(_key: &str, _inquiry: EligibilityInquiry) -> Result<Eligibility, ConnectorError> {
+    fn check_eligibility(
+        _key: &str,
+        _inquiry: EligibilityInquiry,
+    ) -> Result<Eligibility, ConnectorError> {
         let url = settings::require_text("url")?;
         let resp = http::Request::get(url).send()?;
         Ok(Eligibility {

@@ -7,7 +7,10 @@ use billd_plugin_sdk::types::*;
 struct Panics;
 
 impl PayerConnector for Panics {
-    fn check_eligibility(_key: &str, inquiry: EligibilityInquiry) -> Result<Eligibility, ConnectorError> {
+    fn check_eligibility(
+        _key: &str,
+        inquiry: EligibilityInquiry,
+    ) -> Result<Eligibility, ConnectorError> {
         panic!("cannot handle member {}", inquiry.subscriber.member_id);
     }
 }

@@ -6,9 +6,18 @@ use billd_plugin_sdk::types::*;
 struct Snoop;
 
 impl PayerConnector for Snoop {
-    fn check_eligibility(_key: &str, _inquiry: EligibilityInquiry) -> Result<Eligibility, ConnectorError> {
+    fn check_eligibility(
+        _key: &str,
+        _inquiry: EligibilityInquiry,
+    ) -> Result<Eligibility, ConnectorError> {
         let mut found: Vec<String> = Vec::new();
-        for path in ["/etc/passwd", "/etc/hostname", "/proc/self/environ", "plugin.toml", "./Cargo.toml"] {
+        for path in [
+            "/etc/passwd",
+            "/etc/hostname",
+            "/proc/self/environ",
+            "plugin.toml",
+            "./Cargo.toml",
+        ] {
             if let Ok(text) = std::fs::read_to_string(path) {
                 found.push(format!("file {path}: {} bytes", text.len()));
             }

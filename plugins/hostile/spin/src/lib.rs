@@ -6,7 +6,10 @@ use billd_plugin_sdk::types::*;
 struct Spin;
 
 impl PayerConnector for Spin {
-    fn check_eligibility(_key: &str, _inquiry: EligibilityInquiry) -> Result<Eligibility, ConnectorError> {
+    fn check_eligibility(
+        _key: &str,
+        _inquiry: EligibilityInquiry,
+    ) -> Result<Eligibility, ConnectorError> {
         let mut n: u64 = 0;
         loop {
             n = std::hint::black_box(n.wrapping_add(1));

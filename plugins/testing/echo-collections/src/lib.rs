@@ -6,7 +6,10 @@ use billd_plugin_sdk::types::*;
 struct EchoAgency;
 
 impl CollectionsConnector for EchoAgency {
-    fn place_accounts(_key: &str, placements: Vec<Placement>) -> Result<Vec<PlacementReceipt>, ConnectorError> {
+    fn place_accounts(
+        _key: &str,
+        placements: Vec<Placement>,
+    ) -> Result<Vec<PlacementReceipt>, ConnectorError> {
         Ok(placements
             .into_iter()
             .map(|p| PlacementReceipt {

@@ -8,7 +8,10 @@ struct EchoEhr;
 impl EhrConnector for EchoEhr {
     fn appointments(_key: &str, window: Window) -> Result<Vec<Appointment>, ConnectorError> {
         if window.end.seconds <= window.start.seconds {
-            return Err(ConnectorError::invalid("window.end", "must be after window.start"));
+            return Err(ConnectorError::invalid(
+                "window.end",
+                "must be after window.start",
+            ));
         }
         Ok(vec![Appointment {
             appointment_id: "A-1".into(),
@@ -27,7 +30,12 @@ impl EhrConnector for EchoEhr {
         } else {
             vec![Patient {
                 patient_id: "P-1".into(),
-                name: PersonName { last: "Doe".into(), first: "Jane".into(), middle: None, suffix: None },
+                name: PersonName {
+                    last: "Doe".into(),
+                    first: "Jane".into(),
+                    middle: None,
+                    suffix: None,
+                },
                 birth_date: Date::new(1980, 2, 29),
                 sex: Sex::Female,
                 address: None,
@@ -35,7 +43,10 @@ impl EhrConnector for EchoEhr {
                 phone: None,
             }]
         };
-        Ok(PatientPage { items, next: Some("cursor-1".into()) })
+        Ok(PatientPage {
+            items,
+            next: Some("cursor-1".into()),
+        })
     }
 }
 

@@ -17,12 +17,21 @@ fn millis(t: Timestamp) -> i64 {
 }
 
 impl PayerConnector for Echo {
-    fn check_eligibility(key: &str, inquiry: EligibilityInquiry) -> Result<Eligibility, ConnectorError> {
+    fn check_eligibility(
+        key: &str,
+        inquiry: EligibilityInquiry,
+    ) -> Result<Eligibility, ConnectorError> {
         if key.is_empty() {
-            return Err(ConnectorError::invalid("key", "an idempotency key is required"));
+            return Err(ConnectorError::invalid(
+                "key",
+                "an idempotency key is required",
+            ));
         }
         if inquiry.subscriber.member_id.trim().is_empty() {
-            return Err(ConnectorError::invalid("subscriber.member-id", "must not be empty"));
+            return Err(ConnectorError::invalid(
+                "subscriber.member-id",
+                "must not be empty",
+            ));
         }
         let busy = settings::integer("busy-ms").unwrap_or(0);
         if busy > 0 {
@@ -51,7 +60,11 @@ impl PayerConnector for Echo {
             })
             .collect();
         Ok(Eligibility {
-            status: if active { CoverageStatus::Active } else { CoverageStatus::Inactive },
+            status: if active {
+                CoverageStatus::Active
+            } else {
+                CoverageStatus::Inactive
+            },
             plan_name: Some(format!("generation {generation}")),
             group_number: inquiry.subscriber.group_number.clone(),
             coverage_begin: Some(Date::new(inquiry.service_date.year, 1, 1)),
@@ -61,11 +74,17 @@ impl PayerConnector for Echo {
         })
     }
 
-    fn fetch_remittances(_key: &str, since: Option<String>) -> Result<RemittancePage, ConnectorError> {
+    fn fetch_remittances(
+        _key: &str,
+        since: Option<String>,
+    ) -> Result<RemittancePage, ConnectorError> {
         // Keeps a counter in its state: shows state survives across calls.
         let n: u64 = state::get_json("calls").unwrap_or(0) + 1;
         state::set_json("calls", &n)?;
-        Ok(RemittancePage { items: Vec::new(), next: Some(format!("{}-{n}", since.unwrap_or_default())) })
+        Ok(RemittancePage {
+            items: Vec::new(),
+            next: Some(format!("{}-{n}", since.unwrap_or_default())),
+        })
     }
 }
 

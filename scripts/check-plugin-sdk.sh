@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Lints the guest side (the plugin SDK and every plugin in plugins/) for
+# wasm32-wasip2 and compiles the SDK's documented example connector as a
+# doctest on the host. Run after (or instead of) scripts/build-plugins.sh.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root/plugins"
+if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
+    rustup target add wasm32-wasip2
+fi
+cargo fmt --all --check
+cargo clippy --release --target wasm32-wasip2 --workspace --locked -- -D warnings
+cargo test --doc -p billd-plugin-sdk --locked
