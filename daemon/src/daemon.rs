@@ -11,6 +11,7 @@ use crate::jobs::SharedJobKind;
 use crate::jobs::digest::{DigestJob, ParamError};
 use crate::jobs::runner::Runner;
 use crate::notify::mail::{MailError, Mailer};
+use crate::plugin::{PluginRegistry, TracingAudit};
 use crate::scheduler::runtime::{ScheduledJob, Scheduler, SchedulerError};
 use crate::scheduler::{JobSpec, Misfire, Schedule, ScheduleError};
 use crate::store::{Db, StoreError};
@@ -40,6 +41,9 @@ pub enum DaemonError {
     /// The scheduler failed.
     #[error(transparent)]
     Scheduler(#[from] SchedulerError),
+    /// A configured plugin could not be loaded (pin, signature, settings).
+    #[error("{0}")]
+    Plugins(String),
     /// Signal handlers could not be installed.
     #[error("installing signal handlers: {0}")]
     Signals(std::io::Error),
@@ -127,9 +131,10 @@ pub async fn run(cfg: Config, db: Db) -> Result<(), DaemonError> {
     let mailer = Arc::new(Mailer::from_config(&cfg.mail)?);
     let jobs = scheduled_jobs(&cfg, &mailer)?;
     let runner = Runner::new(db.clone(), clock.clone(), SHUTDOWN_GRACE);
+    let plugins = load_plugins(&cfg, &db)?;
     let scheduler = Arc::new(Scheduler::new(db.clone(), clock, runner, jobs, identity()));
     let cancel = CancellationToken::new();
-    spawn_signal_watch(cancel.clone())?;
+    spawn_signal_watch(cancel.clone(), cfg.source.clone(), plugins.clone())?;
     let cfg = Arc::new(cfg);
     let control = tokio::spawn(crate::control::serve(
         cfg.clone(),
@@ -155,14 +160,88 @@ pub async fn run(cfg: Config, db: Db) -> Result<(), DaemonError> {
     Ok(())
 }
 
-fn spawn_signal_watch(cancel: CancellationToken) -> Result<(), DaemonError> {
+/// Loads the configured plugins (verifying pins and signatures) into the
+/// registry the daemon's jobs call through; `None` when none are configured.
+pub fn load_plugins(cfg: &Config, db: &Db) -> Result<Option<Arc<PluginRegistry>>, DaemonError> {
+    if cfg.plugins.is_empty() {
+        return Ok(None);
+    }
+    let started = std::time::Instant::now();
+    let registry = crate::cli::configured_plugins(cfg)
+        .load_registry(
+            db.raw().clone(),
+            Some(db.sealing_key()),
+            Arc::new(TracingAudit),
+        )
+        .map_err(|e| DaemonError::Plugins(format!("{e:#}")))?;
+    tracing::info!(
+        plugins = cfg.plugins.len(),
+        ms = started.elapsed().as_millis() as u64,
+        "plugins loaded"
+    );
+    Ok(Some(Arc::new(registry)))
+}
+
+/// Re-reads the configuration and swaps the plugin set in; on any problem
+/// the old set stays and the problem is logged.
+fn reload_plugins(source: &std::path::Path, registry: &PluginRegistry) {
+    let cfg = match Config::load(source) {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            tracing::error!(error = %e, "SIGHUP: configuration has problems; plugins unchanged");
+            return;
+        }
+    };
+    let specs = match crate::cli::configured_plugins(&cfg).specs() {
+        Ok(specs) => specs,
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "SIGHUP: plugin configuration has problems; plugins unchanged");
+            return;
+        }
+    };
+    match registry.reload(&specs) {
+        Ok(report) => tracing::info!(
+            added = ?report.added,
+            removed = ?report.removed,
+            replaced = ?report.replaced,
+            "SIGHUP: plugins reloaded; calls in flight finish on the old versions"
+        ),
+        Err(errors) => {
+            for e in errors {
+                tracing::error!(error = %e, "SIGHUP: plugin refused; plugins unchanged");
+            }
+        }
+    }
+}
+
+fn spawn_signal_watch(
+    cancel: CancellationToken,
+    source: std::path::PathBuf,
+    plugins: Option<Arc<PluginRegistry>>,
+) -> Result<(), DaemonError> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
     let mut int = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
+    let mut hup = signal(SignalKind::hangup()).map_err(DaemonError::Signals)?;
     tokio::spawn(async move {
-        tokio::select! {
-            _ = term.recv() => tracing::info!("SIGTERM: finishing in-flight work"),
-            _ = int.recv() => tracing::info!("SIGINT: finishing in-flight work"),
+        loop {
+            tokio::select! {
+                _ = term.recv() => {
+                    tracing::info!("SIGTERM: finishing in-flight work");
+                    break;
+                }
+                _ = int.recv() => {
+                    tracing::info!("SIGINT: finishing in-flight work");
+                    break;
+                }
+                _ = hup.recv() => match &plugins {
+                    Some(registry) => {
+                        let (source, registry) = (source.clone(), registry.clone());
+                        let _ = tokio::task::spawn_blocking(move || reload_plugins(&source, &registry)).await;
+                    }
+                    None => tracing::info!("SIGHUP: no plugins configured; nothing to reload"),
+                },
+            }
         }
         cancel.cancel();
     });

@@ -5,5 +5,6 @@ mod config_errors;
 mod crash;
 mod downtime;
 mod mail;
+mod plugins;
 mod schedule;
 mod second_daemon;

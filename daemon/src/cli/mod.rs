@@ -234,7 +234,12 @@ fn run(cfg_flag: Option<&Path>, log_format: LogFormat) -> VerbResult {
     let db = open_store(&cfg)?;
     runtime()?
         .block_on(crate::daemon::run(cfg, db))
-        .map_err(|e| Failure::Runtime(e.into()))?;
+        .map_err(|e| match e {
+            // A plugin refused at load (pin, signature, settings) is fixed in
+            // the configuration: exit 2, so systemd does not restart-loop.
+            crate::daemon::DaemonError::Plugins(msg) => Failure::Config(msg),
+            other => Failure::Runtime(other.into()),
+        })?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -890,7 +890,8 @@ fn example_config_loads() {
 #[test]
 fn demo_config_loads() {
     let path = workspace_root().join("config/demo.toml");
-    let config = Config::load_with_env(&path, &env(&[])).unwrap_or_else(|err| panic!("{err}"));
+    let config = Config::load_with_env(&path, &env(&[("BILLD_DEMO_PAYER_KEY", "sandbox-key")]))
+        .unwrap_or_else(|err| panic!("{err}"));
     let config_dir = workspace_root().join("config");
     assert!(config.store.path.starts_with(config_dir.join("demo-run")));
     let MailTransport::Outbox { dir } = &config.mail.transport else {
@@ -903,6 +904,8 @@ fn demo_config_loads() {
     assert_eq!(job.kind, "digest");
     assert_eq!(job.schedule, "*/20 * * * * *");
     assert_eq!(job.timezone, config.practice.timezone);
+    assert_eq!(config.plugins.len(), 1);
+    assert_eq!(config.plugins[0].name, "sandbox-payer");
 }
 
 #[test]

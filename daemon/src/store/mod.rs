@@ -531,6 +531,14 @@ pub(crate) fn raw_store_contract(s: &dyn RawStore) {
     s.flush().unwrap();
 }
 
+impl Db {
+    /// The store key, for parts that seal their own values in the raw store
+    /// (plugin state).
+    pub fn sealing_key(&self) -> Arc<StoreKey> {
+        self.key.clone()
+    }
+}
+
 /// A fresh in-memory store for unit tests of other modules.
 #[cfg(test)]
 pub fn test_db() -> Db {
