@@ -323,6 +323,41 @@ async fn a_panic_becomes_a_typed_error_without_the_message() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_result_becomes_a_typed_error_without_the_data() {
+    let t = test_host(PluginTrust::default());
+    let p = t
+        .host
+        .load(&spec("hostile-malformed", &dist("hostile-malformed")))
+        .unwrap();
+    // The plugin answers with a plan name of invalid UTF-8 that holds the
+    // member id: billd must refuse to lift it, and not repeat it.
+    let err = beside_good_calls(
+        &t.host,
+        false,
+        p.check_eligibility("k", &inquiry("MEMBER-98765")),
+    )
+    .await
+    .unwrap_err();
+    match &err {
+        CallError::Failed { plugin, reason } => {
+            assert_eq!(plugin, "hostile-malformed");
+            assert!(reason.contains("utf-8"), "{reason}");
+        }
+        other => panic!("expected a failed call, got {other:?}"),
+    }
+    assert!(!err.retryable(), "a malformed result is not worth retrying");
+    assert!(
+        !format!("{err} {err:?}").contains("98765"),
+        "patient data leaked into the error: {err:?}"
+    );
+    // The plugin is still usable: the next call fails the same typed way.
+    assert!(matches!(
+        p.check_eligibility("k2", &inquiry("W123")).await,
+        Err(CallError::Failed { .. })
+    ));
+}
+
 /// Serves one endless HTTP response (no content-length) and counts the
 /// bytes it managed to write.
 fn endless_server() -> (u16, std::thread::JoinHandle<u64>) {
