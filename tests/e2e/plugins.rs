@@ -74,7 +74,7 @@ fn sighup_reloads_plugins_and_a_bad_reload_changes_nothing() {
     let log = std::fs::File::create(s.path("daemon.log")).unwrap();
     let mut child = s.billd().arg("run").stderr(log).spawn().unwrap();
     let text = || std::fs::read_to_string(s.path("daemon.log")).unwrap_or_default();
-    wait_until(Duration::from_secs(30), "plugins to load", || {
+    wait_until(Duration::from_secs(90), "plugins to load", || {
         text().contains("plugins loaded")
     });
     let hup = || {
@@ -87,12 +87,12 @@ fn sighup_reloads_plugins_and_a_bad_reload_changes_nothing() {
         );
     };
     hup();
-    wait_until(Duration::from_secs(30), "the reload", || {
+    wait_until(Duration::from_secs(90), "the reload", || {
         text().contains("SIGHUP: plugins reloaded")
     });
     config(&s, &"f".repeat(64));
     hup();
-    wait_until(Duration::from_secs(30), "the refused reload", || {
+    wait_until(Duration::from_secs(90), "the refused reload", || {
         text().contains("plugins unchanged")
     });
     assert!(

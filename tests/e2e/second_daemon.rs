@@ -14,7 +14,7 @@ fn second_daemon_on_the_same_store_is_refused() {
     ));
     s.init();
     let mut first = s.start_daemon("first.log");
-    wait_until(Duration::from_secs(20), "the first daemon to start", || {
+    wait_until(Duration::from_secs(60), "the first daemon to start", || {
         first.log_text().contains("billd started")
     });
 
@@ -63,7 +63,7 @@ fn cli_verbs_reach_the_running_daemon() {
     ));
     s.init();
     let mut d = s.start_daemon("daemon.log");
-    wait_until(Duration::from_secs(20), "the control socket", || {
+    wait_until(Duration::from_secs(60), "the control socket", || {
         d.log_text().contains("control socket ready")
     });
 

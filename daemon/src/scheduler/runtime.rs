@@ -13,7 +13,7 @@ use super::{JobCursor, JobSpec, Misfire};
 use crate::clock::SharedClock;
 use crate::jobs::runner::Runner;
 use crate::jobs::{JobError, SharedJobKind};
-use crate::store::{Db, Disposition, JobRun, Occurrence, Priority, RunTrigger, StoreError};
+use crate::store::{Db, Disposition, JobRun, Occurrence, Priority, Record, RunTrigger, StoreError};
 use crate::tasks::{self, NewTask};
 
 /// How late a firing may be and still count as on time (timer jitter, a busy
@@ -227,7 +227,7 @@ impl Scheduler {
             && self.db.get::<JobRun>(run_id)?.is_none()
         {
             let task = self.raise_missed(job, &[at], 0, Priority::Normal)?;
-            self.db.update::<Occurrence, _>(&occ.key_string(), |o| {
+            self.db.update::<Occurrence, _>(&Record::key(&occ), |o| {
                 o.map(|mut o| {
                     o.disposition = Disposition::Missed {
                         task_id: task.clone(),
@@ -435,56 +435,38 @@ impl Scheduler {
             }
             let now = self.clock.now();
             let on_time_from = (now - ON_TIME).max(through);
-            // Anything older than ON_TIME was missed (suspend, clock step).
-            let late = catchup::plan(
-                &job.spec.schedule,
-                through,
-                on_time_from,
-                job.spec.misfire,
-                job.spec.catch_up_window,
-            );
-            let on_time = job.spec.schedule.last_between(on_time_from, now);
-            if on_time.is_some() {
-                // The on-time run covers anything late.
-                let mut superseded = late.clone();
-                superseded.run = None;
-                superseded.raise_task = false;
-                superseded.skipped = late
-                    .skipped
-                    .iter()
-                    .map(|s| (s.0, SkipReason::Superseded))
-                    .chain(late.run.map(|t| (t, SkipReason::Superseded)))
-                    .collect();
-                self.apply_plan(job, &superseded, RunTrigger::CatchUp, cancel)
-                    .await?;
-                // Several on-time instants (a per-second schedule) collapse into the latest.
-                let (extra, _) = job.spec.schedule.between(on_time_from, now, 100);
-                for t in extra.into_iter().filter(|t| Some(*t) != on_time) {
-                    self.claim(
-                        job,
-                        t,
-                        Disposition::Skipped {
-                            reason: SkipReason::Superseded.text().into(),
-                        },
-                    )?;
+            match job.spec.schedule.last_between(on_time_from, now) {
+                Some(at) => {
+                    // The on-time run covers every earlier instant not yet
+                    // dealt with (a per-second schedule on a busy machine).
+                    let (earlier, _) =
+                        job.spec
+                            .schedule
+                            .between(through, now, catchup::MAX_RECORDED);
+                    for t in earlier.into_iter().filter(|t| *t != at) {
+                        let reason = SkipReason::Superseded.text().into();
+                        self.claim(job, t, Disposition::Skipped { reason })?;
+                    }
+                    self.fire(job, at, RunTrigger::Schedule, cancel).await?;
                 }
-            } else {
-                self.apply_plan(job, &late, RunTrigger::CatchUp, cancel)
-                    .await?;
-            }
-            if let Some(at) = on_time {
-                self.fire(job, at, RunTrigger::Schedule, cancel).await?;
+                None => {
+                    // Woken too late for every instant (suspend, a clock
+                    // step): the misfire policy decides, as after downtime.
+                    let late = catchup::plan(
+                        &job.spec.schedule,
+                        through,
+                        now,
+                        job.spec.misfire,
+                        job.spec.catch_up_window,
+                    );
+                    self.apply_plan(job, &late, RunTrigger::CatchUp, cancel)
+                        .await?;
+                }
             }
             // Every occurrence up to now has been fired, skipped or reported.
             let dealt_with = job.spec.schedule.last_between(through, now).unwrap_or(next);
             self.set_cursor(name, dealt_with)?;
             self.db.flush()?;
         }
-    }
-}
-
-impl Occurrence {
-    fn key_string(&self) -> String {
-        <Occurrence as crate::store::Record>::key(self)
     }
 }
