@@ -1,5 +1,5 @@
-//! The control socket: how `billd tasks ...` and `billd jobs list | history |
-//! run` keep working while the daemon holds the store.
+//! The control socket: how `billd tasks ...`, `billd jobs list | history |
+//! run` and `billd plugins reload` reach the running daemon.
 //!
 //! sled lets one process open a store. When a verb finds the store locked,
 //! it sends its command line to the daemon over a Unix socket in the store
@@ -18,8 +18,10 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::jobs::JobsCommand;
+use crate::cli::plugins::PluginsCommand;
 use crate::cli::{Cli, Command, Failure, VerbResult};
 use crate::config::Config;
+use crate::plugin::PluginRegistry;
 use crate::scheduler::runtime::Scheduler;
 use crate::store::Db;
 
@@ -77,6 +79,7 @@ pub async fn serve(
     cfg: Arc<Config>,
     db: Db,
     scheduler: Arc<Scheduler>,
+    plugins: Option<Arc<PluginRegistry>>,
     cancel: CancellationToken,
 ) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
@@ -94,10 +97,15 @@ pub async fn serve(
             _ = cancel.cancelled() => break,
             r = listener.accept() => r?,
         };
-        let (cfg, db, scheduler, cancel) =
-            (cfg.clone(), db.clone(), scheduler.clone(), cancel.clone());
+        let ctx = Ctx {
+            cfg: cfg.clone(),
+            db: db.clone(),
+            scheduler: scheduler.clone(),
+            plugins: plugins.clone(),
+            cancel: cancel.clone(),
+        };
         tokio::spawn(async move {
-            if let Err(e) = handle(stream, cfg, db, scheduler, cancel).await {
+            if let Err(e) = handle(stream, ctx).await {
                 tracing::warn!(error = %e, "control connection failed");
             }
         });
@@ -106,20 +114,23 @@ pub async fn serve(
     Ok(())
 }
 
-async fn handle(
-    stream: UnixStream,
+/// What a control request may use.
+struct Ctx {
     cfg: Arc<Config>,
     db: Db,
     scheduler: Arc<Scheduler>,
+    plugins: Option<Arc<PluginRegistry>>,
     cancel: CancellationToken,
-) -> std::io::Result<()> {
+}
+
+async fn handle(stream: UnixStream, ctx: Ctx) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
     BufReader::new(tokio::io::AsyncReadExt::take(read, MAX_REQUEST))
         .read_line(&mut line)
         .await?;
     let resp = match serde_json::from_str::<Request>(&line) {
-        Ok(req) => answer(req, cfg, db, scheduler, cancel).await,
+        Ok(req) => answer(req, ctx).await,
         Err(e) => Response {
             code: 2,
             stdout: String::new(),
@@ -153,13 +164,14 @@ fn respond(result: VerbResult, out: Vec<u8>) -> Response {
     }
 }
 
-async fn answer(
-    req: Request,
-    cfg: Arc<Config>,
-    db: Db,
-    scheduler: Arc<Scheduler>,
-    cancel: CancellationToken,
-) -> Response {
+async fn answer(req: Request, ctx: Ctx) -> Response {
+    let Ctx {
+        cfg,
+        db,
+        scheduler,
+        plugins,
+        cancel,
+    } = ctx;
     use clap::Parser;
     let cli = match Cli::try_parse_from(std::iter::once("billd".to_string()).chain(req.args)) {
         Ok(cli) => cli,
@@ -183,6 +195,9 @@ async fn answer(
             };
             respond(result, out)
         }
+        Command::Plugins {
+            cmd: PluginsCommand::Reload { .. },
+        } => reload(&cfg, plugins).await,
         Command::Jobs { cmd } => {
             blocking(move |out| crate::cli::jobs::execute(&cfg, &db, cmd, out)).await
         }
@@ -193,6 +208,37 @@ async fn answer(
             code: 2,
             stdout: String::new(),
             stderr: format!("billd: {other:?} cannot run through the daemon; stop it first\n"),
+        },
+    }
+}
+
+/// `billd plugins reload` through the daemon: re-read the configuration and
+/// swap the verified set in.
+async fn reload(cfg: &Config, plugins: Option<Arc<PluginRegistry>>) -> Response {
+    let Some(registry) = plugins else {
+        return Response {
+            code: 1,
+            stdout: String::new(),
+            stderr:
+                "billd: the daemon started with no plugins configured; restart it to add some\n"
+                    .into(),
+        };
+    };
+    let source = cfg.source.clone();
+    let outcome =
+        tokio::task::spawn_blocking(move || crate::daemon::reload_plugins(&source, &registry))
+            .await
+            .unwrap_or_else(|e| Err(format!("reload task failed: {e}")));
+    match outcome {
+        Ok(report) => Response {
+            code: 0,
+            stdout: format!("{report}\n"),
+            stderr: String::new(),
+        },
+        Err(e) => Response {
+            code: 1,
+            stdout: String::new(),
+            stderr: format!("billd: {e}\n"),
         },
     }
 }

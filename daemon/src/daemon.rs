@@ -140,6 +140,7 @@ pub async fn run(cfg: Config, db: Db) -> Result<(), DaemonError> {
         cfg.clone(),
         db.clone(),
         scheduler.clone(),
+        plugins,
         cancel.clone(),
     ));
     tracing::info!(
@@ -183,33 +184,41 @@ pub fn load_plugins(cfg: &Config, db: &Db) -> Result<Option<Arc<PluginRegistry>>
 }
 
 /// Re-reads the configuration and swaps the plugin set in; on any problem
-/// the old set stays and the problem is logged.
-fn reload_plugins(source: &std::path::Path, registry: &PluginRegistry) {
-    let cfg = match Config::load(source) {
-        Ok(cfg) => cfg,
-        Err(e) => {
-            tracing::error!(error = %e, "SIGHUP: configuration has problems; plugins unchanged");
-            return;
+/// the old set stays. Logs the outcome and returns it in words (for the
+/// control socket's `billd plugins reload`).
+pub fn reload_plugins(
+    source: &std::path::Path,
+    registry: &PluginRegistry,
+) -> Result<String, String> {
+    let outcome = Config::load(source)
+        .map_err(|e| format!("configuration has problems; plugins unchanged:\n{e}"))
+        .and_then(|cfg| {
+            crate::cli::configured_plugins(&cfg)
+                .specs()
+                .map_err(|e| format!("plugin configuration has problems; plugins unchanged: {e:#}"))
+        })
+        .and_then(|specs| {
+            registry.reload(&specs).map_err(|errors| {
+                let lines: Vec<String> = errors.iter().map(|e| format!("  {e}")).collect();
+                format!("plugin refused; plugins unchanged:\n{}", lines.join("\n"))
+            })
+        });
+    match outcome {
+        Ok(report) => {
+            tracing::info!(
+                added = ?report.added,
+                removed = ?report.removed,
+                replaced = ?report.replaced,
+                "plugins reloaded; calls in flight finish on the old versions"
+            );
+            Ok(format!(
+                "plugins reloaded (added {:?}, removed {:?}, replaced {:?}); calls in flight finish on the old versions",
+                report.added, report.removed, report.replaced
+            ))
         }
-    };
-    let specs = match crate::cli::configured_plugins(&cfg).specs() {
-        Ok(specs) => specs,
         Err(e) => {
-            tracing::error!(error = %format!("{e:#}"), "SIGHUP: plugin configuration has problems; plugins unchanged");
-            return;
-        }
-    };
-    match registry.reload(&specs) {
-        Ok(report) => tracing::info!(
-            added = ?report.added,
-            removed = ?report.removed,
-            replaced = ?report.replaced,
-            "SIGHUP: plugins reloaded; calls in flight finish on the old versions"
-        ),
-        Err(errors) => {
-            for e in errors {
-                tracing::error!(error = %e, "SIGHUP: plugin refused; plugins unchanged");
-            }
+            tracing::error!(error = %e, "plugin reload refused");
+            Err(e)
         }
     }
 }
@@ -237,6 +246,7 @@ fn spawn_signal_watch(
                 _ = hup.recv() => match &plugins {
                     Some(registry) => {
                         let (source, registry) = (source.clone(), registry.clone());
+                        tracing::info!("SIGHUP: reloading plugins");
                         let _ = tokio::task::spawn_blocking(move || reload_plugins(&source, &registry)).await;
                     }
                     None => tracing::info!("SIGHUP: no plugins configured; nothing to reload"),

@@ -71,40 +71,37 @@ fn sighup_reloads_plugins_and_a_bad_reload_changes_nothing() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("sandbox-payer"), "{}", stdout(&out));
 
-    let log = std::fs::File::create(s.path("daemon.log")).unwrap();
-    let mut child = s.billd().arg("run").stderr(log).spawn().unwrap();
+    let mut d = s.start_daemon("daemon.log");
     let text = || std::fs::read_to_string(s.path("daemon.log")).unwrap_or_default();
     wait_until(Duration::from_secs(90), "plugins to load", || {
         text().contains("plugins loaded")
     });
-    let hup = || {
-        assert!(
-            std::process::Command::new("kill")
-                .args(["-HUP", &child.id().to_string()])
-                .status()
-                .unwrap()
-                .success()
-        );
-    };
+    let hup = || d.signal("HUP");
     hup();
     wait_until(Duration::from_secs(90), "the reload", || {
-        text().contains("SIGHUP: plugins reloaded")
+        text().contains("plugins reloaded")
     });
+    // The same through the control socket, no pid needed.
+    let out = s.run(&["plugins", "reload"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(
+        stdout(&out).contains("plugins reloaded"),
+        "{}",
+        stdout(&out)
+    );
+
     config(&s, &"f".repeat(64));
+    let out = s.run(&["plugins", "reload"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a plugin that fails to verify is not sent to the daemon"
+    );
+    assert!(stderr(&out).contains("not reloading"), "{}", stderr(&out));
     hup();
     wait_until(Duration::from_secs(90), "the refused reload", || {
         text().contains("plugins unchanged")
     });
-    assert!(
-        child.try_wait().unwrap().is_none(),
-        "a bad reload must not stop the daemon"
-    );
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
-    assert_eq!(child.wait().unwrap().code(), Some(0), "{}", text());
+    assert!(d.running(), "a bad reload must not stop the daemon");
+    assert_eq!(d.stop(), Some(0), "{}", text());
 }

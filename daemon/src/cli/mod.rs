@@ -158,6 +158,18 @@ fn dispatch(cli: Cli) -> VerbResult {
         Command::Jobs { cmd } => jobs::run(cfg_flag, cmd),
         Command::Tasks { cmd } => tasks::run(cfg_flag, cmd),
         Command::X12 { cmd } => Ok(x12::run(&cmd)?),
+        Command::Plugins {
+            cmd: plugins::PluginsCommand::Reload { pid: None },
+        } => {
+            // Verify here first, then ask the running daemon over its
+            // control socket to re-read the configuration and swap.
+            let cfg = load_config(cfg_flag)?;
+            if !plugins::verify(&configured_plugins(&cfg))? {
+                eprintln!("billd: not reloading: fix the problems above first");
+                return Ok(ExitCode::from(1));
+            }
+            crate::control::forward(&cfg)
+        }
         Command::Plugins { cmd } => {
             // `call`, `inspect` and `sign` need no configuration file; the
             // others report a bad one as a configuration error.

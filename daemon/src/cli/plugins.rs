@@ -329,7 +329,9 @@ fn list(cfg: &ConfiguredPlugins, json: bool) -> anyhow::Result<ExitCode> {
 
 /// Loads every configured plugin; prints one line per plugin. True if all
 /// loaded.
-fn verify(cfg: &ConfiguredPlugins) -> anyhow::Result<bool> {
+/// Loads every configured plugin as the daemon would and prints each
+/// problem; returns whether all verified.
+pub fn verify(cfg: &ConfiguredPlugins) -> anyhow::Result<bool> {
     let specs = cfg.specs()?;
     let host = cfg.host()?;
     let mut ok = true;
