@@ -151,15 +151,10 @@ fn respond(result: VerbResult, out: Vec<u8>) -> Response {
             stdout,
             stderr: String::new(),
         },
-        Err(Failure::Config(msg)) => Response {
-            code: 2,
+        Err(failure) => Response {
+            code: failure.exit_code(),
             stdout,
-            stderr: format!("billd: configuration error:\n{msg}\n"),
-        },
-        Err(Failure::Runtime(e)) => Response {
-            code: 1,
-            stdout,
-            stderr: format!("billd: error: {e:#}\n"),
+            stderr: format!("{}\n", failure.message()),
         },
     }
 }

@@ -95,6 +95,25 @@ pub enum Failure {
     Runtime(anyhow::Error),
 }
 
+impl Failure {
+    /// The process exit code: 2 for configuration, 1 at run time.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Failure::Config(_) => 2,
+            Failure::Runtime(_) => 1,
+        }
+    }
+
+    /// What to print on stderr (no trailing newline); the same whether the
+    /// verb ran here or in the daemon behind the control socket.
+    pub fn message(&self) -> String {
+        match self {
+            Failure::Config(msg) => format!("billd: configuration error:\n{msg}"),
+            Failure::Runtime(e) => format!("billd: error: {e:#}"),
+        }
+    }
+}
+
 impl From<anyhow::Error> for Failure {
     fn from(e: anyhow::Error) -> Self {
         Failure::Runtime(e)
@@ -138,13 +157,9 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match dispatch(cli) {
         Ok(code) => code,
-        Err(Failure::Config(msg)) => {
-            eprintln!("billd: configuration error:\n{msg}");
-            ExitCode::from(2)
-        }
-        Err(Failure::Runtime(e)) => {
-            eprintln!("billd: error: {e:#}");
-            ExitCode::from(1)
+        Err(failure) => {
+            eprintln!("{}", failure.message());
+            ExitCode::from(failure.exit_code())
         }
     }
 }

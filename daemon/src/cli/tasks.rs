@@ -143,7 +143,7 @@ pub fn execute(cfg: &Config, db: &Db, cmd: TasksCommand, out: &mut dyn Write) ->
                     "{:<8} {:<7} {:<8} {:<12} {:<17} {:<10} {}",
                     t.id,
                     format!("{:?}", t.status).to_lowercase(),
-                    format!("{:?}", t.priority).to_lowercase(),
+                    t.priority.name(),
                     t.kind,
                     when(t.created_at),
                     t.assignee.as_deref().unwrap_or("-"),

@@ -148,7 +148,7 @@ impl DigestJob {
             .map(|t| Line {
                 id: t.id.clone(),
                 kind: t.kind.clone(),
-                priority: priority_name(t.priority).to_string(),
+                priority: t.priority.name().to_string(),
                 age_days: (now - t.created_at).num_days(),
                 due: t
                     .due
@@ -160,7 +160,7 @@ impl DigestJob {
             "practice": self.practice,
             "generated": now.with_timezone(&self.tz).format("%Y-%m-%d %H:%M %Z").to_string(),
             "total": sorted.len(),
-            "by_priority": by_priority.iter().map(|(p, c)| Count { name: priority_name(p.0).into(), count: *c }).collect::<Vec<_>>(),
+            "by_priority": by_priority.iter().map(|(p, c)| Count { name: p.0.name().into(), count: *c }).collect::<Vec<_>>(),
             "by_kind": by_kind.iter().map(|(k, c)| Count { name: (*k).into(), count: *c }).collect::<Vec<_>>(),
             "shown": lines.len(),
             "omitted": sorted.len() - lines.len(),
@@ -169,15 +169,6 @@ impl DigestJob {
         self.templates
             .render(&ctx)
             .map_err(|e| JobError::Permanent(e.to_string()))
-    }
-}
-
-fn priority_name(p: Priority) -> &'static str {
-    match p {
-        Priority::Low => "low",
-        Priority::Normal => "normal",
-        Priority::High => "high",
-        Priority::Urgent => "urgent",
     }
 }
 
@@ -244,12 +235,9 @@ impl JobKind for DigestJob {
                 Err(e) if e.is_transient() => OutboxStatus::Queued,
                 Err(_) => OutboxStatus::Failed,
             };
-            db.update::<OutboxMessage, _>(&key, |m| {
-                m.map(|mut m| {
-                    m.status = status;
-                    m.attempts += 1;
-                    m
-                })
+            db.modify::<OutboxMessage, _>(&key, |m| {
+                m.status = status;
+                m.attempts += 1;
             })?;
             db.flush()?;
             result.map_err(|e| {

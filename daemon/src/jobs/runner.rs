@@ -158,22 +158,15 @@ impl Runner {
                 }
             }
         } else {
-            self.db.update::<JobRun, _>(run_id, |r| {
-                r.map(|mut r| {
-                    r.resumes += 1;
-                    r.outcome = RunOutcome::Running;
-                    r
-                })
+            self.db.modify::<JobRun, _>(run_id, |r| {
+                r.resumes += 1;
+                r.outcome = RunOutcome::Running;
             })?;
             tracing::info!(run = run_id, "resuming run");
         }
         let total = items.len() as u64;
-        self.db.update::<JobRun, _>(run_id, |r| {
-            r.map(|mut r| {
-                r.items_total = total;
-                r
-            })
-        })?;
+        self.db
+            .modify::<JobRun, _>(run_id, |r| r.items_total = total)?;
 
         let todo: Vec<String> = items
             .into_iter()
@@ -235,30 +228,27 @@ impl Runner {
             .count() as u64;
         let remaining = items.len() as u64 - done - failed;
         let now = self.clock.now();
-        let finished = self.db.update::<JobRun, _>(run_id, |r| {
-            r.map(|mut r| {
-                r.items_total = items.len() as u64;
-                r.items_done = done;
-                r.items_failed = failed;
-                if let Some(e) = &fatal {
-                    push_error(&mut r, e.clone());
-                }
-                r.outcome = if fatal.is_some() {
-                    RunOutcome::Failed
-                } else if remaining > 0 && cancelled {
-                    RunOutcome::Interrupted
-                } else if failed > 0 && done == 0 {
-                    RunOutcome::Failed
-                } else if failed > 0 {
-                    RunOutcome::PartiallyFailed
-                } else {
-                    RunOutcome::Succeeded
-                };
-                if r.outcome != RunOutcome::Interrupted {
-                    r.ended_at = Some(now);
-                }
-                r
-            })
+        let finished = self.db.modify::<JobRun, _>(run_id, |r| {
+            r.items_total = items.len() as u64;
+            r.items_done = done;
+            r.items_failed = failed;
+            if let Some(e) = &fatal {
+                push_error(r, e.clone());
+            }
+            r.outcome = if fatal.is_some() {
+                RunOutcome::Failed
+            } else if remaining > 0 && cancelled {
+                RunOutcome::Interrupted
+            } else if failed > 0 && done == 0 {
+                RunOutcome::Failed
+            } else if failed > 0 {
+                RunOutcome::PartiallyFailed
+            } else {
+                RunOutcome::Succeeded
+            };
+            if r.outcome != RunOutcome::Interrupted {
+                r.ended_at = Some(now);
+            }
         })?;
         let run = finished.ok_or_else(|| JobError::Permanent(format!("run {run_id} vanished")))?;
         if run.outcome != RunOutcome::Interrupted {
@@ -295,14 +285,11 @@ async fn drain(set: &mut JoinSet<Result<(), JobError>>) {
 }
 
 fn set_item_state(db: &Db, key: &str, state: ItemState, attempt: bool) -> Result<(), StoreError> {
-    db.update::<WorkItem, _>(key, |w| {
-        w.map(|mut w| {
-            w.state = state;
-            if attempt {
-                w.attempts += 1;
-            }
-            w
-        })
+    db.modify::<WorkItem, _>(key, |w| {
+        w.state = state;
+        if attempt {
+            w.attempts += 1;
+        }
     })?;
     Ok(())
 }
@@ -323,12 +310,7 @@ async fn work_one(
         Err(e) => {
             tracing::warn!(run = %ctx.run_id, item, error = %e, "work item failed");
             set_item_state(db, &key, ItemState::Failed, false)?;
-            db.update::<crate::store::JobRun, _>(&ctx.run_id, |r| {
-                r.map(|mut r| {
-                    push_error(&mut r, format!("{item}: {e}"));
-                    r
-                })
-            })?;
+            db.modify::<JobRun, _>(&ctx.run_id, |r| push_error(r, format!("{item}: {e}")))?;
         }
     }
     db.flush()?;

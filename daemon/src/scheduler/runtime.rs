@@ -227,13 +227,10 @@ impl Scheduler {
             && self.db.get::<JobRun>(run_id)?.is_none()
         {
             let task = self.raise_missed(job, &[at], 0, Priority::Normal)?;
-            self.db.update::<Occurrence, _>(&Record::key(&occ), |o| {
-                o.map(|mut o| {
-                    o.disposition = Disposition::Missed {
-                        task_id: task.clone(),
-                    };
-                    o
-                })
+            self.db.modify::<Occurrence, _>(&Record::key(&occ), |o| {
+                o.disposition = Disposition::Missed {
+                    task_id: task.clone(),
+                };
             })?;
         }
         Ok(())

@@ -532,6 +532,22 @@ pub(crate) fn raw_store_contract(s: &dyn RawStore) {
 }
 
 impl Db {
+    /// Changes the record at `key` in place if it exists (an atomic
+    /// read-modify-write through [`Db::update`]); returns the record as
+    /// written, or `None` when there was none.
+    pub fn modify<R: Record, F: FnMut(&mut R)>(
+        &self,
+        key: &str,
+        mut f: F,
+    ) -> Result<Option<R>, StoreError> {
+        self.update::<R, _>(key, |r| {
+            r.map(|mut r| {
+                f(&mut r);
+                r
+            })
+        })
+    }
+
     /// The store key, for parts that seal their own values in the raw store
     /// (plugin state).
     pub fn sealing_key(&self) -> Arc<StoreKey> {

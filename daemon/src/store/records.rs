@@ -372,6 +372,18 @@ pub enum Priority {
     Urgent,
 }
 
+impl Priority {
+    /// The lower-case name billers see (`low`, `normal`, `high`, `urgent`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Priority::Low => "low",
+            Priority::Normal => "normal",
+            Priority::High => "high",
+            Priority::Urgent => "urgent",
+        }
+    }
+}
+
 /// Whether a task still needs a person.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
