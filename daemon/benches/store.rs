@@ -6,10 +6,8 @@
 //! `BILLD_BENCH_CLAIMS` to change the count and `BILLD_BENCH_CACHE_MIB` the
 //! sled page cache (default 256 MiB).
 
-use billd::store::Claim;
-use billd::store::{
-    ClaimEvent, ClaimEventSource, ClaimState, Db, Record, ServiceLine, SledStore, StoreKey,
-};
+use billd::domain::{Claim, ClaimEvent, ClaimEventSource, ClaimState, ServiceLine};
+use billd::store::{Db, Record, SledStore, StoreKey};
 use chrono::{Duration, NaiveDate, TimeZone, Utc};
 use std::path::Path;
 use std::sync::Arc;
@@ -56,13 +54,13 @@ fn claim(i: u64) -> Claim {
         ClaimEvent {
             at: submitted - Duration::hours(2),
             from: None,
-            to: ClaimState::Built,
+            to: ClaimState::Draft,
             source: ClaimEventSource::System,
             note: None,
         },
         ClaimEvent {
             at: submitted - Duration::hours(1),
-            from: Some(ClaimState::Built),
+            from: Some(ClaimState::Draft),
             to: ClaimState::Scrubbed,
             source: ClaimEventSource::System,
             note: None,
@@ -84,6 +82,7 @@ fn claim(i: u64) -> Claim {
     ];
     Claim {
         id: format!("CLM{i:09}"),
+        control_number: format!("CLM{i:09}"),
         patient_id: format!("P{:07}", i % 20_000),
         coverage_id: format!("COV{:07}", i % 20_000),
         payer_id: format!("{:05}", 60_000 + i % 50),
@@ -100,6 +99,8 @@ fn claim(i: u64) -> Claim {
         history,
         payer_claim_number: Some(format!("PCN{:012}", i * 7919)),
         next_check_at: Some(submitted + Duration::days(7)),
+        revision: 0,
+        held: false,
     }
 }
 

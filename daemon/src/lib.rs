@@ -9,7 +9,8 @@
 //!   occurrence claims so no occurrence ever runs twice.
 //! - [`jobs`]: the job framework (work items, bounded concurrency, resume
 //!   after a crash, graceful shutdown) and one module per job kind.
-//! - [`tasks`]: work handed to billers.
+//! - [`domain`]: the business model (patients, coverage, appointments,
+//!   claims and their state machine, accounts and ledger, biller tasks).
 //! - [`notify`]: email (SMTP pool or outbox directory) from editable templates.
 //! - [`plugin`]: connector plugins as sandboxed WebAssembly components.
 //! - [`cli`]: the `billd` command line.
@@ -19,9 +20,12 @@ pub mod clock;
 pub mod config;
 pub mod control;
 pub mod daemon;
+pub mod domain;
 pub mod jobs;
 pub mod notify;
 pub mod plugin;
 pub mod scheduler;
 pub mod store;
-pub mod tasks;
+
+#[cfg(test)]
+mod records_tests;

@@ -14,7 +14,9 @@ use super::{Failure, VerbResult, load_config};
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::Config;
 use crate::jobs::runner::Runner;
-use crate::store::{Db, Disposition, JobRun, Occurrence, RunOutcome, RunTrigger, StoreError};
+use crate::jobs::{JobRun, RunOutcome, RunTrigger};
+use crate::scheduler::{Disposition, Occurrence};
+use crate::store::{Db, StoreError};
 
 /// Job verbs.
 #[derive(Debug, Subcommand)]

@@ -8,9 +8,8 @@ use std::io::Write;
 
 use super::{Failure, VerbResult, load_config};
 use crate::config::Config;
+use crate::domain::task::{self as tasks, Priority, Task, TaskError, TaskStatus};
 use crate::store::{Db, StoreError};
-use crate::store::{Priority, Task, TaskStatus};
-use crate::tasks::{self, TaskError};
 
 /// Task verbs.
 #[derive(Debug, Subcommand)]

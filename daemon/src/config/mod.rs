@@ -249,7 +249,12 @@ pub enum Misfire {
 /// (minute precision) or 6 with a leading seconds field; a year field is
 /// refused.
 pub fn parse_schedule(expr: &str) -> Result<croner::Cron, croner::errors::CronError> {
-    crate::scheduler::schedule::parse_cron(expr)
+    use croner::parser::{CronParser, Seconds, Year};
+    CronParser::builder()
+        .seconds(Seconds::Optional)
+        .year(Year::Disallowed)
+        .build()
+        .parse(expr)
 }
 
 impl Config {

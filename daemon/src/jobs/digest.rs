@@ -20,10 +20,11 @@ use std::sync::Arc;
 
 use super::{BoxFuture, JobError, JobKind, RunContext};
 use crate::config::Biller;
+use crate::domain::task as tasks;
+use crate::domain::{Priority, Task};
 use crate::notify::mail::Mailer;
 use crate::notify::templates::MailTemplates;
-use crate::store::{OutboxMessage, OutboxStatus, Priority, Task};
-use crate::tasks;
+use crate::notify::{OutboxMessage, OutboxStatus};
 
 /// Settings of one digest job.
 pub struct DigestJob {

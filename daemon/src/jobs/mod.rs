@@ -13,7 +13,10 @@
 //! name, a posting keyed by trace number).
 
 pub mod digest;
+pub mod records;
 pub mod runner;
+
+pub use records::{ItemState, JobRun, RunOutcome, RunTrigger, WorkItem};
 
 use chrono::{DateTime, Utc};
 use std::future::Future;

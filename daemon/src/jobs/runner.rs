@@ -17,11 +17,10 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use super::{ItemState, JobRun, RunOutcome, RunTrigger, WorkItem};
 use super::{JobError, RunContext, SharedJobKind};
 use crate::clock::SharedClock;
-use crate::store::{
-    Db, ItemState, JobRun, Record, RunOutcome, RunTrigger, StoreError, WorkItem, time_key,
-};
+use crate::store::{Db, Record, StoreError, time_key};
 
 /// The most errors kept on one run record; the count is always exact.
 const MAX_ERRORS_KEPT: usize = 50;

@@ -7,8 +7,8 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use secrecy::ExposeSecret;
 use std::path::{Path, PathBuf};
 
+use super::OutboxMessage;
 use crate::config::{MailConfig, MailTransport};
-use crate::store::OutboxMessage;
 
 /// Why an email could not be built or delivered. Never carries the body.
 #[derive(Debug, thiserror::Error)]
@@ -191,7 +191,7 @@ impl Mailer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::OutboxStatus;
+    use crate::notify::OutboxStatus;
 
     fn msg(key: &str) -> OutboxMessage {
         OutboxMessage {

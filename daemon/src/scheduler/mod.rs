@@ -11,6 +11,7 @@
 //!   never has two runs at once.
 
 pub mod catchup;
+pub mod occurrence;
 pub mod runtime;
 pub mod schedule;
 
@@ -19,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 use crate::store::Record;
+pub use occurrence::{Disposition, Occurrence};
 pub use schedule::{Schedule, ScheduleError};
 
 /// What to do about occurrences missed while the daemon was down.

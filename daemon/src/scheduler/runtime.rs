@@ -9,12 +9,15 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::catchup::{self, SkipReason};
+use super::{Disposition, Occurrence};
 use super::{JobCursor, JobSpec, Misfire};
 use crate::clock::SharedClock;
+use crate::domain::Priority;
+use crate::domain::task::{self as tasks, NewTask};
 use crate::jobs::runner::Runner;
 use crate::jobs::{JobError, SharedJobKind};
-use crate::store::{Db, Disposition, JobRun, Occurrence, Priority, Record, RunTrigger, StoreError};
-use crate::tasks::{self, NewTask};
+use crate::jobs::{JobRun, RunTrigger};
+use crate::store::{Db, Record, StoreError};
 
 /// How late a firing may be and still count as on time (timer jitter, a busy
 /// machine). Later than this, the misfire policy decides.

@@ -12,7 +12,6 @@
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use croner::Cron;
-use croner::parser::{CronParser, Seconds, Year};
 
 /// Why a schedule could not be built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -34,11 +33,7 @@ pub enum ScheduleError {
 /// Parses a cron expression the one way billd accepts them: 5 fields, or 6
 /// with leading seconds; no year field.
 pub fn parse_cron(expr: &str) -> Result<Cron, croner::errors::CronError> {
-    CronParser::builder()
-        .seconds(Seconds::Optional)
-        .year(Year::Disallowed)
-        .build()
-        .parse(expr)
+    crate::config::parse_schedule(expr)
 }
 
 /// A parsed cron expression bound to a timezone.

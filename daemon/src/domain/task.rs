@@ -8,7 +8,100 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::store::{Db, Priority, Record, StoreError, Task, TaskNote, TaskStatus};
+use crate::store::{Db, Record, StoreError};
+
+/// How urgent a task is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Priority {
+    /// Whenever.
+    Low,
+    /// Normal work.
+    Normal,
+    /// Today.
+    High,
+    /// Now.
+    Urgent,
+}
+
+impl Priority {
+    /// The lower-case name billers see (`low`, `normal`, `high`, `urgent`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Priority::Low => "low",
+            Priority::Normal => "normal",
+            Priority::High => "high",
+            Priority::Urgent => "urgent",
+        }
+    }
+}
+
+/// Whether a task still needs a person.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskStatus {
+    /// Waiting for a biller.
+    Open,
+    /// Done.
+    Closed,
+}
+
+impl TaskStatus {
+    /// The lower-case name (`open`, `closed`).
+    pub fn name(self) -> &'static str {
+        match self {
+            TaskStatus::Open => "open",
+            TaskStatus::Closed => "closed",
+        }
+    }
+}
+
+/// A note on a task.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskNote {
+    /// When it was written.
+    pub at: DateTime<Utc>,
+    /// Who wrote it.
+    pub author: String,
+    /// The note.
+    pub text: String,
+}
+
+/// Work billd hands to a person.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Task {
+    /// Task id (`T` followed by a sortable number).
+    pub id: String,
+    /// Kind, for routing to billers (for example `missed-run`, `denial`).
+    pub kind: String,
+    /// What it is about: record ids and codes, never patient details.
+    pub subject: String,
+    /// Urgency.
+    pub priority: Priority,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it should be done.
+    #[serde(default)]
+    pub due: Option<DateTime<Utc>>,
+    /// Biller name it is assigned to.
+    #[serde(default)]
+    pub assignee: Option<String>,
+    /// Open or closed.
+    pub status: TaskStatus,
+    /// Notes, oldest first.
+    #[serde(default)]
+    pub notes: Vec<TaskNote>,
+    /// Key that stops the same problem from making two tasks.
+    pub dedupe_key: String,
+}
+
+impl Record for Task {
+    const COLLECTION: &'static str = "tasks";
+    const SCHEMA_VERSION: u32 = 1;
+    fn key(&self) -> String {
+        self.id.clone()
+    }
+}
 
 /// Maps a problem's dedupe key to the task raised for it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -188,7 +281,10 @@ pub fn close(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::test_db;
+    use crate::store::Db;
+    fn test_db() -> Db {
+        Db::in_memory()
+    }
 
     fn new(key: &str) -> NewTask {
         NewTask {

@@ -1,0 +1,27 @@
+//! The business model: one module per concept a billing office works with.
+//!
+//! Each record type is defined here by its owner and implements the store's
+//! [`Record`](crate::store::Record) trait; the store keeps only that trait,
+//! its codec, crypto and backends. Nothing here knows which backend holds
+//! the records, the plugin contract's types (see [`crate::mapping`]) or the
+//! jobs that use them.
+//!
+//! - [`patient`]: patients and their insurance coverage.
+//! - [`appointment`]: the schedule.
+//! - [`claim`]: the professional claim and its state machine.
+//! - [`account`]: patient accounts and their ledger.
+//! - [`task`]: work handed to billers.
+
+pub mod account;
+pub mod appointment;
+pub mod claim;
+pub mod patient;
+pub mod task;
+
+pub use account::{LedgerEntry, LedgerKind};
+pub use appointment::{Appointment, AppointmentStatus};
+pub use claim::{Claim, ClaimEvent, ClaimEventSource, ClaimState, ServiceLine, TransitionError};
+pub use patient::{
+    Address, Coverage, EligibilityVerdict, Patient, PayerPriority, PersonName, Relationship, Sex,
+};
+pub use task::{NewTask, Priority, Task, TaskError, TaskNote, TaskStatus};

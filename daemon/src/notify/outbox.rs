@@ -1,0 +1,47 @@
+//! The mail outbox: every outgoing message is rendered and stored before it
+//! is sent, keyed so a retry sends the same message instead of a new one.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::store::Record;
+
+/// Where an outgoing message stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutboxStatus {
+    /// Written, not yet handed to the transport.
+    Queued,
+    /// Accepted by the transport.
+    Sent,
+    /// Failed permanently.
+    Failed,
+}
+
+/// An outgoing email, rendered and stored before it is sent, keyed so a
+/// retry sends the same message (same Message-ID) instead of a new one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxMessage {
+    /// Idempotency key (also the Message-ID's local part).
+    pub key: String,
+    /// Recipients.
+    pub to: Vec<String>,
+    /// Subject line.
+    pub subject: String,
+    /// Plain-text body.
+    pub body: String,
+    /// When it was queued.
+    pub created_at: DateTime<Utc>,
+    /// Delivery status.
+    pub status: OutboxStatus,
+    /// Send attempts.
+    pub attempts: u32,
+}
+
+impl Record for OutboxMessage {
+    const COLLECTION: &'static str = "outbox";
+    const SCHEMA_VERSION: u32 = 1;
+    fn key(&self) -> String {
+        self.key.clone()
+    }
+}
