@@ -47,6 +47,8 @@ pub mod secret;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use crate::domain::practice::{Biller, Practice};
+pub use crate::notify::settings::{MailConfig, MailTransport, SmtpTls};
 pub use check::check_npi;
 pub use error::{ConfigError, Location, Problem};
 use secret::{ProcessEnv, SecretEnv};
@@ -118,19 +120,6 @@ pub struct Config {
     pub plugin_trust: crate::plugin::PluginTrust,
 }
 
-/// `[practice]`: the billing provider.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Practice {
-    /// The practice's name, as printed on statements.
-    pub name: String,
-    /// The 10-digit National Provider Identifier (check digit verified).
-    pub npi: String,
-    /// The federal tax id (EIN): nine digits, without the dash.
-    pub tax_id: String,
-    /// The practice's IANA timezone; jobs default to it.
-    pub timezone: chrono_tz::Tz,
-}
-
 /// `[store]`: the encrypted record store.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreConfig {
@@ -140,70 +129,6 @@ pub struct StoreConfig {
     pub key_file: PathBuf,
     /// Page cache size for the store, in bytes.
     pub cache_bytes: u64,
-}
-
-/// `[mail]`: the sender and the way mail leaves.
-#[derive(Debug, Clone)]
-pub struct MailConfig {
-    /// The `From:` of every message billd sends.
-    pub from: lettre::message::Mailbox,
-    /// SMTP or an outbox directory.
-    pub transport: MailTransport,
-}
-
-/// How mail leaves.
-#[derive(Debug, Clone)]
-pub enum MailTransport {
-    /// Through an SMTP server, with a connection pool.
-    Smtp {
-        /// A lettre connection URL carrying the TLS mode and never any
-        /// credentials, ready for `AsyncSmtpTransport::from_url`:
-        /// `smtps://host:465`, `smtp://host:587?tls=required` (STARTTLS)
-        /// or `smtp://host:25` (no TLS).
-        url: String,
-        /// The server's host name or address.
-        host: String,
-        /// The server's port (defaulted from the TLS mode when not given).
-        port: u16,
-        /// How the connection is protected.
-        tls: SmtpTls,
-        /// The user to authenticate as, if any.
-        username: Option<String>,
-        /// The resolved password, if any (set exactly when `username` is).
-        password: Option<secrecy::SecretString>,
-        /// Most pooled connections open at once.
-        pool_max: u32,
-        /// Timeout for connecting and for each SMTP command.
-        timeout: Duration,
-    },
-    /// Into a directory, one `.eml` file per message (demo and tests).
-    Outbox {
-        /// The directory (absolute).
-        dir: PathBuf,
-    },
-}
-
-/// How an SMTP connection is protected.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SmtpTls {
-    /// TLS from the first byte (`smtps://`, port 465).
-    Implicit,
-    /// Plain connection upgraded with STARTTLS, which is required
-    /// (`smtp://`, port 587; the default for `smtp://`).
-    StartTls,
-    /// No encryption (`tls = "none"`; port 25); only for a local relay.
-    None,
-}
-
-/// `[[billers]]`: a person who receives tasks and digests.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Biller {
-    /// A unique name, used in task assignment and logs.
-    pub name: String,
-    /// Where their mail goes.
-    pub email: lettre::message::Mailbox,
-    /// What they receive: task kinds and/or `"digest"`.
-    pub receives: Vec<String>,
 }
 
 /// `[[job]]`: one scheduled job.

@@ -10,12 +10,14 @@
 //! - [`appointment`]: the schedule.
 //! - [`claim`]: the professional claim and its state machine.
 //! - [`account`]: patient accounts and their ledger.
+//! - [`practice`]: the practice itself and its billers.
 //! - [`task`]: work handed to billers.
 
 pub mod account;
 pub mod appointment;
 pub mod claim;
 pub mod patient;
+pub mod practice;
 pub mod task;
 
 pub use account::{LedgerEntry, LedgerKind};

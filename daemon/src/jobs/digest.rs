@@ -19,7 +19,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::{BoxFuture, JobError, JobKind, RunContext};
-use crate::config::Biller;
+use crate::domain::practice::Biller;
 use crate::domain::task as tasks;
 use crate::domain::{Priority, Task};
 use crate::notify::mail::Mailer;

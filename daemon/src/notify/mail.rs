@@ -8,7 +8,7 @@ use secrecy::ExposeSecret;
 use std::path::{Path, PathBuf};
 
 use super::OutboxMessage;
-use crate::config::{MailConfig, MailTransport};
+use super::settings::{MailConfig, MailTransport};
 
 /// Why an email could not be built or delivered. Never carries the body.
 #[derive(Debug, thiserror::Error)]
