@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::{Config, JobConfig};
 use crate::jobs::SharedJobKind;
-use crate::jobs::digest::{DigestJob, ParamError};
+use crate::jobs::registry::{self, JobSetup, Services};
 use crate::jobs::runner::Runner;
 use crate::notify::mail::{MailError, Mailer};
 use crate::plugin::{PluginRegistry, TracingAudit};
@@ -70,41 +70,45 @@ pub fn job_spec(job: &JobConfig) -> Result<JobSpec, ScheduleError> {
     })
 }
 
-/// Builds the job kind a configured job names.
-pub fn job_kind(
+/// What every job kind may use: the daemon's store, clock, mailer and
+/// loaded plugins, with the practice and billers from `cfg`.
+pub fn services(
     cfg: &Config,
-    job: &JobConfig,
-    mailer: &Arc<Mailer>,
-) -> Result<SharedJobKind, DaemonError> {
-    let base = cfg.source.parent().unwrap_or(std::path::Path::new("."));
-    let err = |e: ParamError| DaemonError::Job {
-        job: job.name.clone(),
-        reason: e.to_string(),
-    };
-    match job.kind.as_str() {
-        "digest" => Ok(Arc::new(
-            DigestJob::from_params(
-                &job.params,
-                base,
-                cfg.billers.clone(),
-                mailer.clone(),
-                cfg.practice.name.clone(),
-                job.timezone,
-            )
-            .map_err(err)?,
-        )),
-        other => Err(DaemonError::Job {
-            job: job.name.clone(),
-            reason: format!("unknown job kind `{other}`"),
-        }),
+    db: Db,
+    clock: SharedClock,
+    mailer: Arc<Mailer>,
+    plugins: Option<Arc<PluginRegistry>>,
+) -> Services {
+    Services {
+        db,
+        clock,
+        mailer,
+        plugins,
+        audit: Arc::new(TracingAudit),
+        practice: cfg.practice.clone(),
+        billers: cfg.billers.clone(),
+        base_dir: cfg
+            .source
+            .parent()
+            .unwrap_or(std::path::Path::new("."))
+            .to_path_buf(),
     }
 }
 
+/// Builds the job kind a configured job names, through the job registry.
+pub fn job_kind(job: &JobConfig, services: &Services) -> Result<SharedJobKind, DaemonError> {
+    let setup = JobSetup {
+        name: job.name.clone(),
+        timezone: job.timezone,
+    };
+    registry::build(&job.kind, &job.params, &setup, services).map_err(|e| DaemonError::Job {
+        job: job.name.clone(),
+        reason: e.to_string(),
+    })
+}
+
 /// Every configured job, ready for the scheduler.
-pub fn scheduled_jobs(
-    cfg: &Config,
-    mailer: &Arc<Mailer>,
-) -> Result<Vec<ScheduledJob>, DaemonError> {
+pub fn scheduled_jobs(cfg: &Config, services: &Services) -> Result<Vec<ScheduledJob>, DaemonError> {
     cfg.jobs
         .iter()
         .map(|j| {
@@ -112,7 +116,7 @@ pub fn scheduled_jobs(
                 job: j.name.clone(),
                 reason: e.to_string(),
             })?;
-            Ok(ScheduledJob::new(spec, job_kind(cfg, j, mailer)?))
+            Ok(ScheduledJob::new(spec, job_kind(j, services)?))
         })
         .collect()
 }
@@ -129,9 +133,11 @@ pub fn identity() -> String {
 pub async fn run(cfg: Config, db: Db) -> Result<(), DaemonError> {
     let clock: SharedClock = Arc::new(SystemClock);
     let mailer = Arc::new(Mailer::from_config(&cfg.mail)?);
-    let jobs = scheduled_jobs(&cfg, &mailer)?;
-    let runner = Runner::new(db.clone(), clock.clone(), SHUTDOWN_GRACE);
+    // Plugins load before jobs are built, so jobs can call connectors.
     let plugins = load_plugins(&cfg, &db)?;
+    let services = services(&cfg, db.clone(), clock.clone(), mailer, plugins.clone());
+    let jobs = scheduled_jobs(&cfg, &services)?;
+    let runner = Runner::new(db.clone(), clock.clone(), SHUTDOWN_GRACE);
     let scheduler = Arc::new(Scheduler::new(db.clone(), clock, runner, jobs, identity()));
     let cancel = CancellationToken::new();
     spawn_signal_watch(cancel.clone(), cfg.source.clone(), plugins.clone())?;

@@ -186,9 +186,10 @@ fn next(
 fn run_now(cfg: &Config, db: &Db, name: &str, out: &mut dyn Write) -> VerbResult {
     let j = job(cfg, name)?;
     super::validate_jobs(cfg)?;
+    let runner_clock = Arc::new(SystemClock) as SharedClock;
     let runner = Runner::new(
         db.clone(),
-        Arc::new(SystemClock) as SharedClock,
+        runner_clock.clone(),
         crate::daemon::SHUTDOWN_GRACE,
     );
     if let Some(r) = runner.unfinished()?.into_iter().find(|r| r.job == name) {
@@ -203,7 +204,14 @@ fn run_now(cfg: &Config, db: &Db, name: &str, out: &mut dyn Write) -> VerbResult
         let mailer = Arc::new(
             crate::notify::mail::Mailer::from_config(&cfg.mail).map_err(anyhow::Error::from)?,
         );
-        let kind = crate::daemon::job_kind(cfg, j, &mailer).map_err(anyhow::Error::from)?;
+        let services = crate::daemon::services(
+            cfg,
+            db.clone(),
+            runner_clock.clone(),
+            mailer,
+            crate::daemon::load_plugins(cfg, db).map_err(anyhow::Error::from)?,
+        );
+        let kind = crate::daemon::job_kind(j, &services).map_err(anyhow::Error::from)?;
         let cancel = CancellationToken::new();
         let c = cancel.clone();
         tokio::spawn(async move {

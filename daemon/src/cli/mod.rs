@@ -278,9 +278,16 @@ pub fn validate_jobs(cfg: &Config) -> Result<(), Failure> {
         cfg.mail.from.clone(),
         std::path::Path::new("/nonexistent"),
     ));
+    let services = crate::daemon::services(
+        cfg,
+        Db::in_memory(),
+        std::sync::Arc::new(crate::clock::SystemClock),
+        mailer,
+        None,
+    );
     let mut problems = Vec::new();
     for job in &cfg.jobs {
-        if let Err(e) = crate::daemon::job_kind(cfg, job, &mailer) {
+        if let Err(e) = crate::daemon::job_kind(job, &services) {
             problems.push(format!(
                 "{}:{}:{}: job[{}]: {e}",
                 job.location.file.display(),

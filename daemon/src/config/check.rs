@@ -18,9 +18,8 @@ use super::raw::{RawBiller, RawJob, RawMail, RawPractice, RawStore};
 use super::secret::{SecretEnv, SecretRef};
 use super::{
     Biller, Config, ConfigError, DEFAULT_CACHE_BYTES, DEFAULT_CATCH_UP_WINDOW,
-    DEFAULT_JOB_CONCURRENCY, DEFAULT_SMTP_POOL_MAX, DEFAULT_SMTP_TIMEOUT, JOB_KINDS, JOB_PARAMS,
-    JobConfig, MailConfig, MailTransport, Misfire, ParamType, Practice, Problem, SmtpTls,
-    StoreConfig, parse_schedule,
+    DEFAULT_JOB_CONCURRENCY, DEFAULT_SMTP_POOL_MAX, DEFAULT_SMTP_TIMEOUT, JobConfig, MailConfig,
+    MailTransport, Misfire, Practice, Problem, SmtpTls, StoreConfig, parse_schedule,
 };
 use crate::plugin::{PluginEntry, PluginTrust};
 
@@ -737,13 +736,13 @@ impl Checker<'_> {
             }
 
             let kind = raw.kind.get_ref().clone();
-            if !JOB_KINDS.contains(&kind.as_str()) {
+            if crate::jobs::registry::kind(&kind).is_none() {
                 self.problem(
                     Some(&raw.kind.span()),
                     &key("kind"),
                     format!(
                         "unknown job kind {kind:?}; known kinds: {}",
-                        quoted(JOB_KINDS)
+                        quoted(&crate::jobs::registry::kind_names())
                     ),
                 );
             }
@@ -827,47 +826,28 @@ impl Checker<'_> {
         key_spans: &HashMap<String, (Range<usize>, Range<usize>)>,
         header: &Range<usize>,
     ) {
-        let Some((_, spec)) = JOB_PARAMS.iter().find(|(k, _)| *k == kind) else {
+        let Some(entry) = crate::jobs::registry::kind(kind) else {
             return;
         };
-        for (name, value) in params {
-            let key = format!("{prefix}.params.{name}");
-            let (key_span, value_span) = key_spans
-                .get(name)
-                .cloned()
-                .unwrap_or((header.clone(), header.clone()));
-            match spec.iter().find(|(p, _)| p == name) {
-                None => {
-                    let names: Vec<&str> = spec.iter().map(|(p, _)| *p).collect();
-                    self.problem(
-                        Some(&key_span),
-                        &key,
-                        format!(
-                            "unknown parameter for kind {kind:?}; expected one of {}",
-                            quoted(&names)
-                        ),
-                    );
+        for problem in (entry.check)(kind, params) {
+            let (key, span) = match &problem.param {
+                Some(name) => {
+                    let (key_span, value_span) = key_spans
+                        .get(name)
+                        .cloned()
+                        .unwrap_or((header.clone(), header.clone()));
+                    (
+                        format!("{prefix}.params.{name}"),
+                        if problem.at_value {
+                            value_span
+                        } else {
+                            key_span
+                        },
+                    )
                 }
-                Some((_, ty)) => {
-                    let fits = match ty {
-                        ParamType::String => value.is_str(),
-                        ParamType::Integer => value.is_integer(),
-                        ParamType::Boolean => value.is_bool(),
-                        ParamType::Duration => value
-                            .as_str()
-                            .is_some_and(|s| humantime::parse_duration(s).is_ok()),
-                    };
-                    if !fits {
-                        let wanted = match ty {
-                            ParamType::String => "a string",
-                            ParamType::Integer => "an integer",
-                            ParamType::Boolean => "true or false",
-                            ParamType::Duration => "a duration such as \"30m\"",
-                        };
-                        self.problem(Some(&value_span), &key, format!("must be {wanted}"));
-                    }
-                }
-            }
+                None => (format!("{prefix}.params"), header.clone()),
+            };
+            self.problem(Some(&span), &key, problem.message);
         }
     }
 }

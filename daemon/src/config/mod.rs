@@ -53,36 +53,6 @@ pub use check::check_npi;
 pub use error::{ConfigError, Location, Problem};
 use secret::{ProcessEnv, SecretEnv};
 
-/// The job kinds the daemon knows; `[[job]] kind` must be one of these.
-pub const JOB_KINDS: &[&str] = &["digest"];
-
-/// The parameters each job kind accepts in `[job.params]`, with their types.
-/// A kind listed here gets unknown or mistyped parameters reported at load;
-/// a kind in [`JOB_KINDS`] but not here has its params passed through
-/// unchecked.
-pub const JOB_PARAMS: &[(&str, &[(&str, ParamType)])] = &[(
-    "digest",
-    &[
-        ("subject_template", ParamType::String),
-        ("body_template", ParamType::String),
-        ("max_listed", ParamType::Integer),
-        ("send_when_empty", ParamType::Boolean),
-    ],
-)];
-
-/// The TOML type a job parameter must have.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ParamType {
-    /// A string.
-    String,
-    /// An integer.
-    Integer,
-    /// `true` or `false`.
-    Boolean,
-    /// A string that [`humantime`] parses as a duration, such as `"30m"`.
-    Duration,
-}
-
 /// Default [`JobConfig::catch_up_window`]: six hours, so a daemon restarted
 /// the same morning after an overnight outage still sends the morning's
 /// digest or the night's submissions once, while a run missed yesterday is
@@ -136,7 +106,7 @@ pub struct StoreConfig {
 pub struct JobConfig {
     /// A unique name (`[A-Za-z0-9_-]+`), the key for its run history.
     pub name: String,
-    /// Which job kind runs (one of [`JOB_KINDS`]).
+    /// Which job kind runs (one of [`crate::jobs::registry::KINDS`]).
     pub kind: String,
     /// A cron expression, 5 fields or 6 with seconds; it parses with
     /// [`parse_schedule`].

@@ -13,11 +13,11 @@
 
 use chrono::Utc;
 use chrono_tz::Tz;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::Arc;
 
+use super::registry::{BuildError, JobSetup, KindEntry, Services, check_params, parse_params};
 use super::{BoxFuture, JobError, JobKind, RunContext};
 use crate::domain::practice::Biller;
 use crate::domain::task as tasks;
@@ -37,72 +37,59 @@ pub struct DigestJob {
     send_when_empty: bool,
 }
 
-/// A bad `[job.params]` entry for a digest job.
-#[derive(Debug, thiserror::Error)]
-#[error("job param `{key}`: {reason}")]
-pub struct ParamError {
-    /// The param.
-    pub key: String,
-    /// What is wrong.
-    pub reason: String,
+/// `[job.params]` of a digest job.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DigestParams {
+    /// Subject template file, relative to the configuration file.
+    #[serde(default)]
+    pub subject_template: Option<String>,
+    /// Body template file, relative to the configuration file.
+    #[serde(default)]
+    pub body_template: Option<String>,
+    /// Task ids listed per email (default 50).
+    #[serde(default)]
+    pub max_listed: Option<u32>,
+    /// Whether to send when a biller has no open tasks (default true).
+    #[serde(default)]
+    pub send_when_empty: Option<bool>,
 }
 
+/// The digest kind in the job registry.
+pub const KIND: KindEntry = KindEntry {
+    name: "digest",
+    check: check_params::<DigestParams>,
+    build: |params, setup, services| {
+        let params = parse_params::<DigestParams>(params)?;
+        Ok(Arc::new(DigestJob::new(params, setup, services)?))
+    },
+};
+
 impl DigestJob {
-    /// Builds the job from its params; paths resolve against `base_dir`.
-    pub fn from_params(
-        params: &toml::Table,
-        base_dir: &Path,
-        billers: Vec<Biller>,
-        mailer: Arc<Mailer>,
-        practice: String,
-        tz: Tz,
-    ) -> Result<Self, ParamError> {
-        let perr = |key: &str, reason: String| ParamError {
-            key: key.to_string(),
-            reason,
-        };
-        for key in params.keys() {
-            if ![
-                "subject_template",
-                "body_template",
-                "max_listed",
-                "send_when_empty",
-            ]
-            .contains(&key.as_str())
-            {
-                return Err(perr(key, "unknown param for a digest job".into()));
-            }
-        }
-        let path = |key: &str| -> Result<Option<std::path::PathBuf>, ParamError> {
-            match params.get(key) {
-                None => Ok(None),
-                Some(toml::Value::String(s)) => Ok(Some(base_dir.join(s))),
-                Some(_) => Err(perr(key, "must be a path string".into())),
-            }
-        };
+    /// Builds the job from its params; template paths resolve against the
+    /// configuration file's directory.
+    pub fn new(
+        params: DigestParams,
+        setup: &JobSetup,
+        services: &Services,
+    ) -> Result<Self, BuildError> {
+        let path = |p: &Option<String>| p.as_ref().map(|s| services.base_dir.join(s));
         let templates = MailTemplates::digest(
-            path("subject_template")?.as_deref(),
-            path("body_template")?.as_deref(),
+            path(&params.subject_template).as_deref(),
+            path(&params.body_template).as_deref(),
         )
-        .map_err(|e| perr("body_template", e.to_string()))?;
-        let max_listed = match params.get("max_listed") {
-            None => 50,
-            Some(toml::Value::Integer(n)) if *n >= 0 => *n as usize,
-            Some(_) => return Err(perr("max_listed", "must be a whole number".into())),
-        };
-        let send_when_empty = match params.get("send_when_empty") {
-            None => true,
-            Some(toml::Value::Boolean(b)) => *b,
-            Some(_) => return Err(perr("send_when_empty", "must be true or false".into())),
-        };
+        .map_err(|e| BuildError {
+            key: "body_template".into(),
+            reason: e.to_string(),
+        })?;
         Ok(Self {
-            billers,
-            mailer,
+            billers: services.billers.clone(),
+            mailer: services.mailer.clone(),
             templates,
-            practice,
-            tz,
-            max_listed,
-            send_when_empty,
+            practice: services.practice.name.clone(),
+            tz: setup.timezone,
+            max_listed: params.max_listed.unwrap_or(50) as usize,
+            send_when_empty: params.send_when_empty.unwrap_or(true),
         })
     }
 

@@ -14,6 +14,7 @@
 
 pub mod digest;
 pub mod records;
+pub mod registry;
 pub mod runner;
 
 pub use records::{ItemState, JobRun, RunOutcome, RunTrigger, WorkItem};
