@@ -13,6 +13,8 @@
 //!   claims and their state machine, accounts and ledger, biller tasks).
 //! - [`notify`]: email (SMTP pool or outbox directory) from editable templates.
 //! - [`plugin`]: connector plugins as sandboxed WebAssembly components.
+//! - [`mapping`]: the one conversion between domain types and the plugin
+//!   contract's types.
 //! - [`cli`]: the `billd` command line.
 
 pub mod cli;
@@ -22,6 +24,7 @@ pub mod control;
 pub mod daemon;
 pub mod domain;
 pub mod jobs;
+pub mod mapping;
 pub mod notify;
 pub mod plugin;
 pub mod scheduler;

@@ -7,10 +7,15 @@
 //! and done after, so a run interrupted by a crash resumes exactly the items
 //! that remain, and a shutdown stops taking new items and checkpoints.
 //!
-//! Every item's effect carries an idempotency key ([`RunContext::effect_key`])
+//! Every item's effect carries an idempotency key ([`RunContext::effect_key`],
+//! or [`RunContext::scoped_effect_key`] for a business object across runs)
 //! that stays the same when the item is retried after a crash, so a kind can
 //! make its effect happen once (an email with a fixed Message-ID and file
-//! name, a posting keyed by trace number).
+//! name, a posting keyed by trace number). A failing item is retried with
+//! backoff per its kind's [`RetryPolicy`]; one that runs out of attempts, or
+//! needs a person, raises one biller task per job and cause.
+//!
+//! Kinds are listed in [`registry`].
 
 pub mod digest;
 pub mod records;
@@ -23,6 +28,7 @@ use chrono::{DateTime, Utc};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::SharedClock;
@@ -33,6 +39,11 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Why a job or one of its items failed. Messages carry record ids and codes,
 /// never patient data: they are stored in the run history and logged.
+///
+/// The variant tells the runner what to do with an item: retry it with
+/// backoff ([`JobError::Transient`], [`JobError::Store`]), wait as told
+/// ([`JobError::RateLimited`]), give up on it ([`JobError::Permanent`]), or
+/// give up and hand the problem to a person ([`JobError::NeedsPerson`]).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum JobError {
@@ -42,15 +53,93 @@ pub enum JobError {
     /// A transient problem (network, a busy server): a later retry may work.
     #[error("transient: {0}")]
     Transient(String),
+    /// The other side asked us to slow down: retry after the delay.
+    #[error("rate limited (retry after {}s): {message}", retry_after.as_secs())]
+    RateLimited {
+        /// How long to wait before the next attempt.
+        retry_after: Duration,
+        /// What the other side said.
+        message: String,
+    },
     /// A permanent problem with this item: retrying will not help.
     #[error("{0}")]
     Permanent(String),
+    /// Retrying will not help until a person acts (credentials expired, a
+    /// connector refused its configuration).
+    #[error("needs a person ({cause}): {message}")]
+    NeedsPerson {
+        /// A stable name for the cause, the same for every item it hits
+        /// (for example `authentication`): one task is raised per job and
+        /// cause.
+        cause: String,
+        /// What happened.
+        message: String,
+    },
 }
 
 impl JobError {
     /// Whether retrying later can help.
     pub fn is_transient(&self) -> bool {
-        matches!(self, JobError::Transient(_) | JobError::Store(_))
+        matches!(
+            self,
+            JobError::Transient(_) | JobError::Store(_) | JobError::RateLimited { .. }
+        )
+    }
+
+    /// A stable name of the cause, for one biller task per job and cause.
+    pub fn cause(&self) -> String {
+        match self {
+            JobError::Store(_) => "store".into(),
+            JobError::Transient(_) => "unavailable".into(),
+            JobError::RateLimited { .. } => "rate-limited".into(),
+            JobError::Permanent(_) => "permanent".into(),
+            JobError::NeedsPerson { cause, .. } => cause.clone(),
+        }
+    }
+}
+
+/// How often and how patiently the runner retries a failing item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included (at least 1).
+    pub max_attempts: u32,
+    /// Delay before the second attempt; each later one doubles it.
+    pub base_delay: Duration,
+    /// The longest delay between two attempts.
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    /// Five attempts, 2 s then 4, 8 and 16 s (each with jitter), at most
+    /// 10 minutes apart: a blip is ridden out within half a minute, a
+    /// longer outage fails the item and tells a biller.
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 5,
+            base_delay: Duration::from_secs(2),
+            max_delay: Duration::from_secs(600),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The delay before attempt `next` (2 for the first retry), before
+    /// jitter: `base * 2^(next-2)`, capped.
+    pub fn backoff(&self, next: u32) -> Duration {
+        let doublings = next.saturating_sub(2).min(30);
+        self.base_delay
+            .saturating_mul(1u32 << doublings)
+            .min(self.max_delay)
+    }
+
+    /// [`RetryPolicy::backoff`] with "equal jitter": a random delay in its
+    /// upper half, so retries of many items spread out while each wait
+    /// still grows from one attempt to the next.
+    pub fn jittered(&self, next: u32) -> Duration {
+        use rand::Rng as _;
+        let full = self.backoff(next);
+        let half = full / 2;
+        half + rand::thread_rng().gen_range(Duration::ZERO..=full - half)
     }
 }
 
@@ -77,6 +166,15 @@ impl RunContext {
     pub fn effect_key(&self, item: &str) -> String {
         format!("{}#{item}", self.run_id)
     }
+
+    /// The idempotency key of an effect on a business object rather than a
+    /// run: the same in every run of this job for the same `scope` (for
+    /// example [`crate::domain::Claim::effect_scope`], claim id and
+    /// revision), so a claim resubmitted by a later run reuses its key
+    /// until the claim itself changes.
+    pub fn scoped_effect_key(&self, scope: &str) -> String {
+        format!("{}#{scope}", self.job)
+    }
 }
 
 /// A kind of billing job.
@@ -90,12 +188,37 @@ pub trait JobKind: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<Vec<String>, JobError>>;
     /// Works one item. Called again with the same key after a crash if the
     /// first attempt may not have finished, so its effect must be keyed by
-    /// [`RunContext::effect_key`].
+    /// [`RunContext::effect_key`] or [`RunContext::scoped_effect_key`].
     fn work_item<'a>(
         &'a self,
         ctx: &'a RunContext,
         item: &'a str,
     ) -> BoxFuture<'a, Result<(), JobError>>;
+    /// How many items one call of [`JobKind::work_batch`] takes (1: the
+    /// kind works items one by one).
+    fn batch_size(&self) -> usize {
+        1
+    }
+    /// Works several items in one call (a claim-status inquiry carries a
+    /// list); one result per item, in order. The default works them one by
+    /// one with [`JobKind::work_item`].
+    fn work_batch<'a>(
+        &'a self,
+        ctx: &'a RunContext,
+        items: &'a [String],
+    ) -> BoxFuture<'a, Vec<Result<(), JobError>>> {
+        Box::pin(async move {
+            let mut out = Vec::with_capacity(items.len());
+            for item in items {
+                out.push(self.work_item(ctx, item).await);
+            }
+            out
+        })
+    }
+    /// How failing items are retried.
+    fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy::default()
+    }
 }
 
 /// A job kind shared between the scheduler and manual runs.

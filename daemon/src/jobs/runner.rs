@@ -174,7 +174,9 @@ impl Runner {
             .collect();
         let sem = Arc::new(Semaphore::new(concurrency.max(1)));
         let mut set = JoinSet::new();
-        for item in todo {
+        let batch = kind.batch_size().max(1);
+        let mut todo = todo.into_iter().peekable();
+        while todo.peek().is_some() {
             let permit = tokio::select! {
                 biased;
                 _ = cancel.cancelled() => break,
@@ -183,10 +185,11 @@ impl Runner {
             if cancel.is_cancelled() {
                 break;
             }
+            let items: Vec<String> = todo.by_ref().take(batch).collect();
             let (ctx, kind, db) = (ctx.clone(), kind.clone(), self.db.clone());
             set.spawn(async move {
                 let _permit = permit;
-                work_one(&db, &ctx, kind.as_ref(), &item).await
+                work_batch(&db, &ctx, kind.as_ref(), items).await
             });
             // Reap finished items as we go so store errors surface early.
             while let Some(done) = set.try_join_next() {
@@ -283,36 +286,115 @@ async fn drain(set: &mut JoinSet<Result<(), JobError>>) {
     }
 }
 
-fn set_item_state(db: &Db, key: &str, state: ItemState, attempt: bool) -> Result<(), StoreError> {
-    db.modify::<WorkItem, _>(key, |w| {
+fn set_item_state(db: &Db, key: &str, state: ItemState, attempt: bool) -> Result<u32, StoreError> {
+    let w = db.modify::<WorkItem, _>(key, |w| {
         w.state = state;
         if attempt {
             w.attempts += 1;
         }
     })?;
-    Ok(())
+    Ok(w.map_or(0, |w| w.attempts))
 }
 
-/// Works one item, recording it in flight before and done or failed after.
-async fn work_one(
+/// Works a batch of items (one item for most kinds) until each is done or
+/// failed: every attempt is recorded in flight (flushed) before the kind
+/// acts and its outcome after; transient failures are retried with backoff
+/// (or after the delay a rate-limited connector asked for) while attempts
+/// remain. A shutdown during a wait leaves the waiting items pending for
+/// the next start.
+async fn work_batch(
     db: &Db,
     ctx: &RunContext,
     kind: &dyn super::JobKind,
-    item: &str,
+    mut items: Vec<String>,
 ) -> Result<(), JobError> {
-    let key = WorkItem::key_for(&ctx.run_id, item);
-    set_item_state(db, &key, ItemState::InFlight, true)?;
-    db.flush()?;
-    let result = kind.work_item(ctx, item).await;
-    match result {
-        Ok(()) => set_item_state(db, &key, ItemState::Done, false)?,
-        Err(e) => {
-            tracing::warn!(run = %ctx.run_id, item, error = %e, "work item failed");
-            set_item_state(db, &key, ItemState::Failed, false)?;
-            db.modify::<JobRun, _>(&ctx.run_id, |r| push_error(r, format!("{item}: {e}")))?;
+    let policy = kind.retry_policy();
+    let max_attempts = policy.max_attempts.max(1);
+    while !items.is_empty() {
+        let mut attempts = Vec::with_capacity(items.len());
+        for item in &items {
+            let key = WorkItem::key_for(&ctx.run_id, item);
+            attempts.push(set_item_state(db, &key, ItemState::InFlight, true)?);
+        }
+        db.flush()?;
+        let mut results = kind.work_batch(ctx, &items).await;
+        results.resize_with(items.len(), || {
+            Err(JobError::Permanent(
+                "the job kind returned no result for this item".into(),
+            ))
+        });
+        let mut again = Vec::new();
+        let mut wait = Duration::ZERO;
+        for ((item, result), attempt) in items.into_iter().zip(results).zip(attempts) {
+            let key = WorkItem::key_for(&ctx.run_id, &item);
+            match result {
+                Ok(()) => {
+                    set_item_state(db, &key, ItemState::Done, false)?;
+                }
+                Err(e) if e.is_transient() && attempt < max_attempts => {
+                    let delay = match &e {
+                        JobError::RateLimited { retry_after, .. } => *retry_after,
+                        _ => policy.jittered(attempt + 1),
+                    };
+                    tracing::info!(
+                        run = %ctx.run_id, item = %item, attempt, error = %e,
+                        retry_in_ms = delay.as_millis() as u64, "work item will be retried"
+                    );
+                    set_item_state(db, &key, ItemState::Pending, false)?;
+                    wait = wait.max(delay);
+                    again.push(item);
+                }
+                Err(e) => {
+                    tracing::warn!(run = %ctx.run_id, item = %item, attempt, error = %e, "work item failed");
+                    set_item_state(db, &key, ItemState::Failed, false)?;
+                    db.modify::<JobRun, _>(&ctx.run_id, |r| push_error(r, format!("{item}: {e}")))?;
+                    if e.is_transient() || matches!(e, JobError::NeedsPerson { .. }) {
+                        raise_failure_task(db, ctx, &e, attempt)?;
+                    }
+                }
+            }
+        }
+        db.flush()?;
+        items = again;
+        if !items.is_empty() {
+            tokio::select! {
+                _ = ctx.cancel.cancelled() => return Ok(()),
+                _ = tokio::time::sleep(wait) => {}
+            }
         }
     }
-    db.flush()?;
+    Ok(())
+}
+
+/// One open task per job and cause, however many items it hits.
+fn raise_failure_task(
+    db: &Db,
+    ctx: &RunContext,
+    e: &JobError,
+    attempts: u32,
+) -> Result<(), StoreError> {
+    let cause = e.cause();
+    let subject = match e {
+        JobError::NeedsPerson { .. } => {
+            format!("job {}: work needs a person ({cause})", ctx.job)
+        }
+        _ => format!(
+            "job {}: work items failing after {attempts} attempts ({cause})",
+            ctx.job
+        ),
+    };
+    crate::domain::task::raise(
+        db,
+        ctx.clock.now(),
+        crate::domain::NewTask {
+            kind: "job-failing".into(),
+            subject,
+            priority: crate::domain::Priority::High,
+            due: None,
+            assignee: None,
+            dedupe_key: format!("job-failing/{}/{cause}", ctx.job),
+        },
+    )?;
     Ok(())
 }
 
@@ -320,7 +402,7 @@ async fn work_one(
 mod tests {
     use super::*;
     use crate::clock::SystemClock;
-    use crate::jobs::{BoxFuture, JobKind};
+    use crate::jobs::{BoxFuture, JobKind, RetryPolicy};
     use crate::store::test_db;
     use std::collections::BTreeMap;
     use std::sync::Mutex;
@@ -435,5 +517,216 @@ mod tests {
         assert_eq!((done.items_done, done.items_failed), (4, 1));
         assert_eq!(done.errors, ["i002: item refused"]);
         assert!(done.ended_at.is_some());
+    }
+
+    /// Fails each item transiently `fail_first` times (rate-limited when
+    /// `retry_after` is set), then succeeds; records when each attempt ran.
+    struct Flaky {
+        items: usize,
+        fail_first: u32,
+        retry_after: Option<Duration>,
+        needs_person: bool,
+        policy: RetryPolicy,
+        batch: usize,
+        calls: Mutex<BTreeMap<String, Vec<tokio::time::Instant>>>,
+        batches: Mutex<Vec<usize>>,
+    }
+
+    impl Flaky {
+        fn new(items: usize, fail_first: u32) -> Self {
+            Flaky {
+                items,
+                fail_first,
+                retry_after: None,
+                needs_person: false,
+                policy: RetryPolicy {
+                    max_attempts: 5,
+                    base_delay: Duration::from_secs(2),
+                    max_delay: Duration::from_secs(600),
+                },
+                batch: 1,
+                calls: Mutex::new(BTreeMap::new()),
+                batches: Mutex::new(Vec::new()),
+            }
+        }
+        fn attempt_times(&self, item: &str) -> Vec<tokio::time::Instant> {
+            self.calls
+                .lock()
+                .unwrap()
+                .get(item)
+                .cloned()
+                .unwrap_or_default()
+        }
+    }
+
+    impl JobKind for Flaky {
+        fn kind(&self) -> &'static str {
+            "flaky"
+        }
+        fn list_items<'a>(
+            &'a self,
+            _ctx: &'a RunContext,
+        ) -> BoxFuture<'a, Result<Vec<String>, JobError>> {
+            Box::pin(async move { Ok((0..self.items).map(|i| format!("f{i:02}")).collect()) })
+        }
+        fn work_item<'a>(
+            &'a self,
+            _ctx: &'a RunContext,
+            item: &'a str,
+        ) -> BoxFuture<'a, Result<(), JobError>> {
+            Box::pin(async move {
+                let n = {
+                    let mut calls = self.calls.lock().unwrap();
+                    let v = calls.entry(item.to_string()).or_default();
+                    v.push(tokio::time::Instant::now());
+                    v.len() as u32
+                };
+                if self.needs_person {
+                    return Err(JobError::NeedsPerson {
+                        cause: "authentication".into(),
+                        message: "credentials refused".into(),
+                    });
+                }
+                if n <= self.fail_first {
+                    return Err(match self.retry_after {
+                        Some(retry_after) => JobError::RateLimited {
+                            retry_after,
+                            message: "slow down".into(),
+                        },
+                        None => JobError::Transient("payer timeout".into()),
+                    });
+                }
+                Ok(())
+            })
+        }
+        fn batch_size(&self) -> usize {
+            self.batch
+        }
+        fn work_batch<'a>(
+            &'a self,
+            ctx: &'a RunContext,
+            items: &'a [String],
+        ) -> BoxFuture<'a, Vec<Result<(), JobError>>> {
+            Box::pin(async move {
+                self.batches.lock().unwrap().push(items.len());
+                let mut out = Vec::new();
+                for i in items {
+                    out.push(self.work_item(ctx, i).await);
+                }
+                out
+            })
+        }
+        fn retry_policy(&self) -> RetryPolicy {
+            self.policy
+        }
+    }
+
+    async fn run_flaky(db: &Db, kind: Arc<Flaky>, concurrency: usize) -> JobRun {
+        let r = runner(db);
+        let run = r.begin("flaky", RunTrigger::Manual, None).unwrap();
+        r.execute(&run.id, kind, concurrency, CancellationToken::new())
+            .await
+            .unwrap()
+    }
+
+    fn tasks_of(db: &Db, kind: &str) -> Vec<crate::domain::Task> {
+        crate::domain::task::all(db)
+            .unwrap()
+            .into_iter()
+            .filter(|t| t.kind == kind)
+            .collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_transient_error_is_retried_with_growing_delays() {
+        let db = test_db();
+        let kind = Arc::new(Flaky::new(1, 3));
+        let run = run_flaky(&db, kind.clone(), 1).await;
+        assert_eq!(run.outcome, RunOutcome::Succeeded);
+        let times = kind.attempt_times("f00");
+        assert_eq!(times.len(), 4, "three failures, then success");
+        let gaps: Vec<Duration> = times.windows(2).map(|w| w[1] - w[0]).collect();
+        // Attempt n waits in the upper half of 2 s * 2^(n-2): [1,2], [2,4], [4,8].
+        for (i, gap) in gaps.iter().enumerate() {
+            let full = Duration::from_secs(2 << i);
+            assert!(*gap >= full / 2 && *gap <= full, "gap {i}: {gap:?}");
+        }
+        assert!(gaps[0] < gaps[1] && gaps[1] < gaps[2], "{gaps:?}");
+        let item: WorkItem = db.get(&WorkItem::key_for(&run.id, "f00")).unwrap().unwrap();
+        assert_eq!((item.state, item.attempts), (ItemState::Done, 4));
+        assert!(tasks_of(&db, "job-failing").is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_retry_after_is_honoured_to_the_second() {
+        let db = test_db();
+        let mut flaky = Flaky::new(1, 2);
+        flaky.retry_after = Some(Duration::from_secs(37));
+        let kind = Arc::new(flaky);
+        let run = run_flaky(&db, kind.clone(), 1).await;
+        assert_eq!(run.outcome, RunOutcome::Succeeded);
+        let times = kind.attempt_times("f00");
+        assert_eq!(times.len(), 3);
+        for w in times.windows(2) {
+            assert_eq!((w[1] - w[0]).as_secs(), 37, "{:?}", w[1] - w[0]);
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn exhausting_attempts_fails_the_items_and_raises_one_task() {
+        let db = test_db();
+        let mut flaky = Flaky::new(6, u32::MAX);
+        flaky.policy.max_attempts = 3;
+        let kind = Arc::new(flaky);
+        let run = run_flaky(&db, kind.clone(), 3).await;
+        assert_eq!(run.outcome, RunOutcome::Failed);
+        assert_eq!((run.items_done, run.items_failed), (0, 6));
+        for i in 0..6 {
+            assert_eq!(kind.attempt_times(&format!("f{i:02}")).len(), 3);
+        }
+        let raised = tasks_of(&db, "job-failing");
+        assert_eq!(raised.len(), 1, "{raised:?}");
+        assert_eq!(
+            raised[0].subject,
+            "job flaky: work items failing after 3 attempts (unavailable)"
+        );
+        // A second failing run of the same job adds no task while it is open.
+        run_flaky(&db, kind, 3).await;
+        assert_eq!(tasks_of(&db, "job-failing").len(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_item_that_needs_a_person_is_not_retried_and_raises_one_task() {
+        let db = test_db();
+        let mut flaky = Flaky::new(4, 0);
+        flaky.needs_person = true;
+        let kind = Arc::new(flaky);
+        let run = run_flaky(&db, kind.clone(), 2).await;
+        assert_eq!(run.items_failed, 4);
+        assert_eq!(kind.attempt_times("f00").len(), 1);
+        let raised = tasks_of(&db, "job-failing");
+        assert_eq!(raised.len(), 1);
+        assert!(
+            raised[0].subject.contains("authentication"),
+            "{}",
+            raised[0].subject
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_batch_kind_gets_its_items_in_batches_and_retries_only_the_failures() {
+        let db = test_db();
+        let mut flaky = Flaky::new(7, 1);
+        flaky.batch = 3;
+        let kind = Arc::new(flaky);
+        let run = run_flaky(&db, kind.clone(), 1).await;
+        assert_eq!(run.outcome, RunOutcome::Succeeded);
+        assert_eq!(run.items_done, 7);
+        // 3 + 3 + 1 first, and each batch retried once as a whole batch of
+        // its failed items.
+        assert_eq!(*kind.batches.lock().unwrap(), [3, 3, 3, 3, 1, 1]);
+        for i in 0..7 {
+            assert_eq!(kind.attempt_times(&format!("f{i:02}")).len(), 2);
+        }
     }
 }

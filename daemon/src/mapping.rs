@@ -1,0 +1,590 @@
+//! The one mapping between billd's domain types and the plugin contract's
+//! (`billd:connector`). The two differ on purpose: the domain keeps what
+//! billd needs to bill (address lines as a list, a claim state machine with
+//! fifteen states, a coverage's relationship including "self"), the contract
+//! keeps what a connector needs to speak X12 or FHIR (two address lines, the
+//! six claim states a payer can report, a dependent only when the patient
+//! is not the subscriber). Jobs convert here and nowhere else.
+//!
+//! Conversions from the contract check what a connector sends (dates that
+//! exist, ids that are not empty) and fail with a [`MappingError`] naming
+//! the field, never its value.
+
+use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
+
+use crate::domain::{
+    Address, Appointment, AppointmentStatus, Claim, ClaimState, Coverage, Patient, PayerPriority,
+    PersonName, Relationship, Sex,
+};
+use crate::jobs::JobError;
+use crate::plugin::CallError;
+use crate::plugin::bindings::{ehr_api as ehr, payer_api as pay, types as wit};
+
+/// A value from a connector that does not fit the domain. Names the field,
+/// never the value (it may be patient data).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("connector sent an unusable {field}: {reason}")]
+pub struct MappingError {
+    /// The contract field, dotted (`appointment.start`).
+    pub field: &'static str,
+    /// What is wrong.
+    pub reason: &'static str,
+}
+
+/// A calendar date in the contract's form.
+pub fn date(d: NaiveDate) -> wit::Date {
+    wit::Date {
+        year: d.year().clamp(0, u16::MAX as i32) as u16,
+        month: d.month() as u8,
+        day: d.day() as u8,
+    }
+}
+
+/// A contract date as a calendar date; `field` names it in the error.
+pub fn date_from(d: wit::Date, field: &'static str) -> Result<NaiveDate, MappingError> {
+    NaiveDate::from_ymd_opt(d.year.into(), d.month.into(), d.day.into()).ok_or(MappingError {
+        field,
+        reason: "not a calendar date",
+    })
+}
+
+/// An instant in the contract's form.
+pub fn timestamp(t: DateTime<Utc>) -> wit::Timestamp {
+    wit::Timestamp {
+        seconds: t.timestamp(),
+        nanoseconds: t.timestamp_subsec_nanos(),
+    }
+}
+
+/// A contract instant as UTC; `field` names it in the error.
+pub fn timestamp_from(
+    t: wit::Timestamp,
+    field: &'static str,
+) -> Result<DateTime<Utc>, MappingError> {
+    Utc.timestamp_opt(t.seconds, t.nanoseconds)
+        .single()
+        .ok_or(MappingError {
+            field,
+            reason: "not a representable instant",
+        })
+}
+
+/// A name in the contract's form.
+pub fn person_name(n: &PersonName) -> wit::PersonName {
+    wit::PersonName {
+        last: n.last.clone(),
+        first: n.first.clone(),
+        middle: n.middle.clone(),
+        suffix: n.suffix.clone(),
+    }
+}
+
+/// A contract name in the domain's form.
+pub fn person_name_from(n: wit::PersonName) -> PersonName {
+    PersonName {
+        last: n.last,
+        first: n.first,
+        middle: n.middle,
+        suffix: n.suffix,
+    }
+}
+
+/// An address with the domain's street lines folded into the contract's
+/// two: the first line, then the rest joined by ", ".
+pub fn address(a: &Address) -> wit::Address {
+    let mut lines = a.lines.iter();
+    let line1 = lines.next().cloned().unwrap_or_default();
+    let rest: Vec<&str> = lines.map(String::as_str).collect();
+    wit::Address {
+        line1,
+        line2: (!rest.is_empty()).then(|| rest.join(", ")),
+        city: a.city.clone(),
+        state: a.state.clone(),
+        postal_code: a.postal_code.clone(),
+    }
+}
+
+/// A contract address in the domain's form (empty lines dropped).
+pub fn address_from(a: wit::Address) -> Address {
+    Address {
+        lines: std::iter::once(a.line1)
+            .chain(a.line2)
+            .filter(|l| !l.trim().is_empty())
+            .collect(),
+        city: a.city,
+        state: a.state,
+        postal_code: a.postal_code,
+    }
+}
+
+/// Administrative sex in the contract's form.
+pub fn sex(s: Sex) -> wit::Sex {
+    match s {
+        Sex::Female => wit::Sex::Female,
+        Sex::Male => wit::Sex::Male,
+        Sex::Unknown => wit::Sex::Unknown,
+    }
+}
+
+/// Contract sex in the domain's form.
+pub fn sex_from(s: wit::Sex) -> Sex {
+    match s {
+        wit::Sex::Female => Sex::Female,
+        wit::Sex::Male => Sex::Male,
+        wit::Sex::Unknown => Sex::Unknown,
+    }
+}
+
+/// The subscriber and, when the patient is not the subscriber, the
+/// dependent, as an eligibility inquiry, a claim or a status inquiry names
+/// them. A dependent's subscriber is known by the coverage's subscriber
+/// name and birth date; the patient's own stand in where those are absent.
+pub fn subscriber(
+    patient: &Patient,
+    coverage: &Coverage,
+) -> (wit::Subscriber, Option<wit::Dependent>) {
+    let own = wit::Subscriber {
+        member_id: coverage.member_id.clone(),
+        name: person_name(&patient.name),
+        birth_date: date(patient.birth_date),
+        sex: sex(patient.sex),
+        group_number: coverage.group_number.clone(),
+        address: patient.address.as_ref().map(address),
+    };
+    let relationship = match coverage.relationship {
+        Relationship::SelfInsured => return (own, None),
+        Relationship::Spouse => wit::Relationship::Spouse,
+        Relationship::Child => wit::Relationship::Child,
+        Relationship::Other => wit::Relationship::Other,
+    };
+    let holder = wit::Subscriber {
+        member_id: coverage.member_id.clone(),
+        name: coverage
+            .subscriber_name
+            .as_ref()
+            .map(person_name)
+            .unwrap_or_else(|| person_name(&patient.name)),
+        birth_date: date(coverage.subscriber_birth_date.unwrap_or(patient.birth_date)),
+        sex: wit::Sex::Unknown,
+        group_number: coverage.group_number.clone(),
+        address: None,
+    };
+    let dependent = wit::Dependent {
+        name: person_name(&patient.name),
+        birth_date: date(patient.birth_date),
+        sex: sex(patient.sex),
+        relationship,
+    };
+    (holder, Some(dependent))
+}
+
+/// A provider known by NPI (and, for the billing provider, name and tax id).
+pub fn provider(npi: &str, name: &str, tax_id: Option<&str>) -> wit::Provider {
+    wit::Provider {
+        npi: npi.to_string(),
+        name: name.to_string(),
+        first_name: None,
+        tax_id: tax_id.map(str::to_string),
+        taxonomy: None,
+    }
+}
+
+/// The procedure code set a code belongs to: five digits, or four digits
+/// and a letter (CPT category II/III), are CPT; a letter and four digits are
+/// HCPCS Level II.
+pub fn procedure_code_set(code: &str) -> wit::ProcedureCodeSet {
+    if code.chars().next().is_some_and(|c| c.is_ascii_alphabetic()) {
+        wit::ProcedureCodeSet::Hcpcs
+    } else {
+        wit::ProcedureCodeSet::Cpt
+    }
+}
+
+/// A claim as the payer connector sends it (an 837P's content). The
+/// billing provider is `billing` (the practice); diagnoses travel without
+/// the dot, as X12 carries them.
+pub fn claim(
+    claim: &Claim,
+    patient: &Patient,
+    coverage: &Coverage,
+    billing: &wit::Provider,
+) -> pay::Claim {
+    let (subscriber, dependent) = subscriber(patient, coverage);
+    pay::Claim {
+        claim_id: claim.control_number.clone(),
+        payer_id: claim.payer_id.clone(),
+        billing_provider: billing.clone(),
+        rendering_provider: (claim.rendering_npi != billing.npi)
+            .then(|| provider(&claim.rendering_npi, "", None)),
+        subscriber,
+        dependent,
+        frequency: match claim.frequency_code.as_str() {
+            "7" => pay::ClaimFrequency::Replacement,
+            "8" => pay::ClaimFrequency::Void,
+            _ => pay::ClaimFrequency::Original,
+        },
+        original_payer_claim_id: (claim.frequency_code != "1")
+            .then(|| claim.payer_claim_number.clone())
+            .flatten(),
+        place_of_service: claim.place_of_service.clone(),
+        diagnoses: claim.diagnoses.iter().map(|d| d.replace('.', "")).collect(),
+        service_lines: claim
+            .lines
+            .iter()
+            .enumerate()
+            .map(|(i, l)| pay::ServiceLine {
+                line_number: (i + 1) as u16,
+                procedure: wit::Procedure {
+                    code_set: procedure_code_set(&l.procedure),
+                    code: l.procedure.clone(),
+                    modifiers: l.modifiers.clone(),
+                },
+                diagnosis_pointers: l.diagnosis_pointers.clone(),
+                charge: l.charge_cents,
+                units: l.units,
+                service_date: date(l.service_date),
+                place_of_service: None,
+                ndc: None,
+            })
+            .collect(),
+        total_charge: claim.total_charge_cents,
+        prior_authorization: None,
+    }
+}
+
+/// The state a payer's status answer moves a claim to; `None` when the
+/// payer has no record of it (a task for a person, not a state).
+pub fn claim_state_from(s: pay::ClaimState) -> Option<ClaimState> {
+    match s {
+        pay::ClaimState::Acknowledged => Some(ClaimState::Acknowledged),
+        pay::ClaimState::Pending => Some(ClaimState::Pending),
+        pay::ClaimState::Paid => Some(ClaimState::Paid),
+        pay::ClaimState::Denied => Some(ClaimState::Denied),
+        pay::ClaimState::Rejected => Some(ClaimState::Rejected),
+        pay::ClaimState::NotFound => None,
+    }
+}
+
+/// An EHR patient in the domain's form.
+pub fn patient_from(p: ehr::Patient) -> Result<Patient, MappingError> {
+    non_empty(&p.patient_id, "patient.patient-id")?;
+    Ok(Patient {
+        birth_date: date_from(p.birth_date, "patient.birth-date")?,
+        id: p.patient_id,
+        name: person_name_from(p.name),
+        sex: sex_from(p.sex),
+        email: p.email,
+        phone: p.phone,
+        address: p.address.map(address_from),
+    })
+}
+
+/// An EHR coverage in the domain's form (no verdict yet: eligibility
+/// checks fill that in).
+pub fn coverage_from(c: ehr::Coverage) -> Result<Coverage, MappingError> {
+    non_empty(&c.coverage_id, "coverage.coverage-id")?;
+    non_empty(&c.patient_id, "coverage.patient-id")?;
+    non_empty(&c.payer_id, "coverage.payer-id")?;
+    let relationship = match c.relationship {
+        None => Relationship::SelfInsured,
+        Some(wit::Relationship::Spouse) => Relationship::Spouse,
+        Some(wit::Relationship::Child) => Relationship::Child,
+        Some(wit::Relationship::Other) => Relationship::Other,
+    };
+    let dependent = relationship != Relationship::SelfInsured;
+    Ok(Coverage {
+        effective: c
+            .start
+            .map(|d| date_from(d, "coverage.start"))
+            .transpose()?,
+        terminated: c.end.map(|d| date_from(d, "coverage.end")).transpose()?,
+        subscriber_birth_date: if dependent {
+            Some(date_from(
+                c.subscriber.birth_date,
+                "coverage.subscriber.birth-date",
+            )?)
+        } else {
+            None
+        },
+        subscriber_name: dependent.then(|| person_name_from(c.subscriber.name)),
+        id: c.coverage_id,
+        patient_id: c.patient_id,
+        payer_id: c.payer_id,
+        payer_name: c.payer_name,
+        member_id: c.subscriber.member_id,
+        group_number: c.subscriber.group_number,
+        relationship,
+        priority: match c.priority {
+            ehr::CoveragePriority::Primary => PayerPriority::Primary,
+            ehr::CoveragePriority::Secondary => PayerPriority::Secondary,
+            ehr::CoveragePriority::Tertiary => PayerPriority::Tertiary,
+        },
+        verdict: None,
+    })
+}
+
+/// An EHR appointment in the domain's form.
+pub fn appointment_from(a: ehr::Appointment) -> Result<Appointment, MappingError> {
+    non_empty(&a.appointment_id, "appointment.appointment-id")?;
+    non_empty(&a.patient_id, "appointment.patient-id")?;
+    Ok(Appointment {
+        start: timestamp_from(a.start, "appointment.start")?,
+        id: a.appointment_id,
+        patient_id: a.patient_id,
+        provider_npi: a.provider_npi,
+        minutes: a.minutes,
+        status: match a.status {
+            ehr::AppointmentStatus::Booked => AppointmentStatus::Booked,
+            ehr::AppointmentStatus::Arrived => AppointmentStatus::Arrived,
+            ehr::AppointmentStatus::Fulfilled => AppointmentStatus::Fulfilled,
+            ehr::AppointmentStatus::Cancelled => AppointmentStatus::Cancelled,
+            ehr::AppointmentStatus::NoShow => AppointmentStatus::NoShow,
+        },
+    })
+}
+
+fn non_empty(s: &str, field: &'static str) -> Result<(), MappingError> {
+    if s.trim().is_empty() {
+        Err(MappingError {
+            field,
+            reason: "empty",
+        })
+    } else {
+        Ok(())
+    }
+}
+
+/// A connector's answer or a failed call, as the runner's item error: what
+/// a retry can fix is transient, a rate limit keeps its delay, credentials
+/// and an unsupported operation need a person, a refusal on the merits is
+/// permanent.
+pub fn job_error(call: Result<wit::ConnectorError, CallError>) -> JobError {
+    use wit::ConnectorError as E;
+    match call {
+        Err(e) if e.retryable() => JobError::Transient(e.to_string()),
+        Err(e) => JobError::NeedsPerson {
+            cause: "plugin-failed".into(),
+            message: e.to_string(),
+        },
+        Ok(E::Transient(m)) => JobError::Transient(m),
+        Ok(E::RateLimited(r)) => JobError::RateLimited {
+            retry_after: std::time::Duration::from_secs(r.retry_after_seconds.into()),
+            message: r.message,
+        },
+        Ok(E::Authentication(m)) => JobError::NeedsPerson {
+            cause: "authentication".into(),
+            message: m,
+        },
+        Ok(E::Unsupported(m)) => JobError::NeedsPerson {
+            cause: "unsupported".into(),
+            message: m,
+        },
+        Ok(E::InvalidRequest(f)) => {
+            JobError::Permanent(format!("invalid request: {}: {}", f.field, f.message))
+        }
+        Ok(E::Rejected(r)) => JobError::Permanent(format!("rejected {}: {}", r.code, r.message)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::ServiceLine;
+
+    fn patient() -> Patient {
+        Patient {
+            id: "P1".into(),
+            name: PersonName {
+                last: "Doe".into(),
+                first: "Jo".into(),
+                middle: None,
+                suffix: Some("Jr".into()),
+            },
+            birth_date: NaiveDate::from_ymd_opt(2015, 6, 30).unwrap(),
+            sex: Sex::Female,
+            email: None,
+            phone: None,
+            address: Some(Address {
+                lines: vec!["1 Main St".into(), "Apt 2".into(), "Rear".into()],
+                city: "Springfield".into(),
+                state: "IL".into(),
+                postal_code: "62701".into(),
+            }),
+        }
+    }
+
+    fn coverage(rel: Relationship) -> Coverage {
+        Coverage {
+            id: "COV1".into(),
+            patient_id: "P1".into(),
+            payer_id: "60054".into(),
+            payer_name: "Example Health".into(),
+            member_id: "M1".into(),
+            group_number: Some("G1".into()),
+            relationship: rel,
+            subscriber_name: Some(PersonName {
+                last: "Doe".into(),
+                first: "Sam".into(),
+                middle: None,
+                suffix: None,
+            }),
+            subscriber_birth_date: NaiveDate::from_ymd_opt(1980, 1, 2),
+            priority: PayerPriority::Primary,
+            effective: None,
+            terminated: None,
+            verdict: None,
+        }
+    }
+
+    #[test]
+    fn a_self_insured_patient_is_the_subscriber_and_a_child_is_a_dependent() {
+        let (s, d) = subscriber(&patient(), &coverage(Relationship::SelfInsured));
+        assert!(d.is_none());
+        assert_eq!((s.name.first.as_str(), s.member_id.as_str()), ("Jo", "M1"));
+        assert_eq!(s.name.suffix.as_deref(), Some("Jr"));
+        let (s, d) = subscriber(&patient(), &coverage(Relationship::Child));
+        let d = d.unwrap();
+        assert_eq!(s.name.first, "Sam");
+        assert_eq!(
+            s.birth_date,
+            wit::Date {
+                year: 1980,
+                month: 1,
+                day: 2
+            }
+        );
+        assert_eq!(d.name.first, "Jo");
+        assert_eq!(d.relationship, wit::Relationship::Child);
+    }
+
+    #[test]
+    fn address_lines_fold_into_two_and_back() {
+        let a = address(patient().address.as_ref().unwrap());
+        assert_eq!(a.line1, "1 Main St");
+        assert_eq!(a.line2.as_deref(), Some("Apt 2, Rear"));
+        let back = address_from(a);
+        assert_eq!(back.lines, ["1 Main St", "Apt 2, Rear"]);
+    }
+
+    #[test]
+    fn a_claim_carries_codes_without_dots_and_its_control_number() {
+        let mut c = Claim {
+            id: "C1".into(),
+            control_number: "PCN-77".into(),
+            patient_id: "P1".into(),
+            coverage_id: "COV1".into(),
+            payer_id: "60054".into(),
+            billing_npi: "1234567893".into(),
+            rendering_npi: "1234567893".into(),
+            place_of_service: "11".into(),
+            frequency_code: "1".into(),
+            diagnoses: vec!["E11.9".into(), "I10".into()],
+            lines: vec![ServiceLine {
+                procedure: "G0439".into(),
+                modifiers: vec!["25".into()],
+                charge_cents: 12_500,
+                units: 1,
+                diagnosis_pointers: vec![1, 2],
+                service_date: NaiveDate::from_ymd_opt(2026, 11, 3).unwrap(),
+            }],
+            total_charge_cents: 12_500,
+            state: ClaimState::Ready,
+            history: vec![],
+            payer_claim_number: None,
+            next_check_at: None,
+            revision: 0,
+            held: false,
+        };
+        let billing = provider("1234567893", "Riverside", Some("123456789"));
+        let w = claim(
+            &c,
+            &patient(),
+            &coverage(Relationship::SelfInsured),
+            &billing,
+        );
+        assert_eq!(w.claim_id, "PCN-77");
+        assert_eq!(w.diagnoses, ["E119", "I10"]);
+        assert!(w.rendering_provider.is_none());
+        assert_eq!(
+            w.service_lines[0].procedure.code_set,
+            wit::ProcedureCodeSet::Hcpcs
+        );
+        assert_eq!(w.frequency, pay::ClaimFrequency::Original);
+        c.frequency_code = "7".into();
+        c.payer_claim_number = Some("PAYER9".into());
+        let w = claim(
+            &c,
+            &patient(),
+            &coverage(Relationship::SelfInsured),
+            &billing,
+        );
+        assert_eq!(w.frequency, pay::ClaimFrequency::Replacement);
+        assert_eq!(w.original_payer_claim_id.as_deref(), Some("PAYER9"));
+    }
+
+    #[test]
+    fn ehr_records_map_in_and_bad_ones_name_the_field() {
+        let bad = ehr::Appointment {
+            appointment_id: "A1".into(),
+            patient_id: " ".into(),
+            provider_npi: "1234567893".into(),
+            start: wit::Timestamp {
+                seconds: 0,
+                nanoseconds: 0,
+            },
+            minutes: 15,
+            status: ehr::AppointmentStatus::Booked,
+            location: None,
+        };
+        let err = appointment_from(bad.clone()).unwrap_err();
+        assert_eq!(err.field, "appointment.patient-id");
+        let ok = appointment_from(ehr::Appointment {
+            patient_id: "P1".into(),
+            ..bad
+        })
+        .unwrap();
+        assert_eq!(ok.status, AppointmentStatus::Booked);
+        let err = date_from(
+            wit::Date {
+                year: 2026,
+                month: 2,
+                day: 30,
+            },
+            "patient.birth-date",
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "connector sent an unusable patient.birth-date: not a calendar date"
+        );
+    }
+
+    #[test]
+    fn connector_errors_become_the_runner_s_item_errors() {
+        use wit::ConnectorError as E;
+        let rl = job_error(Ok(E::RateLimited(wit::RateLimit {
+            retry_after_seconds: 30,
+            message: "busy".into(),
+        })));
+        assert!(
+            matches!(rl, JobError::RateLimited { retry_after, .. } if retry_after.as_secs() == 30)
+        );
+        assert!(job_error(Ok(E::Transient("timeout".into()))).is_transient());
+        assert_eq!(
+            job_error(Ok(E::Authentication("expired".into()))).cause(),
+            "authentication"
+        );
+        assert!(
+            !job_error(Ok(E::Rejected(wit::Rejection {
+                code: "72".into(),
+                message: "invalid member id".into()
+            })))
+            .is_transient()
+        );
+        let deadline = CallError::Deadline {
+            plugin: "p".into(),
+            limit: std::time::Duration::from_secs(20),
+        };
+        assert!(job_error(Err(deadline)).is_transient());
+    }
+}
