@@ -3,7 +3,7 @@
 //! Each record type is defined here by its owner and implements the store's
 //! [`Record`](crate::store::Record) trait; the store keeps only that trait,
 //! its codec, crypto and backends. Nothing here knows which backend holds
-//! the records, the plugin contract's types (see [`crate::mapping`]) or the
+//! the records, the plugin contract's types (the mapping module converts) or the
 //! jobs that use them.
 //!
 //! - [`patient`]: patients and their insurance coverage.
