@@ -2,8 +2,9 @@
 //! store: same semantics as sled (ordered keys, atomic insert-if-absent and
 //! compare-and-swap), nothing on disk, nothing shared between instances.
 
-use super::{Entries, RawStore, StoreError};
+use super::{Batch, Entries, Op, RawStore, StoreError, range_is_empty};
 use std::collections::BTreeMap;
+use std::ops::Bound;
 use std::sync::{Mutex, MutexGuard};
 
 type Collections = BTreeMap<String, BTreeMap<Vec<u8>, Vec<u8>>>;
@@ -101,6 +102,60 @@ impl RawStore for MemStore {
             .unwrap_or_default())
     }
 
+    fn range(
+        &self,
+        collection: &str,
+        start: Bound<&[u8]>,
+        end: Bound<&[u8]>,
+        limit: Option<usize>,
+        reverse: bool,
+    ) -> Result<Entries, StoreError> {
+        if range_is_empty(start, end) {
+            return Ok(Vec::new());
+        }
+        let all = self.lock();
+        let Some(coll) = all.get(collection) else {
+            return Ok(Vec::new());
+        };
+        let hits = coll.range::<[u8], _>((start, end));
+        let take = limit.unwrap_or(usize::MAX);
+        let owned = |(k, v): (&Vec<u8>, &Vec<u8>)| (k.clone(), v.clone());
+        Ok(if reverse {
+            hits.rev().take(take).map(owned).collect()
+        } else {
+            hits.take(take).map(owned).collect()
+        })
+    }
+
+    fn commit(&self, batch: &Batch) -> Result<bool, StoreError> {
+        let mut all = self.lock();
+        for check in &batch.checks {
+            let now = all.get(&check.collection).and_then(|c| c.get(&check.key));
+            if now != check.expected.as_ref() {
+                return Ok(false);
+            }
+        }
+        for op in &batch.ops {
+            match op {
+                Op::Put {
+                    collection,
+                    key,
+                    value,
+                } => {
+                    all.entry(collection.clone())
+                        .or_default()
+                        .insert(key.clone(), value.clone());
+                }
+                Op::Remove { collection, key } => {
+                    if let Some(c) = all.get_mut(collection) {
+                        c.remove(key);
+                    }
+                }
+            }
+        }
+        Ok(true)
+    }
+
     fn flush(&self) -> Result<(), StoreError> {
         Ok(())
     }
@@ -110,8 +165,15 @@ impl RawStore for MemStore {
 mod tests {
     use super::*;
 
+    use std::sync::Arc;
+
     #[test]
     fn mem_store_meets_the_raw_store_contract() {
-        crate::store::raw_store_contract(&MemStore::new());
+        crate::store::contract::raw_suite(&MemStore::new());
+    }
+
+    #[test]
+    fn mem_store_meets_the_db_contract() {
+        crate::store::contract::db_suite(Arc::new(MemStore::new()));
     }
 }

@@ -20,19 +20,31 @@
 //! claim submitted, a placement made) so a crash cannot forget an effect that
 //! already happened.
 
+pub mod batch;
+pub mod bridge;
+pub mod contract;
 pub mod crypto;
+pub mod index;
 pub mod keys;
 pub mod mem;
+pub mod query;
 pub mod sled_backend;
+pub mod txn;
 
+pub use batch::{Batch, Check, Op};
 pub use crypto::{KeyFileError, StoreKey};
+pub use index::IndexReport;
 pub use keys::time_key;
 pub use mem::MemStore;
+pub use query::Page;
 pub use sled_backend::SledStore;
+pub use txn::Tx;
 
 use serde::{Serialize, de::DeserializeOwned};
+use std::ops::Bound;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Errors from the store. None of them carries record contents.
 #[derive(Debug, thiserror::Error)]
@@ -99,6 +111,27 @@ pub enum StoreError {
         /// Path of the key file tried.
         key_file: String,
     },
+    /// A transaction kept meeting concurrent writers and gave up after
+    /// `attempts` runs. Retrying later usually succeeds.
+    #[error(
+        "transaction gave up after {attempts} attempts: other writers kept changing what it read"
+    )]
+    Conflict {
+        /// How many times the transaction ran.
+        attempts: u32,
+    },
+    /// A record declared an index key the store cannot keep (an index not in
+    /// `Record::INDEXES`, or a NUL byte in an index name, value or record
+    /// key). A programming error in the record type; retrying will not help.
+    #[error("record {collection}/{key}: invalid index key: {reason}")]
+    InvalidIndex {
+        /// Collection name.
+        collection: String,
+        /// Record key.
+        key: String,
+        /// What is wrong (names the index, never quotes its value).
+        reason: String,
+    },
 }
 
 /// Key-value pairs returned by [`RawStore::scan_prefix`], in key order.
@@ -110,6 +143,22 @@ pub type Visitor<'a> = dyn FnMut(&[u8], &[u8]) -> Result<bool, StoreError> + 'a;
 
 /// An ordered key-value store of named collections. Implementations must be
 /// safe to share between threads; keys sort bytewise within a collection.
+///
+/// The trait is synchronous on purpose: sled and the in-memory store answer
+/// in microseconds, and every caller (jobs on the tokio runtime, the CLI,
+/// threads) can use it without `.await`. A backend whose client is async
+/// (PostgreSQL through sqlx, in a later issue) implements each method as
+/// `tokio::task::block_in_place(|| handle.block_on(async { ... }))`: on the
+/// multi-thread runtime `block_in_place` hands the worker's other tasks to
+/// another thread first, so the runtime never stalls and callers never
+/// change. [`bridge::AsyncBridge`] is that pattern over an async inner store,
+/// and its tests run the [`contract`] suite through it while a ticker task
+/// keeps time. (`block_in_place` panics on a current-thread runtime; such a
+/// backend must be used from the multi-thread runtime or from plain threads.)
+///
+/// Every write is atomic with respect to every other write, including
+/// [`RawStore::commit`]: a commit's checks and ops see no other write
+/// half-done, and no reader sees half a commit.
 pub trait RawStore: Send + Sync + 'static {
     /// Reads one value.
     fn get(&self, collection: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
@@ -158,8 +207,59 @@ pub trait RawStore: Send + Sync + 'static {
         }
         Ok(())
     }
+    /// Entries with `start <= key <= end` (as the bounds say), in key order,
+    /// or in reverse key order when `reverse`; at most `limit` of them,
+    /// taken from the end the scan starts at. An empty or inverted range
+    /// gives no entries (never a panic).
+    fn range(
+        &self,
+        collection: &str,
+        start: Bound<&[u8]>,
+        end: Bound<&[u8]>,
+        limit: Option<usize>,
+        reverse: bool,
+    ) -> Result<Entries, StoreError>;
+    /// Calls `visit` with each entry of [`RawStore::range`] (without a
+    /// limit), in its order, until it returns `Ok(false)` or an error (which
+    /// is returned). A backend may stream; `visit` may write to the store
+    /// (whether the scan sees it is unspecified). The default visits a
+    /// [`RawStore::range`] snapshot.
+    fn visit_range(
+        &self,
+        collection: &str,
+        start: Bound<&[u8]>,
+        end: Bound<&[u8]>,
+        reverse: bool,
+        visit: &mut Visitor<'_>,
+    ) -> Result<(), StoreError> {
+        for (k, v) in self.range(collection, start, end, None, reverse)? {
+            if !visit(&k, &v)? {
+                break;
+            }
+        }
+        Ok(())
+    }
+    /// Applies `batch` atomically: if every [`Check`] holds (the value at its
+    /// key is exactly `expected`), applies every [`Op`] in order and returns
+    /// `true`; otherwise changes nothing and returns `false`. Across
+    /// collections, against concurrent writers of every kind, and across a
+    /// crash (after a restart a commit is wholly there or wholly absent;
+    /// durable after [`RawStore::flush`]).
+    fn commit(&self, batch: &Batch) -> Result<bool, StoreError>;
     /// Makes every acknowledged write durable before returning.
     fn flush(&self) -> Result<(), StoreError>;
+}
+
+/// Whether `start..end` holds no key at all (empty or inverted), which
+/// ordered maps refuse with a panic rather than an empty answer.
+pub fn range_is_empty(start: Bound<&[u8]>, end: Bound<&[u8]>) -> bool {
+    match (start, end) {
+        (Bound::Included(s), Bound::Included(e)) => s > e,
+        (Bound::Included(s), Bound::Excluded(e))
+        | (Bound::Excluded(s), Bound::Included(e))
+        | (Bound::Excluded(s), Bound::Excluded(e)) => s >= e,
+        _ => false,
+    }
 }
 
 /// A typed record kept in one collection.
@@ -171,6 +271,19 @@ pub trait Record: Serialize + DeserializeOwned {
     const SCHEMA_VERSION: u32;
     /// The record's key inside its collection. Must not contain patient data.
     fn key(&self) -> String;
+    /// The secondary indexes this record type keeps (see [`index`]). Empty
+    /// for an unindexed type, whose writes skip index maintenance.
+    const INDEXES: &'static [&'static str] = &[];
+    /// This record's entries in its indexes: `(index, value)` pairs, any
+    /// number per index. Values sort bytewise, so write dates as RFC 3339
+    /// UTC and numbers zero-padded; compose several fields with `/`.
+    ///
+    /// Index values and record keys are stored unsealed: they must hold ids,
+    /// states and dates only, never patient data (names, birth dates,
+    /// member ids, diagnoses). No NUL bytes.
+    fn index_keys(&self) -> Vec<(&'static str, String)> {
+        Vec::new()
+    }
     /// Turns the JSON of an older schema version into the current shape.
     /// The default accepts only the current version.
     fn upgrade(version: u32, value: serde_json::Value) -> Result<serde_json::Value, String> {
@@ -187,6 +300,8 @@ pub trait Record: Serialize + DeserializeOwned {
 pub struct Db {
     raw: Arc<dyn RawStore>,
     key: Arc<StoreKey>,
+    /// Records opened and decoded by this `Db` and its clones.
+    decodes: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for Db {
@@ -212,6 +327,7 @@ impl Db {
         Db {
             raw,
             key: Arc::new(key),
+            decodes: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -279,6 +395,9 @@ impl Db {
 
     /// Writes `r` at `r.key()`, replacing any earlier record.
     pub fn put<R: Record>(&self, r: &R) -> Result<(), StoreError> {
+        if !R::INDEXES.is_empty() {
+            return self.transact(|tx| tx.put(r));
+        }
         let key = r.key();
         let sealed = self.seal_record(&key, r)?;
         self.raw.put(R::COLLECTION, key.as_bytes(), &sealed)
@@ -289,6 +408,9 @@ impl Db {
     /// exactly one gets `true`. This is how an occurrence or an effect is
     /// claimed. Call [`Db::flush`] before acting on the claim.
     pub fn insert_new<R: Record>(&self, r: &R) -> Result<bool, StoreError> {
+        if !R::INDEXES.is_empty() {
+            return self.transact(|tx| tx.insert_new(r));
+        }
         let key = r.key();
         let sealed = self.seal_record(&key, r)?;
         self.raw.insert_new(R::COLLECTION, key.as_bytes(), &sealed)
@@ -304,6 +426,21 @@ impl Db {
         key: &str,
         mut f: F,
     ) -> Result<Option<R>, StoreError> {
+        if !R::INDEXES.is_empty() {
+            return self.transact(|tx| {
+                let new = f(tx.get::<R>(key)?);
+                match &new {
+                    Some(r) => {
+                        debug_assert_eq!(r.key(), key, "update stored a record under another key");
+                        tx.put(r)?;
+                    }
+                    None => {
+                        tx.remove::<R>(key)?;
+                    }
+                }
+                Ok(new)
+            });
+        }
         let k = key.as_bytes();
         loop {
             let current = self.raw.get(R::COLLECTION, k)?;
@@ -336,6 +473,9 @@ impl Db {
 
     /// Removes the record of type `R` at `key`; returns whether it existed.
     pub fn remove<R: Record>(&self, key: &str) -> Result<bool, StoreError> {
+        if !R::INDEXES.is_empty() {
+            return self.transact(|tx| tx.remove::<R>(key));
+        }
         self.raw.remove(R::COLLECTION, key.as_bytes())
     }
 
@@ -373,6 +513,13 @@ impl Db {
         self.raw.flush()
     }
 
+    /// How many records this `Db` (and its clones) has opened and decoded
+    /// so far. Tests use it to show that a query decodes only what it
+    /// returns.
+    pub fn decode_count(&self) -> u64 {
+        self.decodes.load(Ordering::Relaxed)
+    }
+
     fn seal_record<R: Record>(&self, key: &str, r: &R) -> Result<Vec<u8>, StoreError> {
         let mut plain = zeroize::Zeroizing::new(Vec::with_capacity(512));
         plain.push(CODEC_JSON);
@@ -386,6 +533,7 @@ impl Db {
     }
 
     fn open_record<R: Record>(&self, key: &str, sealed: &[u8]) -> Result<R, StoreError> {
+        self.decodes.fetch_add(1, Ordering::Relaxed);
         let decode_err = |reason: String| StoreError::Decode {
             collection: R::COLLECTION.to_owned(),
             key: key.to_owned(),
@@ -447,88 +595,6 @@ fn safe_reason(e: &serde_json::Error) -> String {
     } else {
         format!("{category} at line {} column {}", e.line(), e.column())
     }
-}
-
-/// Checks the semantics every [`RawStore`] promises; run by each backend's
-/// tests.
-#[cfg(test)]
-pub(crate) fn raw_store_contract(s: &dyn RawStore) {
-    assert_eq!(s.get("a", b"k").unwrap(), None);
-    s.put("a", b"k", b"v1").unwrap();
-    assert_eq!(s.get("a", b"k").unwrap().unwrap(), b"v1");
-    // Collections are separate.
-    assert_eq!(s.get("b", b"k").unwrap(), None);
-    s.put("a", b"k", b"v2").unwrap();
-    assert_eq!(s.get("a", b"k").unwrap().unwrap(), b"v2");
-
-    assert!(s.insert_new("a", b"n", b"first").unwrap());
-    assert!(!s.insert_new("a", b"n", b"second").unwrap());
-    assert_eq!(s.get("a", b"n").unwrap().unwrap(), b"first");
-
-    assert!(!s.compare_and_swap("a", b"k", Some(b"v1"), b"x").unwrap());
-    assert!(!s.compare_and_swap("a", b"k", None, b"x").unwrap());
-    assert_eq!(s.get("a", b"k").unwrap().unwrap(), b"v2");
-    assert!(s.compare_and_swap("a", b"k", Some(b"v2"), b"v3").unwrap());
-    assert_eq!(s.get("a", b"k").unwrap().unwrap(), b"v3");
-    assert!(s.compare_and_swap("a", b"new", None, b"z").unwrap());
-    assert_eq!(s.get("a", b"new").unwrap().unwrap(), b"z");
-
-    assert!(!s.compare_and_remove("a", b"k", b"v2").unwrap());
-    assert!(!s.compare_and_remove("a", b"absent", b"v2").unwrap());
-    assert!(!s.compare_and_remove("none", b"k", b"v3").unwrap());
-    assert_eq!(s.get("a", b"k").unwrap().unwrap(), b"v3");
-    assert!(s.compare_and_remove("a", b"k", b"v3").unwrap());
-    assert_eq!(s.get("a", b"k").unwrap(), None);
-
-    assert!(s.remove("a", b"new").unwrap());
-    assert!(!s.remove("a", b"new").unwrap());
-    assert!(!s.remove("never", b"x").unwrap());
-
-    for k in ["job/003", "job/001", "jo", "job/002", "jobs/1", "joc", "i"] {
-        s.put("scan", k.as_bytes(), k.as_bytes()).unwrap();
-    }
-    let keys = |prefix: &[u8]| -> Vec<String> {
-        s.scan_prefix("scan", prefix)
-            .unwrap()
-            .into_iter()
-            .map(|(k, v)| {
-                assert_eq!(k, v);
-                String::from_utf8(k).unwrap()
-            })
-            .collect()
-    };
-    assert_eq!(keys(b"job/"), ["job/001", "job/002", "job/003"]);
-    assert_eq!(keys(b"job"), ["job/001", "job/002", "job/003", "jobs/1"]);
-    assert_eq!(
-        keys(b""),
-        ["i", "jo", "job/001", "job/002", "job/003", "jobs/1", "joc"]
-    );
-    assert!(keys(b"k").is_empty());
-    assert!(s.scan_prefix("empty", b"").unwrap().is_empty());
-
-    // visit_prefix: same order, stops when asked, passes errors through.
-    let mut seen = Vec::new();
-    s.visit_prefix("scan", b"job", &mut |k, v| {
-        assert_eq!(k, v);
-        seen.push(String::from_utf8(k.to_vec()).unwrap());
-        Ok(seen.len() < 3)
-    })
-    .unwrap();
-    assert_eq!(seen, ["job/001", "job/002", "job/003"]);
-    let err = s
-        .visit_prefix("scan", b"", &mut |_, _| {
-            Err(StoreError::Backend("stop here".into()))
-        })
-        .unwrap_err();
-    assert!(err.to_string().contains("stop here"));
-    let mut count = 0;
-    s.visit_prefix("empty", b"", &mut |_, _| {
-        count += 1;
-        Ok(true)
-    })
-    .unwrap();
-    assert_eq!(count, 0);
-    s.flush().unwrap();
 }
 
 impl Db {

@@ -10,8 +10,11 @@
 //! the background). [`SledStore::flush`] is the durability barrier; DESIGN.md
 //! says when to call it.
 
-use super::{Entries, RawStore, StoreError, Visitor};
+use super::{Batch, Entries, Op, RawStore, StoreError, Visitor, range_is_empty};
+use sled::Transactional as _;
+use sled::transaction::{ConflictableTransactionError, TransactionError};
 use std::collections::HashMap;
+use std::ops::Bound;
 use std::os::unix::fs::DirBuilderExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::RwLock;
@@ -204,6 +207,104 @@ impl RawStore for SledStore {
         Ok(())
     }
 
+    fn range(
+        &self,
+        collection: &str,
+        start: Bound<&[u8]>,
+        end: Bound<&[u8]>,
+        limit: Option<usize>,
+        reverse: bool,
+    ) -> Result<Entries, StoreError> {
+        let mut out = Vec::new();
+        let take = limit.unwrap_or(usize::MAX);
+        if take == 0 {
+            return Ok(out);
+        }
+        self.visit_range(collection, start, end, reverse, &mut |k, v| {
+            out.push((k.to_vec(), v.to_vec()));
+            Ok(out.len() < take)
+        })?;
+        Ok(out)
+    }
+
+    fn visit_range(
+        &self,
+        collection: &str,
+        start: Bound<&[u8]>,
+        end: Bound<&[u8]>,
+        reverse: bool,
+        visit: &mut Visitor<'_>,
+    ) -> Result<(), StoreError> {
+        if range_is_empty(start, end) {
+            return Ok(());
+        }
+        let iter = self.tree(collection)?.range::<&[u8], _>((start, end));
+        let mut step = |kv: sled::Result<(sled::IVec, sled::IVec)>| {
+            let (k, v) = kv.map_err(|e| self.backend(e))?;
+            visit(&k, &v)
+        };
+        if reverse {
+            for kv in iter.rev() {
+                if !step(kv)? {
+                    break;
+                }
+            }
+        } else {
+            for kv in iter {
+                if !step(kv)? {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn commit(&self, batch: &Batch) -> Result<bool, StoreError> {
+        let names = batch.collections();
+        if names.is_empty() {
+            return Ok(true);
+        }
+        let trees = names
+            .iter()
+            .map(|n| self.tree(n))
+            .collect::<Result<Vec<_>, _>>()?;
+        let slot = |collection: &str| {
+            names
+                .binary_search(&collection)
+                .expect("every collection of the batch has a tree")
+        };
+        // sled runs the closure under its global write lock (every other
+        // write takes the read side), and recovers the batch atomically.
+        let result = trees.as_slice().transaction(|view| {
+            for check in &batch.checks {
+                let now = view[slot(&check.collection)].get(&check.key)?;
+                if now.as_deref() != check.expected.as_deref() {
+                    return Err(ConflictableTransactionError::Abort(()));
+                }
+            }
+            for op in &batch.ops {
+                match op {
+                    Op::Put {
+                        collection,
+                        key,
+                        value,
+                    } => {
+                        view[slot(collection)].insert(key.as_slice(), value.as_slice())?;
+                    }
+                    Op::Remove { collection, key } => {
+                        view[slot(collection)].remove(key.as_slice())?;
+                    }
+                }
+            }
+            Ok(())
+        });
+        match result {
+            Ok(()) => Ok(true),
+            Err(TransactionError::Abort(())) => Ok(false),
+            Err(TransactionError::Storage(e)) => Err(self.backend(e)),
+        }
+    }
+
     fn flush(&self) -> Result<(), StoreError> {
         // All trees share one page cache and log: one flush covers them.
         self.db.flush().map_err(|e| self.backend(e))?;
@@ -214,8 +315,9 @@ impl RawStore for SledStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::raw_store_contract;
+    use crate::store::contract;
     use std::process::Command;
+    use std::sync::Arc;
 
     const CACHE: u64 = 8 << 20;
 
@@ -223,7 +325,14 @@ mod tests {
     fn sled_store_meets_the_raw_store_contract() {
         let dir = tempfile::tempdir().unwrap();
         let store = SledStore::open(&dir.path().join("store"), CACHE).unwrap();
-        raw_store_contract(&store);
+        contract::raw_suite(&store);
+    }
+
+    #[test]
+    fn sled_store_meets_the_db_contract() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(&dir.path().join("store"), CACHE).unwrap();
+        contract::db_suite(Arc::new(store));
     }
 
     #[test]

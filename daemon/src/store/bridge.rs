@@ -1,0 +1,104 @@
+//! How an async backend implements the synchronous [`RawStore`]: each call
+//! runs the async operation with `block_in_place` + `Handle::block_on`.
+//!
+//! [`AsyncBridge`] wraps any store behind an async delay (standing in for a
+//! database round trip, as a PostgreSQL backend on sqlx would have) and is
+//! test support: its tests run the [`super::contract`] suite through it on
+//! the multi-thread runtime while a ticker task keeps ticking.
+
+use super::{Batch, Entries, RawStore, StoreError};
+use std::ops::Bound;
+use std::time::Duration;
+use tokio::runtime::Handle;
+
+/// A [`RawStore`] whose every call awaits `latency` on the tokio runtime
+/// before calling `inner`, the way an async client awaits a server.
+#[derive(Debug)]
+pub struct AsyncBridge<S> {
+    inner: S,
+    latency: Duration,
+    handle: Handle,
+}
+
+impl<S: RawStore> AsyncBridge<S> {
+    /// Wraps `inner`; its calls run on the runtime of `handle`.
+    pub fn new(inner: S, latency: Duration, handle: Handle) -> AsyncBridge<S> {
+        AsyncBridge {
+            inner,
+            latency,
+            handle,
+        }
+    }
+
+    /// Runs `op` after an async wait, without stalling the runtime: on a
+    /// worker thread `block_in_place` first moves the worker's other tasks
+    /// to another thread; elsewhere it just runs the closure.
+    fn run<T>(&self, op: impl FnOnce(&S) -> T) -> T {
+        tokio::task::block_in_place(|| {
+            self.handle.block_on(async {
+                tokio::time::sleep(self.latency).await;
+                op(&self.inner)
+            })
+        })
+    }
+}
+
+impl<S: RawStore> RawStore for AsyncBridge<S> {
+    fn get(&self, collection: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.run(|s| s.get(collection, key))
+    }
+
+    fn put(&self, collection: &str, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        self.run(|s| s.put(collection, key, value))
+    }
+
+    fn insert_new(&self, collection: &str, key: &[u8], value: &[u8]) -> Result<bool, StoreError> {
+        self.run(|s| s.insert_new(collection, key, value))
+    }
+
+    fn compare_and_swap(
+        &self,
+        collection: &str,
+        key: &[u8],
+        expected: Option<&[u8]>,
+        new: &[u8],
+    ) -> Result<bool, StoreError> {
+        self.run(|s| s.compare_and_swap(collection, key, expected, new))
+    }
+
+    fn compare_and_remove(
+        &self,
+        collection: &str,
+        key: &[u8],
+        expected: &[u8],
+    ) -> Result<bool, StoreError> {
+        self.run(|s| s.compare_and_remove(collection, key, expected))
+    }
+
+    fn remove(&self, collection: &str, key: &[u8]) -> Result<bool, StoreError> {
+        self.run(|s| s.remove(collection, key))
+    }
+
+    fn scan_prefix(&self, collection: &str, prefix: &[u8]) -> Result<Entries, StoreError> {
+        self.run(|s| s.scan_prefix(collection, prefix))
+    }
+
+    fn range(
+        &self,
+        collection: &str,
+        start: Bound<&[u8]>,
+        end: Bound<&[u8]>,
+        limit: Option<usize>,
+        reverse: bool,
+    ) -> Result<Entries, StoreError> {
+        self.run(|s| s.range(collection, start, end, limit, reverse))
+    }
+
+    fn commit(&self, batch: &Batch) -> Result<bool, StoreError> {
+        self.run(|s| s.commit(batch))
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        self.run(|s| s.flush())
+    }
+}
