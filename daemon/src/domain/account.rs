@@ -2,10 +2,11 @@
 //! owed, in integer cents. Balances are derived from the entries, never
 //! stored beside them.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
+use std::ops::Bound;
 
-use crate::store::Record;
+use crate::store::{Db, Page, Record, StoreError};
 
 /// What a ledger entry records.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,6 +65,52 @@ impl Record for LedgerEntry {
     }
 }
 
+/// A patient account: the patient's ledger (entries keyed `<account>/...`)
+/// and when its oldest open patient balance started, which ages it.
+/// Balances are never stored here: they are sums of entries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Account {
+    /// The account id (the patient id).
+    pub id: String,
+    /// When the account was opened.
+    pub opened_at: DateTime<Utc>,
+    /// Since when the patient has owed money (the date the oldest unpaid
+    /// patient balance arose); `None` when nothing is owed.
+    #[serde(default)]
+    pub owing_since: Option<NaiveDate>,
+}
+
+/// The index of owing accounts by the date their balance arose.
+pub const BY_AGE: &str = "owing_since";
+
+impl Record for Account {
+    const COLLECTION: &'static str = "accounts";
+    const SCHEMA_VERSION: u32 = 1;
+    const INDEXES: &'static [&'static str] = &[BY_AGE];
+    fn key(&self) -> String {
+        self.id.clone()
+    }
+    fn index_keys(&self) -> Vec<(&'static str, String)> {
+        self.owing_since
+            .map(|d| (BY_AGE, d.format("%Y-%m-%d").to_string()))
+            .into_iter()
+            .collect()
+    }
+}
+
+/// Accounts owing since `on_or_before` or earlier (at least that old),
+/// oldest first, a page at a time (`after`: the page's `next` cursor).
+pub fn owing_since(
+    db: &Db,
+    on_or_before: NaiveDate,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<Page<Account>, StoreError> {
+    let end = on_or_before.format("%Y-%m-%d").to_string();
+    let start = after.map_or(Bound::Unbounded, Bound::Excluded);
+    db.index_range::<Account>(BY_AGE, start, Bound::Included(&end), Some(limit), false)
+}
+
 /// The balance of a set of entries, in cents: the sum of their amounts.
 pub fn balance<'a>(entries: impl IntoIterator<Item = &'a LedgerEntry>) -> i64 {
     entries.into_iter().map(|e| e.amount_cents).sum()
@@ -88,5 +135,29 @@ mod tests {
             balance(&[e("a", 12_500), e("b", -10_000), e("c", -1)]),
             2_499
         );
+    }
+
+    #[test]
+    fn accounts_by_age_come_oldest_first_and_only_owing_ones() {
+        let db = Db::in_memory();
+        let d = |m, d| NaiveDate::from_ymd_opt(2026, m, d).unwrap();
+        for (id, since) in [
+            ("P1", Some(d(5, 1))),
+            ("P2", None),
+            ("P3", Some(d(3, 9))),
+            ("P4", Some(d(11, 20))),
+        ] {
+            db.put(&Account {
+                id: id.into(),
+                opened_at: Utc::now(),
+                owing_since: since,
+            })
+            .unwrap();
+        }
+        // 120 days before 2026-12-01 is 2026-08-03.
+        let old = owing_since(&db, d(8, 3), None, 10).unwrap();
+        let ids: Vec<&str> = old.items.iter().map(|a| a.id.as_str()).collect();
+        assert_eq!(ids, ["P3", "P1"]);
+        assert!(db.check_indexes::<Account>().unwrap().is_consistent());
     }
 }

@@ -10,7 +10,9 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::store::Record;
+use std::ops::Bound;
+
+use crate::store::{Db, Page, Record, StoreError, time_key};
 
 /// Where a claim stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -345,11 +347,81 @@ impl Claim {
     }
 }
 
+/// The index of claims by state.
+pub const BY_STATE: &str = "state";
+/// The index of claims by state and next status check (`pending/<time>`),
+/// for claims out with the payer that have a check scheduled.
+pub const BY_STATE_NEXT_CHECK: &str = "state_next_check";
+/// The index of claims due a status check by time alone (`<time>`): every
+/// claim out with the payer, not held, with a check scheduled.
+pub const BY_NEXT_CHECK: &str = "next_check";
+
+impl Claim {
+    /// Whether the claim-status job should follow it.
+    pub fn follows_up(&self) -> bool {
+        self.state.awaits_payer() && !self.held && self.next_check_at.is_some()
+    }
+}
+
+/// Claims in `state`, in id order, a page at a time (`after`: the page's
+/// `next` cursor). Decodes only what it returns.
+pub fn in_state(
+    db: &Db,
+    state: ClaimState,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<Page<Claim>, StoreError> {
+    let start = match after {
+        Some(cursor) => Bound::Excluded(cursor),
+        None => Bound::Included(state.name()),
+    };
+    db.index_range::<Claim>(
+        BY_STATE,
+        start,
+        Bound::Included(state.name()),
+        Some(limit),
+        false,
+    )
+}
+
+/// Claims whose status check is due at `now`, the most overdue first, at
+/// most `limit`. Read through the index: decodes only what it returns.
+pub fn due_for_status_check(
+    db: &Db,
+    now: DateTime<Utc>,
+    limit: usize,
+) -> Result<Page<Claim>, StoreError> {
+    let until = time_key(now);
+    db.index_range::<Claim>(
+        BY_NEXT_CHECK,
+        Bound::Unbounded,
+        Bound::Included(&until),
+        Some(limit),
+        false,
+    )
+}
+
 impl Record for Claim {
     const COLLECTION: &'static str = "claims";
     const SCHEMA_VERSION: u32 = 2;
+    const INDEXES: &'static [&'static str] = &[BY_STATE, BY_STATE_NEXT_CHECK, BY_NEXT_CHECK];
     fn key(&self) -> String {
         self.id.clone()
+    }
+    fn index_keys(&self) -> Vec<(&'static str, String)> {
+        let mut keys = vec![(BY_STATE, self.state.name().to_string())];
+        if let Some(at) = self.next_check_at {
+            if self.state.awaits_payer() {
+                keys.push((
+                    BY_STATE_NEXT_CHECK,
+                    format!("{}/{}", self.state.name(), time_key(at)),
+                ));
+            }
+            if self.follows_up() {
+                keys.push((BY_NEXT_CHECK, time_key(at)));
+            }
+        }
+        keys
     }
     /// Version 1 named the first state `built`; version 2 calls it `draft`
     /// and adds the control number (CLM01, then the claim id).
@@ -492,5 +564,65 @@ mod tests {
         assert_eq!(up.state, ClaimState::Draft);
         assert_eq!(up.history[0].to, ClaimState::Draft);
         assert_eq!(up.control_number, "C1");
+    }
+
+    #[test]
+    fn claims_due_for_a_status_check_are_read_through_the_index() {
+        let db = Db::in_memory();
+        let now = at(30);
+        let base = claim();
+        // 100,000 claims, 100 of them due: the rest are not out with the
+        // payer, held, or due later.
+        db.transact(|tx| {
+            for i in 0..100_000u32 {
+                let mut c = base.clone();
+                c.id = format!("C{i:06}");
+                match i % 1000 {
+                    0 => {
+                        c.state = ClaimState::Pending;
+                        c.next_check_at = Some(now - chrono::Duration::hours(i64::from(i % 7)));
+                    }
+                    1 => {
+                        c.state = ClaimState::Pending;
+                        c.held = true;
+                        c.next_check_at = Some(now);
+                    }
+                    2..=400 => {
+                        c.state = ClaimState::Submitted;
+                        c.next_check_at = Some(now + chrono::Duration::days(7));
+                    }
+                    _ => c.state = ClaimState::Paid,
+                }
+                tx.put(&c)?;
+            }
+            Ok::<_, StoreError>(())
+        })
+        .unwrap();
+        let before = db.decode_count();
+        let mut due = Vec::new();
+        let mut page = due_for_status_check(&db, now, 64).unwrap();
+        loop {
+            due.extend(page.items.iter().map(|c| c.id.clone()));
+            let Some(next) = page.next.clone() else { break };
+            page = db
+                .index_range::<Claim>(
+                    BY_NEXT_CHECK,
+                    Bound::Excluded(&next),
+                    Bound::Included(&time_key(now)),
+                    Some(64),
+                    false,
+                )
+                .unwrap();
+        }
+        assert_eq!(due.len(), 100);
+        let decoded = db.decode_count() - before;
+        assert!(decoded <= 100 + 64, "decoded {decoded}");
+        // Most overdue first.
+        let first = db.get::<Claim>(&due[0]).unwrap().unwrap();
+        let last = db.get::<Claim>(&due[99]).unwrap().unwrap();
+        assert!(first.next_check_at <= last.next_check_at);
+        let paid = in_state(&db, ClaimState::Paid, None, 10).unwrap();
+        assert_eq!(paid.items.len(), 10);
+        assert!(paid.items.iter().all(|c| c.state == ClaimState::Paid));
     }
 }

@@ -20,7 +20,7 @@ pub mod patient;
 pub mod practice;
 pub mod task;
 
-pub use account::{LedgerEntry, LedgerKind};
+pub use account::{Account, LedgerEntry, LedgerKind};
 pub use appointment::{Appointment, AppointmentStatus};
 pub use claim::{Claim, ClaimEvent, ClaimEventSource, ClaimState, ServiceLine, TransitionError};
 pub use patient::{

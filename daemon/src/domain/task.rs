@@ -98,8 +98,19 @@ pub struct Task {
 impl Record for Task {
     const COLLECTION: &'static str = "tasks";
     const SCHEMA_VERSION: u32 = 1;
+    const INDEXES: &'static [&'static str] = &[BY_STATUS, BY_STATUS_ASSIGNEE];
     fn key(&self) -> String {
         self.id.clone()
+    }
+    fn index_keys(&self) -> Vec<(&'static str, String)> {
+        let status = self.status.name();
+        vec![
+            (BY_STATUS, status.to_string()),
+            (
+                BY_STATUS_ASSIGNEE,
+                format!("{status}/{}", self.assignee.as_deref().unwrap_or("")),
+            ),
+        ]
     }
 }
 
@@ -118,36 +129,6 @@ impl Record for TaskDedupe {
     fn key(&self) -> String {
         self.dedupe_key.clone()
     }
-}
-
-/// A named counter, for short sequential ids billers can say aloud.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Counter {
-    /// Counter name.
-    pub name: String,
-    /// Last value handed out.
-    pub value: u64,
-}
-
-impl Record for Counter {
-    const COLLECTION: &'static str = "counters";
-    const SCHEMA_VERSION: u32 = 1;
-    fn key(&self) -> String {
-        self.name.clone()
-    }
-}
-
-/// Hands out the next value of counter `name` (1, 2, 3, ...).
-pub fn next_counter(db: &Db, name: &str) -> Result<u64, StoreError> {
-    let updated = db.update::<Counter, _>(name, |c| {
-        let mut c = c.unwrap_or(Counter {
-            name: name.to_string(),
-            value: 0,
-        });
-        c.value += 1;
-        Some(c)
-    })?;
-    Ok(updated.map(|c| c.value).unwrap_or(1))
 }
 
 /// What a new task needs.
@@ -182,42 +163,54 @@ pub enum TaskError {
     AlreadyClosed(String),
 }
 
-/// Raises a task unless one with the same dedupe key exists; returns the task
-/// and whether it is new.
+/// The index of tasks by status (`open`, `closed`).
+pub const BY_STATUS: &str = "status";
+/// The index of tasks by status and assignee (`open/dana`; `open/` for
+/// unassigned tasks).
+pub const BY_STATUS_ASSIGNEE: &str = "status_assignee";
+
+/// Raises a task unless an open one with the same dedupe key exists;
+/// returns the task and whether it is new. One transaction: of any number
+/// of concurrent raises with one key exactly one creates the task, and a
+/// crash leaves either the task with its dedupe entry or neither.
 pub fn raise(db: &Db, now: DateTime<Utc>, new: NewTask) -> Result<(Task, bool), StoreError> {
-    if let Some(d) = db.get::<TaskDedupe>(&new.dedupe_key)?
-        && let Some(t) = db.get::<Task>(&d.task_id)?
-    {
-        return Ok((t, false));
-    }
-    let id = format!("T{:06}", next_counter(db, "task")?);
-    let claimed = db.insert_new(&TaskDedupe {
-        dedupe_key: new.dedupe_key.clone(),
-        task_id: id.clone(),
-    })?;
-    if !claimed {
-        // Another writer raised it between our read and our claim.
-        if let Some(d) = db.get::<TaskDedupe>(&new.dedupe_key)?
-            && let Some(t) = db.get::<Task>(&d.task_id)?
+    let raised = db.transact(|tx| {
+        if let Some(d) = tx.get::<TaskDedupe>(&new.dedupe_key)?
+            && let Some(t) = tx.get::<Task>(&d.task_id)?
         {
             return Ok((t, false));
         }
+        // Ids are never reused; skipping taken ones also carries stores
+        // whose ids came from an earlier counter.
+        let id = loop {
+            let id = format!("T{:06}", tx.next_counter("task")?);
+            if !tx.contains::<Task>(&id)? {
+                break id;
+            }
+        };
+        let task = Task {
+            id: id.clone(),
+            kind: new.kind.clone(),
+            subject: new.subject.clone(),
+            priority: new.priority,
+            created_at: now,
+            due: new.due,
+            assignee: new.assignee.clone(),
+            status: TaskStatus::Open,
+            notes: Vec::new(),
+            dedupe_key: new.dedupe_key.clone(),
+        };
+        tx.put(&TaskDedupe {
+            dedupe_key: new.dedupe_key.clone(),
+            task_id: id,
+        })?;
+        tx.put(&task)?;
+        Ok::<_, StoreError>((task, true))
+    })?;
+    if raised.1 {
+        tracing::info!(task = %raised.0.id, kind = %raised.0.kind, "task raised");
     }
-    let task = Task {
-        id,
-        kind: new.kind,
-        subject: new.subject,
-        priority: new.priority,
-        created_at: now,
-        due: new.due,
-        assignee: new.assignee,
-        status: TaskStatus::Open,
-        notes: Vec::new(),
-        dedupe_key: new.dedupe_key,
-    };
-    db.put(&task)?;
-    tracing::info!(task = %task.id, kind = %task.kind, "task raised");
-    Ok((task, true))
+    Ok(raised)
 }
 
 /// Every task, oldest first.
@@ -225,20 +218,49 @@ pub fn all(db: &Db) -> Result<Vec<Task>, StoreError> {
     db.scan::<Task>("T")
 }
 
+/// Open tasks, oldest first, read through the status index.
+pub fn open(db: &Db) -> Result<Vec<Task>, StoreError> {
+    use std::ops::Bound::Included;
+    Ok(db
+        .index_range::<Task>(BY_STATUS, Included("open"), Included("open"), None, false)?
+        .items)
+}
+
+/// Tasks with `status` assigned to `assignee` (`None`: unassigned), oldest
+/// first, read through the status-and-assignee index.
+pub fn with_status_for(
+    db: &Db,
+    status: TaskStatus,
+    assignee: Option<&str>,
+) -> Result<Vec<Task>, StoreError> {
+    use std::ops::Bound::Included;
+    let value = format!("{}/{}", status.name(), assignee.unwrap_or(""));
+    Ok(db
+        .index_range::<Task>(
+            BY_STATUS_ASSIGNEE,
+            Included(&value),
+            Included(&value),
+            None,
+            false,
+        )?
+        .items)
+}
+
 /// Open tasks a biller should see: those assigned to them, and unassigned
 /// ones of a kind they receive.
 pub fn open_for(db: &Db, biller: &str, receives: &[String]) -> Result<Vec<Task>, StoreError> {
-    Ok(all(db)?
-        .into_iter()
-        .filter(|t| t.status == TaskStatus::Open)
-        .filter(|t| match &t.assignee {
-            Some(a) => a == biller,
-            None => receives.iter().any(|k| k == &t.kind || k == "*"),
-        })
-        .collect())
+    let mut tasks = with_status_for(db, TaskStatus::Open, Some(biller))?;
+    tasks.extend(
+        with_status_for(db, TaskStatus::Open, None)?
+            .into_iter()
+            .filter(|t| receives.iter().any(|k| k == &t.kind || k == "*")),
+    );
+    tasks.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(tasks)
 }
 
-/// Closes a task with an optional note.
+/// Closes a task with an optional note, and frees its dedupe key (so the
+/// same problem can be raised again later) in the same transaction.
 pub fn close(
     db: &Db,
     id: &str,
@@ -246,20 +268,13 @@ pub fn close(
     author: &str,
     note: Option<&str>,
 ) -> Result<Task, TaskError> {
-    let mut outcome: Result<(), TaskError> = Ok(());
-    let updated = db.update::<Task, _>(id, |t| {
-        let mut t = match t {
-            None => {
-                outcome = Err(TaskError::NotFound(id.to_string()));
-                return None;
-            }
-            Some(t) => t,
-        };
+    let task = db.transact(|tx| {
+        let mut t = tx
+            .get::<Task>(id)?
+            .ok_or_else(|| TaskError::NotFound(id.to_string()))?;
         if t.status == TaskStatus::Closed {
-            outcome = Err(TaskError::AlreadyClosed(id.to_string()));
-            return Some(t);
+            return Err(TaskError::AlreadyClosed(id.to_string()));
         }
-        outcome = Ok(());
         t.status = TaskStatus::Closed;
         if let Some(text) = note {
             t.notes.push(TaskNote {
@@ -268,12 +283,15 @@ pub fn close(
                 text: text.to_string(),
             });
         }
-        Some(t)
+        tx.put(&t)?;
+        if tx
+            .get::<TaskDedupe>(&t.dedupe_key)?
+            .is_some_and(|d| d.task_id == t.id)
+        {
+            tx.remove::<TaskDedupe>(&t.dedupe_key)?;
+        }
+        Ok(t)
     })?;
-    outcome?;
-    let task = updated.ok_or_else(|| TaskError::NotFound(id.to_string()))?;
-    // Free the dedupe key so the same problem can be raised again later.
-    db.remove::<TaskDedupe>(&task.dedupe_key)?;
     db.flush()?;
     Ok(task)
 }
@@ -337,5 +355,72 @@ mod tests {
             close(&db, "T999999", now, "x", None),
             Err(TaskError::NotFound(_))
         ));
+    }
+
+    #[test]
+    fn sixteen_concurrent_raises_with_one_key_create_one_task() {
+        let dir = tempfile::tempdir().unwrap();
+        let sled = Db::open_sled(
+            &dir.path().join("store"),
+            &{
+                let k = dir.path().join("k");
+                crate::store::StoreKey::generate_to(&k).unwrap();
+                k
+            },
+            8 << 20,
+        )
+        .unwrap();
+        for db in [sled, test_db()] {
+            let barrier = std::sync::Barrier::new(16);
+            let fresh: Vec<(String, bool)> = std::thread::scope(|s| {
+                let handles: Vec<_> = (0..16)
+                    .map(|_| {
+                        let (db, barrier) = (&db, &barrier);
+                        s.spawn(move || {
+                            barrier.wait();
+                            let (t, fresh) = raise(db, Utc::now(), new("same-problem")).unwrap();
+                            (t.id, fresh)
+                        })
+                    })
+                    .collect();
+                handles.into_iter().map(|h| h.join().unwrap()).collect()
+            });
+            assert_eq!(fresh.iter().filter(|(_, f)| *f).count(), 1, "{fresh:?}");
+            let ids: std::collections::BTreeSet<&String> = fresh.iter().map(|(id, _)| id).collect();
+            assert_eq!(ids.len(), 1, "{fresh:?}");
+            assert_eq!(all(&db).unwrap().len(), 1);
+            assert!(db.check_indexes::<Task>().unwrap().is_consistent());
+        }
+    }
+
+    #[test]
+    fn open_tasks_come_from_the_index_and_closing_moves_them() {
+        let db = test_db();
+        let now = Utc::now();
+        for k in 0..5 {
+            raise(&db, now, new(&format!("k{k}"))).unwrap();
+        }
+        let before = db.decode_count();
+        assert_eq!(open(&db).unwrap().len(), 5);
+        assert_eq!(db.decode_count() - before, 5);
+        close(&db, "T000002", now, "dana", None).unwrap();
+        assert_eq!(open(&db).unwrap().len(), 4);
+        assert_eq!(
+            with_status_for(&db, TaskStatus::Closed, None).unwrap()[0].id,
+            "T000002"
+        );
+        assert!(db.check_indexes::<Task>().unwrap().is_consistent());
+    }
+
+    #[test]
+    fn ids_skip_any_taken_by_an_earlier_counter() {
+        let db = test_db();
+        let now = Utc::now();
+        let mut old = raise(&db, now, new("a")).unwrap().0;
+        old.id = "T000002".into();
+        old.dedupe_key = "old".into();
+        db.put(&old).unwrap();
+        let (t, _) = raise(&db, now, new("b")).unwrap();
+        assert_eq!(t.id, "T000003");
     }
 }

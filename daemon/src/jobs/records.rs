@@ -4,7 +4,9 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::store::Record;
+use std::ops::Bound;
+
+use crate::store::{Db, Record, StoreError, time_key};
 
 /// Why a run started.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,12 +69,59 @@ pub struct JobRun {
     pub resumes: u32,
 }
 
+/// The index of runs by job and start time (`<job>/<time>`).
+pub const BY_JOB_STARTED: &str = "job_started";
+
 impl Record for JobRun {
     const COLLECTION: &'static str = "job_runs";
     const SCHEMA_VERSION: u32 = 1;
+    const INDEXES: &'static [&'static str] = &[BY_JOB_STARTED];
     fn key(&self) -> String {
         self.id.clone()
     }
+    fn index_keys(&self) -> Vec<(&'static str, String)> {
+        vec![(
+            BY_JOB_STARTED,
+            format!("{}/{}", self.job, time_key(self.started_at)),
+        )]
+    }
+}
+
+/// The newest `limit` runs of `job`, newest first, read through the index
+/// (decodes only what it returns).
+pub fn latest_runs(db: &Db, job: &str, limit: usize) -> Result<Vec<JobRun>, StoreError> {
+    // Job names are `[A-Za-z0-9_-]+`, so `<job>/` .. `<job>0` spans exactly
+    // this job's entries ('0' follows '/').
+    let (lo, hi) = (format!("{job}/"), format!("{job}0"));
+    Ok(db
+        .index_range::<JobRun>(
+            BY_JOB_STARTED,
+            Bound::Included(&lo),
+            Bound::Excluded(&hi),
+            Some(limit),
+            true,
+        )?
+        .items)
+}
+
+/// Runs of `job` that started before `cutoff`, oldest first, at most `limit` keys:
+/// what retention prunes (decodes nothing).
+pub fn run_keys_started_before(
+    db: &Db,
+    job: &str,
+    cutoff: DateTime<Utc>,
+    limit: usize,
+) -> Result<Vec<String>, StoreError> {
+    let (lo, hi) = (format!("{job}/"), format!("{job}/{}", time_key(cutoff)));
+    Ok(db
+        .index_range_keys::<JobRun>(
+            BY_JOB_STARTED,
+            Bound::Included(&lo),
+            Bound::Excluded(&hi),
+            Some(limit),
+            false,
+        )?
+        .items)
 }
 
 /// Progress of one work item of a run, so a crash resumes the rest.
