@@ -15,6 +15,7 @@
 //! - [`plugin`]: connector plugins as sandboxed WebAssembly components.
 //! - [`cli`]: the `billd` command line.
 
+pub mod app;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -22,6 +23,7 @@ pub mod control;
 pub mod daemon;
 pub mod domain;
 pub mod jobs;
+pub mod jobset;
 pub mod notify;
 pub mod plugin;
 pub mod scheduler;
