@@ -244,3 +244,234 @@ pub fn trigger_name(t: RunTrigger) -> &'static str {
         RunTrigger::Manual => "manual",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::testing::{START, app_in};
+    use crate::app::{DaemonParts, ErrorKind};
+    use crate::scheduler::runtime::Scheduler;
+    use std::sync::Arc;
+
+    const JOBS: &str = r#"
+[[job]]
+name = "morning"
+kind = "digest"
+schedule = "0 7 * * *"
+timezone = "America/New_York"
+
+[[job]]
+name = "weekly"
+kind = "digest"
+schedule = "0 9 * * 1"
+timezone = "Europe/London"
+enabled = false
+"#;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    fn rfc(times: &[DateTime<FixedOffset>]) -> Vec<String> {
+        times.iter().map(DateTime::to_rfc3339).collect()
+    }
+
+    #[test]
+    fn next_gives_fire_times_in_the_jobs_zone_across_dst() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = app_in(dir.path(), JOBS);
+        let times = next(app.config(), "morning", t("2026-03-06T13:00:00Z"), 3).unwrap();
+        assert_eq!(
+            rfc(&times),
+            [
+                "2026-03-07T07:00:00-05:00",
+                "2026-03-08T07:00:00-04:00",
+                "2026-03-09T07:00:00-04:00"
+            ]
+        );
+        let e = next(app.config(), "evening", START.parse().unwrap(), 1).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Config);
+        assert_eq!(
+            e.message(),
+            "no job named `evening` (configured: morning, weekly)"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn list_run_and_history_in_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = app_in(dir.path(), JOBS);
+        let jobs = list(&app).unwrap();
+        assert_eq!(jobs.len(), 2);
+        let (morning, weekly) = (&jobs[0], &jobs[1]);
+        assert_eq!(
+            (morning.name.as_str(), morning.timezone.as_str()),
+            ("morning", "America/New_York")
+        );
+        // The clock is at 2026-03-02T14:00Z, 09:00 in New York.
+        assert_eq!(
+            rfc(&morning.next),
+            [
+                "2026-03-03T07:00:00-05:00",
+                "2026-03-04T07:00:00-05:00",
+                "2026-03-05T07:00:00-05:00"
+            ]
+        );
+        assert_eq!(morning.last, LastRun::Never);
+        assert!(!weekly.enabled);
+        assert_eq!(rfc(&weekly.next[..1]), ["2026-03-09T09:00:00+00:00"]);
+
+        let done = run(&app, "morning").await.unwrap();
+        assert_eq!(done.trigger, RunTrigger::Manual);
+        assert_eq!(done.outcome, RunOutcome::Succeeded, "{:?}", done.errors);
+        assert_eq!(
+            (done.items_total, done.items_done),
+            (1, 1),
+            "lee gets a digest"
+        );
+        let mail = std::fs::read_dir(dir.path().join("outbox"))
+            .unwrap()
+            .count();
+        assert_eq!(mail, 1);
+
+        let jobs = list(&app).unwrap();
+        assert_eq!(
+            jobs[0].last,
+            LastRun::Ran {
+                run_id: done.id.clone(),
+                outcome: RunOutcome::Succeeded
+            }
+        );
+        assert_eq!(jobs[1].last, LastRun::Never);
+        assert_eq!(
+            history(&app, "morning", 50).unwrap(),
+            [HistoryEntry::Run { run: done }]
+        );
+        assert!(history(&app, "weekly", 50).unwrap().is_empty());
+        let offline = list_without_store(app.config(), app.now()).unwrap();
+        assert!(offline.iter().all(|j| j.last == LastRun::Unknown));
+        assert_eq!(offline[0].next, jobs[0].next);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_unfinished_run_blocks_an_in_process_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = app_in(dir.path(), JOBS);
+        let runner = Runner::new(app.db().clone(), app.clock.clone(), SHUTDOWN_GRACE);
+        let left = runner.begin("morning", RunTrigger::Schedule, None).unwrap();
+        let e = run(&app, "morning").await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Conflict);
+        assert_eq!(
+            e.message(),
+            format!(
+                "job morning has an unfinished run {} (running); start the daemon to resume it first",
+                left.id
+            )
+        );
+        assert!(
+            !dir.path().join("outbox").exists(),
+            "nothing ran, nothing was sent"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn in_the_daemon_a_run_goes_through_the_scheduler() {
+        let dir = tempfile::tempdir().unwrap();
+        let local = app_in(dir.path(), JOBS);
+        let cfg = Arc::new(local.config().clone());
+        let mailer = Arc::new(crate::notify::mail::Mailer::from_config(&cfg.mail).unwrap());
+        let runner = Runner::new(local.db().clone(), local.clock.clone(), SHUTDOWN_GRACE);
+        let scheduler = Arc::new(Scheduler::new(
+            local.db().clone(),
+            local.clock.clone(),
+            runner,
+            jobset::scheduled_jobs(&cfg, &mailer).unwrap(),
+            "test:1".into(),
+        ));
+        let app = App::in_daemon(
+            cfg,
+            local.db().clone(),
+            local.clock.clone(),
+            DaemonParts {
+                scheduler,
+                plugins: None,
+            },
+            tokio_util::sync::CancellationToken::new(),
+        );
+        let done = run(&app, "morning").await.unwrap();
+        assert_eq!(
+            (done.trigger, done.outcome),
+            (RunTrigger::Manual, RunOutcome::Succeeded)
+        );
+        assert_eq!(history(&app, "morning", 50).unwrap().len(), 1);
+        let e = run(&app, "nightly").await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Config, "{e}");
+        let e = crate::app::plugins::reload(&app).await.unwrap_err();
+        assert_eq!(
+            e.message(),
+            "the daemon started with no plugins configured; restart it to add some"
+        );
+    }
+
+    #[test]
+    fn history_merges_runs_and_unrun_occurrences_oldest_first_and_keeps_the_newest() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = app_in(dir.path(), JOBS);
+        let db = app.db();
+        let occurrence = |at: &str, disposition: Disposition| Occurrence {
+            job: "morning".into(),
+            scheduled_for: t(at),
+            claimed_at: t(at),
+            claimed_by: "test:1".into(),
+            disposition,
+        };
+        db.put(&occurrence(
+            "2026-03-01T12:00:00Z",
+            Disposition::Missed {
+                task_id: "T000007".into(),
+            },
+        ))
+        .unwrap();
+        db.put(&occurrence(
+            "2026-03-03T12:00:00Z",
+            Disposition::Skipped {
+                reason: "still running".into(),
+            },
+        ))
+        .unwrap();
+        db.put(&occurrence(
+            "2026-03-02T12:00:00Z",
+            Disposition::Ran {
+                run_id: "morning/x".into(),
+            },
+        ))
+        .unwrap();
+        let runner = Runner::new(db.clone(), app.clock.clone(), SHUTDOWN_GRACE);
+        let ran = runner
+            .begin(
+                "morning",
+                RunTrigger::Schedule,
+                Some(t("2026-03-02T12:00:00Z")),
+            )
+            .unwrap();
+        let all = history(&app, "morning", 50).unwrap();
+        assert_eq!(
+            all,
+            [
+                HistoryEntry::Missed {
+                    scheduled_for: t("2026-03-01T12:00:00Z"),
+                    task_id: "T000007".into()
+                },
+                HistoryEntry::Run { run: ran },
+                HistoryEntry::Skipped {
+                    scheduled_for: t("2026-03-03T12:00:00Z"),
+                    reason: "still running".into()
+                },
+            ],
+            "an occurrence that ran shows as its run, not twice"
+        );
+        assert_eq!(history(&app, "morning", 1).unwrap(), all[2..]);
+        let e = history(&app, "nightly", 1).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Config);
+    }
+}
