@@ -13,7 +13,15 @@
 //!   claims and their state machine, accounts and ledger, biller tasks).
 //! - [`notify`]: email (SMTP pool or outbox directory) from editable templates.
 //! - [`plugin`]: connector plugins as sandboxed WebAssembly components.
-//! - [`cli`]: the `billd` command line.
+//! - [`jobset`]: the configured jobs built into scheduler specs and kinds.
+//! - [`app`]: every operation as a typed function (jobs, tasks, plugins),
+//!   and the serde requests the adapters carry.
+//! - [`control`]: the control socket's versioned protocol, server and client.
+//! - [`daemon`]: the daemon's wiring (store, plugins, jobs, scheduler,
+//!   signals, control socket).
+//! - [`cli`]: the `billd` command line, an adapter over [`app`].
+//!
+//! Layers and where new things go: docs/ARCHITECTURE.md.
 
 pub mod app;
 pub mod cli;
