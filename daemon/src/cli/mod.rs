@@ -353,3 +353,32 @@ fn check_config(file: Option<&Path>) -> VerbResult {
     );
     Ok(ExitCode::SUCCESS)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::ErrorKind;
+    use crate::domain::TaskError;
+
+    #[test]
+    fn app_errors_keep_their_exit_codes_and_messages() {
+        let config: Failure = AppError::NoSuchBiller("nobody".into()).into();
+        assert_eq!(config.exit_code(), 2);
+        assert_eq!(
+            config.message(),
+            "billd: configuration error:\nno biller named `nobody`"
+        );
+        let missing: Failure = AppError::Task(TaskError::NotFound("T9".into())).into();
+        assert_eq!(missing.exit_code(), 1);
+        assert_eq!(missing.message(), "billd: error: no task with id T9");
+        // A failure the daemon reported keeps its kind across the socket.
+        let remote: Failure = AppError::Remote {
+            kind: ErrorKind::Config,
+            message: "no job named `x` (configured: a)".into(),
+        }
+        .into();
+        assert_eq!(remote.exit_code(), 2);
+        let protocol: Failure = AppError::Protocol("version 2 is not supported".into()).into();
+        assert_eq!(protocol.exit_code(), 1);
+    }
+}

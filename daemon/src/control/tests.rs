@@ -14,8 +14,13 @@ use crate::domain::Priority;
 
 /// A served app in a fresh directory; the socket stops when `cancel` fires.
 async fn served() -> (tempfile::TempDir, PathBuf, CancellationToken) {
+    served_with("").await
+}
+
+/// Like [`served`], with `extra` appended to the configuration.
+async fn served_with(extra: &str) -> (tempfile::TempDir, PathBuf, CancellationToken) {
     let dir = tempfile::tempdir().unwrap();
-    let app = app_in(dir.path(), "");
+    let app = app_in(dir.path(), extra);
     std::fs::create_dir_all(&app.config().store.path).unwrap();
     let path = socket_path(app.config());
     let cancel = CancellationToken::new();
@@ -193,6 +198,31 @@ async fn typed_requests_round_trip_through_the_socket() {
     assert_eq!(missing.kind(), ErrorKind::NotFound);
     assert_eq!(missing.message(), "no task with id T999999");
     assert_eq!(listed, Reply::Jobs(Vec::new()));
+    cancel.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fire_times_keep_their_zone_offsets_through_the_socket() {
+    let job = "[[job]]\nname = \"morning\"\nkind = \"digest\"\nschedule = \"0 7 * * *\"\ntimezone = \"America/New_York\"\n";
+    let (_dir, path, cancel) = served_with(job).await;
+    let reply = blocking(move || {
+        Client::new(&path).call(Request::JobsNext {
+            job: "morning".into(),
+            after: "2026-03-07T13:00:00Z".parse().unwrap(),
+            count: 2,
+        })
+    })
+    .await
+    .unwrap();
+    let Reply::FireTimes(times) = reply else {
+        panic!("{reply:?}")
+    };
+    let shown: Vec<String> = times.iter().map(|t| t.to_rfc3339()).collect();
+    assert_eq!(
+        shown,
+        ["2026-03-08T07:00:00-04:00", "2026-03-09T07:00:00-04:00"],
+        "the first instant after the DST change keeps its new offset"
+    );
     cancel.cancel();
 }
 
