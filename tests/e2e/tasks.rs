@@ -55,7 +55,17 @@ fn tasks_are_assigned_to_configured_billers_here_and_through_the_daemon() {
     let out = s.run(&["tasks", "assign", &id, "--to", "dana", "--by", "sam"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out), format!("assigned {id} to dana\n"));
-    let out = s.run(&["tasks", "list", "--assignee", "dana", "--json"]);
+    let out = s.run(&["tasks", "list", "--kind", "missed-run", "--json"]);
+    assert_eq!(stdout(&out), "[]\n", "{}", stderr(&out));
+    let out = s.run(&[
+        "tasks",
+        "list",
+        "--assignee",
+        "dana",
+        "--kind",
+        "denial",
+        "--json",
+    ]);
     let listed: Vec<serde_json::Value> = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(listed.len(), 1, "{listed:#?}");
     assert_eq!(listed[0]["id"], id.as_str());

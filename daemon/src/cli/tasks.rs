@@ -22,6 +22,9 @@ pub enum TasksCommand {
         /// Only tasks assigned to this biller.
         #[arg(long)]
         assignee: Option<String>,
+        /// Only tasks of this kind (for example `denial`).
+        #[arg(long)]
+        kind: Option<String>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -117,12 +120,13 @@ pub fn run(cfg_flag: Option<&Path>, cmd: TasksCommand) -> VerbResult {
         TasksCommand::List {
             all,
             assignee,
+            kind,
             json,
         } => {
             let filter = TaskFilter {
                 include_closed: all,
                 assignee,
-                kind: None,
+                kind,
             };
             let list = call!(backend, Request::TasksList { filter }, Reply::Tasks);
             if json {
