@@ -1,24 +1,24 @@
-//! The daemon: wires configuration, store, mail and jobs together and runs
-//! the scheduler until SIGTERM or SIGINT.
+//! The daemon's wiring, in one place: open the store, load plugins, build
+//! the jobs, start the scheduler, the signal watch and the control socket,
+//! and run until SIGTERM or SIGINT.
+//!
+//! The CLI calls this module; this module never calls the CLI. What the
+//! running parts do for a request is the app layer's business: the control
+//! socket gets an [`App`] built from them.
 
 use std::sync::Arc;
-use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+use crate::app::plugins::reload_from;
+use crate::app::{App, DaemonParts, error_chain};
 use crate::clock::{SharedClock, SystemClock};
-use crate::config::{Config, JobConfig};
-use crate::jobs::SharedJobKind;
-use crate::jobs::registry::{self, JobSetup, Services};
+use crate::config::Config;
 use crate::jobs::runner::Runner;
+use crate::jobset::{JobBuildError, SHUTDOWN_GRACE, scheduled_jobs, services};
 use crate::notify::mail::{MailError, Mailer};
-use crate::plugin::{PluginRegistry, TracingAudit};
-use crate::scheduler::runtime::{ScheduledJob, Scheduler, SchedulerError};
-use crate::scheduler::{JobSpec, Misfire, Schedule, ScheduleError};
+use crate::plugin::PluginRegistry;
+use crate::scheduler::runtime::{Scheduler, SchedulerError};
 use crate::store::{Db, StoreError};
-
-/// How long in-flight work items get to finish after SIGTERM before they
-/// are left for the next start (systemd's TimeoutStopSec must exceed this).
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
 
 /// Why the daemon could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -31,13 +31,8 @@ pub enum DaemonError {
     #[error(transparent)]
     Mail(#[from] MailError),
     /// A job's definition is unusable.
-    #[error("job {job}: {reason}")]
-    Job {
-        /// The job.
-        job: String,
-        /// What is wrong.
-        reason: String,
-    },
+    #[error(transparent)]
+    Job(#[from] JobBuildError),
     /// The scheduler failed.
     #[error(transparent)]
     Scheduler(#[from] SchedulerError),
@@ -52,73 +47,6 @@ pub enum DaemonError {
 /// Opens the store the configuration names.
 pub fn open_store(cfg: &Config) -> Result<Db, StoreError> {
     Db::open_sled(&cfg.store.path, &cfg.store.key_file, cfg.store.cache_bytes)
-}
-
-/// The scheduler's view of a configured job.
-pub fn job_spec(job: &JobConfig) -> Result<JobSpec, ScheduleError> {
-    Ok(JobSpec {
-        name: job.name.clone(),
-        kind: job.kind.clone(),
-        schedule: Schedule::parse(&job.schedule, job.timezone)?,
-        misfire: match job.misfire {
-            crate::config::Misfire::RunOnce => Misfire::RunOnce,
-            crate::config::Misfire::Skip => Misfire::Skip,
-        },
-        catch_up_window: job.catch_up_window,
-        enabled: job.enabled,
-        concurrency: job.concurrency.max(1),
-    })
-}
-
-/// What every job kind may use: the daemon's store, clock, mailer and
-/// loaded plugins, with the practice and billers from `cfg`.
-pub fn services(
-    cfg: &Config,
-    db: Db,
-    clock: SharedClock,
-    mailer: Arc<Mailer>,
-    plugins: Option<Arc<PluginRegistry>>,
-) -> Services {
-    Services {
-        db,
-        clock,
-        mailer,
-        plugins,
-        audit: Arc::new(TracingAudit),
-        practice: cfg.practice.clone(),
-        billers: cfg.billers.clone(),
-        base_dir: cfg
-            .source
-            .parent()
-            .unwrap_or(std::path::Path::new("."))
-            .to_path_buf(),
-    }
-}
-
-/// Builds the job kind a configured job names, through the job registry.
-pub fn job_kind(job: &JobConfig, services: &Services) -> Result<SharedJobKind, DaemonError> {
-    let setup = JobSetup {
-        name: job.name.clone(),
-        timezone: job.timezone,
-    };
-    registry::build(&job.kind, &job.params, &setup, services).map_err(|e| DaemonError::Job {
-        job: job.name.clone(),
-        reason: e.to_string(),
-    })
-}
-
-/// Every configured job, ready for the scheduler.
-pub fn scheduled_jobs(cfg: &Config, services: &Services) -> Result<Vec<ScheduledJob>, DaemonError> {
-    cfg.jobs
-        .iter()
-        .map(|j| {
-            let spec = job_spec(j).map_err(|e| DaemonError::Job {
-                job: j.name.clone(),
-                reason: e.to_string(),
-            })?;
-            Ok(ScheduledJob::new(spec, job_kind(j, services)?))
-        })
-        .collect()
 }
 
 /// This process in occurrence claims: `host:pid`.
@@ -138,17 +66,27 @@ pub async fn run(cfg: Config, db: Db) -> Result<(), DaemonError> {
     let services = services(&cfg, db.clone(), clock.clone(), mailer, plugins.clone());
     let jobs = scheduled_jobs(&cfg, &services)?;
     let runner = Runner::new(db.clone(), clock.clone(), SHUTDOWN_GRACE);
-    let scheduler = Arc::new(Scheduler::new(db.clone(), clock, runner, jobs, identity()));
+    let scheduler = Arc::new(Scheduler::new(
+        db.clone(),
+        clock.clone(),
+        runner,
+        jobs,
+        identity(),
+    ));
     let cancel = CancellationToken::new();
     spawn_signal_watch(cancel.clone(), cfg.source.clone(), plugins.clone())?;
     let cfg = Arc::new(cfg);
-    let control = tokio::spawn(crate::control::serve(
+    let app = App::in_daemon(
         cfg.clone(),
         db.clone(),
-        scheduler.clone(),
-        plugins,
+        clock,
+        DaemonParts {
+            scheduler: scheduler.clone(),
+            plugins,
+        },
         cancel.clone(),
-    ));
+    );
+    let control = tokio::spawn(crate::control::serve(app, cancel.clone()));
     tracing::info!(
         jobs = cfg.jobs.len(),
         store = %cfg.store.path.display(),
@@ -170,63 +108,7 @@ pub async fn run(cfg: Config, db: Db) -> Result<(), DaemonError> {
 /// Loads the configured plugins (verifying pins and signatures) into the
 /// registry the daemon's jobs call through; `None` when none are configured.
 pub fn load_plugins(cfg: &Config, db: &Db) -> Result<Option<Arc<PluginRegistry>>, DaemonError> {
-    if cfg.plugins.is_empty() {
-        return Ok(None);
-    }
-    let started = std::time::Instant::now();
-    let registry = crate::cli::configured_plugins(cfg)
-        .load_registry(
-            db.raw().clone(),
-            Some(db.sealing_key()),
-            Arc::new(TracingAudit),
-        )
-        .map_err(|e| DaemonError::Plugins(format!("{e:#}")))?;
-    tracing::info!(
-        plugins = cfg.plugins.len(),
-        ms = started.elapsed().as_millis() as u64,
-        "plugins loaded"
-    );
-    Ok(Some(Arc::new(registry)))
-}
-
-/// Re-reads the configuration and swaps the plugin set in; on any problem
-/// the old set stays. Logs the outcome and returns it in words (for the
-/// control socket's `billd plugins reload`).
-pub fn reload_plugins(
-    source: &std::path::Path,
-    registry: &PluginRegistry,
-) -> Result<String, String> {
-    let outcome = Config::load(source)
-        .map_err(|e| format!("configuration has problems; plugins unchanged:\n{e}"))
-        .and_then(|cfg| {
-            crate::cli::configured_plugins(&cfg)
-                .specs()
-                .map_err(|e| format!("plugin configuration has problems; plugins unchanged: {e:#}"))
-        })
-        .and_then(|specs| {
-            registry.reload(&specs).map_err(|errors| {
-                let lines: Vec<String> = errors.iter().map(|e| format!("  {e}")).collect();
-                format!("plugin refused; plugins unchanged:\n{}", lines.join("\n"))
-            })
-        });
-    match outcome {
-        Ok(report) => {
-            tracing::info!(
-                added = ?report.added,
-                removed = ?report.removed,
-                replaced = ?report.replaced,
-                "plugins reloaded; calls in flight finish on the old versions"
-            );
-            Ok(format!(
-                "plugins reloaded (added {:?}, removed {:?}, replaced {:?}); calls in flight finish on the old versions",
-                report.added, report.removed, report.replaced
-            ))
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "plugin reload refused");
-            Err(e)
-        }
-    }
+    crate::app::plugins::load_configured(cfg, db).map_err(|e| DaemonError::Plugins(error_chain(&e)))
 }
 
 fn spawn_signal_watch(
@@ -253,7 +135,8 @@ fn spawn_signal_watch(
                     Some(registry) => {
                         let (source, registry) = (source.clone(), registry.clone());
                         tracing::info!("SIGHUP: reloading plugins");
-                        let _ = tokio::task::spawn_blocking(move || reload_plugins(&source, &registry)).await;
+                        // reload_from logs the outcome either way.
+                        let _ = tokio::task::spawn_blocking(move || reload_from(&source, &registry)).await;
                     }
                     None => tracing::info!("SIGHUP: no plugins configured; nothing to reload"),
                 },

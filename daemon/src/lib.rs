@@ -15,8 +15,17 @@
 //! - [`plugin`]: connector plugins as sandboxed WebAssembly components.
 //! - [`mapping`]: the one conversion between domain types and the plugin
 //!   contract's types.
-//! - [`cli`]: the `billd` command line.
+//! - [`jobset`]: the configured jobs built into scheduler specs and kinds.
+//! - [`app`]: every operation as a typed function (jobs, tasks, plugins),
+//!   and the serde requests the adapters carry.
+//! - [`control`]: the control socket's versioned protocol, server and client.
+//! - [`daemon`]: the daemon's wiring (store, plugins, jobs, scheduler,
+//!   signals, control socket).
+//! - [`cli`]: the `billd` command line, an adapter over [`app`].
+//!
+//! Layers and where new things go: docs/ARCHITECTURE.md.
 
+pub mod app;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -24,6 +33,7 @@ pub mod control;
 pub mod daemon;
 pub mod domain;
 pub mod jobs;
+pub mod jobset;
 pub mod mapping;
 pub mod notify;
 pub mod plugin;

@@ -8,3 +8,4 @@ mod mail;
 mod plugins;
 mod schedule;
 mod second_daemon;
+mod tasks;

@@ -3,20 +3,17 @@
 use chrono::{DateTime, Utc};
 use clap::Subcommand;
 use serde::Serialize;
+use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
-use tokio_util::sync::CancellationToken;
 
-use std::io::Write;
-
-use super::{Failure, VerbResult, load_config};
-use crate::clock::{SharedClock, SystemClock};
-use crate::config::Config;
-use crate::jobs::runner::Runner;
-use crate::jobs::{JobRun, RunOutcome, RunTrigger};
-use crate::scheduler::{Disposition, Occurrence};
-use crate::store::{Db, StoreError};
+use super::{Backend, VerbResult, load_config};
+use crate::app::jobs::{
+    self as ops, HistoryEntry, JobSummary, LastRun, outcome_name, trigger_name,
+};
+use crate::app::{Reply, Request, job_named};
+use crate::jobs::{JobRun, RunOutcome};
 
 /// Job verbs.
 #[derive(Debug, Subcommand)]
@@ -56,74 +53,46 @@ pub enum JobsCommand {
 /// when it holds the store (`jobs run` then runs inside the daemon, under
 /// its scheduler's one-run-per-job rule).
 pub fn run(cfg_flag: Option<&Path>, cmd: JobsCommand) -> VerbResult {
-    let cfg = load_config(cfg_flag)?;
+    let cfg = Arc::new(load_config(cfg_flag)?);
     let out = &mut std::io::stdout().lock();
-    if let JobsCommand::Next { name, after, count } = &cmd {
-        return next(
-            &cfg,
-            name,
-            after.map(|a| a.with_timezone(&Utc)),
-            *count,
-            out,
-        );
-    }
-    match crate::daemon::open_store(&cfg) {
-        Ok(db) => execute(&cfg, &db, cmd, out),
-        Err(StoreError::Locked { .. }) => crate::control::forward(&cfg),
-        Err(e) if matches!(cmd, JobsCommand::List) => {
-            say!(out, "(store unavailable: {e})");
-            list(&cfg, None, out)
-        }
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// Runs a jobs verb against `db`, writing its output to `out`.
-pub fn execute(cfg: &Config, db: &Db, cmd: JobsCommand, out: &mut dyn Write) -> VerbResult {
     match cmd {
-        JobsCommand::List => list(cfg, Some(db), out),
         JobsCommand::Next { name, after, count } => {
-            next(cfg, &name, after.map(|a| a.with_timezone(&Utc)), count, out)
+            // Needs only the configuration: never the store or the daemon.
+            let after = after.map_or_else(Utc::now, |a| a.with_timezone(&Utc));
+            for t in ops::next(&cfg, &name, after, count)? {
+                say!(out, "{}", t.to_rfc3339());
+            }
+            Ok(ExitCode::SUCCESS)
         }
-        JobsCommand::Run { name } => run_now(cfg, db, &name, out),
-        JobsCommand::History { name, limit, json } => history(cfg, db, &name, limit, json, out),
+        JobsCommand::List => {
+            let jobs = match Backend::open(&cfg) {
+                Ok(mut backend) => call!(backend, Request::JobsList, Reply::Jobs),
+                Err(e) => {
+                    say!(out, "(store unavailable: {e})");
+                    ops::list_without_store(&cfg, Utc::now())?
+                }
+            };
+            list(&jobs, out)
+        }
+        JobsCommand::Run { name } => {
+            let mut backend = Backend::open(&cfg)?;
+            let run = call!(backend, Request::JobsRun { job: name }, Reply::Run);
+            report_run(&run, out)
+        }
+        JobsCommand::History { name, limit, json } => {
+            let tz = job_named(&cfg, &name)?.timezone;
+            let mut backend = Backend::open(&cfg)?;
+            let entries = call!(
+                backend,
+                Request::JobsHistory { job: name, limit },
+                Reply::History
+            );
+            history(&entries, tz, json, out)
+        }
     }
 }
 
-fn job<'a>(cfg: &'a Config, name: &str) -> Result<&'a crate::config::JobConfig, Failure> {
-    cfg.jobs.iter().find(|j| j.name == name).ok_or_else(|| {
-        let names: Vec<&str> = cfg.jobs.iter().map(|j| j.name.as_str()).collect();
-        Failure::Config(format!(
-            "no job named `{name}` (configured: {})",
-            names.join(", ")
-        ))
-    })
-}
-
-fn spec(job: &crate::config::JobConfig) -> Result<crate::scheduler::JobSpec, Failure> {
-    crate::daemon::job_spec(job).map_err(|e| Failure::Config(format!("job {}: {e}", job.name)))
-}
-
-fn outcome_name(o: RunOutcome) -> &'static str {
-    match o {
-        RunOutcome::Running => "running",
-        RunOutcome::Succeeded => "succeeded",
-        RunOutcome::PartiallyFailed => "partially-failed",
-        RunOutcome::Failed => "failed",
-        RunOutcome::Interrupted => "interrupted",
-    }
-}
-
-fn trigger_name(t: RunTrigger) -> &'static str {
-    match t {
-        RunTrigger::Schedule => "schedule",
-        RunTrigger::CatchUp => "catch-up",
-        RunTrigger::Manual => "manual",
-    }
-}
-
-fn list(cfg: &Config, db: Option<&Db>, out: &mut dyn Write) -> VerbResult {
-    let now = Utc::now();
+fn list(jobs: &[JobSummary], out: &mut dyn Write) -> VerbResult {
     say!(
         out,
         "{:<20} {:<10} {:<16} {:<20} {:<18} NEXT",
@@ -133,21 +102,12 @@ fn list(cfg: &Config, db: Option<&Db>, out: &mut dyn Write) -> VerbResult {
         "TIMEZONE",
         "LAST"
     );
-    for j in &cfg.jobs {
-        let s = spec(j)?;
-        let next: Vec<String> = s
-            .schedule
-            .iter_after(now)
-            .take(3)
-            .map(|t| t.with_timezone(&s.schedule.timezone()).to_rfc3339())
-            .collect();
-        let last = match db {
-            Some(db) => db
-                .scan::<JobRun>(&format!("{}/", j.name))?
-                .last()
-                .map(|r| outcome_name(r.outcome).to_string())
-                .unwrap_or_else(|| "never run".into()),
-            None => "-".into(),
+    for j in jobs {
+        let next: Vec<String> = j.next.iter().map(DateTime::to_rfc3339).collect();
+        let last = match &j.last {
+            LastRun::Unknown => "-",
+            LastRun::Never => "never run",
+            LastRun::Ran { outcome, .. } => outcome_name(*outcome),
         };
         let enabled = if j.enabled { "" } else { " [disabled]" };
         say!(
@@ -156,76 +116,12 @@ fn list(cfg: &Config, db: Option<&Db>, out: &mut dyn Write) -> VerbResult {
             j.name,
             j.kind,
             j.schedule,
-            j.timezone.name(),
+            j.timezone,
             last,
             next.join("  ")
         );
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn next(
-    cfg: &Config,
-    name: &str,
-    after: Option<DateTime<Utc>>,
-    count: usize,
-    out: &mut dyn Write,
-) -> VerbResult {
-    let s = spec(job(cfg, name)?)?;
-    let after = after.unwrap_or_else(Utc::now);
-    for t in s.schedule.iter_after(after).take(count) {
-        say!(
-            out,
-            "{}",
-            t.with_timezone(&s.schedule.timezone()).to_rfc3339()
-        );
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-fn run_now(cfg: &Config, db: &Db, name: &str, out: &mut dyn Write) -> VerbResult {
-    let j = job(cfg, name)?;
-    super::validate_jobs(cfg)?;
-    let runner_clock = Arc::new(SystemClock) as SharedClock;
-    let runner = Runner::new(
-        db.clone(),
-        runner_clock.clone(),
-        crate::daemon::SHUTDOWN_GRACE,
-    );
-    if let Some(r) = runner.unfinished()?.into_iter().find(|r| r.job == name) {
-        return Err(Failure::Runtime(anyhow::anyhow!(
-            "job {name} has an unfinished run {} ({}); start the daemon to resume it first",
-            r.id,
-            outcome_name(r.outcome)
-        )));
-    }
-    let rt = super::runtime()?;
-    let run = rt.block_on(async {
-        let mailer = Arc::new(
-            crate::notify::mail::Mailer::from_config(&cfg.mail).map_err(anyhow::Error::from)?,
-        );
-        let services = crate::daemon::services(
-            cfg,
-            db.clone(),
-            runner_clock.clone(),
-            mailer,
-            crate::daemon::load_plugins(cfg, db).map_err(anyhow::Error::from)?,
-        );
-        let kind = crate::daemon::job_kind(j, &services).map_err(anyhow::Error::from)?;
-        let cancel = CancellationToken::new();
-        let c = cancel.clone();
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                c.cancel();
-            }
-        });
-        let run = runner.begin(name, RunTrigger::Manual, None)?;
-        let done = runner
-            .execute(&run.id, kind, j.concurrency.max(1), cancel)
-            .await?;
-        Ok::<_, anyhow::Error>(done)
-    })?;
-    report_run(&run, out)
 }
 
 /// Prints how a run ended; exit 0 only if every item succeeded.
@@ -249,9 +145,9 @@ pub fn report_run(run: &JobRun, out: &mut dyn Write) -> VerbResult {
     })
 }
 
-/// One line of a job's history.
+/// One line of a job's history, as `--json` prints it.
 #[derive(Debug, Serialize)]
-struct HistoryEntry {
+struct HistoryLine {
     /// `run` or `occurrence` (an occurrence that did not run).
     entry: &'static str,
     scheduled_for: Option<String>,
@@ -265,51 +161,18 @@ struct HistoryEntry {
     items_failed: u64,
     resumes: u32,
     errors: Vec<String>,
-    #[serde(skip)]
-    sort: DateTime<Utc>,
 }
 
-fn history_entries(
-    db: &Db,
-    name: &str,
-    tz: chrono_tz::Tz,
-) -> Result<Vec<HistoryEntry>, StoreError> {
-    let fmt = |t: DateTime<Utc>| t.with_timezone(&tz).to_rfc3339();
-    let mut out: Vec<HistoryEntry> = db
-        .scan::<JobRun>(&format!("{name}/"))?
-        .into_iter()
-        .map(|r| HistoryEntry {
-            entry: "run",
-            scheduled_for: r.occurrence.map(fmt),
-            run_id: Some(r.id.clone()),
-            trigger: Some(trigger_name(r.trigger)),
-            started_at: Some(
-                r.started_at
-                    .with_timezone(&tz)
-                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
-            ),
-            ended_at: r.ended_at.map(|t| {
-                t.with_timezone(&tz)
-                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
-            }),
-            outcome: outcome_name(r.outcome).into(),
-            items_total: r.items_total,
-            items_done: r.items_done,
-            items_failed: r.items_failed,
-            resumes: r.resumes,
-            errors: r.errors.clone(),
-            sort: r.occurrence.unwrap_or(r.started_at),
-        })
-        .collect();
-    for o in db.scan::<Occurrence>(&format!("{name}/"))? {
-        let outcome = match &o.disposition {
-            Disposition::Ran { .. } => continue,
-            Disposition::Skipped { reason } => format!("skipped: {reason}"),
-            Disposition::Missed { task_id } => format!("missed: task {task_id}"),
+impl HistoryLine {
+    fn new(e: &HistoryEntry, tz: chrono_tz::Tz) -> HistoryLine {
+        let fmt = |t: DateTime<Utc>| t.with_timezone(&tz).to_rfc3339();
+        let secs = |t: DateTime<Utc>| {
+            t.with_timezone(&tz)
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
         };
-        out.push(HistoryEntry {
+        let occurrence = |scheduled_for: DateTime<Utc>, outcome: String| HistoryLine {
             entry: "occurrence",
-            scheduled_for: Some(fmt(o.scheduled_for)),
+            scheduled_for: Some(fmt(scheduled_for)),
             run_id: None,
             trigger: None,
             started_at: None,
@@ -320,30 +183,46 @@ fn history_entries(
             items_failed: 0,
             resumes: 0,
             errors: Vec::new(),
-            sort: o.scheduled_for,
-        });
+        };
+        match e {
+            HistoryEntry::Run { run: r } => HistoryLine {
+                entry: "run",
+                scheduled_for: r.occurrence.map(fmt),
+                run_id: Some(r.id.clone()),
+                trigger: Some(trigger_name(r.trigger)),
+                started_at: Some(secs(r.started_at)),
+                ended_at: r.ended_at.map(secs),
+                outcome: outcome_name(r.outcome).into(),
+                items_total: r.items_total,
+                items_done: r.items_done,
+                items_failed: r.items_failed,
+                resumes: r.resumes,
+                errors: r.errors.clone(),
+            },
+            HistoryEntry::Skipped {
+                scheduled_for,
+                reason,
+            } => occurrence(*scheduled_for, format!("skipped: {reason}")),
+            HistoryEntry::Missed {
+                scheduled_for,
+                task_id,
+            } => occurrence(*scheduled_for, format!("missed: task {task_id}")),
+        }
     }
-    out.sort_by_key(|e| e.sort);
-    Ok(out)
 }
 
 fn history(
-    cfg: &Config,
-    db: &Db,
-    name: &str,
-    limit: usize,
+    entries: &[HistoryEntry],
+    tz: chrono_tz::Tz,
     json: bool,
     out: &mut dyn Write,
 ) -> VerbResult {
-    let j = job(cfg, name)?;
-    let mut entries = history_entries(db, name, j.timezone)?;
-    let skip = entries.len().saturating_sub(limit);
-    entries.drain(..skip);
+    let lines: Vec<HistoryLine> = entries.iter().map(|e| HistoryLine::new(e, tz)).collect();
     if json {
         say!(
             out,
             "{}",
-            serde_json::to_string_pretty(&entries).map_err(anyhow::Error::from)?
+            serde_json::to_string_pretty(&lines).map_err(anyhow::Error::from)?
         );
         return Ok(ExitCode::SUCCESS);
     }
@@ -357,7 +236,7 @@ fn history(
         "FAILED",
         "TOTAL"
     );
-    for e in &entries {
+    for e in &lines {
         let scheduled = e.scheduled_for.clone().unwrap_or_else(|| "-".into());
         if e.entry == "run" {
             say!(

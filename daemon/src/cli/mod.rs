@@ -11,6 +11,17 @@ macro_rules! say {
     };
 }
 
+/// Sends a request through a [`Backend`] and takes the reply variant the
+/// request answers with, failing the verb on any other.
+macro_rules! call {
+    ($backend:expr, $req:expr, $variant:path) => {
+        match $backend.call($req)? {
+            $variant(v) => v,
+            other => return Err($crate::cli::unexpected(&other)),
+        }
+    };
+}
+
 pub mod jobs;
 pub mod plugins;
 pub mod tasks;
@@ -19,8 +30,12 @@ pub mod x12;
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
+use crate::app::plugins::ConfiguredPlugins;
+use crate::app::{App, AppError, Reply, Request};
 use crate::config::{Config, ConfigError};
+use crate::control::Client;
 use crate::store::{Db, StoreError, StoreKey};
 
 /// billd: medical-billing automation daemon.
@@ -126,6 +141,16 @@ impl From<StoreError> for Failure {
     }
 }
 
+impl From<AppError> for Failure {
+    fn from(e: AppError) -> Self {
+        if e.kind().is_usage() {
+            Failure::Config(e.message())
+        } else {
+            Failure::Runtime(anyhow::anyhow!(e.message()))
+        }
+    }
+}
+
 impl From<ConfigError> for Failure {
     fn from(e: ConfigError) -> Self {
         Failure::Config(e.to_string())
@@ -150,6 +175,57 @@ pub fn load_config(flag: Option<&Path>) -> Result<Config, Failure> {
 /// Opens the configured store.
 pub fn open_store(cfg: &Config) -> Result<Db, Failure> {
     crate::daemon::open_store(cfg).map_err(|e| Failure::Runtime(e.into()))
+}
+
+/// Where a verb's operations run: in this process on the store, or in the
+/// running daemon that holds it, through its control socket.
+#[derive(Debug)]
+pub enum Backend {
+    /// The store was free: operations run here.
+    Local(App),
+    /// The daemon holds the store.
+    Daemon(Client),
+}
+
+impl Backend {
+    /// Opens the store, or finds it locked by the daemon and talks to that.
+    pub fn open(cfg: &Arc<Config>) -> Result<Backend, StoreError> {
+        match crate::daemon::open_store(cfg) {
+            Ok(db) => Ok(Backend::Local(App::local(cfg.clone(), db))),
+            Err(StoreError::Locked { .. }) => Ok(Backend::Daemon(Client::for_config(cfg))),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Runs one operation where the store is. A local `jobs run` stops at
+    /// a checkpoint on Ctrl-C.
+    pub fn call(&mut self, req: Request) -> Result<Reply, Failure> {
+        match self {
+            Backend::Daemon(client) => Ok(client.call(req)?),
+            Backend::Local(app) => {
+                let watch_ctrl_c = matches!(req, Request::JobsRun { .. });
+                let cancel = app.cancel_token().clone();
+                Ok(runtime()?.block_on(async {
+                    if watch_ctrl_c {
+                        tokio::spawn(async move {
+                            if tokio::signal::ctrl_c().await.is_ok() {
+                                cancel.cancel();
+                            }
+                        });
+                    }
+                    app.execute(req).await
+                })?)
+            }
+        }
+    }
+}
+
+/// The failure for a reply that does not answer the request sent.
+pub fn unexpected(reply: &Reply) -> Failure {
+    Failure::Runtime(anyhow::anyhow!(
+        "the answer does not fit the request (a {} reply)",
+        reply.name()
+    ))
 }
 
 /// Parses the command line, runs the verb, and returns the exit code.
@@ -179,37 +255,28 @@ fn dispatch(cli: Cli) -> VerbResult {
             // Verify here first, then ask the running daemon over its
             // control socket to re-read the configuration and swap.
             let cfg = load_config(cfg_flag)?;
-            if !plugins::verify(&configured_plugins(&cfg))? {
+            if !plugins::verify(&ConfiguredPlugins::from_config(&cfg))? {
                 eprintln!("billd: not reloading: fix the problems above first");
                 return Ok(ExitCode::from(1));
             }
-            crate::control::forward(&cfg)
+            let mut daemon = Backend::Daemon(Client::for_config(&cfg));
+            let r = call!(daemon, Request::PluginsReload, Reply::Reloaded);
+            println!(
+                "plugins reloaded (added {:?}, removed {:?}, replaced {:?}); calls in flight finish on the old versions",
+                r.added, r.removed, r.replaced
+            );
+            Ok(ExitCode::SUCCESS)
         }
         Command::Plugins { cmd } => {
             // `call`, `inspect` and `sign` need no configuration file; the
             // others report a bad one as a configuration error.
             let configured = match load_config(cfg_flag) {
-                Ok(cfg) => Some(configured_plugins(&cfg)),
+                Ok(cfg) => Some(ConfiguredPlugins::from_config(&cfg)),
                 Err(e) if cmd.needs_config() => return Err(e),
                 Err(_) => None,
             };
             Ok(plugins::run(&cmd, configured.as_ref())?)
         }
-    }
-}
-
-/// The plugin part of a loaded configuration, as the plugin verbs and the
-/// daemon's plugin registry take it.
-pub fn configured_plugins(cfg: &Config) -> plugins::ConfiguredPlugins {
-    plugins::ConfiguredPlugins {
-        entries: cfg.plugins.clone(),
-        trust: cfg.plugin_trust.clone(),
-        base_dir: cfg
-            .source
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_default(),
-        cache_dir: Some(cfg.store.path.join("plugin-cache")),
     }
 }
 
@@ -272,36 +339,7 @@ fn run(cfg_flag: Option<&Path>, log_format: LogFormat) -> VerbResult {
 
 /// Builds every job kind from its params; problems are configuration errors.
 pub fn validate_jobs(cfg: &Config) -> Result<(), Failure> {
-    // Job kinds only hold the mailer; an outbox one stands in so validation
-    // opens no connection and needs no async runtime.
-    let mailer = std::sync::Arc::new(crate::notify::mail::Mailer::outbox(
-        cfg.mail.from.clone(),
-        std::path::Path::new("/nonexistent"),
-    ));
-    let services = crate::daemon::services(
-        cfg,
-        Db::in_memory(),
-        std::sync::Arc::new(crate::clock::SystemClock),
-        mailer,
-        None,
-    );
-    let mut problems = Vec::new();
-    for job in &cfg.jobs {
-        if let Err(e) = crate::daemon::job_kind(job, &services) {
-            problems.push(format!(
-                "{}:{}:{}: job[{}]: {e}",
-                job.location.file.display(),
-                job.location.line,
-                job.location.column,
-                job.name
-            ));
-        }
-    }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(Failure::Config(problems.join("\n")))
-    }
+    crate::jobset::validate_jobs(cfg).map_err(Failure::Config)
 }
 
 fn check_config(file: Option<&Path>) -> VerbResult {
@@ -314,4 +352,33 @@ fn check_config(file: Option<&Path>) -> VerbResult {
         cfg.billers.len()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::ErrorKind;
+    use crate::domain::TaskError;
+
+    #[test]
+    fn app_errors_keep_their_exit_codes_and_messages() {
+        let config: Failure = AppError::NoSuchBiller("nobody".into()).into();
+        assert_eq!(config.exit_code(), 2);
+        assert_eq!(
+            config.message(),
+            "billd: configuration error:\nno biller named `nobody`"
+        );
+        let missing: Failure = AppError::Task(TaskError::NotFound("T9".into())).into();
+        assert_eq!(missing.exit_code(), 1);
+        assert_eq!(missing.message(), "billd: error: no task with id T9");
+        // A failure the daemon reported keeps its kind across the socket.
+        let remote: Failure = AppError::Remote {
+            kind: ErrorKind::Config,
+            message: "no job named `x` (configured: a)".into(),
+        }
+        .into();
+        assert_eq!(remote.exit_code(), 2);
+        let protocol: Failure = AppError::Protocol("version 2 is not supported".into()).into();
+        assert_eq!(protocol.exit_code(), 1);
+    }
 }

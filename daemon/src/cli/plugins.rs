@@ -5,17 +5,12 @@
 //! configuration file. `list`, `verify` and `reload` work on the practice's
 //! configured plugins, which the caller passes in ([`ConfiguredPlugins`]).
 
-use crate::config::secret::SecretRef;
+use crate::app::plugins::check;
 use crate::plugin::harness::Harness;
-use crate::plugin::{
-    EngineSettings, HostOptions, PluginEngine, PluginEntry, PluginHost, PluginSpec, PluginTrust,
-    config, dynamic, manifest, package_hashes, signing,
-};
+use crate::plugin::{EngineSettings, PluginEngine, dynamic, manifest, package_hashes, signing};
 use anyhow::{Context, anyhow, bail};
-use secrecy::SecretString;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 
 /// The plugin verbs.
 #[derive(clap::Subcommand, Debug)]
@@ -103,87 +98,7 @@ impl PluginsCommand {
     }
 }
 
-/// The practice's plugin configuration, as the loaded config holds it.
-#[derive(Debug, Clone, Default)]
-pub struct ConfiguredPlugins {
-    /// The `[[plugin]]` entries.
-    pub entries: Vec<PluginEntry>,
-    /// The `[plugin_trust]` section.
-    pub trust: PluginTrust,
-    /// The configuration file's directory (relative paths start here).
-    pub base_dir: PathBuf,
-    /// Where compiled plugin code is cached, if anywhere.
-    pub cache_dir: Option<PathBuf>,
-}
-
-impl ConfiguredPlugins {
-    /// Resolves every entry into a host spec, reading secrets from the
-    /// environment or files now. Errors name the field.
-    pub fn specs(&self) -> anyhow::Result<Vec<PluginSpec>> {
-        let problems = config::validate(&self.entries, &self.trust);
-        if !problems.is_empty() {
-            bail!(
-                "plugin configuration:\n{}",
-                problems
-                    .iter()
-                    .map(|p| format!("  {p}"))
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            );
-        }
-        let base = self.base_dir.clone();
-        let resolve = move |r: &str| -> Result<SecretString, String> {
-            SecretRef::parse(r)
-                .and_then(|s| s.resolve(&base))
-                .map_err(|e| e.to_string())
-        };
-        self.entries
-            .iter()
-            .enumerate()
-            .map(|(i, e)| {
-                e.to_spec(i, &self.base_dir, &resolve)
-                    .map_err(|p| anyhow!("{p}"))
-            })
-            .collect()
-    }
-
-    /// What the daemon does at start-up: a host with the default engine
-    /// (this configuration's cache directory and trust), its state in `kv`
-    /// (sealed with `kv_key`), HTTP audited into `audit`, and every plugin
-    /// loaded. Reload later with `registry.reload(&self.specs()?)`.
-    pub fn load_registry(
-        &self,
-        kv: Arc<dyn crate::store::RawStore>,
-        kv_key: Option<Arc<crate::store::StoreKey>>,
-        audit: Arc<dyn crate::plugin::AuditSink>,
-    ) -> anyhow::Result<crate::plugin::PluginRegistry> {
-        let specs = self.specs()?;
-        let mut opts = HostOptions::new(kv)?;
-        opts.kv_key = kv_key;
-        opts.audit = audit;
-        opts.cache_dir = self.cache_dir.clone();
-        opts.trust = self.trust.clone();
-        let host = Arc::new(PluginHost::new(opts)?);
-        crate::plugin::PluginRegistry::load(host, &specs).map_err(|errors| {
-            anyhow!(
-                "plugins did not load:\n{}",
-                errors
-                    .iter()
-                    .map(|e| format!("  {e}"))
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            )
-        })
-    }
-
-    fn host(&self) -> anyhow::Result<PluginHost> {
-        let mut opts = HostOptions::new(Arc::new(crate::store::MemStore::new()))?;
-        opts.engine = EngineSettings::small();
-        opts.cache_dir = self.cache_dir.clone();
-        opts.trust = self.trust.clone();
-        Ok(PluginHost::new(opts)?)
-    }
-}
+pub use crate::app::plugins::ConfiguredPlugins;
 
 /// Runs a plugin verb. `configured` is required by `list`, `verify` and
 /// `reload`.
@@ -269,26 +184,14 @@ fn exit(ok: bool) -> ExitCode {
 }
 
 fn list(cfg: &ConfiguredPlugins, json: bool) -> anyhow::Result<ExitCode> {
-    let specs = cfg.specs()?;
-    let host = cfg.host()?;
-    let rows: Vec<(String, Result<crate::plugin::PluginInfo, String>)> = specs
-        .iter()
-        .map(|s| {
-            (
-                s.name.clone(),
-                host.load(s)
-                    .map(|p| p.info().clone())
-                    .map_err(|e| e.to_string()),
-            )
-        })
-        .collect();
-    let ok = rows.iter().all(|(_, r)| r.is_ok());
+    let rows = check(cfg)?;
+    let ok = rows.iter().all(|r| r.outcome.is_ok());
     if json {
         let v: Vec<serde_json::Value> = rows
             .iter()
-            .map(|(name, r)| match r {
+            .map(|r| match &r.outcome {
                 Ok(info) => serde_json::to_value(info).unwrap_or_default(),
-                Err(e) => serde_json::json!({ "name": name, "error": e }),
+                Err(e) => serde_json::json!({ "name": r.name, "error": e }),
             })
             .collect();
         println!("{}", serde_json::to_string_pretty(&v)?);
@@ -298,8 +201,8 @@ fn list(cfg: &ConfiguredPlugins, json: bool) -> anyhow::Result<ExitCode> {
         "{:<24} {:<9} {:<22} {:<64} {:<28} SIGNATURE",
         "NAME", "VERSION", "WORLD", "SHA256", "ALLOWED HOSTS"
     );
-    for (name, r) in &rows {
-        match r {
+    for r in &rows {
+        match &r.outcome {
             Ok(i) => {
                 let hosts = i
                     .allowed_hosts
@@ -321,37 +224,27 @@ fn list(cfg: &ConfiguredPlugins, json: bool) -> anyhow::Result<ExitCode> {
                     i.signature
                 );
             }
-            Err(e) => println!("{name:<24} ERROR: {e}"),
+            Err(e) => println!("{:<24} ERROR: {e}", r.name),
         }
     }
     Ok(exit(ok))
 }
 
-/// Loads every configured plugin; prints one line per plugin. True if all
-/// loaded.
-/// Loads every configured plugin as the daemon would and prints each
-/// problem; returns whether all verified.
+/// Loads every configured plugin as the daemon would and prints one line
+/// per plugin (`ok` or `FAIL` with the problem); returns whether all
+/// verified.
 pub fn verify(cfg: &ConfiguredPlugins) -> anyhow::Result<bool> {
-    let specs = cfg.specs()?;
-    let host = cfg.host()?;
-    let mut ok = true;
-    for spec in &specs {
-        match host.load(spec) {
-            Ok(p) => println!(
+    let rows = check(cfg)?;
+    for r in &rows {
+        match &r.outcome {
+            Ok(i) => println!(
                 "ok    {} {} ({}, sha256 {}, {})",
-                p.info().name,
-                p.info().version,
-                p.info().world,
-                p.info().sha256,
-                p.info().signature
+                i.name, i.version, i.world, i.sha256, i.signature
             ),
-            Err(e) => {
-                ok = false;
-                println!("FAIL  {e}");
-            }
+            Err(e) => println!("FAIL  {e}"),
         }
     }
-    Ok(ok)
+    Ok(rows.iter().all(|r| r.outcome.is_ok()))
 }
 
 fn inspect(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
@@ -502,6 +395,7 @@ pub fn call(args: &CallArgs<'_>) -> anyhow::Result<CallOutput> {
 mod tests {
     use super::*;
     use crate::plugin::tests::{dist, inquiry_json};
+    use crate::plugin::{PluginEntry, PluginTrust};
 
     #[test]
     fn call_runs_an_export_with_json_and_settings() {
@@ -573,78 +467,5 @@ mod tests {
             .replace("Test connector", "Changed");
         std::fs::write(&m, t).unwrap();
         assert!(!verify(&cfg).unwrap());
-    }
-
-    #[test]
-    fn secrets_are_resolved_by_reference_and_errors_name_the_field() {
-        let cfg = ConfiguredPlugins {
-            entries: vec![PluginEntry {
-                name: "echo-payer".into(),
-                path: PathBuf::from("p"),
-                sha256: None,
-                unpinned: true,
-                settings: Default::default(),
-                secrets: [(
-                    "api-key".to_string(),
-                    "env:BILLD_TEST_SURELY_UNSET_VAR".to_string(),
-                )]
-                .into(),
-                allowed_hosts: Vec::new(),
-                rate_limit_per_second: None,
-                call_timeout_secs: None,
-            }],
-            ..Default::default()
-        };
-        let err = cfg.specs().unwrap_err().to_string();
-        assert!(err.contains("plugin[0].secrets.api-key"), "{err}");
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn the_daemon_registry_loads_from_configuration_and_reloads() {
-        let (_, _, sha, _) = package_hashes(&dist("echo-payer")).unwrap();
-        let entry = |generation: i64| PluginEntry {
-            name: "echo-payer".into(),
-            path: PathBuf::from("echo-payer"),
-            sha256: Some(sha.clone()),
-            unpinned: false,
-            settings: [("generation".to_string(), toml::Value::Integer(generation))].into(),
-            secrets: Default::default(),
-            allowed_hosts: Vec::new(),
-            rate_limit_per_second: None,
-            call_timeout_secs: None,
-        };
-        let cache = tempfile::tempdir().unwrap();
-        let mut cfg = ConfiguredPlugins {
-            entries: vec![entry(1)],
-            trust: PluginTrust::default(),
-            base_dir: dist("echo-payer").parent().unwrap().to_path_buf(),
-            cache_dir: Some(cache.path().to_path_buf()),
-        };
-        let audit = Arc::new(crate::plugin::MemoryAudit::new());
-        let registry = cfg
-            .load_registry(
-                Arc::new(crate::store::MemStore::new()),
-                Some(Arc::new(crate::store::StoreKey::random())),
-                audit,
-            )
-            .unwrap();
-        let inq = crate::plugin::tests::inquiry("W1");
-        let p = registry.get("echo-payer").unwrap();
-        let e = p.check_eligibility("k", &inq).await.unwrap().unwrap();
-        assert_eq!(e.plan_name.as_deref(), Some("generation 1"));
-        // State goes through the sealed store.
-        let r = p.fetch_remittances("k", None).await.unwrap().unwrap();
-        assert_eq!(r.next.as_deref(), Some("-1"));
-
-        cfg.entries = vec![entry(2)];
-        registry.reload(&cfg.specs().unwrap()).unwrap();
-        let e = registry
-            .get("echo-payer")
-            .unwrap()
-            .check_eligibility("k", &inq)
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(e.plan_name.as_deref(), Some("generation 2"));
     }
 }

@@ -1,15 +1,15 @@
 //! `billd tasks`: the biller task queue from the command line.
 
 use clap::Subcommand;
+use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
 
-use std::io::Write;
-
-use super::{Failure, VerbResult, load_config};
-use crate::config::Config;
-use crate::domain::task::{self as tasks, Priority, Task, TaskError, TaskStatus};
-use crate::store::{Db, StoreError};
+use super::{Backend, VerbResult, load_config};
+use crate::app::tasks::{AddTask, TaskFilter};
+use crate::app::{Reply, Request};
+use crate::domain::task::Priority;
 
 /// Task verbs.
 #[derive(Debug, Subcommand)]
@@ -22,6 +22,9 @@ pub enum TasksCommand {
         /// Only tasks assigned to this biller.
         #[arg(long)]
         assignee: Option<String>,
+        /// Only tasks of this kind (for example `denial`).
+        #[arg(long)]
+        kind: Option<String>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -48,6 +51,17 @@ pub enum TasksCommand {
         /// Biller it is for.
         #[arg(long)]
         assignee: Option<String>,
+    },
+    /// Assign a task to a configured biller.
+    Assign {
+        /// Task id.
+        id: String,
+        /// The biller it goes to.
+        #[arg(long, value_name = "BILLER")]
+        to: String,
+        /// Who assigns it [default: $USER].
+        #[arg(long)]
+        by: Option<String>,
     },
     /// Close a task.
     Close {
@@ -86,19 +100,18 @@ impl From<PriorityArg> for Priority {
     }
 }
 
+/// Who is acting: `--by`, else `$USER`, else `unknown`.
+fn person(by: Option<String>) -> String {
+    by.or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| "unknown".into())
+}
+
 /// Runs a tasks verb: on the store directly, or through the running daemon
 /// when it holds the store.
 pub fn run(cfg_flag: Option<&Path>, cmd: TasksCommand) -> VerbResult {
-    let cfg = load_config(cfg_flag)?;
-    match crate::daemon::open_store(&cfg) {
-        Ok(db) => execute(&cfg, &db, cmd, &mut std::io::stdout().lock()),
-        Err(StoreError::Locked { .. }) => crate::control::forward(&cfg),
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// Runs a tasks verb against `db`, writing its output to `out`.
-pub fn execute(cfg: &Config, db: &Db, cmd: TasksCommand, out: &mut dyn Write) -> VerbResult {
+    let cfg = Arc::new(load_config(cfg_flag)?);
+    let mut backend = Backend::open(&cfg)?;
+    let out = &mut std::io::stdout().lock();
     let tz = cfg.practice.timezone;
     let when = |t: chrono::DateTime<chrono::Utc>| {
         t.with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string()
@@ -107,24 +120,17 @@ pub fn execute(cfg: &Config, db: &Db, cmd: TasksCommand, out: &mut dyn Write) ->
         TasksCommand::List {
             all,
             assignee,
+            kind,
             json,
         } => {
-            let list: Vec<Task> = tasks::all(db)?
-                .into_iter()
-                .filter(|t| all || t.status == TaskStatus::Open)
-                .filter(|t| {
-                    assignee
-                        .as_ref()
-                        .is_none_or(|a| t.assignee.as_ref() == Some(a))
-                })
-                .collect();
+            let filter = TaskFilter {
+                include_closed: all,
+                assignee,
+                kind,
+            };
+            let list = call!(backend, Request::TasksList { filter }, Reply::Tasks);
             if json {
-                say!(
-                    out,
-                    "{}",
-                    serde_json::to_string_pretty(&list).map_err(anyhow::Error::from)?
-                );
-                return Ok(ExitCode::SUCCESS);
+                return print_json(&list, out);
             }
             say!(
                 out,
@@ -141,7 +147,7 @@ pub fn execute(cfg: &Config, db: &Db, cmd: TasksCommand, out: &mut dyn Write) ->
                     out,
                     "{:<8} {:<7} {:<8} {:<12} {:<17} {:<10} {}",
                     t.id,
-                    format!("{:?}", t.status).to_lowercase(),
+                    t.status.name(),
                     t.priority.name(),
                     t.kind,
                     when(t.created_at),
@@ -149,19 +155,11 @@ pub fn execute(cfg: &Config, db: &Db, cmd: TasksCommand, out: &mut dyn Write) ->
                     t.subject
                 );
             }
-            Ok(ExitCode::SUCCESS)
         }
         TasksCommand::Show { id, json } => {
-            let t = db
-                .get::<Task>(&id)?
-                .ok_or_else(|| Failure::Runtime(TaskError::NotFound(id.clone()).into()))?;
+            let t = call!(backend, Request::TasksShow { id }, Reply::Task);
             if json {
-                say!(
-                    out,
-                    "{}",
-                    serde_json::to_string_pretty(&t).map_err(anyhow::Error::from)?
-                );
-                return Ok(ExitCode::SUCCESS);
+                return print_json(&t, out);
             }
             say!(out, "task      {}", t.id);
             say!(out, "kind      {}", t.kind);
@@ -176,7 +174,6 @@ pub fn execute(cfg: &Config, db: &Db, cmd: TasksCommand, out: &mut dyn Write) ->
             for n in &t.notes {
                 say!(out, "note      {} {}: {}", when(n.at), n.author, n.text);
             }
-            Ok(ExitCode::SUCCESS)
         }
         TasksCommand::Add {
             kind,
@@ -184,40 +181,39 @@ pub fn execute(cfg: &Config, db: &Db, cmd: TasksCommand, out: &mut dyn Write) ->
             priority,
             assignee,
         } => {
-            if let Some(a) = &assignee
-                && !cfg.billers.iter().any(|b| &b.name == a)
-            {
-                return Err(Failure::Config(format!("no biller named `{a}`")));
-            }
-            let now = chrono::Utc::now();
-            let (t, _) = tasks::raise(
-                db,
-                now,
-                tasks::NewTask {
-                    kind,
-                    subject,
-                    priority: priority.into(),
-                    due: None,
-                    assignee,
-                    dedupe_key: format!(
-                        "manual/{}/{}",
-                        now.timestamp_nanos_opt().unwrap_or_default(),
-                        std::process::id()
-                    ),
-                },
-            )?;
-            db.flush()?;
+            let task = AddTask {
+                kind,
+                subject,
+                priority: priority.into(),
+                assignee,
+            };
+            let t = call!(backend, Request::TasksAdd { task }, Reply::Task);
             say!(out, "raised {}", t.id);
-            Ok(ExitCode::SUCCESS)
+        }
+        TasksCommand::Assign { id, to, by } => {
+            let by = person(by);
+            let t = call!(backend, Request::TasksAssign { id, to, by }, Reply::Task);
+            say!(
+                out,
+                "assigned {} to {}",
+                t.id,
+                t.assignee.as_deref().unwrap_or("-")
+            );
         }
         TasksCommand::Close { id, note, by } => {
-            let by = by
-                .or_else(|| std::env::var("USER").ok())
-                .unwrap_or_else(|| "unknown".into());
-            let t = tasks::close(db, &id, chrono::Utc::now(), &by, note.as_deref())
-                .map_err(|e| Failure::Runtime(e.into()))?;
+            let by = person(by);
+            let t = call!(backend, Request::TasksClose { id, by, note }, Reply::Task);
             say!(out, "closed {}", t.id);
-            Ok(ExitCode::SUCCESS)
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_json<T: serde::Serialize>(value: &T, out: &mut dyn Write) -> VerbResult {
+    say!(
+        out,
+        "{}",
+        serde_json::to_string_pretty(value).map_err(anyhow::Error::from)?
+    );
+    Ok(ExitCode::SUCCESS)
 }

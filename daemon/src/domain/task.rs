@@ -296,6 +296,38 @@ pub fn close(
     Ok(task)
 }
 
+/// Assigns an open task to biller `to`, noting who did it and who had it
+/// before.
+pub fn assign(
+    db: &Db,
+    id: &str,
+    now: DateTime<Utc>,
+    author: &str,
+    to: &str,
+) -> Result<Task, TaskError> {
+    let mut outcome: Result<(), TaskError> = Err(TaskError::NotFound(id.to_string()));
+    let updated = db.modify::<Task, _>(id, |t| {
+        if t.status == TaskStatus::Closed {
+            outcome = Err(TaskError::AlreadyClosed(id.to_string()));
+            return;
+        }
+        outcome = Ok(());
+        let text = match t.assignee.replace(to.to_string()) {
+            Some(before) => format!("assigned to {to} (was {before})"),
+            None => format!("assigned to {to}"),
+        };
+        t.notes.push(TaskNote {
+            at: now,
+            author: author.to_string(),
+            text,
+        });
+    })?;
+    outcome?;
+    let task = updated.ok_or_else(|| TaskError::NotFound(id.to_string()))?;
+    db.flush()?;
+    Ok(task)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,191 @@
+//! Every app operation as one serde request, and its typed reply.
+//!
+//! The control socket carries these as they are, and the HTTP API maps its
+//! routes onto them, so an operation is added once here and every adapter
+//! can reach it. [`App::execute`] dispatches a request to its operation.
+
+use chrono::{DateTime, FixedOffset, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::jobs::{self, HistoryEntry, JobSummary};
+use super::plugins::{self, Reloaded};
+use super::tasks::{self, AddTask, TaskFilter};
+use super::{App, AppError};
+use crate::domain::Task;
+use crate::jobs::JobRun;
+
+/// An operation and its arguments.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "name", rename_all = "snake_case", deny_unknown_fields)]
+#[non_exhaustive]
+pub enum Request {
+    /// [`jobs::list`].
+    JobsList,
+    /// [`jobs::next`].
+    JobsNext {
+        /// Job name.
+        job: String,
+        /// Start after this instant.
+        after: DateTime<Utc>,
+        /// How many.
+        count: usize,
+    },
+    /// [`jobs::run`].
+    JobsRun {
+        /// Job name.
+        job: String,
+    },
+    /// [`jobs::history`].
+    JobsHistory {
+        /// Job name.
+        job: String,
+        /// At most this many entries (the newest).
+        limit: usize,
+    },
+    /// [`tasks::list`].
+    TasksList {
+        /// Which tasks.
+        #[serde(default)]
+        filter: TaskFilter,
+    },
+    /// [`tasks::show`].
+    TasksShow {
+        /// Task id.
+        id: String,
+    },
+    /// [`tasks::add`].
+    TasksAdd {
+        /// The task.
+        task: AddTask,
+    },
+    /// [`tasks::assign`].
+    TasksAssign {
+        /// Task id.
+        id: String,
+        /// The biller it goes to.
+        to: String,
+        /// Who assigns it.
+        by: String,
+    },
+    /// [`tasks::close`].
+    TasksClose {
+        /// Task id.
+        id: String,
+        /// Who closes it.
+        by: String,
+        /// What was done.
+        #[serde(default)]
+        note: Option<String>,
+    },
+    /// [`plugins::reload`].
+    PluginsReload,
+}
+
+/// What an operation returned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Reply {
+    /// Job summaries ([`Request::JobsList`]).
+    Jobs(Vec<JobSummary>),
+    /// Fire times ([`Request::JobsNext`]).
+    FireTimes(Vec<DateTime<FixedOffset>>),
+    /// A finished run ([`Request::JobsRun`]).
+    Run(JobRun),
+    /// A job's history ([`Request::JobsHistory`]).
+    History(Vec<HistoryEntry>),
+    /// Tasks ([`Request::TasksList`]).
+    Tasks(Vec<Task>),
+    /// One task, as it is after the operation ([`Request::TasksShow`],
+    /// [`Request::TasksAdd`], [`Request::TasksAssign`],
+    /// [`Request::TasksClose`]).
+    Task(Task),
+    /// What a reload changed ([`Request::PluginsReload`]).
+    Reloaded(Reloaded),
+}
+
+impl Request {
+    /// The operation's name, for logs (no arguments, so no patient data).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Request::JobsList => "jobs_list",
+            Request::JobsNext { .. } => "jobs_next",
+            Request::JobsRun { .. } => "jobs_run",
+            Request::JobsHistory { .. } => "jobs_history",
+            Request::TasksList { .. } => "tasks_list",
+            Request::TasksShow { .. } => "tasks_show",
+            Request::TasksAdd { .. } => "tasks_add",
+            Request::TasksAssign { .. } => "tasks_assign",
+            Request::TasksClose { .. } => "tasks_close",
+            Request::PluginsReload => "plugins_reload",
+        }
+    }
+}
+
+impl Reply {
+    /// The reply's type, as it is tagged on the wire.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Reply::Jobs(_) => "jobs",
+            Reply::FireTimes(_) => "fire_times",
+            Reply::Run(_) => "run",
+            Reply::History(_) => "history",
+            Reply::Tasks(_) => "tasks",
+            Reply::Task(_) => "task",
+            Reply::Reloaded(_) => "reloaded",
+        }
+    }
+}
+
+impl App {
+    /// Runs one request. Store work runs on the blocking pool, so this may
+    /// be awaited on any runtime thread.
+    pub async fn execute(&self, req: Request) -> Result<Reply, AppError> {
+        match req {
+            Request::JobsRun { job } => jobs::run(self, &job).await.map(Reply::Run),
+            Request::PluginsReload => plugins::reload(self).await.map(Reply::Reloaded),
+            Request::JobsList => self.blocking(|a| jobs::list(a).map(Reply::Jobs)).await,
+            Request::JobsNext { job, after, count } => {
+                self.blocking(move |a| {
+                    jobs::next(a.config(), &job, after, count).map(Reply::FireTimes)
+                })
+                .await
+            }
+            Request::JobsHistory { job, limit } => {
+                self.blocking(move |a| jobs::history(a, &job, limit).map(Reply::History))
+                    .await
+            }
+            Request::TasksList { filter } => {
+                self.blocking(move |a| tasks::list(a, &filter).map(Reply::Tasks))
+                    .await
+            }
+            Request::TasksShow { id } => {
+                self.blocking(move |a| tasks::show(a, &id).map(Reply::Task))
+                    .await
+            }
+            Request::TasksAdd { task } => {
+                self.blocking(move |a| tasks::add(a, task).map(Reply::Task))
+                    .await
+            }
+            Request::TasksAssign { id, to, by } => {
+                self.blocking(move |a| tasks::assign(a, &id, &to, &by).map(Reply::Task))
+                    .await
+            }
+            Request::TasksClose { id, by, note } => {
+                self.blocking(move |a| tasks::close(a, &id, &by, note.as_deref()).map(Reply::Task))
+                    .await
+            }
+        }
+    }
+
+    /// Runs `op` on the blocking pool (store reads and writes block).
+    async fn blocking<F>(&self, op: F) -> Result<Reply, AppError>
+    where
+        F: FnOnce(&App) -> Result<Reply, AppError> + Send + 'static,
+    {
+        let app = self.clone();
+        tokio::task::spawn_blocking(move || op(&app))
+            .await
+            .map_err(|e| AppError::Unavailable(format!("the operation failed: {e}")))?
+    }
+}
