@@ -247,14 +247,19 @@ fn rules() -> &'static [CodeRule] {
     })
 }
 
-fn values(el: &Element, component: usize) -> Vec<String> {
-    el.repetitions()
-        .into_iter()
-        .map(|c| {
-            let i = component.max(1) - 1;
-            c.get(i).cloned().unwrap_or_default()
-        })
-        .collect()
+/// Component `component` (0 or 1 = the first) of each repetition of `el`,
+/// borrowed ("" where absent).
+fn values(el: &Element, component: usize) -> impl Iterator<Item = &str> {
+    fn nth(c: &[String], i: usize) -> &str {
+        c.get(i).map_or("", String::as_str)
+    }
+    let i = component.max(1) - 1;
+    let (one, many): (Option<&str>, &[Vec<String>]) = match el {
+        Element::Simple(s) => (Some(if i == 0 { s.as_str() } else { "" }), &[]),
+        Element::Composite(c) => (Some(nth(c, i)), &[]),
+        Element::Repeated(r) => (None, r.as_slice()),
+    };
+    one.into_iter().chain(many.iter().map(move |c| nth(c, i)))
 }
 
 fn check_raw(raw: &RawDocument, out: &mut Vec<Issue>) {
@@ -281,9 +286,10 @@ pub fn check_transaction(interchange: u32, t: &RawTransaction, out: &mut Vec<Iss
     };
     let mut hl_ids: HashSet<&str> = HashSet::new();
     let mut expected_hl = 1u32;
+    let set_rules: Vec<&CodeRule> = rules().iter().filter(|r| r.0 == set).collect();
     for s in &t.body {
-        for (rs, id, el, comp, list) in rules() {
-            if *rs != set || s.segment.id != *id {
+        for (_, id, el, comp, list) in set_rules.iter().copied() {
+            if s.segment.id != *id {
                 continue;
             }
             let Some(e) = s.segment.element(*el) else {
@@ -294,22 +300,22 @@ pub fn check_transaction(interchange: u32, t: &RawTransaction, out: &mut Vec<Iss
                     continue;
                 }
                 match list {
-                    List::Guide(codes, name) if !codes.contains(&v.as_str()) => {
+                    List::Guide(codes, name) if !codes.contains(&v) => {
                         out.push(Issue::error(
                             loc(s, *el as u16),
                             IssueKind::BadCode {
-                                code: v,
+                                code: v.to_owned(),
                                 list: (*name).into(),
                             },
                         ));
                     }
                     List::External(name)
-                        if external_codes(name).is_some_and(|c| !c.contains(v.as_str())) =>
+                        if external_codes(name).is_some_and(|c| !c.contains(v)) =>
                     {
                         out.push(Issue::warning(
                             loc(s, *el as u16),
                             IssueKind::BadCode {
-                                code: v,
+                                code: v.to_owned(),
                                 list: format!("{name} code (pyx12 list, c.2014)"),
                             },
                         ));
