@@ -165,6 +165,8 @@ struct Run {
     cpu: f64,
     rss_mib: f64,
     stdout: String,
+    /// The program's own stderr lines (before /usr/bin/time's report).
+    stderr: String,
     ok: bool,
 }
 
@@ -193,6 +195,11 @@ fn timed(program: &Path, args: &[&std::ffi::OsStr]) -> Run {
         cpu: secs("User time (seconds):") + secs("System time (seconds):"),
         rss_mib: secs("Maximum resident set size (kbytes):") / 1024.0,
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: report
+            .split("\tCommand being timed:")
+            .next()
+            .unwrap_or_default()
+            .to_owned(),
         ok: out.status.success(),
     }
 }
@@ -284,8 +291,8 @@ fn main() {
         x12valid.display()
     );
     let py = timed(&x12valid, &[small.as_os_str()]);
-    let py_verdict = py
-        .stdout
+    // x12valid logs its verdict ("FILE: OK") on stderr.
+    let py_verdict = format!("{}{}", py.stdout, py.stderr)
         .lines()
         .find_map(|l| l.strip_prefix(&format!("{}: ", small.display())))
         .unwrap_or("no verdict")
