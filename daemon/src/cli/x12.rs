@@ -5,14 +5,15 @@
 //! Exit codes: 0 success; `parse` exits 2 with located errors on stderr for
 //! malformed input; `validate` exits 1 when any finding is an error.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
 use billd_x12::document::Body;
+use billd_x12::stream::{StreamError, Transactions};
 use billd_x12::writer::{SequentialControlNumbers, WriteOptions, write_document};
-use billd_x12::{Document, Mode, Severity, parse};
+use billd_x12::{Document, Mode, parse};
 
 /// `billd x12` subcommands.
 #[derive(clap::Subcommand, Debug)]
@@ -57,8 +58,9 @@ pub fn run(cmd: &X12Command) -> anyhow::Result<ExitCode> {
             )?
         }
         X12Command::Validate { file } => {
-            let bytes = read(file)?;
-            validate_cmd(&file.display().to_string(), &bytes, &mut out)?
+            let mut input = std::fs::File::open(file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            validate_cmd(&file.display().to_string(), &mut input, &mut out)?
         }
         X12Command::Render { file } => {
             let text = std::fs::read_to_string(file)
@@ -210,32 +212,37 @@ fn summary(doc: &Document, out: &mut dyn Write) -> anyhow::Result<()> {
 }
 
 /// `validate`: every finding on `out`; 1 when any is an error, else 0.
+/// The input is read transaction set by transaction set, so memory stays
+/// bounded by the largest set whatever the file's size.
 ///
 /// # Errors
-/// Only when writing fails.
-pub fn validate_cmd(name: &str, bytes: &[u8], out: &mut dyn Write) -> anyhow::Result<u8> {
-    match billd_x12::validate::validate(bytes) {
-        Err(e) => {
+/// When reading `input` or writing fails.
+pub fn validate_cmd(name: &str, input: &mut dyn Read, out: &mut dyn Write) -> anyhow::Result<u8> {
+    let cannot_read = || format!("cannot read {name}");
+    let mut stream = Transactions::validate(input);
+    for item in &mut stream {
+        for i in &item.with_context(cannot_read)?.issues {
+            writeln!(out, "{name}: {i}")?;
+        }
+    }
+    match stream.finish() {
+        Err(StreamError::Io(e)) => Err(anyhow::Error::new(e).context(cannot_read())),
+        Err(StreamError::Read(e)) => {
             for i in &e.issues {
                 writeln!(out, "{name}: {i}")?;
             }
             Ok(1)
         }
-        Ok(p) => {
-            let errors = p
-                .issues
-                .iter()
-                .filter(|i| i.severity == Severity::Error)
-                .count();
-            for i in &p.issues {
+        Ok(end) => {
+            for i in &end.issues {
                 writeln!(out, "{name}: {i}")?;
             }
             writeln!(
                 out,
-                "{name}: {errors} error(s), {} warning(s)",
-                p.issues.len() - errors
+                "{name}: {} error(s), {} warning(s)",
+                end.errors, end.warnings
             )?;
-            Ok(u8::from(errors > 0))
+            Ok(u8::from(end.errors > 0))
         }
     }
 }
@@ -324,13 +331,18 @@ mod tests {
     fn validate_exits_1_on_errors_and_0_when_clean() {
         let mut out = Vec::new();
         assert_eq!(
-            validate_cmd("f", &fixture("835/lfh__tertiary-payment.835"), &mut out).unwrap(),
+            validate_cmd(
+                "f",
+                &mut &fixture("835/lfh__tertiary-payment.835")[..],
+                &mut out
+            )
+            .unwrap(),
             1
         );
         assert!(String::from_utf8(out).unwrap().contains("must equal"));
         let mut out = Vec::new();
         assert_eq!(
-            validate_cmd("f", &fixture("835/tasty__profee.edi"), &mut out).unwrap(),
+            validate_cmd("f", &mut &fixture("835/tasty__profee.edi")[..], &mut out).unwrap(),
             0
         );
         assert!(

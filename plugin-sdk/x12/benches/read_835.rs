@@ -16,40 +16,14 @@ use billd_x12::fields::Amount;
 use billd_x12::writer::{SequentialControlNumbers, WriteOptions, write_document};
 use billd_x12::{Mode, parse};
 
+mod common;
+use common::cpu_seconds;
+
 const TARGET_BYTES: usize = 9 * 1024 * 1024;
 
-/// CPU seconds used so far by this process and by its waited-for children
-/// (Linux /proc; clock ticks of 1/100 s). The machine this runs on is shared,
-/// so CPU time is the fair measure; wall time is printed too.
-fn cpu_seconds() -> (f64, f64) {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<f64> = after
-        .split_whitespace()
-        .map(|x| x.parse().unwrap_or(0.0))
-        .collect();
-    // After the command name: state is field 3, utime 14, stime 15, cutime 16, cstime 17.
-    let get = |n: usize| f.get(n - 3).copied().unwrap_or(0.0) / 100.0;
-    (get(14) + get(15), get(16) + get(17))
-}
-
 fn build() -> String {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/fixtures/x12/835/tasty__profee-multiple.edi");
-    let src = std::fs::read(&root).expect("fixture");
-    let mut doc = parse(&src, Mode::Strict).expect("fixture parses").document;
     // One interchange, one group, one transaction: its claims repeated.
-    doc.interchanges.truncate(1);
-    let group = &mut doc.interchanges[0].groups[0];
-    group.transactions.truncate(1);
-    let Body::Remittance(r) = &mut group.transactions[0].body else {
-        panic!("not an 835")
-    };
-    let template: Vec<_> = r
-        .header_numbers
-        .iter()
-        .flat_map(|h| h.claims.clone())
-        .collect();
+    let (mut doc, template) = common::fixture_835();
     let size = |doc: &billd_x12::Document| {
         let mut n = SequentialControlNumbers::starting_at(1);
         write_document(doc, &WriteOptions::default(), &mut n)

@@ -248,9 +248,9 @@ fn trimmed(s: &Segment, i: usize) -> String {
     s.get(i).trim_end().to_owned()
 }
 
-fn interchange(ic: RawInterchange, issues: &mut Vec<Issue>) -> Interchange {
-    let isa = &ic.isa.segment;
-    let header = InterchangeHeader {
+/// The ISA header of an interchange, padding removed.
+pub(crate) fn interchange_header(isa: &Segment) -> InterchangeHeader {
+    InterchangeHeader {
         authorization_qualifier: trimmed(isa, 1),
         authorization: trimmed(isa, 2),
         security_qualifier: trimmed(isa, 3),
@@ -265,33 +265,46 @@ fn interchange(ic: RawInterchange, issues: &mut Vec<Issue>) -> Interchange {
         control_number: trimmed(isa, 13),
         ack_requested: trimmed(isa, 14),
         usage: trimmed(isa, 15),
-    };
+    }
+}
+
+/// A functional group from its GS, with no transactions yet.
+pub(crate) fn group_header(gs: &Segment) -> Group {
+    Group {
+        functional_id: gs.get(1).into(),
+        sender: gs.get(2).into(),
+        receiver: gs.get(3).into(),
+        date: gs.get(4).into(),
+        time: gs.get(5).into(),
+        control_number: gs.get(6).into(),
+        agency: gs.get(7).into(),
+        version: gs.get(8).into(),
+        transactions: Vec::new(),
+    }
+}
+
+fn interchange(ic: RawInterchange, issues: &mut Vec<Issue>) -> Interchange {
+    let header = interchange_header(&ic.isa.segment);
     let mut groups = Vec::new();
     for g in ic.groups {
-        let gs = &g.gs.segment;
-        let version = gs.get(8).to_owned();
-        let mut group = Group {
-            functional_id: gs.get(1).into(),
-            sender: gs.get(2).into(),
-            receiver: gs.get(3).into(),
-            date: gs.get(4).into(),
-            time: gs.get(5).into(),
-            control_number: gs.get(6).into(),
-            agency: gs.get(7).into(),
-            version: version.clone(),
-            transactions: Vec::new(),
-        };
+        let mut group = group_header(&g.gs.segment);
         for t in g.transactions {
-            group
-                .transactions
-                .push(transaction(t, &version, ic.index, issues));
+            let typed = transaction(t, &group.version, ic.index, issues);
+            group.transactions.push(typed);
         }
         groups.push(group);
     }
     Interchange { header, groups }
 }
 
-fn transaction(t: RawTransaction, gs08: &str, ic: u32, issues: &mut Vec<Issue>) -> Transaction {
+/// Types one transaction set read in interchange `ic` of group version
+/// `gs08`, reporting structure problems to `issues`.
+pub(crate) fn transaction(
+    t: RawTransaction,
+    gs08: &str,
+    ic: u32,
+    issues: &mut Vec<Issue>,
+) -> Transaction {
     let st = &t.st;
     let pos = Pos::of(st);
     let set_id = st.segment.get(1).to_owned();

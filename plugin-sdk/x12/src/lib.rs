@@ -14,6 +14,8 @@
 //! - [`document`]: the typed document and [`parse`].
 //! - [`writer`]: X12 out, fresh envelopes, caller-supplied control numbers.
 //! - [`balance`]: 835 balancing. [`validate`]: all findings for a file.
+//! - [`stream`]: the same, transaction set by transaction set from any
+//!   `Read` in bounded memory (large files, remittance posting).
 //! - [`json`]: the documented JSON form.
 //!
 //! ```
@@ -39,6 +41,7 @@ pub mod loops;
 pub mod reader;
 pub mod segment;
 pub mod segments;
+pub mod stream;
 pub mod t835;
 pub mod t837p;
 pub mod t999;

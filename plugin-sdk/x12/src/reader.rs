@@ -7,6 +7,14 @@
 //! match and SE01, GE01 and IEA01 must equal what was counted. Problems are
 //! collected with their location; [`Mode::Strict`] turns any error into a
 //! [`ReadError`], [`Mode::Lenient`] keeps what could be read.
+//!
+//! [`RawReader`] reads from any [`Read`] source and yields one envelope
+//! event at a time (a transaction set with its segments, group and
+//! interchange starts and ends), so memory is bounded by the largest
+//! transaction set rather than the input; [`read_raw`] collects its events.
+
+use std::collections::VecDeque;
+use std::io::{self, Read};
 
 use crate::error::{Issue, IssueKind, Loc, ReadError};
 use crate::segment::{Delimiters, Element, Located, Segment};
@@ -73,7 +81,10 @@ pub struct RawDocument {
 /// In strict mode, every error-severity issue is returned; in lenient mode
 /// only an input with no readable interchange at all fails.
 pub fn read_raw(input: &[u8], mode: Mode) -> Result<RawDocument, ReadError> {
-    let doc = Reader::new(input).run();
+    let doc = match collect(RawReader::new(input)) {
+        Ok(doc) => doc,
+        Err(e) => unreachable!("reading from memory cannot fail: {e}"),
+    };
     let has_error = doc.issues.iter().any(Issue::is_error);
     if doc.interchanges.is_empty() || (mode == Mode::Strict && has_error) {
         let mut issues: Vec<Issue> = doc.issues.into_iter().filter(Issue::is_error).collect();
@@ -155,43 +166,266 @@ pub fn detect_delimiters(input: &[u8]) -> Result<(Delimiters, usize), IssueKind>
 
 const ISA_WIDTHS: [usize; 16] = [2, 10, 2, 10, 2, 15, 2, 15, 6, 4, 1, 5, 9, 1, 1, 1];
 
-struct OpenTxn {
-    txn: RawTransaction,
+/// Bytes read from the source at a time; the buffer grows beyond this only
+/// for a single segment (or ISA) longer than it.
+const CHUNK: usize = 64 * 1024;
+
+/// What [`RawReader::next_event`] yields, in input order. Every opened
+/// envelope is closed by an end event (with `None` for a missing trailer).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RawEvent {
+    /// An ISA opened an interchange.
+    InterchangeStart {
+        /// 1-based index in the file.
+        index: u32,
+        /// Delimiters from the ISA.
+        delimiters: Delimiters,
+        /// The ISA segment (elements split on the element separator only).
+        isa: Located,
+    },
+    /// A GS opened a functional group (or, for an ST outside any group, a
+    /// synthetic empty GS keeps the transaction, as [`read_raw`] does).
+    GroupStart {
+        /// The GS segment.
+        gs: Located,
+    },
+    /// A transaction set closed (by its SE or by a missing trailer).
+    Transaction(RawTransaction),
+    /// The open functional group closed.
+    GroupEnd {
+        /// The GE segment, if present.
+        ge: Option<Located>,
+    },
+    /// The open interchange closed.
+    InterchangeEnd {
+        /// The IEA segment, if present.
+        iea: Option<Located>,
+    },
 }
 
-struct Reader<'a> {
-    input: &'a [u8],
-    pos: usize,
+/// Buffered bytes from the source: `buf[start..end]` is unread.
+struct Input<R> {
+    src: R,
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    eof: bool,
+}
+
+impl<R: Read> Input<R> {
+    fn avail(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+
+    /// Reads more bytes after the unread ones (moving those to the front of
+    /// the buffer first); false at the end of the input.
+    fn fill(&mut self) -> io::Result<bool> {
+        if self.eof {
+            return Ok(false);
+        }
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if self.end == self.buf.len() {
+            let n = (self.buf.len() * 2).max(CHUNK);
+            self.buf.resize(n, 0);
+        }
+        loop {
+            match self.src.read(&mut self.buf[self.end..]) {
+                Ok(0) => {
+                    self.eof = true;
+                    return Ok(false);
+                }
+                Ok(n) => {
+                    self.end += n;
+                    return Ok(true);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// The envelope being read, with what its trailer is checked against.
+struct OpenInterchange {
+    index: u32,
+    isa13: String,
+    groups: u32,
+}
+
+struct OpenGroup {
+    gs06: String,
+    transactions: u32,
+}
+
+/// Reads X12 from any [`Read`] source one envelope event at a time, in
+/// memory bounded by the largest transaction set (and the read buffer),
+/// not by the input. Envelopes are checked as they close, exactly as
+/// [`read_raw`] checks them (which is this reader collecting every event);
+/// problems accumulate until [`RawReader::take_issues`].
+pub struct RawReader<R> {
+    input: Input<R>,
+    started: bool,
+    done: bool,
     seg_no: u32,
-    doc: RawDocument,
+    /// Interchanges closed so far.
+    closed: u32,
     delims: Option<Delimiters>,
-    // Open envelopes.
-    ic: Option<RawInterchange>,
-    group: Option<RawGroup>,
-    txn: Option<OpenTxn>,
+    ic: Option<OpenInterchange>,
+    group: Option<OpenGroup>,
+    txn: Option<RawTransaction>,
+    issues: Vec<Issue>,
+    events: VecDeque<RawEvent>,
 }
 
 fn is_ws(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\r' | b'\n' | 0x0b | 0x0c)
 }
 
-impl<'a> Reader<'a> {
-    fn new(input: &'a [u8]) -> Self {
-        let input = input.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(input);
-        Reader {
-            input,
-            pos: 0,
+/// True when `a` may hold the start of an ISA that [`detect_delimiters`]
+/// cannot judge yet (it ends before the ISA's 16th element and terminator).
+fn isa_needs_more(a: &[u8]) -> bool {
+    if a.len() < 4 {
+        return true;
+    }
+    if &a[..3] != b"ISA" || a[3].is_ascii_alphanumeric() || a[3].is_ascii_whitespace() {
+        return false;
+    }
+    let element = a[3];
+    let mut seps = 0;
+    for (i, &b) in a.iter().enumerate().skip(3) {
+        if b == element {
+            seps += 1;
+            if seps == 16 {
+                return i + 2 >= a.len();
+            }
+        }
+    }
+    true
+}
+
+/// A segment split on the interchange's delimiters, with whether its
+/// identifier is well formed and whether every value was UTF-8.
+fn split(raw: &[u8], d: &Delimiters) -> (Segment, bool, bool) {
+    let mut parts = raw.split(|&b| b == d.element);
+    let id_bytes = parts.next().unwrap_or_default();
+    let id = crate::segment::intern_id(&String::from_utf8_lossy(id_bytes));
+    let id_ok = (2..=3).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+        && id.as_bytes()[0].is_ascii_uppercase();
+    let mut bad_text = false;
+    let mut text = |b: &[u8]| -> String {
+        match std::str::from_utf8(b) {
+            Ok(s) => s.to_owned(),
+            Err(_) => {
+                bad_text = true;
+                String::from_utf8_lossy(b).into_owned()
+            }
+        }
+    };
+    let mut elements = Vec::with_capacity(raw.iter().filter(|&&b| b == d.element).count());
+    for p in parts {
+        let has_comp = p.contains(&d.component);
+        let has_rep = d.repetition.is_some_and(|r| p.contains(&r));
+        let el = if !has_comp && !has_rep {
+            Element::Simple(text(p))
+        } else if has_rep {
+            let r = d.repetition.unwrap_or(d.component);
+            let reps: Vec<Vec<String>> = p
+                .split(|&b| b == r)
+                .map(|rep| rep.split(|&b| b == d.component).map(&mut text).collect())
+                .collect();
+            if reps.len() == 1 {
+                Element::from_components(reps.into_iter().next().unwrap_or_default())
+            } else {
+                Element::Repeated(reps)
+            }
+        } else {
+            Element::from_components(p.split(|&b| b == d.component).map(&mut text).collect())
+        };
+        elements.push(el);
+    }
+    let mut seg = Segment { id, elements };
+    seg.trim();
+    (seg, id_ok, bad_text)
+}
+
+impl<R: Read> RawReader<R> {
+    /// A reader over `src` (read in chunks into one reused buffer; no
+    /// need to wrap it in a `BufReader`).
+    pub fn new(src: R) -> Self {
+        RawReader {
+            input: Input {
+                src,
+                buf: Vec::new(),
+                start: 0,
+                end: 0,
+                eof: false,
+            },
+            started: false,
+            done: false,
             seg_no: 0,
-            doc: RawDocument::default(),
+            closed: 0,
             delims: None,
             ic: None,
             group: None,
             txn: None,
+            issues: Vec::new(),
+            events: VecDeque::new(),
         }
     }
 
+    /// The next envelope event, or `None` when the input is exhausted
+    /// (every open envelope has then been closed and its problems found).
+    ///
+    /// # Errors
+    /// Only when reading the source fails.
+    pub fn next_event(&mut self) -> io::Result<Option<RawEvent>> {
+        loop {
+            if let Some(e) = self.events.pop_front() {
+                return Ok(Some(e));
+            }
+            if self.done {
+                return Ok(None);
+            }
+            if !self.step()? {
+                self.close_all();
+                self.done = true;
+            }
+        }
+    }
+
+    /// Problems found since the last call, in input order.
+    pub fn take_issues(&mut self) -> Vec<Issue> {
+        std::mem::take(&mut self.issues)
+    }
+
+    /// Number of interchanges opened so far.
+    #[must_use]
+    pub fn interchanges(&self) -> u32 {
+        self.closed + u32::from(self.ic.is_some())
+    }
+
+    /// Number (from 1, counted from the start of the input) of the last
+    /// segment read.
+    #[must_use]
+    pub fn segment_number(&self) -> u32 {
+        self.seg_no
+    }
+
+    /// Bytes held by the read buffer (it does not grow with the input).
+    #[must_use]
+    pub fn buffer_capacity(&self) -> usize {
+        self.input.buf.capacity()
+    }
+
     fn ic_index(&self) -> u32 {
-        self.doc.interchanges.len() as u32 + u32::from(self.ic.is_some())
+        self.interchanges()
     }
 
     fn loc(&self, id: &str, in_txn: Option<u32>) -> Loc {
@@ -205,67 +439,97 @@ impl<'a> Reader<'a> {
     }
 
     fn err(&mut self, loc: Loc, kind: IssueKind) {
-        self.doc.issues.push(Issue::error(loc, kind));
+        self.issues.push(Issue::error(loc, kind));
     }
 
-    fn skip_ws(&mut self) {
-        while self.pos < self.input.len() && is_ws(self.input[self.pos]) {
+    fn skip_ws(&mut self) -> io::Result<()> {
+        loop {
+            let a = self.input.avail();
             // A whitespace delimiter is still skipped between segments: an
             // empty segment carries nothing.
-            self.pos += 1;
+            let n = a.iter().position(|&b| !is_ws(b)).unwrap_or(a.len());
+            self.input.start += n;
+            if self.input.start < self.input.end || !self.input.fill()? {
+                return Ok(());
+            }
         }
     }
 
-    fn run(mut self) -> RawDocument {
-        self.skip_ws();
-        if self.pos >= self.input.len() {
-            self.err(Loc::default(), IssueKind::Empty);
-            return self.doc;
+    /// Reads one segment (or opens an interchange); false when nothing more
+    /// can be read.
+    fn step(&mut self) -> io::Result<bool> {
+        if !self.started {
+            self.started = true;
+            while self.input.avail().len() < 3 && self.input.fill()? {}
+            if self.input.avail().starts_with(b"\xEF\xBB\xBF") {
+                self.input.start += 3;
+            }
+            self.skip_ws()?;
+            if self.input.avail().is_empty() {
+                self.err(Loc::default(), IssueKind::Empty);
+                self.done = true;
+                return Ok(true);
+            }
         }
-        loop {
-            self.skip_ws();
-            if self.pos >= self.input.len() {
+        self.skip_ws()?;
+        if self.input.avail().is_empty() {
+            return Ok(false);
+        }
+        if self.ic.is_none() {
+            return self.start_interchange();
+        }
+        let Some(d) = self.delims else {
+            return Ok(false);
+        };
+        let mut scanned = 0;
+        let (len, terminated) = loop {
+            let a = self.input.avail();
+            if let Some(n) = a[scanned..].iter().position(|&b| b == d.segment) {
+                break (scanned + n, true);
+            }
+            scanned = a.len();
+            if !self.input.fill()? {
+                break (scanned, false);
+            }
+        };
+        let seg_start = self.input.start;
+        let seg_end = seg_start + len + usize::from(terminated);
+        self.input.start = seg_end;
+        let mut raw = &self.input.buf[seg_start..seg_start + len];
+        while let Some((&last, init)) = raw.split_last() {
+            if (last == b'\r' || last == b'\n') && !d.is_delimiter(last) {
+                raw = init;
+            } else {
                 break;
             }
-            if self.ic.is_none() {
-                if !self.start_interchange() {
-                    break;
-                }
-                continue;
-            }
-            let Some(d) = self.delims else { break };
-            let rest = &self.input[self.pos..];
-            let (raw, advance, terminated) = match rest.iter().position(|&b| b == d.segment) {
-                Some(n) => (&rest[..n], n + 1, true),
-                None => (rest, rest.len(), false),
-            };
-            self.pos += advance;
-            let mut raw = raw;
-            while let Some((&last, init)) = raw.split_last() {
-                if (last == b'\r' || last == b'\n') && !d.is_delimiter(last) {
-                    raw = init;
-                } else {
-                    break;
-                }
-            }
-            if raw.is_empty() {
-                continue;
-            }
-            self.seg_no += 1;
-            let seg = self.split(raw, &d);
-            if !terminated {
-                let loc = self.loc(&seg.id, None);
-                self.err(loc, IssueKind::Unterminated);
-            }
-            self.place(seg);
         }
-        self.close_all();
-        self.doc
+        if raw.is_empty() {
+            return Ok(true);
+        }
+        self.seg_no += 1;
+        let (seg, id_ok, bad_text) = split(raw, &d);
+        let in_txn = self.txn.as_ref().map(|t| self.seg_no - t.st.number + 1);
+        if !id_ok {
+            let loc = self.loc("", in_txn);
+            self.err(loc, IssueKind::BadSegmentId);
+        }
+        if bad_text {
+            let loc = self.loc(&seg.id, in_txn);
+            self.err(loc, IssueKind::NotText);
+        }
+        if !terminated {
+            let loc = self.loc(&seg.id, None);
+            self.err(loc, IssueKind::Unterminated);
+        }
+        self.place(seg, seg_start, seg_end);
+        Ok(true)
     }
 
-    /// Starts an interchange at `pos`; false when nothing more can be read.
-    fn start_interchange(&mut self) -> bool {
-        let rest = &self.input[self.pos..];
+    /// Opens an interchange at the read position, or skips to the next
+    /// `ISA`; false when nothing more can be read.
+    fn start_interchange(&mut self) -> io::Result<bool> {
+        while isa_needs_more(self.input.avail()) && self.input.fill()? {}
+        let rest = self.input.avail();
         match detect_delimiters(rest) {
             Ok((d, len)) => {
                 self.seg_no += 1;
@@ -282,22 +546,26 @@ impl<'a> Reader<'a> {
                     id: "ISA".into(),
                     elements,
                 };
-                let ic = RawInterchange {
-                    index: self.doc.interchanges.len() as u32 + 1,
-                    delimiters: d,
-                    isa: Located {
-                        segment: isa,
-                        number: self.seg_no,
-                        in_transaction: None,
-                    },
-                    groups: Vec::new(),
-                    iea: None,
+                let index = self.closed + 1;
+                let isa = Located {
+                    segment: isa,
+                    number: self.seg_no,
+                    in_transaction: None,
                 };
-                self.pos += len;
+                self.input.start += len;
                 self.delims = Some(d);
-                self.ic = Some(ic);
-                self.check_isa_widths();
-                true
+                self.ic = Some(OpenInterchange {
+                    index,
+                    isa13: isa.segment.get(13).to_owned(),
+                    groups: 0,
+                });
+                self.check_isa_widths(&isa.segment, d);
+                self.events.push_back(RawEvent::InterchangeStart {
+                    index,
+                    delimiters: d,
+                    isa,
+                });
+                Ok(true)
             }
             Err(kind) => {
                 self.seg_no += 1;
@@ -307,7 +575,7 @@ impl<'a> Reader<'a> {
                     segment_id: String::new(),
                     ..Loc::default()
                 };
-                if self.doc.interchanges.is_empty() {
+                if self.closed == 0 {
                     self.err(loc, kind);
                 } else {
                     self.err(
@@ -318,26 +586,31 @@ impl<'a> Reader<'a> {
                         },
                     );
                 }
-                // Resume at the next ISA, if any.
-                match rest
-                    .windows(3)
-                    .skip(1)
-                    .position(|w| w == b"ISA")
-                    .map(|p| p + 1)
-                {
-                    Some(p) => {
-                        self.pos += p;
-                        true
+                // Resume at the next ISA, if any (past the current byte).
+                let mut from = 1;
+                loop {
+                    let a = self.input.avail();
+                    if let Some(p) = a
+                        .get(from..)
+                        .and_then(|s| s.windows(3).position(|w| w == b"ISA"))
+                    {
+                        self.input.start += from + p;
+                        return Ok(true);
                     }
-                    None => false,
+                    // Keep the last two bytes: an ISA may straddle a refill.
+                    let next = a.len().saturating_sub(2).max(from).min(a.len());
+                    self.input.start += next;
+                    from = from.saturating_sub(next);
+                    if !self.input.fill()? {
+                        return Ok(false);
+                    }
                 }
             }
         }
     }
 
-    fn check_isa_widths(&mut self) {
-        let Some(ic) = &self.ic else { return };
-        let els = ic.isa.segment.elements.clone();
+    fn check_isa_widths(&mut self, isa: &Segment, d: Delimiters) {
+        let els = &isa.elements;
         let loc = self.loc("ISA", None);
         if els.len() != 16 {
             self.err(
@@ -361,7 +634,6 @@ impl<'a> Reader<'a> {
                 );
             }
         }
-        let d = self.ic.as_ref().map(|ic| ic.delimiters).unwrap_or_default();
         let isa11 = els[10].value().as_bytes();
         if els[11].value() >= "00501"
             && isa11.len() == 1
@@ -375,70 +647,13 @@ impl<'a> Reader<'a> {
                 },
             );
         }
-        let version = els[11].value().to_owned();
-        if version.as_str() < "00501" {
-            self.doc.issues.push(Issue::error(
-                loc.at_element(12),
-                IssueKind::UnsupportedVersion {
-                    version: format!("ISA12 {version}"),
-                },
-            ));
-        }
-    }
-
-    fn split(&mut self, raw: &[u8], d: &Delimiters) -> Segment {
-        let mut parts = raw.split(|&b| b == d.element);
-        let id_bytes = parts.next().unwrap_or_default();
-        let id = crate::segment::intern_id(&String::from_utf8_lossy(id_bytes));
-        let id_ok = (2..=3).contains(&id.len())
-            && id
-                .bytes()
-                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
-            && id.as_bytes()[0].is_ascii_uppercase();
-        let mut bad_text = false;
-        let mut text = |b: &[u8]| -> String {
-            match std::str::from_utf8(b) {
-                Ok(s) => s.to_owned(),
-                Err(_) => {
-                    bad_text = true;
-                    String::from_utf8_lossy(b).into_owned()
-                }
-            }
-        };
-        let mut elements = Vec::with_capacity(raw.iter().filter(|&&b| b == d.element).count());
-        for p in parts {
-            let has_comp = p.contains(&d.component);
-            let has_rep = d.repetition.is_some_and(|r| p.contains(&r));
-            let el = if !has_comp && !has_rep {
-                Element::Simple(text(p))
-            } else if has_rep {
-                let r = d.repetition.unwrap_or(d.component);
-                let reps: Vec<Vec<String>> = p
-                    .split(|&b| b == r)
-                    .map(|rep| rep.split(|&b| b == d.component).map(&mut text).collect())
-                    .collect();
-                if reps.len() == 1 {
-                    Element::from_components(reps.into_iter().next().unwrap_or_default())
-                } else {
-                    Element::Repeated(reps)
-                }
-            } else {
-                Element::from_components(p.split(|&b| b == d.component).map(&mut text).collect())
+        let version = els[11].value();
+        if version < "00501" {
+            let kind = IssueKind::UnsupportedVersion {
+                version: format!("ISA12 {version}"),
             };
-            elements.push(el);
+            self.err(loc.at_element(12), kind);
         }
-        let mut seg = Segment { id, elements };
-        seg.trim();
-        let in_txn = self.txn.as_ref().map(|t| self.seg_no - t.txn.st.number + 1);
-        if !id_ok {
-            let loc = self.loc("", in_txn);
-            self.err(loc, IssueKind::BadSegmentId);
-        }
-        if bad_text {
-            let loc = self.loc(&seg.id, in_txn);
-            self.err(loc, IssueKind::NotText);
-        }
-        seg
     }
 
     fn located(&self, segment: Segment, in_txn: Option<u32>) -> Located {
@@ -449,7 +664,8 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn place(&mut self, seg: Segment) {
+    /// Files a segment read from `buf[seg_start..seg_end]` into its envelope.
+    fn place(&mut self, seg: Segment, seg_start: usize, seg_end: usize) {
         match &*seg.id {
             "ISA" => {
                 // An ISA inside an open interchange: the previous one lacks
@@ -464,31 +680,28 @@ impl<'a> Reader<'a> {
                 self.close_all();
                 // Rewind to the ISA so its delimiters are read again.
                 self.seg_no -= 1;
-                if let Some(p) = self.find_back_isa() {
-                    self.pos = p;
+                if let Some(p) = self.input.buf[seg_start..seg_end]
+                    .windows(3)
+                    .rposition(|w| w == b"ISA")
+                {
+                    self.input.start = seg_start + p;
                 }
             }
             "GS" => {
-                if self.txn.is_some() {
-                    self.missing("SE");
-                    self.close_txn(None);
-                }
+                self.close_txn_missing();
                 if self.group.is_some() {
                     self.missing("GE");
                     self.close_group(None);
                 }
                 let gs = self.located(seg, None);
-                self.group = Some(RawGroup {
-                    gs,
-                    transactions: Vec::new(),
-                    ge: None,
+                self.group = Some(OpenGroup {
+                    gs06: gs.segment.get(6).to_owned(),
+                    transactions: 0,
                 });
+                self.events.push_back(RawEvent::GroupStart { gs });
             }
             "ST" => {
-                if self.txn.is_some() {
-                    self.missing("SE");
-                    self.close_txn(None);
-                }
+                self.close_txn_missing();
                 if self.group.is_none() {
                     let loc = self.loc("ST", None);
                     self.err(
@@ -500,16 +713,14 @@ impl<'a> Reader<'a> {
                     );
                 }
                 let st = self.located(seg, Some(1));
-                self.txn = Some(OpenTxn {
-                    txn: RawTransaction {
-                        st,
-                        body: Vec::new(),
-                        se: None,
-                    },
+                self.txn = Some(RawTransaction {
+                    st,
+                    body: Vec::new(),
+                    se: None,
                 });
             }
             "SE" => {
-                if self.txn.is_none() {
+                let Some(t) = &self.txn else {
                     let loc = self.loc("SE", None);
                     self.err(
                         loc,
@@ -519,16 +730,13 @@ impl<'a> Reader<'a> {
                         },
                     );
                     return;
-                }
-                let in_txn = self.txn.as_ref().map(|t| self.seg_no - t.txn.st.number + 1);
+                };
+                let in_txn = Some(self.seg_no - t.st.number + 1);
                 let se = self.located(seg, in_txn);
                 self.close_txn(Some(se));
             }
             "GE" => {
-                if self.txn.is_some() {
-                    self.missing("SE");
-                    self.close_txn(None);
-                }
+                self.close_txn_missing();
                 if self.group.is_none() {
                     let loc = self.loc("GE", None);
                     self.err(
@@ -544,10 +752,7 @@ impl<'a> Reader<'a> {
                 self.close_group(Some(ge));
             }
             "IEA" => {
-                if self.txn.is_some() {
-                    self.missing("SE");
-                    self.close_txn(None);
-                }
+                self.close_txn_missing();
                 if self.group.is_some() {
                     self.missing("GE");
                     self.close_group(None);
@@ -557,8 +762,8 @@ impl<'a> Reader<'a> {
             }
             _ => {
                 if let Some(t) = &mut self.txn {
-                    let n = self.seg_no - t.txn.st.number + 1;
-                    t.txn.body.push(Located {
+                    let n = self.seg_no - t.st.number + 1;
+                    t.body.push(Located {
                         segment: seg,
                         number: self.seg_no,
                         in_transaction: Some(n),
@@ -577,11 +782,6 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn find_back_isa(&self) -> Option<usize> {
-        let upto = self.pos.min(self.input.len());
-        self.input[..upto].windows(3).rposition(|w| w == b"ISA")
-    }
-
     fn missing(&mut self, trailer: &str) {
         let loc = self.loc(trailer, None);
         self.err(
@@ -592,8 +792,16 @@ impl<'a> Reader<'a> {
         );
     }
 
+    /// Closes an open transaction set that lacks its SE.
+    fn close_txn_missing(&mut self) {
+        if self.txn.is_some() {
+            self.missing("SE");
+            self.close_txn(None);
+        }
+    }
+
     fn close_txn(&mut self, se: Option<Located>) {
-        let Some(OpenTxn { mut txn }) = self.txn.take() else {
+        let Some(mut txn) = self.txn.take() else {
             return;
         };
         if let Some(se) = &se {
@@ -631,29 +839,29 @@ impl<'a> Reader<'a> {
         }
         txn.se = se;
         match &mut self.group {
-            Some(g) => g.transactions.push(txn),
+            Some(g) => {
+                g.transactions += 1;
+                self.events.push_back(RawEvent::Transaction(txn));
+            }
             None => {
                 // ST outside a group was reported; keep it in a synthetic
                 // group so nothing read is lost.
+                let Some(ic) = &mut self.ic else { return };
+                ic.groups += 1;
                 let gs = Located {
                     segment: Segment::new("GS", &[]),
                     number: txn.st.number,
                     in_transaction: None,
                 };
-                let g = RawGroup {
-                    gs,
-                    transactions: vec![txn],
-                    ge: None,
-                };
-                if let Some(ic) = &mut self.ic {
-                    ic.groups.push(g);
-                }
+                self.events.push_back(RawEvent::GroupStart { gs });
+                self.events.push_back(RawEvent::Transaction(txn));
+                self.events.push_back(RawEvent::GroupEnd { ge: None });
             }
         }
     }
 
     fn close_group(&mut self, ge: Option<Located>) {
-        let Some(mut g) = self.group.take() else {
+        let Some(g) = self.group.take() else {
             return;
         };
         if let Some(ge) = &ge {
@@ -664,7 +872,7 @@ impl<'a> Reader<'a> {
                 segment_id: "GE".into(),
                 element: None,
             };
-            let counted = g.transactions.len() as u32;
+            let counted = g.transactions;
             let ge01 = ge.segment.get(1);
             if ge01.trim().parse::<u32>().ok() != Some(counted) {
                 self.err(
@@ -676,27 +884,27 @@ impl<'a> Reader<'a> {
                     },
                 );
             }
-            let (gs06, ge02) = (g.gs.segment.get(6), ge.segment.get(2));
-            if gs06.trim_start_matches('0') != ge02.trim_start_matches('0') {
+            let ge02 = ge.segment.get(2);
+            if g.gs06.trim_start_matches('0') != ge02.trim_start_matches('0') {
                 self.err(
                     loc.at_element(2),
                     IssueKind::ControlMismatch {
                         trailer: "GE02".into(),
                         header: "GS06".into(),
                         found: ge02.into(),
-                        expected: gs06.into(),
+                        expected: g.gs06.clone(),
                     },
                 );
             }
         }
-        g.ge = ge;
         if let Some(ic) = &mut self.ic {
-            ic.groups.push(g);
+            ic.groups += 1;
+            self.events.push_back(RawEvent::GroupEnd { ge });
         }
     }
 
     fn close_interchange(&mut self, iea: Option<Located>) {
-        let Some(mut ic) = self.ic.take() else {
+        let Some(ic) = self.ic.take() else {
             return;
         };
         if let Some(iea) = &iea {
@@ -707,7 +915,7 @@ impl<'a> Reader<'a> {
                 segment_id: "IEA".into(),
                 element: None,
             };
-            let counted = ic.groups.len() as u32;
+            let counted = ic.groups;
             let iea01 = iea.segment.get(1);
             if iea01.trim().parse::<u32>().ok() != Some(counted) {
                 self.err(
@@ -719,29 +927,26 @@ impl<'a> Reader<'a> {
                     },
                 );
             }
-            let (isa13, iea02) = (ic.isa.segment.get(13), iea.segment.get(2));
-            if isa13 != iea02 {
+            let iea02 = iea.segment.get(2);
+            if ic.isa13 != iea02 {
                 self.err(
                     loc.at_element(2),
                     IssueKind::ControlMismatch {
                         trailer: "IEA02".into(),
                         header: "ISA13".into(),
                         found: iea02.into(),
-                        expected: isa13.into(),
+                        expected: ic.isa13.clone(),
                     },
                 );
             }
         }
-        ic.iea = iea;
-        self.doc.interchanges.push(ic);
+        self.closed += 1;
+        self.events.push_back(RawEvent::InterchangeEnd { iea });
         self.delims = None;
     }
 
     fn close_all(&mut self) {
-        if self.txn.is_some() {
-            self.missing("SE");
-            self.close_txn(None);
-        }
+        self.close_txn_missing();
         if self.group.is_some() {
             self.missing("GE");
             self.close_group(None);
@@ -751,6 +956,60 @@ impl<'a> Reader<'a> {
             self.close_interchange(None);
         }
     }
+}
+
+/// Collects every event of `reader` into a document (what [`read_raw`]
+/// returns before its mode decides).
+///
+/// # Errors
+/// Only when reading the source fails.
+pub fn collect<R: Read>(mut reader: RawReader<R>) -> io::Result<RawDocument> {
+    let mut doc = RawDocument::default();
+    let mut ic: Option<RawInterchange> = None;
+    let mut group: Option<RawGroup> = None;
+    while let Some(event) = reader.next_event()? {
+        match event {
+            RawEvent::InterchangeStart {
+                index,
+                delimiters,
+                isa,
+            } => {
+                ic = Some(RawInterchange {
+                    index,
+                    delimiters,
+                    isa,
+                    groups: Vec::new(),
+                    iea: None,
+                });
+            }
+            RawEvent::GroupStart { gs } => {
+                group = Some(RawGroup {
+                    gs,
+                    transactions: Vec::new(),
+                    ge: None,
+                });
+            }
+            RawEvent::Transaction(t) => {
+                if let Some(g) = &mut group {
+                    g.transactions.push(t);
+                }
+            }
+            RawEvent::GroupEnd { ge } => {
+                if let (Some(mut g), Some(ic)) = (group.take(), &mut ic) {
+                    g.ge = ge;
+                    ic.groups.push(g);
+                }
+            }
+            RawEvent::InterchangeEnd { iea } => {
+                if let Some(mut done) = ic.take() {
+                    done.iea = iea;
+                    doc.interchanges.push(done);
+                }
+            }
+        }
+    }
+    doc.issues = reader.take_issues();
+    Ok(doc)
 }
 
 #[cfg(test)]

@@ -193,9 +193,24 @@ const KNOWN_IDS: &[&str] = &[
 /// The identifier for `text`, borrowed from the static table when known.
 #[must_use]
 pub fn intern_id(text: &str) -> SegmentId {
-    match KNOWN_IDS.binary_search(&text) {
-        Ok(i) => SegmentId::Borrowed(KNOWN_IDS[i]),
-        Err(_) => SegmentId::Owned(text.to_owned()),
+    // Identifiers are at most three bytes: compare them as one integer
+    // (this runs for every segment read).
+    fn key(b: &[u8]) -> Option<u32> {
+        (b.len() <= 3)
+            .then(|| b.iter().fold(0u32, |k, &c| (k << 8) | u32::from(c)) | (b.len() as u32) << 24)
+    }
+    static KEYS: std::sync::OnceLock<Vec<(u32, &'static str)>> = std::sync::OnceLock::new();
+    let keys = KEYS.get_or_init(|| {
+        let mut v: Vec<(u32, &'static str)> = KNOWN_IDS
+            .iter()
+            .filter_map(|id| key(id.as_bytes()).map(|k| (k, *id)))
+            .collect();
+        v.sort_unstable();
+        v
+    });
+    match key(text.as_bytes()).and_then(|k| keys.binary_search_by_key(&k, |e| e.0).ok()) {
+        Some(i) => SegmentId::Borrowed(keys[i].1),
+        None => SegmentId::Owned(text.to_owned()),
     }
 }
 
@@ -304,6 +319,12 @@ mod tests {
         assert!(KNOWN_IDS.windows(2).all(|w| w[0] < w[1]));
         assert!(matches!(intern_id("CLP"), SegmentId::Borrowed(_)));
         assert!(matches!(intern_id("ZZZ"), SegmentId::Owned(_)));
+        for id in KNOWN_IDS {
+            assert!(matches!(intern_id(id), SegmentId::Borrowed(b) if b == *id));
+        }
+        for other in ["", "C", "CL", "CLPX", "clp", "\u{e9}A"] {
+            assert!(matches!(intern_id(other), SegmentId::Owned(ref o) if o == other));
+        }
     }
 
     #[test]

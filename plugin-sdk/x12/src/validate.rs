@@ -7,10 +7,10 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::OnceLock;
 
-use crate::balance::{Rule, balance};
-use crate::document::{Body, Parsed, from_raw};
+use crate::balance::{Imbalance, Rule, balance};
+use crate::document::{Body, Parsed, Transaction, from_raw};
 use crate::error::{Issue, IssueKind, Loc, ReadError};
-use crate::reader::{Mode, RawDocument, read_raw};
+use crate::reader::{Mode, RawDocument, RawTransaction, read_raw};
 use crate::segment::{Element, Located};
 
 /// All findings for `input`, sorted by location, and the parsed document.
@@ -26,35 +26,7 @@ pub fn validate(input: &[u8]) -> Result<Parsed, ReadError> {
         for g in &ic.groups {
             for t in &g.transactions {
                 if let Body::Remittance(r) = &t.body {
-                    for imb in balance(r) {
-                        let (number, in_txn, id) = match imb.rule {
-                            Rule::Payment => (t.pos.number.map(|n| n + 1), Some(2), "BPR"),
-                            Rule::Claim => (imb.pos.number, imb.pos.in_transaction, "CLP"),
-                            Rule::Service => (imb.pos.number, imb.pos.in_transaction, "SVC"),
-                        };
-                        let mut rule = imb.rule.describe().to_owned();
-                        if let Some(c) = imb.claim {
-                            rule.push_str(&format!(" (claim {}", c + 1));
-                            if let Some(s) = imb.service {
-                                rule.push_str(&format!(", line {}", s + 1));
-                            }
-                            rule.push(')');
-                        }
-                        extra.push(Issue::error(
-                            Loc {
-                                interchange: ii as u32 + 1,
-                                segment: number.unwrap_or(0),
-                                in_transaction: in_txn,
-                                segment_id: id.into(),
-                                element: None,
-                            },
-                            IssueKind::Imbalance {
-                                rule,
-                                expected: imb.expected_text(),
-                                found: imb.found_text(),
-                            },
-                        ));
-                    }
+                    imbalance_issues(ii as u32 + 1, t, &balance(r), &mut extra);
                 }
             }
         }
@@ -64,6 +36,45 @@ pub fn validate(input: &[u8]) -> Result<Parsed, ReadError> {
         .issues
         .sort_by_key(|i| (i.loc.interchange, i.loc.segment, i.loc.element));
     Ok(parsed)
+}
+
+/// The located errors for the imbalances found in transaction `t` of
+/// interchange `interchange` (as [`validate`] reports them).
+pub fn imbalance_issues(
+    interchange: u32,
+    t: &Transaction,
+    imbalances: &[Imbalance],
+    out: &mut Vec<Issue>,
+) {
+    for imb in imbalances {
+        let (number, in_txn, id) = match imb.rule {
+            Rule::Payment => (t.pos.number.map(|n| n + 1), Some(2), "BPR"),
+            Rule::Claim => (imb.pos.number, imb.pos.in_transaction, "CLP"),
+            Rule::Service => (imb.pos.number, imb.pos.in_transaction, "SVC"),
+        };
+        let mut rule = imb.rule.describe().to_owned();
+        if let Some(c) = imb.claim {
+            rule.push_str(&format!(" (claim {}", c + 1));
+            if let Some(s) = imb.service {
+                rule.push_str(&format!(", line {}", s + 1));
+            }
+            rule.push(')');
+        }
+        out.push(Issue::error(
+            Loc {
+                interchange,
+                segment: number.unwrap_or(0),
+                in_transaction: in_txn,
+                segment_id: id.into(),
+                element: None,
+            },
+            IssueKind::Imbalance {
+                rule,
+                expected: imb.expected_text(),
+                found: imb.found_text(),
+            },
+        ));
+    }
 }
 
 /// An external (pyx12) code list by name: `claim_status`,
@@ -236,102 +247,114 @@ fn rules() -> &'static [CodeRule] {
     })
 }
 
-fn values(el: &Element, component: usize) -> Vec<String> {
-    el.repetitions()
-        .into_iter()
-        .map(|c| {
-            let i = component.max(1) - 1;
-            c.get(i).cloned().unwrap_or_default()
-        })
-        .collect()
+/// Component `component` (0 or 1 = the first) of each repetition of `el`,
+/// borrowed ("" where absent).
+fn values(el: &Element, component: usize) -> impl Iterator<Item = &str> {
+    fn nth(c: &[String], i: usize) -> &str {
+        c.get(i).map_or("", String::as_str)
+    }
+    let i = component.max(1) - 1;
+    let (one, many): (Option<&str>, &[Vec<String>]) = match el {
+        Element::Simple(s) => (Some(if i == 0 { s.as_str() } else { "" }), &[]),
+        Element::Composite(c) => (Some(nth(c, i)), &[]),
+        Element::Repeated(r) => (None, r.as_slice()),
+    };
+    one.into_iter().chain(many.iter().map(move |c| nth(c, i)))
 }
 
 fn check_raw(raw: &RawDocument, out: &mut Vec<Issue>) {
     for ic in &raw.interchanges {
         for g in &ic.groups {
             for t in &g.transactions {
-                let set = t.st.segment.get(1);
-                let loc = |s: &Located, el: u16| Loc {
-                    interchange: ic.index,
-                    segment: s.number,
-                    in_transaction: s.in_transaction,
-                    segment_id: s.segment.id.to_string(),
-                    element: Some(el),
-                };
-                let mut hl_ids: HashSet<&str> = HashSet::new();
-                let mut expected_hl = 1u32;
-                for s in &t.body {
-                    for (rs, id, el, comp, list) in rules() {
-                        if *rs != set || s.segment.id != *id {
-                            continue;
-                        }
-                        let Some(e) = s.segment.element(*el) else {
-                            continue;
-                        };
-                        for v in values(e, *comp) {
-                            if v.is_empty() {
-                                continue;
-                            }
-                            match list {
-                                List::Guide(codes, name) if !codes.contains(&v.as_str()) => {
-                                    out.push(Issue::error(
-                                        loc(s, *el as u16),
-                                        IssueKind::BadCode {
-                                            code: v,
-                                            list: (*name).into(),
-                                        },
-                                    ));
-                                }
-                                List::External(name)
-                                    if external_codes(name)
-                                        .is_some_and(|c| !c.contains(v.as_str())) =>
-                                {
-                                    out.push(Issue::warning(
-                                        loc(s, *el as u16),
-                                        IssueKind::BadCode {
-                                            code: v,
-                                            list: format!("{name} code (pyx12 list, c.2014)"),
-                                        },
-                                    ));
-                                }
-                                _ => {}
-                            }
-                        }
-                    }
-                    let seg = &s.segment;
-                    if seg.id == "NM1" && seg.get(8) == "XX" && !npi_valid(seg.get(9)) {
+                check_transaction(ic.index, t, out);
+            }
+        }
+    }
+}
+
+/// Code values, NPI check digits and HL numbering of one transaction set
+/// read in interchange `interchange` (the checks [`validate`] adds to the
+/// reader's and the typed models' findings, before balancing).
+pub fn check_transaction(interchange: u32, t: &RawTransaction, out: &mut Vec<Issue>) {
+    let set = t.st.segment.get(1);
+    let loc = |s: &Located, el: u16| Loc {
+        interchange,
+        segment: s.number,
+        in_transaction: s.in_transaction,
+        segment_id: s.segment.id.to_string(),
+        element: Some(el),
+    };
+    let mut hl_ids: HashSet<&str> = HashSet::new();
+    let mut expected_hl = 1u32;
+    let set_rules: Vec<&CodeRule> = rules().iter().filter(|r| r.0 == set).collect();
+    for s in &t.body {
+        for (_, id, el, comp, list) in set_rules.iter().copied() {
+            if s.segment.id != *id {
+                continue;
+            }
+            let Some(e) = s.segment.element(*el) else {
+                continue;
+            };
+            for v in values(e, *comp) {
+                if v.is_empty() {
+                    continue;
+                }
+                match list {
+                    List::Guide(codes, name) if !codes.contains(&v) => {
                         out.push(Issue::error(
-                            loc(s, 9),
+                            loc(s, *el as u16),
                             IssueKind::BadCode {
-                                code: "NPI".into(),
-                                list: "NPI with a valid check digit".into(),
+                                code: v.to_owned(),
+                                list: (*name).into(),
                             },
                         ));
                     }
-                    if seg.id == "HL" {
-                        let id = seg.get(1);
-                        if id.parse::<u32>().ok() != Some(expected_hl) {
-                            out.push(Issue::error(
-                                loc(s, 1),
-                                IssueKind::Hierarchy {
-                                    reason: format!("HL01 {id} where {expected_hl} is expected"),
-                                },
-                            ));
-                        }
-                        expected_hl = id.parse::<u32>().map_or(expected_hl + 1, |n| n + 1);
-                        let parent = seg.get(2);
-                        if !parent.is_empty() && !hl_ids.contains(parent) {
-                            out.push(Issue::error(
-                                loc(s, 2),
-                                IssueKind::Hierarchy {
-                                    reason: format!("HL02 parent {parent} is not an earlier HL01"),
-                                },
-                            ));
-                        }
-                        hl_ids.insert(id);
+                    List::External(name)
+                        if external_codes(name).is_some_and(|c| !c.contains(v)) =>
+                    {
+                        out.push(Issue::warning(
+                            loc(s, *el as u16),
+                            IssueKind::BadCode {
+                                code: v.to_owned(),
+                                list: format!("{name} code (pyx12 list, c.2014)"),
+                            },
+                        ));
                     }
+                    _ => {}
                 }
             }
+        }
+        let seg = &s.segment;
+        if seg.id == "NM1" && seg.get(8) == "XX" && !npi_valid(seg.get(9)) {
+            out.push(Issue::error(
+                loc(s, 9),
+                IssueKind::BadCode {
+                    code: "NPI".into(),
+                    list: "NPI with a valid check digit".into(),
+                },
+            ));
+        }
+        if seg.id == "HL" {
+            let id = seg.get(1);
+            if id.parse::<u32>().ok() != Some(expected_hl) {
+                out.push(Issue::error(
+                    loc(s, 1),
+                    IssueKind::Hierarchy {
+                        reason: format!("HL01 {id} where {expected_hl} is expected"),
+                    },
+                ));
+            }
+            expected_hl = id.parse::<u32>().map_or(expected_hl + 1, |n| n + 1);
+            let parent = seg.get(2);
+            if !parent.is_empty() && !hl_ids.contains(parent) {
+                out.push(Issue::error(
+                    loc(s, 2),
+                    IssueKind::Hierarchy {
+                        reason: format!("HL02 parent {parent} is not an earlier HL01"),
+                    },
+                ));
+            }
+            hl_ids.insert(id);
         }
     }
 }

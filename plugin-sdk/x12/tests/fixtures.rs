@@ -9,33 +9,13 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+
+mod common;
 
 use billd_x12::reader::{Mode, read_raw};
 use billd_x12::validate::validate;
 use billd_x12::writer::{SequentialControlNumbers, WriteOptions, write_document};
 use billd_x12::{Document, Severity, parse};
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/x12")
-}
-
-fn files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let mut entries: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    entries.sort();
-    for p in entries {
-        if p.is_dir() {
-            if p.file_name().is_some_and(|n| n != "codes") {
-                files(&p, out);
-            }
-        } else if p.file_name().is_some_and(|n| n != "EXPECTED.tsv") {
-            out.push(p);
-        }
-    }
-}
 
 fn kind_name(i: &billd_x12::Issue) -> String {
     let v = serde_json::to_value(i).unwrap();
@@ -165,9 +145,9 @@ fn round_trip(bytes: &[u8]) -> Result<(), String> {
 
 #[test]
 fn every_fixture_has_its_expected_outcome() {
-    let root = root();
+    let root = common::fixtures_root();
     let mut all = Vec::new();
-    files(&root, &mut all);
+    common::fixture_files(&root, &mut all);
     assert!(all.len() > 150, "fixtures missing under {}", root.display());
     let expected_path = root.join("EXPECTED.tsv");
     let expected_text = std::fs::read_to_string(&expected_path).unwrap_or_default();

@@ -23,6 +23,30 @@ pub fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// The X12 fixtures directory.
+pub fn fixtures_root() -> PathBuf {
+    workspace().join("tests/fixtures/x12")
+}
+
+/// Every fixture file under `dir` (sorted; the `codes` lists and
+/// EXPECTED.tsv are not fixtures).
+pub fn fixture_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    entries.sort();
+    for p in entries {
+        if p.is_dir() {
+            if p.file_name().is_some_and(|n| n != "codes") {
+                fixture_files(&p, out);
+            }
+        } else if p.file_name().is_some_and(|n| n != "EXPECTED.tsv") {
+            out.push(p);
+        }
+    }
+}
+
 /// A program from `<workspace>/.venv/bin`; panics with the fix when absent.
 pub fn venv_bin(name: &str) -> PathBuf {
     let p = workspace().join(".venv/bin").join(name);
