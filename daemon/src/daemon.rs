@@ -46,7 +46,9 @@ pub enum DaemonError {
 
 /// Opens the store the configuration names.
 pub fn open_store(cfg: &Config) -> Result<Db, StoreError> {
-    Db::open_sled(&cfg.store.path, &cfg.store.key_file, cfg.store.cache_bytes)
+    let db = Db::open_sled(&cfg.store.path, &cfg.store.key_file, cfg.store.cache_bytes)?;
+    crate::schema::prepare(&db)?;
+    Ok(db)
 }
 
 /// This process in occurrence claims: `host:pid`.

@@ -21,6 +21,7 @@
 //! - [`control`]: the control socket's versioned protocol, server and client.
 //! - [`daemon`]: the daemon's wiring (store, plugins, jobs, scheduler,
 //!   signals, control socket).
+//! - [`schema`]: the indexed record types, brought up to date at open.
 //! - [`cli`]: the `billd` command line, an adapter over [`app`].
 //!
 //! Layers and where new things go: docs/ARCHITECTURE.md.
@@ -38,6 +39,7 @@ pub mod mapping;
 pub mod notify;
 pub mod plugin;
 pub mod scheduler;
+pub mod schema;
 pub mod store;
 
 #[cfg(test)]

@@ -779,7 +779,7 @@ fn job_field_checks() {
     );
     assert_eq!(
         lines[1],
-        "/etc/billd/billd.toml:22:8: job[0].kind: unknown job kind \"digset\"; known kinds: `digest`"
+        "/etc/billd/billd.toml:22:8: job[0].kind: unknown job kind \"digset\"; known kinds: `digest`, `prune`"
     );
     assert_eq!(
         lines[2],

@@ -18,6 +18,8 @@
 //! Kinds are listed in [`registry`].
 
 pub mod digest;
+pub mod occurrence;
+pub mod prune;
 pub mod records;
 pub mod registry;
 pub mod runner;

@@ -69,21 +69,28 @@ pub struct JobRun {
     pub resumes: u32,
 }
 
+/// The index of finished runs by end time (for retention).
+pub const FINISHED_BY_END: &str = "finished_end";
 /// The index of runs by job and start time (`<job>/<time>`).
 pub const BY_JOB_STARTED: &str = "job_started";
 
 impl Record for JobRun {
     const COLLECTION: &'static str = "job_runs";
     const SCHEMA_VERSION: u32 = 1;
-    const INDEXES: &'static [&'static str] = &[BY_JOB_STARTED];
+    const INDEXES: &'static [&'static str] = &[BY_JOB_STARTED, FINISHED_BY_END];
     fn key(&self) -> String {
         self.id.clone()
     }
     fn index_keys(&self) -> Vec<(&'static str, String)> {
-        vec![(
+        let mut keys = vec![(
             BY_JOB_STARTED,
             format!("{}/{}", self.job, time_key(self.started_at)),
-        )]
+        )];
+        let finished = !matches!(self.outcome, RunOutcome::Running | RunOutcome::Interrupted);
+        if let (true, Some(end)) = (finished, self.ended_at) {
+            keys.push((FINISHED_BY_END, time_key(end)));
+        }
+        keys
     }
 }
 

@@ -38,9 +38,21 @@ pub struct OutboxMessage {
     pub attempts: u32,
 }
 
+/// The index of sent messages by the time they were queued (for
+/// retention); queued and failed ones are not in it.
+pub const SENT_BY_CREATED: &str = "sent_created";
+
 impl Record for OutboxMessage {
     const COLLECTION: &'static str = "outbox";
     const SCHEMA_VERSION: u32 = 1;
+    const INDEXES: &'static [&'static str] = &[SENT_BY_CREATED];
+    fn index_keys(&self) -> Vec<(&'static str, String)> {
+        if self.status == OutboxStatus::Sent {
+            vec![(SENT_BY_CREATED, crate::store::time_key(self.created_at))]
+        } else {
+            Vec::new()
+        }
+    }
     fn key(&self) -> String {
         self.key.clone()
     }

@@ -11,7 +11,6 @@
 //!   never has two runs at once.
 
 pub mod catchup;
-pub mod occurrence;
 pub mod runtime;
 pub mod schedule;
 
@@ -19,8 +18,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
+pub use crate::jobs::occurrence::{self, Disposition, Occurrence};
 use crate::store::Record;
-pub use occurrence::{Disposition, Occurrence};
 pub use schedule::{Schedule, ScheduleError};
 
 /// What to do about occurrences missed while the daemon was down.

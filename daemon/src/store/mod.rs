@@ -28,6 +28,7 @@ pub mod index;
 pub mod keys;
 pub mod mem;
 pub mod query;
+pub mod reindex;
 pub mod sled_backend;
 pub mod txn;
 

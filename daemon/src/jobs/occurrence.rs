@@ -1,4 +1,6 @@
-//! A claimed scheduled occurrence `(job, instant)` and what became of it.
+//! A claimed scheduled occurrence `(job, instant)` and what became of it:
+//! the scheduler's bookkeeping, kept beside the runner's so retention
+//! (the prune job) can reach both.
 //!
 //! Claiming an occurrence with an atomic insert-if-absent is what stops two
 //! processes or a restart from running one occurrence twice.
@@ -53,9 +55,16 @@ impl Occurrence {
     }
 }
 
+/// The index of occurrences by scheduled instant (for retention).
+pub const BY_SCHEDULED: &str = "scheduled";
+
 impl Record for Occurrence {
     const COLLECTION: &'static str = "occurrences";
     const SCHEMA_VERSION: u32 = 1;
+    const INDEXES: &'static [&'static str] = &[BY_SCHEDULED];
+    fn index_keys(&self) -> Vec<(&'static str, String)> {
+        vec![(BY_SCHEDULED, time_key(self.scheduled_for))]
+    }
     fn key(&self) -> String {
         Self::key_for(&self.job, self.scheduled_for)
     }
