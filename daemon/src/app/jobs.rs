@@ -113,7 +113,7 @@ fn summary(j: &JobConfig, now: DateTime<Utc>, last: LastRun) -> Result<JobSummar
 }
 
 fn last_run(db: &Db, job: &str) -> Result<LastRun, AppError> {
-    Ok(match db.scan::<JobRun>(&format!("{job}/"))?.pop() {
+    Ok(match crate::jobs::records::latest_runs(db, job, 1)?.pop() {
         Some(r) => LastRun::Ran {
             run_id: r.id,
             outcome: r.outcome,
@@ -209,8 +209,9 @@ pub async fn run(app: &App, name: &str) -> Result<JobRun, AppError> {
 pub fn history(app: &App, name: &str, limit: usize) -> Result<Vec<HistoryEntry>, AppError> {
     job_named(app.config(), name)?;
     let db = app.db();
-    let mut out: Vec<HistoryEntry> = db
-        .scan::<JobRun>(&format!("{name}/"))?
+    // The newest `limit` runs, through the index: a long history is never
+    // read whole.
+    let mut out: Vec<HistoryEntry> = crate::jobs::records::latest_runs(db, name, limit)?
         .into_iter()
         .map(|run| HistoryEntry::Run { run })
         .collect();
