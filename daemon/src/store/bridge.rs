@@ -108,6 +108,7 @@ mod tests {
     use super::*;
     use crate::store::{MemStore, contract};
     use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
     use std::time::Instant;
 
     /// The contract suite through the bridge, run from a task on a runtime
@@ -122,6 +123,8 @@ mod tests {
             .unwrap();
         rt.block_on(async {
             let tick = Duration::from_millis(10);
+            let stop = Arc::new(AtomicBool::new(false));
+            let stop_ticker = stop.clone();
             let ticker = tokio::spawn(async move {
                 let mut interval = tokio::time::interval(tick);
                 interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -134,10 +137,7 @@ mod tests {
                     worst = worst.max(now - last);
                     last = now;
                     ticks += 1;
-                    if ticks % 16 == 0 {
-                        tokio::task::yield_now().await;
-                    }
-                    if STOP.load(std::sync::atomic::Ordering::Relaxed) {
+                    if stop_ticker.load(Ordering::Relaxed) {
                         return (ticks, worst);
                     }
                 }
@@ -156,7 +156,7 @@ mod tests {
             });
             suite.await.expect("contract suite through the bridge");
             let took = started.elapsed();
-            STOP.store(true, std::sync::atomic::Ordering::Relaxed);
+            stop.store(true, Ordering::Relaxed);
             let (ticks, worst) = ticker.await.unwrap();
             // The suite ran long enough that a stalled worker would show.
             assert!(
@@ -169,6 +169,4 @@ mod tests {
             );
         });
     }
-
-    static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 }
