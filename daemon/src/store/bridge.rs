@@ -102,3 +102,71 @@ impl<S: RawStore> RawStore for AsyncBridge<S> {
         self.run(|s| s.flush())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{MemStore, contract};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Instant;
+
+    /// The contract suite through the bridge, run from a task on a runtime
+    /// with one worker: without `block_in_place` the suite would hold that
+    /// worker for its whole run and the ticker could not tick.
+    #[test]
+    fn bridged_async_store_meets_the_contract_without_stalling_the_runtime() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let tick = Duration::from_millis(10);
+            let stop = Arc::new(AtomicBool::new(false));
+            let stop_ticker = stop.clone();
+            let ticker = tokio::spawn(async move {
+                let mut interval = tokio::time::interval(tick);
+                interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                let mut last = Instant::now();
+                let mut worst = Duration::ZERO;
+                let mut ticks = 0u64;
+                loop {
+                    interval.tick().await;
+                    let now = Instant::now();
+                    worst = worst.max(now - last);
+                    last = now;
+                    ticks += 1;
+                    if stop_ticker.load(Ordering::Relaxed) {
+                        return (ticks, worst);
+                    }
+                }
+            });
+            let started = Instant::now();
+            let suite = tokio::spawn(async {
+                let handle = Handle::current();
+                let raw =
+                    AsyncBridge::new(MemStore::new(), Duration::from_millis(1), handle.clone());
+                contract::raw_suite(&raw);
+                contract::db_suite(Arc::new(AsyncBridge::new(
+                    MemStore::new(),
+                    Duration::from_millis(1),
+                    handle,
+                )));
+            });
+            suite.await.expect("contract suite through the bridge");
+            let took = started.elapsed();
+            stop.store(true, Ordering::Relaxed);
+            let (ticks, worst) = ticker.await.unwrap();
+            // The suite ran long enough that a stalled worker would show.
+            assert!(
+                took > Duration::from_millis(1500),
+                "suite took only {took:?}"
+            );
+            assert!(
+                worst < took / 4 && worst < Duration::from_secs(1),
+                "ticker stalled for {worst:?} during a {took:?} suite ({ticks} ticks)"
+            );
+        });
+    }
+}

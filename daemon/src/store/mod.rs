@@ -23,6 +23,8 @@
 pub mod batch;
 pub mod bridge;
 pub mod contract;
+#[cfg(test)]
+mod crash_tests;
 pub mod crypto;
 pub mod index;
 pub mod keys;

@@ -168,3 +168,119 @@ impl Db {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::StoreError;
+    use serde::{Deserialize, Serialize};
+
+    /// A claim-like record local to this test: a state index and a
+    /// composite state/next-check index.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    struct Job {
+        id: String,
+        state: String,
+        next_check: String,
+    }
+
+    impl Record for Job {
+        const COLLECTION: &'static str = "test_jobs";
+        const SCHEMA_VERSION: u32 = 1;
+        const INDEXES: &'static [&'static str] = &["state", "due"];
+        fn key(&self) -> String {
+            self.id.clone()
+        }
+        fn index_keys(&self) -> Vec<(&'static str, String)> {
+            vec![
+                ("state", self.state.clone()),
+                ("due", format!("{}/{}", self.state, self.next_check)),
+            ]
+        }
+    }
+
+    #[test]
+    fn index_query_decodes_only_what_it_returns_among_100_000_records() {
+        const N: u64 = 100_000;
+        const DUE: u64 = 100;
+        let db = Db::in_memory();
+        for chunk in (0..N).collect::<Vec<_>>().chunks(2_000) {
+            db.transact(|tx| {
+                for &i in chunk {
+                    // Every 1000th record is due; the rest are waiting.
+                    let state = if i % (N / DUE) == 7 {
+                        "submitted"
+                    } else {
+                        "waiting"
+                    };
+                    tx.put(&Job {
+                        id: format!("J{i:07}"),
+                        state: state.into(),
+                        next_check: format!("2026-03-{:02}T09:00:00Z", 1 + i % 28),
+                    })?;
+                }
+                Ok::<_, StoreError>(())
+            })
+            .unwrap();
+        }
+        // Due for a check: submitted, next check before the 15th.
+        let before = db.decode_count();
+        let mut due = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let start = cursor
+                .as_deref()
+                .map_or(Bound::Included("submitted/"), Bound::Excluded);
+            let page = db
+                .index_range::<Job>(
+                    "due",
+                    start,
+                    Bound::Excluded("submitted/2026-03-15"),
+                    Some(30),
+                    false,
+                )
+                .unwrap();
+            due.extend(page.items);
+            match page.next {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        let decoded = db.decode_count() - before;
+        let want: Vec<String> = (0..N)
+            .filter(|i| i % (N / DUE) == 7 && 1 + i % 28 < 15)
+            .map(|i| format!("J{i:07}"))
+            .collect();
+        assert!(!want.is_empty());
+        let mut got: Vec<String> = due.iter().map(|j| j.id.clone()).collect();
+        got.sort();
+        assert_eq!(got, want);
+        assert_eq!(
+            decoded,
+            want.len() as u64,
+            "decoded beyond what was returned"
+        );
+
+        // All 100 submitted ones, by state, in one page of 100: at most
+        // 100 + one page decoded.
+        let before = db.decode_count();
+        let page = db
+            .index_range::<Job>(
+                "state",
+                Bound::Included("submitted"),
+                Bound::Included("submitted"),
+                Some(100),
+                false,
+            )
+            .unwrap();
+        assert_eq!(page.items.len() as u64, DUE);
+        assert!(page.items.iter().all(|j| j.state == "submitted"));
+        assert_eq!(page.next, None);
+        assert!(db.decode_count() - before <= DUE + 100);
+
+        // Control: the counter does count decodes (a scan of 1000 records).
+        let before = db.decode_count();
+        assert_eq!(db.scan::<Job>("J0001").unwrap().len(), 1000);
+        assert_eq!(db.decode_count() - before, 1000);
+    }
+}
