@@ -7,6 +7,13 @@
 //!   versioned envelope and seals every value with an AEAD before it reaches
 //!   the raw store, so the files on disk never hold patient data in clear.
 //!
+//! On top of both: atomic multi-record transactions ([`Db::transact`],
+//! optimistic, one [`RawStore::commit`] each, in [`txn`]), counters
+//! ([`Db::next_counter`]), secondary indexes declared by each record type and
+//! kept in the same commit ([`index`]), ordered and paged queries by key or
+//! by index that decode only what they return ([`query`]), and the backend
+//! contract every backend's tests run ([`contract`]).
+//!
 //! What a stored value is: [`StoreKey::seal`] (XChaCha20-Poly1305, bound to
 //! collection and key) of an envelope `[codec = 1][schema version, u32
 //! big-endian][record as JSON]`. JSON because several records use internally

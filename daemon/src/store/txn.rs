@@ -243,13 +243,14 @@ impl Db {
 }
 
 /// Waits a little before a transaction's next attempt, longer as attempts
-/// mount, with jitter so that colliding writers spread out.
+/// mount (at most about 2.5 ms, so a runtime worker is never held long),
+/// with jitter so that colliding writers spread out.
 fn back_off(attempt: u32) {
     if attempt < 3 {
         std::thread::yield_now();
         return;
     }
-    let ceiling_us = 20u64 << attempt.min(10);
+    let ceiling_us = 20u64 << attempt.min(7);
     let us = rand::thread_rng().gen_range(0..ceiling_us);
     std::thread::sleep(Duration::from_micros(us));
 }
