@@ -11,7 +11,7 @@ use crate::jobs::SharedJobKind;
 use crate::jobs::digest::{DigestJob, ParamError};
 use crate::jobs::runner::Runner;
 use crate::notify::mail::{MailError, Mailer};
-use crate::plugin::{PluginRegistry, TracingAudit};
+use crate::plugin::{Limit, PluginEvents, PluginRegistry, TracingAudit};
 use crate::scheduler::runtime::{ScheduledJob, Scheduler, SchedulerError};
 use crate::scheduler::{JobSpec, Misfire, Schedule, ScheduleError};
 use crate::store::{Db, StoreError};
@@ -173,6 +173,7 @@ pub fn load_plugins(cfg: &Config, db: &Db) -> Result<Option<Arc<PluginRegistry>>
             db.raw().clone(),
             Some(db.sealing_key()),
             Arc::new(TracingAudit),
+            Arc::new(LimitTasks { db: db.clone() }),
         )
         .map_err(|e| DaemonError::Plugins(format!("{e:#}")))?;
     tracing::info!(
@@ -181,6 +182,39 @@ pub fn load_plugins(cfg: &Config, db: &Db) -> Result<Option<Arc<PluginRegistry>>
         "plugins loaded"
     );
     Ok(Some(Arc::new(registry)))
+}
+
+/// Turns a plugin's first breach of a limit into a biller task (kind
+/// `plugin-limit`), once per plugin and limit however often it recurs. The
+/// task names the plugin and the limit only, never the data.
+struct LimitTasks {
+    db: Db,
+}
+
+impl PluginEvents for LimitTasks {
+    fn limit_reached(&self, plugin: &str, limit: Limit) {
+        let task = crate::tasks::NewTask {
+            kind: "plugin-limit".into(),
+            subject: format!("plugin {plugin} reached its {} limit", limit.name()),
+            priority: crate::store::Priority::Normal,
+            due: None,
+            assignee: None,
+            dedupe_key: format!("plugin-limit:{plugin}:{}", limit.name()),
+        };
+        match crate::tasks::raise(&self.db, chrono::Utc::now(), task) {
+            Ok((t, true)) => {
+                tracing::warn!(plugin, limit = limit.name(), task = %t.id, "plugin reached a limit; task raised")
+            }
+            Ok((_, false)) => tracing::warn!(
+                plugin,
+                limit = limit.name(),
+                "plugin reached a limit (task already open)"
+            ),
+            Err(e) => {
+                tracing::error!(plugin, limit = limit.name(), error = %e, "plugin reached a limit; could not raise the task")
+            }
+        }
+    }
 }
 
 /// Re-reads the configuration and swaps the plugin set in; on any problem
@@ -256,4 +290,41 @@ fn spawn_signal_watch(
         cancel.cancel();
     });
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Task;
+
+    #[test]
+    fn a_plugin_limit_raises_one_task_naming_plugin_and_limit() {
+        let db = Db::in_memory();
+        let events = LimitTasks { db: db.clone() };
+        for _ in 0..3 {
+            events.limit_reached("acme-payer", Limit::StateBytes);
+        }
+        events.limit_reached("acme-payer", Limit::LogPerMinute);
+        let tasks: Vec<Task> = crate::tasks::all(&db).unwrap();
+        let mut subjects: Vec<_> = tasks
+            .iter()
+            .map(|t| (t.kind.as_str(), t.subject.as_str(), t.dedupe_key.as_str()))
+            .collect();
+        subjects.sort();
+        assert_eq!(
+            subjects,
+            [
+                (
+                    "plugin-limit",
+                    "plugin acme-payer reached its log-per-minute limit",
+                    "plugin-limit:acme-payer:log-per-minute"
+                ),
+                (
+                    "plugin-limit",
+                    "plugin acme-payer reached its state-bytes limit",
+                    "plugin-limit:acme-payer:state-bytes"
+                ),
+            ]
+        );
+    }
 }

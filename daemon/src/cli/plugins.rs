@@ -149,18 +149,21 @@ impl ConfiguredPlugins {
 
     /// What the daemon does at start-up: a host with the default engine
     /// (this configuration's cache directory and trust), its state in `kv`
-    /// (sealed with `kv_key`), HTTP audited into `audit`, and every plugin
-    /// loaded. Reload later with `registry.reload(&self.specs()?)`.
+    /// (sealed with `kv_key`), HTTP audited into `audit`, limit breaches
+    /// reported to `events`, and every plugin loaded. Reload later with
+    /// `registry.reload(&self.specs()?)`.
     pub fn load_registry(
         &self,
         kv: Arc<dyn crate::store::RawStore>,
         kv_key: Option<Arc<crate::store::StoreKey>>,
         audit: Arc<dyn crate::plugin::AuditSink>,
+        events: Arc<dyn crate::plugin::PluginEvents>,
     ) -> anyhow::Result<crate::plugin::PluginRegistry> {
         let specs = self.specs()?;
         let mut opts = HostOptions::new(kv)?;
         opts.kv_key = kv_key;
         opts.audit = audit;
+        opts.events = events;
         opts.cache_dir = self.cache_dir.clone();
         opts.trust = self.trust.clone();
         let host = Arc::new(PluginHost::new(opts)?);
@@ -557,6 +560,7 @@ mod tests {
                 allowed_hosts: Vec::new(),
                 rate_limit_per_second: None,
                 call_timeout_secs: None,
+                limits: Default::default(),
             }],
             trust: PluginTrust {
                 require_signatures: true,
@@ -592,6 +596,7 @@ mod tests {
                 allowed_hosts: Vec::new(),
                 rate_limit_per_second: None,
                 call_timeout_secs: None,
+                limits: Default::default(),
             }],
             ..Default::default()
         };
@@ -612,6 +617,7 @@ mod tests {
             allowed_hosts: Vec::new(),
             rate_limit_per_second: None,
             call_timeout_secs: None,
+            limits: Default::default(),
         };
         let cache = tempfile::tempdir().unwrap();
         let mut cfg = ConfiguredPlugins {
@@ -626,6 +632,7 @@ mod tests {
                 Arc::new(crate::store::MemStore::new()),
                 Some(Arc::new(crate::store::StoreKey::random())),
                 audit,
+                Arc::new(crate::plugin::TracingEvents),
             )
             .unwrap();
         let inq = crate::plugin::tests::inquiry("W1");

@@ -29,7 +29,7 @@ use super::http::{
     Fixture, FixtureSet, HttpAuditRecord, HttpBackend, MemoryAudit, RecordedRequest,
 };
 use super::manifest::{Manifest, PackagePaths, SettingValue};
-use super::{EngineSettings, HostOptions, LoadError, LoadedPlugin, PluginHost, PluginTrust};
+use super::{EngineSettings, HostOptions, LoadError, LoadedPlugin, PluginHost};
 use crate::clock::SharedClock;
 use crate::store::{MemStore, RawStore};
 use secrecy::SecretString;
@@ -172,18 +172,14 @@ impl HarnessBuilder {
         })?;
         let kv = Arc::new(MemStore::new());
         let audit = Arc::new(MemoryAudit::new());
-        let host = PluginHost::new(HostOptions {
-            engine: self.engine,
-            cache_dir: None,
-            http,
-            audit: audit.clone(),
-            kv: kv.clone(),
-            kv_key: None,
-            clock: self
-                .clock
-                .unwrap_or_else(|| Arc::new(crate::clock::SystemClock)),
-            trust: PluginTrust::default(),
-        })?;
+        let mut opts = HostOptions::new(kv.clone())?;
+        opts.engine = self.engine;
+        opts.http = http;
+        opts.audit = audit.clone();
+        if let Some(c) = self.clock {
+            opts.clock = c;
+        }
+        let host = PluginHost::new(opts)?;
         let spec = PluginSpec {
             settings,
             secrets: self

@@ -17,6 +17,9 @@
 //! - [`config`]: the practice's `[[plugin]]` entries and `[plugin_trust]`.
 //! - [`signing`]: optional ed25519 package signatures.
 //! - [`http`], [`kv`], `state`: the host imports.
+//! - [`limits`]: the limits a plugin can run into and how a breach is
+//!   reported ([`PluginEvents`]); [`logpump`]: plugin log lines written off
+//!   the call's path.
 //! - [`registry`]: the loaded plugins, swapped atomically on reload.
 //! - [`dynamic`]: calls by function name with JSON (the CLI), and inspection.
 //! - [`harness`]: runs a plugin against scripted HTTP for its author's tests.
@@ -28,6 +31,8 @@ pub mod engine;
 pub mod harness;
 pub mod http;
 pub mod kv;
+pub mod limits;
+pub mod logpump;
 pub mod manifest;
 pub mod registry;
 pub mod signing;
@@ -39,6 +44,8 @@ pub use bindings::types::ConnectorError;
 pub use config::{CallLimits, Pin, PluginEntry, PluginSpec, PluginTrust};
 pub use engine::{EngineSettings, PluginEngine};
 pub use http::{AuditSink, HttpAuditRecord, HttpBackend, MemoryAudit, TracingAudit};
+pub use limits::{Limit, PluginEvents, TracingEvents};
+pub use logpump::{LogOutput, TracingLog};
 pub use manifest::{Manifest, World};
 pub use registry::PluginRegistry;
 pub use signing::SignatureStatus;
@@ -158,6 +165,17 @@ pub enum CallError {
         /// The cap.
         limit_bytes: u64,
     },
+    /// The plugin tried to move more data into the host in one transfer
+    /// (its result, or a host call's arguments) than its limit allows.
+    #[error(
+        "plugin {plugin}: call stopped at the transfer limit of {limit_bytes} bytes (its result or a request was too large)"
+    )]
+    TransferLimit {
+        /// The plugin.
+        plugin: String,
+        /// The limit.
+        limit_bytes: u64,
+    },
     /// The plugin panicked.
     #[error("plugin {plugin}: the plugin panicked{location}")]
     Panic {
@@ -232,6 +250,10 @@ pub struct HostOptions {
     pub clock: SharedClock,
     /// Trusted signing keys and whether signatures are required.
     pub trust: PluginTrust,
+    /// Who hears about plugins reaching their limits.
+    pub events: Arc<dyn PluginEvents>,
+    /// Where plugin log lines are written (off the call's path).
+    pub log: Arc<dyn LogOutput>,
 }
 
 impl HostOptions {
@@ -250,6 +272,8 @@ impl HostOptions {
             kv_key: None,
             clock: Arc::new(crate::clock::SystemClock),
             trust: PluginTrust::default(),
+            events: Arc::new(TracingEvents),
+            log: Arc::new(TracingLog),
         })
     }
 }
@@ -265,6 +289,8 @@ pub struct PluginHost {
     clock: SharedClock,
     trusted: BTreeMap<String, VerifyingKey>,
     require_signatures: bool,
+    events: Arc<dyn PluginEvents>,
+    log: Arc<logpump::LogPump>,
 }
 
 impl std::fmt::Debug for PluginHost {
@@ -303,6 +329,8 @@ impl PluginHost {
             .map_err(|e| host_err(e.to_string()))?;
         bindings::host_api::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |s| s)
             .map_err(|e| host_err(e.to_string()))?;
+        let log = logpump::LogPump::start(opts.log)
+            .map_err(|e| host_err(format!("starting the plugin log writer: {e}")))?;
         Ok(Self {
             engine,
             linker,
@@ -313,6 +341,8 @@ impl PluginHost {
             clock: opts.clock,
             trusted,
             require_signatures: opts.trust.require_signatures,
+            events: opts.events,
+            log: Arc::new(log),
         })
     }
 
@@ -475,10 +505,18 @@ impl PluginHost {
                 self.kv.clone(),
                 self.kv_key.clone(),
                 &manifest.name,
-                spec.limits.max_kv_value_bytes,
+                kv::StateQuota {
+                    max_value_bytes: spec.limits.max_kv_value_bytes,
+                    max_keys: spec.limits.max_state_keys,
+                    max_bytes: spec.limits.max_state_bytes,
+                },
             ),
             clock: self.clock.clone(),
             limits: spec.limits.clone(),
+            events: self.events.clone(),
+            reported: limits::Reported::default(),
+            log: self.log.clone(),
+            log_rate: state::LogRate::new(&spec.limits),
         });
         Ok(Arc::new(LoadedPlugin {
             info,
@@ -567,6 +605,11 @@ impl LoadedPlugin {
         );
         let mut store = Store::new(self.engine.engine(), state);
         store.limiter(|s| &mut s.limiter);
+        // Bounds what one lift (a result, a host call's arguments) may
+        // allocate in the host, whatever the guest's memory holds.
+        store.set_hostcall_fuel(
+            usize::try_from(self.shared.limits.max_transfer_bytes).unwrap_or(usize::MAX),
+        );
         // The ticker advances the epoch every tick; at each tick the guest
         // yields to the executor (so a busy plugin cannot starve other
         // calls) and is stopped once its deadline has passed.
@@ -677,9 +720,14 @@ pub(crate) fn finish_call<T>(
         store.data_mut().deadline_hit = true;
         Err(wasmtime::format_err!("wall-clock deadline reached"))
     });
-    let stderr = store.data().drain_output();
+    let stderr = store.data_mut().drain_output();
+    http::flush_suppressed(&store.data().shared);
     result.map_err(|e| classify(store.data(), &stderr, e))
 }
+
+/// How wasmtime words running out of hostcall fuel (its error type is
+/// private); the sandbox test of result amplification fails if this changes.
+const HOSTCALL_FUEL_EXHAUSTED: &str = "fuel allocated for hostcalls has been exhausted";
 
 fn classify(state: &CallState, stderr: &str, e: wasmtime::Error) -> CallError {
     let plugin = state.shared.name.clone();
@@ -693,6 +741,15 @@ fn classify(state: &CallState, stderr: &str, e: wasmtime::Error) -> CallError {
         return CallError::MemoryLimit {
             plugin,
             limit_bytes: state.limiter.max_memory_bytes as u64,
+        };
+    }
+    if e.chain()
+        .any(|c| c.to_string().contains(HOSTCALL_FUEL_EXHAUSTED))
+    {
+        state.shared.report(Limit::TransferSize);
+        return CallError::TransferLimit {
+            plugin,
+            limit_bytes: state.shared.limits.max_transfer_bytes,
         };
     }
     if let Some(at) = stderr.find("panicked at ") {
