@@ -236,8 +236,12 @@ impl CallError {
 pub struct HostOptions {
     /// Pool and limit sizing.
     pub engine: EngineSettings,
-    /// Where compiled code is cached between runs (`None`: no cache).
+    /// Where compiled code is cached between runs (`None`: no cache). The
+    /// cache is used only with a key to authenticate it: `cache_key`, or
+    /// else `kv_key`.
     pub cache_dir: Option<PathBuf>,
+    /// The key authenticating cached code (default: `kv_key`).
+    pub cache_key: Option<Arc<StoreKey>>,
     /// Where HTTP requests go.
     pub http: HttpBackend,
     /// Where HTTP audit records go.
@@ -263,6 +267,7 @@ impl HostOptions {
         Ok(Self {
             engine: EngineSettings::default(),
             cache_dir: None,
+            cache_key: None,
             http: HttpBackend::network().map_err(|reason| LoadError::Component {
                 plugin: "(host)".into(),
                 reason,
@@ -321,8 +326,18 @@ impl PluginHost {
             })?;
             trusted.insert(name.clone(), key);
         }
-        let engine =
-            PluginEngine::new(opts.engine, opts.cache_dir).map_err(|e| host_err(e.to_string()))?;
+        let cache = match (
+            opts.cache_dir,
+            opts.cache_key.or_else(|| opts.kv_key.clone()),
+        ) {
+            (Some(dir), Some(key)) => Some(engine::CodeCache { dir, key }),
+            (Some(dir), None) => {
+                tracing::debug!(cache = %dir.display(), "no store key to authenticate cached plugin code; not caching");
+                None
+            }
+            (None, _) => None,
+        };
+        let engine = PluginEngine::new(opts.engine, cache).map_err(|e| host_err(e.to_string()))?;
         let mut linker = Linker::<CallState>::new(engine.engine());
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| host_err(e.to_string()))?;
         bindings::types::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |s| s)

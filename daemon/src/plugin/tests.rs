@@ -65,6 +65,12 @@ pub(crate) fn test_cache_dir() -> PathBuf {
     workspace_root().join("target/plugin-test-cache")
 }
 
+/// The fixed key authenticating the tests' shared code cache (a test
+/// stand-in for a practice's store key, so test runs share compiled code).
+pub(crate) fn test_cache_key() -> Arc<crate::store::StoreKey> {
+    Arc::new(crate::store::StoreKey::from_bytes(&[0x42; 32]))
+}
+
 struct TestHost {
     host: PluginHost,
     audit: Arc<MemoryAudit>,
@@ -109,6 +115,7 @@ fn test_host_with(trust: PluginTrust, log: Arc<dyn LogOutput>) -> TestHost {
         ..EngineSettings::small()
     };
     opts.cache_dir = Some(test_cache_dir());
+    opts.cache_key = Some(test_cache_key());
     opts.audit = audit.clone();
     opts.trust = trust;
     opts.events = events.clone();
@@ -1233,17 +1240,28 @@ fn inspect_describes_manifest_imports_and_exports() {
     assert_eq!(i.sha256, sha);
 }
 
+/// A host caching compiled code in `dir`, authenticated by `key` (none: no
+/// cache).
+fn cached_host(
+    dir: &Path,
+    key: Option<&Arc<crate::store::StoreKey>>,
+    engine: EngineSettings,
+) -> PluginHost {
+    let mut opts = HostOptions::new(Arc::new(MemStore::new())).unwrap();
+    opts.engine = engine;
+    opts.cache_dir = Some(dir.to_path_buf());
+    opts.kv_key = key.cloned();
+    PluginHost::new(opts).unwrap()
+}
+
 #[test]
 fn compiled_code_is_cached_by_hash_and_a_broken_cache_file_is_recompiled() {
     let cache = tempfile::tempdir().unwrap();
-    let host = || {
-        let mut opts = HostOptions::new(Arc::new(MemStore::new())).unwrap();
-        opts.engine = EngineSettings::small();
-        opts.cache_dir = Some(cache.path().to_path_buf());
-        PluginHost::new(opts).unwrap()
-    };
+    let key = Arc::new(crate::store::StoreKey::random());
+    let host = || cached_host(cache.path(), Some(&key), EngineSettings::small());
+    let from_cache = |h: PluginHost, s: &PluginSpec| h.load(s).unwrap().info().from_cache;
     let s = spec("echo-ehr", &dist("echo-ehr"));
-    assert!(!host().load(&s).unwrap().info().from_cache);
+    assert!(!from_cache(host(), &s));
     let files: Vec<_> = std::fs::read_dir(cache.path())
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -1252,35 +1270,110 @@ fn compiled_code_is_cached_by_hash_and_a_broken_cache_file_is_recompiled() {
     let (_, _, sha, _) = package_hashes(&dist("echo-ehr")).unwrap();
     let name = files[0].file_name().unwrap().to_string_lossy().into_owned();
     assert!(name.starts_with(&sha) && name.ends_with(".cwasm"), "{name}");
-    assert!(host().load(&s).unwrap().info().from_cache);
+    assert!(from_cache(host(), &s));
     // Other engine settings, other cache entry.
-    let mut opts = HostOptions::new(Arc::new(MemStore::new())).unwrap();
-    opts.engine = EngineSettings {
+    let other = EngineSettings {
         max_memory_bytes: 8 << 20,
         ..EngineSettings::small()
     };
-    opts.cache_dir = Some(cache.path().to_path_buf());
-    assert!(
-        !PluginHost::new(opts)
-            .unwrap()
-            .load(&s)
-            .unwrap()
-            .info()
-            .from_cache
-    );
+    assert!(!from_cache(
+        cached_host(cache.path(), Some(&key), other),
+        &s
+    ));
     // A damaged file is not trusted: it is thrown away and rebuilt.
     std::fs::write(&files[0], b"not machine code").unwrap();
-    let p = host().load(&s).unwrap();
-    assert!(!p.info().from_cache);
-    assert!(host().load(&s).unwrap().info().from_cache);
+    assert!(!from_cache(host(), &s));
+    assert!(from_cache(host(), &s));
+    // Without a key to authenticate it, nothing is cached or trusted.
+    assert!(!from_cache(
+        cached_host(cache.path(), None, EngineSettings::small()),
+        &s
+    ));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_swapped_planted_or_corrupted_cache_file_is_refused_and_rebuilt() {
+    use std::os::unix::fs::PermissionsExt;
+    let root = tempfile::tempdir().unwrap();
+    let cache = root.path().join("plugin-cache");
+    let key = Arc::new(crate::store::StoreKey::random());
+    let host_with =
+        |key: &Arc<crate::store::StoreKey>| cached_host(&cache, Some(key), EngineSettings::small());
+    let host = || host_with(&key);
+    let pinned = |name: &str| {
+        let (_, _, sha, _) = package_hashes(&dist(name)).unwrap();
+        let mut s = spec(name, &dist(name));
+        s.pin = Pin::Sha256(sha.clone());
+        (s, sha)
+    };
+    let (a, sha_a) = pinned("identity-a");
+    let (b, sha_b) = pinned("identity-b");
+    let who = |p: Arc<LoadedPlugin>| async move {
+        p.check_eligibility("k", &inquiry("M1"))
+            .await
+            .unwrap()
+            .unwrap()
+            .plan_name
+            .unwrap()
+    };
+    assert!(!host().load(&a).unwrap().info().from_cache);
+    assert!(!host().load(&b).unwrap().info().from_cache);
+    let mode = std::fs::metadata(&cache).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700, "cache directory mode {mode:o}");
+    let file = |sha: &str| {
+        std::fs::read_dir(&cache)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.file_name().unwrap().to_string_lossy().starts_with(sha))
+            .unwrap()
+    };
+    let (file_a, file_b) = (file(&sha_a), file(&sha_b));
+    let fmode = std::fs::metadata(&file_a).unwrap().permissions().mode() & 0o777;
+    assert_eq!(fmode, 0o600, "cache file mode {fmode:o}");
+    let p = host().load(&b).unwrap();
+    assert!(p.info().from_cache);
+    assert_eq!(who(p).await, "identity-b");
+
+    // Swapped: A's code under B's name. Refused, B's own code runs, and
+    // B's file is rebuilt.
+    std::fs::copy(&file_a, &file_b).unwrap();
+    let p = host().load(&b).unwrap();
+    assert!(!p.info().from_cache, "the swapped file was trusted");
+    assert_eq!(who(p).await, "identity-b");
+    let p = host().load(&b).unwrap();
+    assert!(p.info().from_cache, "the cache was not rebuilt");
+    assert_eq!(who(p).await, "identity-b");
+
+    // Corrupted: one byte of the machine code changed.
+    let mut bytes = std::fs::read(&file_b).unwrap();
+    let at = bytes.len() - 100;
+    bytes[at] ^= 0x55;
+    std::fs::write(&file_b, &bytes).unwrap();
+    let p = host().load(&b).unwrap();
+    assert!(!p.info().from_cache, "the corrupted file was trusted");
+    assert_eq!(who(p).await, "identity-b");
+    assert!(host().load(&b).unwrap().info().from_cache);
+
+    // Planted: written by a host with another store key.
+    let other = Arc::new(crate::store::StoreKey::random());
+    std::fs::remove_file(&file_a).unwrap();
+    assert!(!host_with(&other).load(&a).unwrap().info().from_cache);
+    std::fs::copy(file(&sha_a), &file_b).unwrap();
+    let p = host().load(&b).unwrap();
+    assert!(!p.info().from_cache, "the planted file was trusted");
+    assert_eq!(who(p).await, "identity-b");
+    // And A, cached under the other key, is rebuilt for this one.
+    let p = host().load(&a).unwrap();
+    assert!(!p.info().from_cache);
+    assert_eq!(who(p).await, "identity-a");
+}
+
+/// What [`recording_server`] received: each request's head and body length.
+type Received = Arc<std::sync::Mutex<Vec<(String, usize)>>>;
 
 /// A plain HTTP/1.1 server on 127.0.0.1 answering every request `200 ok`
 /// (connection: close); returns its port and what it received (the head as
 /// text, and the body's length).
-/// What [`recording_server`] received: each request's head and body length.
-type Received = Arc<std::sync::Mutex<Vec<(String, usize)>>>;
-
 fn recording_server() -> (u16, Received) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
