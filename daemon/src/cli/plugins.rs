@@ -364,32 +364,45 @@ fn inspect(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&i)?);
         return Ok(ExitCode::SUCCESS);
     }
-    let m = &i.manifest;
-    println!("name:         {}", m.name);
-    println!("version:      {}", m.version);
-    println!("world:        {}", m.world);
-    println!("sdk-version:  {}", m.sdk_version);
-    println!("description:  {}", m.description);
-    println!(
-        "component:    {} ({} bytes)",
-        m.component_file(),
-        i.size_bytes
-    );
-    println!("sha256:       {}", i.sha256);
-    println!("allowed:      {}", m.allowed_hosts.join(", "));
-    println!(
-        "secrets:      {}",
-        m.secrets.keys().cloned().collect::<Vec<_>>().join(", ")
-    );
-    for (name, s) in &m.settings {
-        println!(
-            "setting:      {name} ({:?}{})",
-            s.ty,
-            s.default
-                .as_ref()
-                .map(|d| format!(", default {d}"))
-                .unwrap_or_default()
-        );
+    match &i.manifest {
+        Some(m) => {
+            println!("name:         {}", m.name);
+            println!("version:      {}", m.version);
+            println!("world:        {}", m.world);
+            println!("sdk-version:  {}", m.sdk_version);
+            println!("description:  {}", m.description);
+            println!(
+                "component:    {} ({} bytes)",
+                m.component_file(),
+                i.size_bytes
+            );
+            println!("sha256:       {}", i.sha256);
+            println!("allowed:      {}", m.allowed_hosts.join(", "));
+            println!(
+                "secrets:      {}",
+                m.secrets.keys().cloned().collect::<Vec<_>>().join(", ")
+            );
+            for (name, s) in &m.settings {
+                println!(
+                    "setting:      {name} ({:?}{})",
+                    s.ty,
+                    s.default
+                        .as_ref()
+                        .map(|d| format!(", default {d}"))
+                        .unwrap_or_default()
+                );
+            }
+        }
+        None => {
+            println!("manifest:     none (a bare component; no plugin.toml beside it)");
+            println!(
+                "world:        {}",
+                i.world
+                    .map_or("none it exports".to_string(), |w| w.to_string())
+            );
+            println!("component:    {} ({} bytes)", path.display(), i.size_bytes);
+            println!("sha256:       {}", i.sha256);
+        }
     }
     println!("imports:");
     for imp in &i.imports {
@@ -403,11 +416,13 @@ fn inspect(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
         }
     }
     if !i.implements_world {
-        println!(
-            "WARNING: the component does not export {}, which world {} needs",
-            m.world.export_interface(),
-            m.world
-        );
+        match i.world {
+            Some(w) => println!(
+                "WARNING: the component does not export {}, which world {w} needs",
+                w.export_interface()
+            ),
+            None => println!("WARNING: the component exports no billd connector interface"),
+        }
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)

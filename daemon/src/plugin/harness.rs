@@ -44,9 +44,10 @@ pub enum HarnessError {
     /// The package could not be loaded.
     #[error(transparent)]
     Load(#[from] LoadError),
-    /// The fixtures could not be read.
+    /// The fixtures could not be read (in the message, not an error
+    /// source, so a printed chain says it once).
     #[error("HTTP fixtures: {0}")]
-    Fixtures(#[from] super::http::FixtureError),
+    Fixtures(super::http::FixtureError),
     /// A `--setting` is not declared or does not parse as its type.
     #[error("setting {name}: {reason}")]
     Setting {
@@ -55,6 +56,12 @@ pub enum HarnessError {
         /// What is wrong.
         reason: String,
     },
+}
+
+impl From<super::http::FixtureError> for HarnessError {
+    fn from(e: super::http::FixtureError) -> Self {
+        HarnessError::Fixtures(e)
+    }
 }
 
 /// Builds a [`Harness`].
@@ -126,9 +133,9 @@ impl HarnessBuilder {
     /// Loads the plugin.
     pub fn build(self) -> Result<Harness, HarnessError> {
         let paths = PackagePaths::locate(&self.path);
-        let manifest = Manifest::load(&paths.manifest).map_err(|source| LoadError::Manifest {
+        let manifest = Manifest::load(&paths.manifest).map_err(|problem| LoadError::Manifest {
             plugin: self.path.display().to_string(),
-            source,
+            problem,
         })?;
         let mut all = self.fixtures.clone();
         if let Some(d) = &self.fixtures_dir {

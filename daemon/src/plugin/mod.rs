@@ -72,12 +72,13 @@ use wasmtime::{Store, UpdateDeadline};
 #[non_exhaustive]
 pub enum LoadError {
     /// `plugin.toml` is missing or wrong.
-    #[error("plugin {plugin}: {source}")]
+    #[error("plugin {plugin}: {problem}")]
     Manifest {
         /// The configured plugin name.
         plugin: String,
-        /// The manifest problem.
-        source: manifest::ManifestError,
+        /// The manifest problem (in the message, and deliberately not an
+        /// error source, so a printed chain says it once).
+        problem: manifest::ManifestError,
     },
     /// The configured name differs from the manifest's.
     #[error("plugin {configured}: the package at {path} is plugin {found:?}")]
@@ -375,15 +376,15 @@ impl PluginHost {
         let paths = PackagePaths::locate(&spec.path);
         let manifest_text = std::fs::read(&paths.manifest).map_err(|e| LoadError::Manifest {
             plugin: plugin.clone(),
-            source: manifest::ManifestError::Read {
+            problem: manifest::ManifestError::Read {
                 path: paths.manifest.display().to_string(),
                 reason: e.to_string(),
             },
         })?;
         let manifest = Manifest::parse(&String::from_utf8_lossy(&manifest_text), &paths.manifest)
-            .map_err(|source| LoadError::Manifest {
+            .map_err(|problem| LoadError::Manifest {
             plugin: plugin.clone(),
-            source,
+            problem,
         })?;
         if manifest.name != spec.name {
             return Err(LoadError::NameMismatch {
@@ -893,15 +894,15 @@ pub fn package_hashes(path: &Path) -> Result<(Manifest, PathBuf, String, String)
     let plugin = path.display().to_string();
     let manifest_bytes = std::fs::read(&paths.manifest).map_err(|e| LoadError::Manifest {
         plugin: plugin.clone(),
-        source: manifest::ManifestError::Read {
+        problem: manifest::ManifestError::Read {
             path: paths.manifest.display().to_string(),
             reason: e.to_string(),
         },
     })?;
     let manifest = Manifest::parse(&String::from_utf8_lossy(&manifest_bytes), &paths.manifest)
-        .map_err(|source| LoadError::Manifest {
+        .map_err(|problem| LoadError::Manifest {
             plugin: plugin.clone(),
-            source,
+            problem,
         })?;
     let component = paths.dir.join(manifest.component_file());
     let bytes = std::fs::read(&component).map_err(|e| LoadError::ComponentRead {

@@ -50,8 +50,8 @@ fn package_with_hosts(name: &str, hosts: &[String]) -> tempfile::TempDir {
     let text: String = text
         .lines()
         .map(|l| {
-            if l.starts_with("allowed-hosts") {
-                format!("allowed-hosts = [{list}]\n")
+            if l.starts_with("allowed-hosts") || l.starts_with("allowed_hosts") {
+                format!("allowed_hosts = [{list}]\n")
             } else {
                 format!("{l}\n")
             }
@@ -522,8 +522,8 @@ fn signatures_are_verified_at_load() {
     let tampered = signed_copy("echo-payer", &key);
     let m = tampered.path().join("plugin.toml");
     let text = std::fs::read_to_string(&m).unwrap().replace(
-        "allowed-hosts = []",
-        "allowed-hosts = [\"https://evil.example\"]",
+        "allowed_hosts = []",
+        "allowed_hosts = [\"https://evil.example\"]",
     );
     std::fs::write(&m, text).unwrap();
     let err = t
@@ -1214,10 +1214,42 @@ async fn the_template_runs_against_its_fixtures() {
 }
 
 #[test]
+fn inspect_accepts_a_bare_component() {
+    let engine = PluginEngine::new(EngineSettings::small(), None).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = dir.path().join("echo_ehr.wasm");
+    std::fs::copy(dist("echo-ehr").join("echo_ehr.wasm"), &wasm).unwrap();
+    let i = dynamic::inspect(&engine, &wasm).unwrap();
+    assert!(i.manifest.is_none());
+    assert_eq!(i.world, Some(World::EhrConnector));
+    assert!(i.implements_world);
+    let (_, _, sha, _) = package_hashes(&dist("echo-ehr")).unwrap();
+    assert_eq!(i.sha256, sha);
+    // A file that is not a component is refused, naming the file.
+    std::fs::write(&wasm, b"not wasm").unwrap();
+    let e = dynamic::inspect(&engine, &wasm).unwrap_err().to_string();
+    assert!(
+        e.contains("echo_ehr.wasm") && e.contains("not a valid component"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_load_error_is_said_once_in_a_printed_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("plugin.toml"), "name = 'x'\n").unwrap();
+    let e = anyhow::Error::from(package_hashes(dir.path()).unwrap_err());
+    let text = format!("{e:#}");
+    let first = text.find("plugin.toml").unwrap();
+    assert!(!text[first + 1..].contains("plugin.toml"), "{text}");
+}
+
+#[test]
 fn inspect_describes_manifest_imports_and_exports() {
     let engine = PluginEngine::new(EngineSettings::small(), None).unwrap();
     let i = dynamic::inspect(&engine, &dist("sandbox-payer")).unwrap();
-    assert_eq!(i.manifest.world, World::PayerConnector);
+    assert_eq!(i.manifest.as_ref().unwrap().world, World::PayerConnector);
+    assert_eq!(i.world, Some(World::PayerConnector));
     assert!(i.implements_world);
     assert!(
         i.imports.iter().any(|n| n == "billd:connector/host@0.1.0"),
