@@ -210,6 +210,7 @@ pub fn configured_plugins(cfg: &Config) -> plugins::ConfiguredPlugins {
             .map(Path::to_path_buf)
             .unwrap_or_default(),
         cache_dir: Some(cfg.store.path.join("plugin-cache")),
+        store: Some(cfg.store.clone()),
     }
 }
 

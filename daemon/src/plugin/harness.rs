@@ -124,6 +124,14 @@ impl HarnessBuilder {
         self
     }
 
+    /// Changes the engine's sizing (default: the daemon's,
+    /// [`EngineSettings::default`], so a harness run is what the daemon
+    /// runs).
+    pub fn engine(mut self, engine: EngineSettings) -> Self {
+        self.engine = engine;
+        self
+    }
+
     /// Changes the call limits (deadline, caps).
     pub fn limits(mut self, limits: super::CallLimits) -> Self {
         self.limits = limits;
@@ -240,7 +248,7 @@ impl Harness {
             settings: Vec::new(),
             secrets: Vec::new(),
             clock: None,
-            engine: EngineSettings::small(),
+            engine: EngineSettings::default(),
             limits: super::CallLimits::default(),
         }
     }
