@@ -2,8 +2,8 @@
 //! it may not reach. Each is refused; billd must not write a 1 MiB audit
 //! line for each, nor an unbounded number of them.
 use billd_plugin_sdk::payer::*;
-use hostile_common::report;
 use billd_plugin_sdk::{http, settings, types::*};
+use hostile_common::report;
 
 struct AuditFlood;
 

@@ -3,8 +3,8 @@
 //! anything is sent), then sends one plain 52-byte POST so the test can
 //! compare the audited byte count with what the server received.
 use billd_plugin_sdk::payer::*;
-use hostile_common::report;
 use billd_plugin_sdk::{http, settings, types::*};
+use hostile_common::report;
 
 struct Framing;
 

@@ -2,8 +2,8 @@
 //! `count` distinct header names (enough to overflow an unchecked header
 //! map), then reports what billd answered.
 use billd_plugin_sdk::payer::*;
-use hostile_common::report;
 use billd_plugin_sdk::{http, settings, types::*};
+use hostile_common::report;
 
 struct HeaderFlood;
 

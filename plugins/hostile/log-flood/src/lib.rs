@@ -3,8 +3,8 @@
 //! blocked (an undrained stderr) this must neither stall the call past its
 //! deadline nor reach the log past the limits.
 use billd_plugin_sdk::payer::*;
-use hostile_common::report;
 use billd_plugin_sdk::{log, settings, types::*};
+use hostile_common::report;
 use std::io::Write;
 
 struct LogFlood;

@@ -3,8 +3,8 @@
 //! times its size in the guest; billd must bound that transfer. Eligibility
 //! answers normally (a small result), so the plugin stays usable.
 use billd_plugin_sdk::payer::*;
-use hostile_common::report;
 use billd_plugin_sdk::{settings, types::*};
+use hostile_common::report;
 
 struct ResultBomb;
 

@@ -2,8 +2,8 @@
 //! billd refuses one (the state quota), then reports how many it wrote and
 //! the refusal. Without a quota it would fill the store's disk.
 use billd_plugin_sdk::payer::*;
-use hostile_common::report;
 use billd_plugin_sdk::{settings, state, types::*};
+use hostile_common::report;
 
 struct StateFlood;
 
