@@ -16,6 +16,10 @@ fi
 locked=()
 if [[ -f Cargo.lock ]]; then locked=(--locked); fi
 cargo build --release --target wasm32-wasip2 --workspace "${locked[@]}"
+# Where cargo put the build: honours CARGO_TARGET_DIR and build.target-dir.
+target_dir="$(cargo metadata --no-deps --format-version 1 "${locked[@]}" |
+    sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"
+[[ -n "$target_dir" ]] || target_dir="$root/plugins/target"
 
 out="$root/plugins/dist"
 rm -rf "$out.tmp"
@@ -26,7 +30,7 @@ while IFS= read -r manifest; do
     name="$(sed -n 's/^name *= *"\(.*\)"/\1/p' "$manifest" | head -n1)"
     component="$(sed -n 's/^component *= *"\(.*\)"/\1/p' "$manifest" | head -n1)"
     [[ -n "$component" ]] || component="$name.wasm"
-    wasm="target/wasm32-wasip2/release/$component"
+    wasm="$target_dir/wasm32-wasip2/release/$component"
     if [[ ! -f "$wasm" ]]; then
         echo "build-plugins: $manifest names component $component, but $wasm was not built" >&2
         exit 1

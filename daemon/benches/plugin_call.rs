@@ -138,7 +138,7 @@ fn us(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
 
-fn host(cache: &Path) -> PluginHost {
+fn host(cache: &Path, key: &Arc<billd::store::StoreKey>) -> PluginHost {
     let mut opts = HostOptions::new(Arc::new(billd::store::MemStore::new())).unwrap();
     opts.engine = EngineSettings::default();
     if let Some(v) = std::env::var("BILLD_BENCH_KEEP_RESIDENT")
@@ -148,17 +148,20 @@ fn host(cache: &Path) -> PluginHost {
         opts.engine.memory_keep_resident_bytes = v;
     }
     opts.cache_dir = Some(cache.to_path_buf());
+    opts.cache_key = Some(key.clone());
     PluginHost::new(opts).unwrap()
 }
 
 fn main() {
     let cache = tempfile::tempdir().unwrap();
+    // The key authenticating the cache, as a practice's store key would.
+    let key = Arc::new(billd::store::StoreKey::random());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
-    let h = host(cache.path());
+    let h = host(cache.path(), &key);
     let echo = h
         .load(&PluginSpec::unpinned("echo-payer", &dist("echo-payer")))
         .unwrap();
@@ -271,7 +274,7 @@ fn main() {
         .collect();
     {
         // Warm the cache (first start compiles).
-        let h = host(cache.path());
+        let h = host(cache.path(), &key);
         let t = Instant::now();
         for s in &specs {
             assert!(!h.load(s).unwrap().info().from_cache || s.name == "echo-payer");
@@ -284,7 +287,7 @@ fn main() {
     let mut startups = Vec::new();
     for _ in 0..20 {
         let t = Instant::now();
-        let h = host(cache.path());
+        let h = host(cache.path(), &key);
         let registry =
             billd::plugin::PluginRegistry::load(Arc::new(h), &specs).expect("five plugins load");
         let d = t.elapsed();

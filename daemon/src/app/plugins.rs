@@ -11,8 +11,8 @@ use super::{App, AppError};
 use crate::config::Config;
 use crate::config::secret::SecretRef;
 use crate::plugin::{
-    AuditSink, EngineSettings, HostOptions, LoadError, PluginEntry, PluginHost, PluginInfo,
-    PluginRegistry, PluginSpec, PluginTrust, config,
+    AuditSink, HostOptions, Limit, LoadError, PluginEntry, PluginEvents, PluginHost, PluginInfo,
+    PluginRegistry, PluginSpec, PluginTrust, config, manifest,
 };
 use crate::store::{RawStore, StoreKey};
 
@@ -54,6 +54,9 @@ pub struct ConfiguredPlugins {
     pub base_dir: PathBuf,
     /// Where compiled plugin code is cached, if anywhere.
     pub cache_dir: Option<PathBuf>,
+    /// The practice's store, which `plugins call` uses for plugin state
+    /// when the daemon is not holding it.
+    pub store: Option<crate::config::StoreConfig>,
 }
 
 impl ConfiguredPlugins {
@@ -69,6 +72,7 @@ impl ConfiguredPlugins {
                 .map(Path::to_path_buf)
                 .unwrap_or_default(),
             cache_dir: Some(cfg.store.path.join("plugin-cache")),
+            store: Some(cfg.store.clone()),
         }
     }
 
@@ -99,18 +103,21 @@ impl ConfiguredPlugins {
 
     /// What the daemon does at start-up: a host with the default engine
     /// (this configuration's cache directory and trust), its state in `kv`
-    /// (sealed with `kv_key`), HTTP audited into `audit`, and every plugin
-    /// loaded. Reload later with `registry.reload(&self.specs()?)`.
+    /// (sealed with `kv_key`), HTTP audited into `audit`, limit breaches
+    /// reported to `events`, and every plugin loaded. Reload later with
+    /// `registry.reload(&self.specs()?)`.
     pub fn load_registry(
         &self,
         kv: Arc<dyn RawStore>,
         kv_key: Option<Arc<StoreKey>>,
         audit: Arc<dyn AuditSink>,
+        events: Arc<dyn PluginEvents>,
     ) -> Result<PluginRegistry, PluginSetupError> {
         let specs = self.specs()?;
         let mut opts = HostOptions::new(kv)?;
         opts.kv_key = kv_key;
         opts.audit = audit;
+        opts.events = events;
         opts.cache_dir = self.cache_dir.clone();
         opts.trust = self.trust.clone();
         let host = Arc::new(PluginHost::new(opts)?);
@@ -119,14 +126,68 @@ impl ConfiguredPlugins {
         })
     }
 
-    /// A small host for checking packages: state in memory, this
-    /// configuration's cache and trust.
+    /// A host as the daemon builds it (same engine settings, trust) with
+    /// its state in memory, for checking packages.
     fn check_host(&self) -> Result<PluginHost, PluginSetupError> {
         let mut opts = HostOptions::new(Arc::new(crate::store::MemStore::new()))?;
-        opts.engine = EngineSettings::small();
         opts.cache_dir = self.cache_dir.clone();
         opts.trust = self.trust.clone();
         Ok(PluginHost::new(opts)?)
+    }
+}
+
+impl ConfiguredPlugins {
+    /// The configured entry (and its index) for the package at `path`, by
+    /// the name in its manifest.
+    pub fn entry_for(&self, path: &Path) -> Result<Option<(usize, &PluginEntry)>, LoadError> {
+        let paths = manifest::PackagePaths::locate(path);
+        if !paths.manifest.is_file() {
+            return Ok(None);
+        }
+        let m =
+            manifest::Manifest::load(&paths.manifest).map_err(|problem| LoadError::Manifest {
+                plugin: path.display().to_string(),
+                problem,
+            })?;
+        Ok(self
+            .entries
+            .iter()
+            .enumerate()
+            .find(|(_, e)| e.name == m.name))
+    }
+}
+
+/// Turns a plugin's first breach of a limit into a biller task (kind
+/// `plugin-limit`), once per plugin and limit however often it recurs. The
+/// task names the plugin and the limit only, never the data.
+pub struct LimitTasks {
+    /// Where tasks are raised.
+    pub db: crate::store::Db,
+}
+
+impl PluginEvents for LimitTasks {
+    fn limit_reached(&self, plugin: &str, limit: Limit) {
+        let task = crate::domain::NewTask {
+            kind: "plugin-limit".into(),
+            subject: format!("plugin {plugin} reached its {} limit", limit.name()),
+            priority: crate::domain::Priority::Normal,
+            due: None,
+            assignee: None,
+            dedupe_key: format!("plugin-limit:{plugin}:{}", limit.name()),
+        };
+        match crate::domain::task::raise(&self.db, chrono::Utc::now(), task) {
+            Ok((t, true)) => {
+                tracing::warn!(plugin, limit = limit.name(), task = %t.id, "plugin reached a limit; task raised")
+            }
+            Ok((_, false)) => tracing::warn!(
+                plugin,
+                limit = limit.name(),
+                "plugin reached a limit (task already open)"
+            ),
+            Err(e) => {
+                tracing::error!(plugin, limit = limit.name(), error = %e, "plugin reached a limit; could not raise the task")
+            }
+        }
     }
 }
 
@@ -246,6 +307,7 @@ pub fn load_configured(
         db.raw().clone(),
         Some(db.sealing_key()),
         Arc::new(crate::plugin::TracingAudit),
+        Arc::new(LimitTasks { db: db.clone() }),
     )?;
     tracing::info!(
         plugins = cfg.plugins.len(),
@@ -278,6 +340,7 @@ mod tests {
                 allowed_hosts: Vec::new(),
                 rate_limit_per_second: None,
                 call_timeout_secs: None,
+                limits: Default::default(),
             }],
             ..Default::default()
         };
@@ -298,6 +361,7 @@ mod tests {
             allowed_hosts: Vec::new(),
             rate_limit_per_second: None,
             call_timeout_secs: None,
+            limits: Default::default(),
         };
         let cache = tempfile::tempdir().unwrap();
         let mut cfg = ConfiguredPlugins {
@@ -305,6 +369,7 @@ mod tests {
             trust: PluginTrust::default(),
             base_dir: dist("echo-payer").parent().unwrap().to_path_buf(),
             cache_dir: Some(cache.path().to_path_buf()),
+            store: None,
         };
         let audit = Arc::new(crate::plugin::MemoryAudit::new());
         let registry = cfg
@@ -312,6 +377,7 @@ mod tests {
                 Arc::new(crate::store::MemStore::new()),
                 Some(Arc::new(crate::store::StoreKey::random())),
                 audit,
+                Arc::new(crate::plugin::TracingEvents),
             )
             .unwrap();
         let inq = crate::plugin::tests::inquiry("W1");
@@ -332,5 +398,36 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(e.plan_name.as_deref(), Some("generation 2"));
+    }
+
+    #[test]
+    fn a_plugin_limit_raises_one_task_naming_plugin_and_limit() {
+        let db = crate::store::Db::in_memory();
+        let events = LimitTasks { db: db.clone() };
+        for _ in 0..3 {
+            events.limit_reached("acme-payer", Limit::StateBytes);
+        }
+        events.limit_reached("acme-payer", Limit::LogPerMinute);
+        let tasks = crate::domain::task::all(&db).unwrap();
+        let mut subjects: Vec<_> = tasks
+            .iter()
+            .map(|t| (t.kind.as_str(), t.subject.as_str(), t.dedupe_key.as_str()))
+            .collect();
+        subjects.sort();
+        assert_eq!(
+            subjects,
+            [
+                (
+                    "plugin-limit",
+                    "plugin acme-payer reached its log-per-minute limit",
+                    "plugin-limit:acme-payer:log-per-minute"
+                ),
+                (
+                    "plugin-limit",
+                    "plugin acme-payer reached its state-bytes limit",
+                    "plugin-limit:acme-payer:state-bytes"
+                ),
+            ]
+        );
     }
 }

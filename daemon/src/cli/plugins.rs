@@ -6,11 +6,17 @@
 //! configured plugins, which the caller passes in ([`ConfiguredPlugins`]).
 
 use crate::app::plugins::check;
+use crate::config::secret::SecretRef;
 use crate::plugin::harness::Harness;
-use crate::plugin::{EngineSettings, PluginEngine, dynamic, manifest, package_hashes, signing};
+use crate::plugin::{
+    EngineSettings, HostOptions, PluginEngine, PluginEntry, PluginHost, dynamic, manifest,
+    package_hashes, signing,
+};
 use anyhow::{Context, anyhow, bail};
+use secrecy::SecretString;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 /// The plugin verbs.
 #[derive(clap::Subcommand, Debug)]
@@ -148,6 +154,14 @@ pub fn run(
             secrets,
             idempotency_key,
         } => {
+            // The plugin's log lines and the host's warnings go to stderr,
+            // as the daemon's would (filter with BILLD_LOG).
+            let filter = tracing_subscriber::EnvFilter::try_from_env("BILLD_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_writer(std::io::stderr)
+                .try_init();
             let out = call(&CallArgs {
                 plugin,
                 func,
@@ -156,6 +170,7 @@ pub fn run(
                 settings,
                 secrets,
                 idempotency_key: idempotency_key.as_deref(),
+                configured,
             })?;
             println!("{}", serde_json::to_string_pretty(&out.result)?);
             for a in &out.audit {
@@ -254,32 +269,45 @@ fn inspect(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&i)?);
         return Ok(ExitCode::SUCCESS);
     }
-    let m = &i.manifest;
-    println!("name:         {}", m.name);
-    println!("version:      {}", m.version);
-    println!("world:        {}", m.world);
-    println!("sdk-version:  {}", m.sdk_version);
-    println!("description:  {}", m.description);
-    println!(
-        "component:    {} ({} bytes)",
-        m.component_file(),
-        i.size_bytes
-    );
-    println!("sha256:       {}", i.sha256);
-    println!("allowed:      {}", m.allowed_hosts.join(", "));
-    println!(
-        "secrets:      {}",
-        m.secrets.keys().cloned().collect::<Vec<_>>().join(", ")
-    );
-    for (name, s) in &m.settings {
-        println!(
-            "setting:      {name} ({:?}{})",
-            s.ty,
-            s.default
-                .as_ref()
-                .map(|d| format!(", default {d}"))
-                .unwrap_or_default()
-        );
+    match &i.manifest {
+        Some(m) => {
+            println!("name:         {}", m.name);
+            println!("version:      {}", m.version);
+            println!("world:        {}", m.world);
+            println!("sdk-version:  {}", m.sdk_version);
+            println!("description:  {}", m.description);
+            println!(
+                "component:    {} ({} bytes)",
+                m.component_file(),
+                i.size_bytes
+            );
+            println!("sha256:       {}", i.sha256);
+            println!("allowed:      {}", m.allowed_hosts.join(", "));
+            println!(
+                "secrets:      {}",
+                m.secrets.keys().cloned().collect::<Vec<_>>().join(", ")
+            );
+            for (name, s) in &m.settings {
+                println!(
+                    "setting:      {name} ({:?}{})",
+                    s.ty,
+                    s.default
+                        .as_ref()
+                        .map(|d| format!(", default {d}"))
+                        .unwrap_or_default()
+                );
+            }
+        }
+        None => {
+            println!("manifest:     none (a bare component; no plugin.toml beside it)");
+            println!(
+                "world:        {}",
+                i.world
+                    .map_or("none it exports".to_string(), |w| w.to_string())
+            );
+            println!("component:    {} ({} bytes)", path.display(), i.size_bytes);
+            println!("sha256:       {}", i.sha256);
+        }
     }
     println!("imports:");
     for imp in &i.imports {
@@ -293,11 +321,13 @@ fn inspect(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
         }
     }
     if !i.implements_world {
-        println!(
-            "WARNING: the component does not export {}, which world {} needs",
-            m.world.export_interface(),
-            m.world
-        );
+        match i.world {
+            Some(w) => println!(
+                "WARNING: the component does not export {}, which world {w} needs",
+                w.export_interface()
+            ),
+            None => println!("WARNING: the component exports no billd connector interface"),
+        }
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
@@ -345,6 +375,10 @@ pub struct CallArgs<'a> {
     pub secrets: &'a [(String, String)],
     /// The idempotency key.
     pub idempotency_key: Option<&'a str>,
+    /// The practice's configuration: when it lists this plugin, the call
+    /// runs as the daemon would run it (that entry's pin, settings, secrets,
+    /// allowed hosts and limits, and its real store).
+    pub configured: Option<&'a ConfiguredPlugins>,
 }
 
 /// What a call produced.
@@ -362,6 +396,11 @@ pub fn call(args: &CallArgs<'_>) -> anyhow::Result<CallOutput> {
         .with_context(|| format!("reading {}", args.input.display()))?;
     let input: serde_json::Value = serde_json::from_str(&text)
         .with_context(|| format!("{}: not JSON", args.input.display()))?;
+    if let Some(cfg) = args.configured
+        && let Some((index, entry)) = cfg.entry_for(args.plugin)?
+    {
+        return call_configured(args, cfg, index, entry, &input);
+    }
     let mut b = Harness::builder(args.plugin);
     b = match args.http_fixtures {
         Some(d) => b.fixtures_dir(d),
@@ -391,6 +430,97 @@ pub fn call(args: &CallArgs<'_>) -> anyhow::Result<CallOutput> {
     })
 }
 
+/// `plugins call` for a plugin the configuration lists: the daemon's host
+/// options, the entry's spec, and the practice's store unless the daemon
+/// holds it (then an in-memory one, said on stderr).
+fn call_configured(
+    args: &CallArgs<'_>,
+    cfg: &ConfiguredPlugins,
+    index: usize,
+    entry: &PluginEntry,
+    input: &serde_json::Value,
+) -> anyhow::Result<CallOutput> {
+    let base = cfg.base_dir.clone();
+    let resolve = move |r: &str| -> Result<SecretString, String> {
+        SecretRef::parse(r)
+            .and_then(|s| s.resolve(&base))
+            .map_err(|e| e.to_string())
+    };
+    let mut spec = entry
+        .to_spec(index, &cfg.base_dir, &resolve)
+        .map_err(|p| anyhow!("{p}"))?;
+    // The package given on the command line is the one run; the pin still
+    // has to match it.
+    spec.path = args.plugin.to_path_buf();
+    for (k, v) in args.settings {
+        spec.settings.insert(k.clone(), setting_value(v));
+    }
+    for (k, v) in args.secrets {
+        spec.secrets
+            .insert(k.clone(), SecretString::from(v.clone()));
+    }
+    let db = match &cfg.store {
+        Some(store) => {
+            match crate::store::Db::open_sled(&store.path, &store.key_file, store.cache_bytes) {
+                Ok(db) => Some(db),
+                Err(e) => {
+                    eprintln!(
+                        "billd: plugin state in memory for this call: the store at {} cannot be opened ({e}); is the daemon running?",
+                        store.path.display()
+                    );
+                    None
+                }
+            }
+        }
+        None => None,
+    };
+    let mut opts = match &db {
+        Some(db) => {
+            let mut o = HostOptions::new(db.raw().clone())?;
+            o.kv_key = Some(db.sealing_key());
+            o
+        }
+        None => HostOptions::new(Arc::new(crate::store::MemStore::new()))?,
+    };
+    let audit = Arc::new(crate::plugin::MemoryAudit::new());
+    opts.audit = audit.clone();
+    opts.cache_dir = cfg.cache_dir.clone();
+    opts.trust = cfg.trust.clone();
+    if let Some(dir) = args.http_fixtures {
+        opts.http = crate::plugin::HttpBackend::Fixtures(Arc::new(
+            crate::plugin::http::FixtureSet::load_dir(dir)?,
+        ));
+    }
+    let host = PluginHost::new(opts)?;
+    let plugin = host.load(&spec)?;
+    let key = args
+        .idempotency_key
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("cli-{}", std::process::id()));
+    let result = crate::cli::runtime()
+        .map_err(|e| anyhow!(e.message()))?
+        .block_on(dynamic::call_json(&plugin, args.func, &key, input))?;
+    if let Some(db) = &db {
+        db.flush()?;
+    }
+    Ok(CallOutput {
+        result,
+        audit: audit.records(),
+    })
+}
+
+/// A `--setting` value as TOML: an integer or boolean if it reads as one,
+/// else text (the manifest's declared type decides at load).
+fn setting_value(text: &str) -> toml::Value {
+    if let Ok(i) = text.parse::<i64>() {
+        toml::Value::Integer(i)
+    } else if let Ok(b) = text.parse::<bool>() {
+        toml::Value::Boolean(b)
+    } else {
+        toml::Value::String(text.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -411,6 +541,7 @@ mod tests {
             settings: &[("generation".into(), "7".into())],
             secrets: &[],
             idempotency_key: Some("cli-1"),
+            configured: None,
         })
         .unwrap();
         assert_eq!(out.result["ok"]["plan-name"], "generation 7");
@@ -424,6 +555,7 @@ mod tests {
             settings: &[("generation".into(), "seven".into())],
             secrets: &[],
             idempotency_key: None,
+            configured: None,
         })
         .unwrap_err();
         assert!(err.to_string().contains("generation"), "{err}");
@@ -451,6 +583,7 @@ mod tests {
                 allowed_hosts: Vec::new(),
                 rate_limit_per_second: None,
                 call_timeout_secs: None,
+                limits: Default::default(),
             }],
             trust: PluginTrust {
                 require_signatures: true,
@@ -458,6 +591,7 @@ mod tests {
             },
             base_dir: PathBuf::from("/"),
             cache_dir: None,
+            store: None,
         };
         assert!(verify(&cfg).unwrap());
         // Tamper with the manifest: verification now fails.
@@ -467,5 +601,70 @@ mod tests {
             .replace("Test connector", "Changed");
         std::fs::write(&m, t).unwrap();
         assert!(!verify(&cfg).unwrap());
+    }
+
+    #[test]
+    fn call_with_the_configuration_runs_as_the_daemon_would() {
+        let root = tempfile::tempdir().unwrap();
+        let store = crate::config::StoreConfig {
+            path: root.path().join("store"),
+            key_file: root.path().join("keys/store.key"),
+            cache_bytes: 1 << 20,
+        };
+        crate::store::StoreKey::generate_to(&store.key_file).unwrap();
+        let (_, _, sha, _) = package_hashes(&dist("echo-payer")).unwrap();
+        let entry = |sha: String| PluginEntry {
+            name: "echo-payer".into(),
+            path: dist("echo-payer"),
+            sha256: Some(sha),
+            unpinned: false,
+            settings: [("generation".to_string(), toml::Value::Integer(5))].into(),
+            secrets: Default::default(),
+            allowed_hosts: Vec::new(),
+            rate_limit_per_second: None,
+            call_timeout_secs: None,
+            limits: Default::default(),
+        };
+        let mut cfg = ConfiguredPlugins {
+            entries: vec![entry(sha)],
+            base_dir: root.path().to_path_buf(),
+            cache_dir: Some(store.path.join("plugin-cache")),
+            store: Some(store.clone()),
+            ..Default::default()
+        };
+        let input = root.path().join("in.json");
+        let run = |cfg: &ConfiguredPlugins, func: &str, json: serde_json::Value| {
+            std::fs::write(&input, json.to_string()).unwrap();
+            call(&CallArgs {
+                plugin: &dist("echo-payer"),
+                func,
+                input: &input,
+                http_fixtures: None,
+                settings: &[],
+                secrets: &[],
+                idempotency_key: Some("k"),
+                configured: Some(cfg),
+            })
+        };
+        let out = run(&cfg, "check-eligibility", inquiry_json("W1")).unwrap();
+        assert_eq!(out.result["ok"]["plan-name"], "generation 5");
+        // State lives in the practice's store, across processes' calls.
+        for n in 1..=2 {
+            let out = run(&cfg, "fetch-remittances", serde_json::Value::Null).unwrap();
+            assert_eq!(out.result["ok"]["next"], format!("-{n}"));
+        }
+        let db =
+            crate::store::Db::open_sled(&store.path, &store.key_file, store.cache_bytes).unwrap();
+        assert!(
+            db.raw()
+                .get(crate::plugin::kv::COLLECTION, b"echo-payer/calls")
+                .unwrap()
+                .is_some()
+        );
+        drop(db);
+        // The configured pin applies.
+        cfg.entries = vec![entry("0".repeat(64))];
+        let e = run(&cfg, "check-eligibility", inquiry_json("W1")).unwrap_err();
+        assert!(e.to_string().contains("pins 0000"), "{e}");
     }
 }

@@ -60,6 +60,127 @@ pub struct PluginEntry {
     /// Wall-clock limit for one call, in seconds (default 30).
     #[serde(default)]
     pub call_timeout_secs: Option<u64>,
+    /// Quotas and rate limits other than the two above (`[plugin.limits]`);
+    /// each one left out keeps its default.
+    #[serde(default)]
+    pub limits: LimitOverrides,
+}
+
+/// The `limits` table of a `[[plugin]]` entry. Every field is optional and
+/// at least 1; the defaults are those of [`CallLimits::default`].
+///
+/// ```toml
+/// [plugin.limits]
+/// state_max_keys = 1000
+/// log_lines_per_minute = 600
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitOverrides {
+    /// Keys the plugin's state may hold.
+    #[serde(default)]
+    pub state_max_keys: Option<u64>,
+    /// Bytes (keys plus stored values) the plugin's state may hold.
+    #[serde(default)]
+    pub state_max_bytes: Option<u64>,
+    /// Log lines kept from one call.
+    #[serde(default)]
+    pub log_lines_per_call: Option<u32>,
+    /// Log bytes kept from one call.
+    #[serde(default)]
+    pub log_bytes_per_call: Option<u64>,
+    /// Log lines kept per minute across calls.
+    #[serde(default)]
+    pub log_lines_per_minute: Option<u32>,
+    /// Log bytes kept per minute across calls.
+    #[serde(default)]
+    pub log_bytes_per_minute: Option<u32>,
+    /// HTTP audit records written per second (the rest are counted).
+    #[serde(default)]
+    pub audit_records_per_second: Option<u32>,
+    /// Headers one request may carry.
+    #[serde(default)]
+    pub request_max_headers: Option<u32>,
+    /// Total bytes of one request's header names and values.
+    #[serde(default)]
+    pub request_max_header_bytes: Option<u32>,
+    /// Bytes one call may transfer into the host in one go (its result, or
+    /// one host call's arguments).
+    #[serde(default)]
+    pub transfer_max_bytes: Option<u64>,
+}
+
+impl LimitOverrides {
+    /// The fields given as 0 (each must be at least 1).
+    fn zeros(&self) -> Vec<&'static str> {
+        let fields: [(&'static str, Option<u64>); 10] = [
+            ("state_max_keys", self.state_max_keys),
+            ("state_max_bytes", self.state_max_bytes),
+            ("log_lines_per_call", self.log_lines_per_call.map(u64::from)),
+            ("log_bytes_per_call", self.log_bytes_per_call),
+            (
+                "log_lines_per_minute",
+                self.log_lines_per_minute.map(u64::from),
+            ),
+            (
+                "log_bytes_per_minute",
+                self.log_bytes_per_minute.map(u64::from),
+            ),
+            (
+                "audit_records_per_second",
+                self.audit_records_per_second.map(u64::from),
+            ),
+            (
+                "request_max_headers",
+                self.request_max_headers.map(u64::from),
+            ),
+            (
+                "request_max_header_bytes",
+                self.request_max_header_bytes.map(u64::from),
+            ),
+            ("transfer_max_bytes", self.transfer_max_bytes),
+        ];
+        fields
+            .into_iter()
+            .filter(|(_, v)| *v == Some(0))
+            .map(|(n, _)| n)
+            .collect()
+    }
+
+    /// Applies the given fields over `limits`.
+    pub fn apply(&self, limits: &mut CallLimits) {
+        let l = limits;
+        if let Some(v) = self.state_max_keys {
+            l.max_state_keys = v.max(1);
+        }
+        if let Some(v) = self.state_max_bytes {
+            l.max_state_bytes = v.max(1);
+        }
+        if let Some(v) = self.log_lines_per_call {
+            l.max_log_lines_per_call = v.max(1);
+        }
+        if let Some(v) = self.log_bytes_per_call {
+            l.max_log_bytes_per_call = v.max(1);
+        }
+        if let Some(v) = self.log_lines_per_minute {
+            l.max_log_lines_per_minute = v.max(1);
+        }
+        if let Some(v) = self.log_bytes_per_minute {
+            l.max_log_bytes_per_minute = v.max(1);
+        }
+        if let Some(v) = self.audit_records_per_second {
+            l.max_audit_records_per_second = v.max(1);
+        }
+        if let Some(v) = self.request_max_headers {
+            l.max_request_headers = v.max(1) as usize;
+        }
+        if let Some(v) = self.request_max_header_bytes {
+            l.max_request_header_bytes = v.max(1) as usize;
+        }
+        if let Some(v) = self.transfer_max_bytes {
+            l.max_transfer_bytes = v.max(1);
+        }
+    }
 }
 
 /// The `[plugin_trust]` section: who may sign plugins.
@@ -139,6 +260,9 @@ pub fn validate(entries: &[PluginEntry], trust: &PluginTrust) -> Vec<PluginConfi
         if matches!(e.call_timeout_secs, Some(0) | Some(601..)) {
             p(at("call_timeout_secs"), "must be between 1 and 600".into());
         }
+        for f in e.limits.zeros() {
+            p(at(&format!("limits.{f}")), "must be at least 1".into());
+        }
     }
     for (name, key) in &trust.keys {
         if let Err(r) = parse_public_key(key) {
@@ -195,6 +319,33 @@ pub struct CallLimits {
     pub requests_per_second: u32,
     /// The largest value in the plugin's key-value state.
     pub max_kv_value_bytes: usize,
+    /// Keys the plugin's state may hold in total. 10,000 is far above what a
+    /// connector keeps (cursors, tokens, idempotency records of recent work).
+    pub max_state_keys: u64,
+    /// Bytes (keys plus stored values) the plugin's state may hold in total:
+    /// 64 MiB, so a runaway plugin cannot fill the store's disk.
+    pub max_state_bytes: u64,
+    /// Log lines kept from one call (`log` and guest output together).
+    pub max_log_lines_per_call: u32,
+    /// Log bytes kept from one call.
+    pub max_log_bytes_per_call: u64,
+    /// Log lines kept per minute across the plugin's calls.
+    pub max_log_lines_per_minute: u32,
+    /// Log bytes kept per minute across the plugin's calls.
+    pub max_log_bytes_per_minute: u32,
+    /// HTTP audit records written per second (with a burst of five seconds'
+    /// worth); attempts beyond are counted into the next record written.
+    pub max_audit_records_per_second: u32,
+    /// Headers one request may carry.
+    pub max_request_headers: usize,
+    /// Total bytes of one request's header names and values.
+    pub max_request_header_bytes: usize,
+    /// Bytes one call may move into the host in one transfer (its result,
+    /// or one host call's arguments), counted as wasmtime's hostcall fuel
+    /// does: the host-side size of the lifted values. The host never holds
+    /// more than this (plus allocator overhead) of one result, and 32 MiB is
+    /// at most half the daemon's guest memory cap.
+    pub max_transfer_bytes: u64,
 }
 
 impl Default for CallLimits {
@@ -206,6 +357,16 @@ impl Default for CallLimits {
             max_request_bytes: 8 << 20,
             requests_per_second: 10,
             max_kv_value_bytes: 256 << 10,
+            max_state_keys: 10_000,
+            max_state_bytes: 64 << 20,
+            max_log_lines_per_call: 1_000,
+            max_log_bytes_per_call: 256 << 10,
+            max_log_lines_per_minute: 3_000,
+            max_log_bytes_per_minute: 1 << 20,
+            max_audit_records_per_second: 20,
+            max_request_headers: 64,
+            max_request_header_bytes: 32 << 10,
+            max_transfer_bytes: 32 << 20,
         }
     }
 }
@@ -295,6 +456,7 @@ impl PluginEntry {
         if let Some(t) = self.call_timeout_secs {
             limits.call_timeout = Duration::from_secs(t.clamp(1, 600));
         }
+        self.limits.apply(&mut limits);
         let path = if self.path.is_absolute() {
             self.path.clone()
         } else {

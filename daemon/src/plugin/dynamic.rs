@@ -8,7 +8,7 @@
 //! or the value; an enum is its case name; a variant is `"case"` or
 //! `{"case": payload}`; a `result` is `{"ok": …}` or `{"err": …}`.
 
-use super::manifest::{Manifest, PackagePaths};
+use super::manifest::{Manifest, PackagePaths, World};
 use super::{CallError, LoadError, LoadedPlugin, PluginEngine, begin_call, finish_call};
 use serde_json::{Map, Value as Json};
 use wasmtime::component::types::{ComponentItem, Type};
@@ -389,8 +389,12 @@ pub fn val_to_json(v: &Val) -> Json {
 /// What `billd plugins inspect` shows.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Inspection {
-    /// The manifest.
-    pub manifest: Manifest,
+    /// The manifest (`None` for a bare component with no `plugin.toml`
+    /// beside it).
+    pub manifest: Option<Manifest>,
+    /// The world: the manifest's, or for a bare component the one whose
+    /// interface it exports.
+    pub world: Option<World>,
     /// The component's sha256.
     pub sha256: String,
     /// The component's size in bytes.
@@ -399,15 +403,35 @@ pub struct Inspection {
     pub imports: Vec<String>,
     /// What it exports: each interface with its functions' signatures.
     pub exports: Vec<(String, Vec<String>)>,
-    /// Whether the exports include the interface the manifest's world needs.
+    /// Whether the exports include the interface the world needs (for a
+    /// bare component: whether it exports any world's interface).
     pub implements_world: bool,
+}
+
+/// Whether `path` names a component file with no manifest beside it.
+fn is_bare_component(path: &std::path::Path) -> bool {
+    path.is_file()
+        && path.extension().is_some_and(|x| x == "wasm")
+        && !PackagePaths::locate(path).manifest.is_file()
 }
 
 /// Reads a package and describes its component (compiling it, not running
 /// it).
 pub fn inspect(engine: &PluginEngine, path: &std::path::Path) -> Result<Inspection, LoadError> {
-    let (manifest, component_path, sha256, _) = super::package_hashes(path)?;
-    let plugin = manifest.name.clone();
+    let (manifest, component_path, sha256) = if is_bare_component(path) {
+        let bytes = std::fs::read(path).map_err(|e| LoadError::ComponentRead {
+            plugin: path.display().to_string(),
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        (None, path.to_path_buf(), super::signing::sha256_hex(&bytes))
+    } else {
+        let (m, c, sha, _) = super::package_hashes(path)?;
+        (Some(m), c, sha)
+    };
+    let plugin = manifest
+        .as_ref()
+        .map_or_else(|| path.display().to_string(), |m| m.name.clone());
     let bytes = std::fs::read(&component_path).map_err(|e| LoadError::ComponentRead {
         plugin: plugin.clone(),
         path: component_path.display().to_string(),
@@ -435,12 +459,23 @@ pub fn inspect(engine: &PluginEngine, path: &std::path::Path) -> Result<Inspecti
         };
         exports.push((name.to_string(), funcs));
     }
-    let implements_world = exports
-        .iter()
-        .any(|(n, _)| n == manifest.world.export_interface());
-    let _ = PackagePaths::locate(path);
+    let exported = |w: World| exports.iter().any(|(n, _)| n == w.export_interface());
+    let (world, implements_world) = match &manifest {
+        Some(m) => (Some(m.world), exported(m.world)),
+        None => {
+            let found = [
+                World::PayerConnector,
+                World::EhrConnector,
+                World::CollectionsConnector,
+            ]
+            .into_iter()
+            .find(|w| exported(*w));
+            (found, found.is_some())
+        }
+    };
     Ok(Inspection {
         manifest,
+        world,
         sha256,
         size_bytes: bytes.len() as u64,
         imports,

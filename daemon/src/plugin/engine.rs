@@ -5,13 +5,24 @@
 //! epoch ticker that gives each call a wall-clock deadline, and the on-disk
 //! cache of compiled code. It is also the only module allowed `unsafe`:
 //! loading precompiled machine code is unsafe in wasmtime's API because a
-//! forged file would run as native code, so the cache only ever loads files
-//! it wrote itself, named by the component's sha256 and a fingerprint of the
-//! engine settings.
+//! forged file would run as native code.
+//!
+//! So a cache file is trusted only if it authenticates. Each file is named
+//! by the component's sha256 and a fingerprint of the engine settings, and
+//! carries the sha256 of its machine code sealed with the store key
+//! ([`StoreKey::seal`], an AEAD) bound to the file's name. A file planted
+//! without the key, one copied over another plugin's name, or one whose code
+//! was changed does not open, is logged, removed and rebuilt from the
+//! (pinned) component. The code is read into memory once, checked, and
+//! deserialised from those same bytes, so it cannot change in between.
+//! Without a store key nothing is cached. The cache directory is mode 0700,
+//! its files 0600.
 #![allow(unsafe_code)]
 
+use crate::store::StoreKey;
 use sha2::{Digest, Sha256};
 use std::hash::{Hash, Hasher};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -131,8 +142,92 @@ struct EngineInner {
     engine: Engine,
     settings: EngineSettings,
     fingerprint: String,
-    cache_dir: Option<PathBuf>,
+    cache: Option<CodeCache>,
     stop_ticker: Arc<AtomicBool>,
+}
+
+/// Where compiled code is cached, and the key that authenticates it.
+#[derive(Clone)]
+pub struct CodeCache {
+    /// The directory (created 0700).
+    pub dir: PathBuf,
+    /// The store key; each file's code hash is sealed with it.
+    pub key: Arc<StoreKey>,
+}
+
+impl std::fmt::Debug for CodeCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CodeCache")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The first bytes of an authenticated cache file.
+const CACHE_MAGIC: &[u8; 8] = b"BILLDCW1";
+/// The store collection name the seal is bound to (with the file name).
+const CACHE_SEAL_PLACE: &str = "plugin-cache";
+
+/// Why a cache file was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CacheRefusal {
+    /// Not in billd's authenticated format (planted, or from an old billd).
+    #[error("not an authenticated billd cache file")]
+    Format,
+    /// The seal does not open for this file name under this store key: the
+    /// file was planted, or copied from another plugin's name or store.
+    #[error("its seal does not authenticate for this name and store key")]
+    Seal,
+    /// The code does not match the sealed hash: it was changed.
+    #[error("its code does not match its sealed hash")]
+    Code,
+}
+
+/// Splits an authenticated cache file into its code, if it authenticates.
+fn authenticated_code<'a>(
+    key: &StoreKey,
+    name: &str,
+    file: &'a [u8],
+) -> Result<&'a [u8], CacheRefusal> {
+    let rest = file.strip_prefix(CACHE_MAGIC).ok_or(CacheRefusal::Format)?;
+    let (len, rest) = rest.split_first_chunk::<4>().ok_or(CacheRefusal::Format)?;
+    let len = u32::from_le_bytes(*len) as usize;
+    if rest.len() < len {
+        return Err(CacheRefusal::Format);
+    }
+    let (seal, code) = rest.split_at(len);
+    let hash = key
+        .open(CACHE_SEAL_PLACE, name.as_bytes(), seal)
+        .map_err(|_| CacheRefusal::Seal)?;
+    if hash.as_slice() != Sha256::digest(code).as_slice() {
+        return Err(CacheRefusal::Code);
+    }
+    Ok(code)
+}
+
+/// The bytes of an authenticated cache file holding `code`.
+fn authenticated_file(key: &StoreKey, name: &str, code: &[u8]) -> Vec<u8> {
+    let seal = key.seal(
+        CACHE_SEAL_PLACE,
+        name.as_bytes(),
+        Sha256::digest(code).as_slice(),
+    );
+    let mut out = Vec::with_capacity(CACHE_MAGIC.len() + 4 + seal.len() + code.len());
+    out.extend_from_slice(CACHE_MAGIC);
+    out.extend_from_slice(&(seal.len() as u32).to_le_bytes());
+    out.extend_from_slice(&seal);
+    out.extend_from_slice(code);
+    out
+}
+
+/// Creates the cache directory 0700 (and tightens an existing one).
+fn prepare_cache_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
 }
 
 impl Drop for EngineInner {
@@ -145,7 +240,7 @@ impl std::fmt::Debug for PluginEngine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PluginEngine")
             .field("settings", &self.inner.settings)
-            .field("cache_dir", &self.inner.cache_dir)
+            .field("cache", &self.inner.cache)
             .finish_non_exhaustive()
     }
 }
@@ -164,9 +259,10 @@ impl Hasher for ShaHasher {
 }
 
 impl PluginEngine {
-    /// Builds the engine and starts its epoch ticker. `cache_dir`, when set,
-    /// is where compiled code is kept between runs (created if missing).
-    pub fn new(settings: EngineSettings, cache_dir: Option<PathBuf>) -> Result<Self, EngineError> {
+    /// Builds the engine and starts its epoch ticker. `cache`, when set, is
+    /// where compiled code is kept between runs (created 0700 if missing),
+    /// authenticated with its key.
+    pub fn new(settings: EngineSettings, cache: Option<CodeCache>) -> Result<Self, EngineError> {
         let mut pool = PoolingAllocationConfig::new();
         let n = settings.max_concurrent_instances;
         pool.total_component_instances(n)
@@ -201,17 +297,19 @@ impl PluginEngine {
         let stop_ticker = Arc::new(AtomicBool::new(false));
         spawn_ticker(engine.clone(), settings.epoch_tick, stop_ticker.clone())?;
 
-        if let Some(dir) = &cache_dir
-            && let Err(e) = std::fs::create_dir_all(dir)
-        {
-            tracing::warn!(cache = %dir.display(), error = %e, "plugin code cache unusable; compiling every start");
-        }
+        let cache = cache.filter(|c| match prepare_cache_dir(&c.dir) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(cache = %c.dir.display(), error = %e, "plugin code cache unusable; compiling every start");
+                false
+            }
+        });
         Ok(Self {
             inner: Arc::new(EngineInner {
                 engine,
                 settings,
                 fingerprint,
-                cache_dir,
+                cache,
                 stop_ticker,
             }),
         })
@@ -230,9 +328,46 @@ impl PluginEngine {
     /// The cache file for a component with this sha256 (hex), if caching.
     pub fn cache_path(&self, sha256_hex: &str) -> Option<PathBuf> {
         self.inner
-            .cache_dir
+            .cache
             .as_ref()
-            .map(|d| d.join(format!("{sha256_hex}-{}.cwasm", self.inner.fingerprint)))
+            .map(|c| c.dir.join(self.cache_name(sha256_hex)))
+    }
+
+    fn cache_name(&self, sha256_hex: &str) -> String {
+        format!("{sha256_hex}-{}.cwasm", self.inner.fingerprint)
+    }
+
+    /// The cached component for `sha256_hex`, if its file authenticates;
+    /// a file that does not is logged and removed.
+    fn cached_component(&self, cache: &CodeCache, sha256_hex: &str) -> Option<Component> {
+        let name = self.cache_name(sha256_hex);
+        let file = cache.dir.join(&name);
+        let bytes = match std::fs::read(&file) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+            Err(e) => {
+                tracing::warn!(cache = %file.display(), error = %e, "cannot read cached plugin code; compiling");
+                return None;
+            }
+        };
+        let refused = match authenticated_code(&cache.key, &name, &bytes) {
+            // SAFETY: these bytes authenticated just now: their sha256 was
+            // sealed under the store key for exactly this file name, which
+            // only `store_in_cache` does, with the output of
+            // `Component::serialize` of the component whose sha256 names
+            // the file (the caller has just read and hashed it). They are
+            // deserialised from this same buffer, so they cannot change
+            // after the check. wasmtime also checks the engine
+            // compatibility header.
+            Ok(code) => match unsafe { Component::deserialize(&self.inner.engine, code) } {
+                Ok(c) => return Some(c),
+                Err(e) => format!("wasmtime refused it: {e}"),
+            },
+            Err(r) => r.to_string(),
+        };
+        tracing::warn!(cache = %file.display(), reason = %refused, "refusing cached plugin code; rebuilding it from the component");
+        let _ = std::fs::remove_file(&file);
+        None
     }
 
     /// Compiles `bytes` (whose sha256 is `sha256_hex`), or loads the code
@@ -244,44 +379,39 @@ impl PluginEngine {
         bytes: &[u8],
         sha256_hex: &str,
     ) -> Result<(Component, bool), EngineError> {
-        let cached = self.cache_path(sha256_hex);
-        if let Some(file) = &cached
-            && file.is_file()
-        {
-            // SAFETY: the file is named by the sha256 of the component the
-            // caller has just read and hashed and by this engine's
-            // fingerprint, and only `store_in_cache` below writes such files
-            // (atomically, from `Component::serialize` of that same
-            // component). wasmtime also checks the header's engine
-            // compatibility before using it.
-            match unsafe { Component::deserialize_file(&self.inner.engine, file) } {
-                Ok(c) => return Ok((c, true)),
-                Err(e) => {
-                    tracing::warn!(cache = %file.display(), error = %e, "discarding unusable cached plugin code");
-                    let _ = std::fs::remove_file(file);
-                }
-            }
+        let cache = self.inner.cache.as_ref();
+        if let Some(c) = cache.and_then(|c| self.cached_component(c, sha256_hex)) {
+            return Ok((c, true));
         }
         let component =
             Component::new(&self.inner.engine, bytes).map_err(|e| EngineError::Compile {
                 path: path.display().to_string(),
                 reason: format!("{e:#}"),
             })?;
-        if let Some(file) = &cached {
-            store_in_cache(&component, file);
+        if let Some(c) = cache {
+            store_in_cache(c, &self.cache_name(sha256_hex), &component);
         }
         Ok((component, false))
     }
 }
 
-fn store_in_cache(component: &Component, file: &Path) {
+fn store_in_cache(cache: &CodeCache, name: &str, component: &Component) {
+    let file = cache.dir.join(name);
     let result = component
         .serialize()
         .map_err(|e| e.to_string())
-        .and_then(|bytes| {
+        .and_then(|code| {
             let tmp = file.with_extension(format!("tmp{}", std::process::id()));
-            std::fs::write(&tmp, bytes).map_err(|e| e.to_string())?;
-            std::fs::rename(&tmp, file).map_err(|e| e.to_string())
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)
+                .map_err(|e| e.to_string())?;
+            std::io::Write::write_all(&mut f, &authenticated_file(&cache.key, name, &code))
+                .map_err(|e| e.to_string())?;
+            std::fs::rename(&tmp, &file).map_err(|e| e.to_string())
         });
     if let Err(e) = result {
         tracing::warn!(cache = %file.display(), error = %e, "could not cache compiled plugin code");
@@ -306,4 +436,41 @@ fn spawn_ticker(engine: Engine, tick: Duration, stop: Arc<AtomicBool>) -> Result
         })
         .map(|_| ())
         .map_err(|e| EngineError::Config(format!("starting the epoch ticker: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cache_file_authenticates_only_under_its_name_and_key() {
+        let key = StoreKey::random();
+        let file = authenticated_file(&key, "a.cwasm", b"machine code");
+        assert_eq!(
+            authenticated_code(&key, "a.cwasm", &file),
+            Ok(&b"machine code"[..])
+        );
+        assert_eq!(
+            authenticated_code(&key, "b.cwasm", &file),
+            Err(CacheRefusal::Seal)
+        );
+        assert_eq!(
+            authenticated_code(&StoreKey::random(), "a.cwasm", &file),
+            Err(CacheRefusal::Seal)
+        );
+        let mut changed = file.clone();
+        *changed.last_mut().unwrap() ^= 1;
+        assert_eq!(
+            authenticated_code(&key, "a.cwasm", &changed),
+            Err(CacheRefusal::Code)
+        );
+        assert_eq!(
+            authenticated_code(&key, "a.cwasm", b"machine code"),
+            Err(CacheRefusal::Format)
+        );
+        assert_eq!(
+            authenticated_code(&key, "a.cwasm", &file[..20]),
+            Err(CacheRefusal::Format)
+        );
+    }
 }

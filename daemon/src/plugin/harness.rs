@@ -29,7 +29,7 @@ use super::http::{
     Fixture, FixtureSet, HttpAuditRecord, HttpBackend, MemoryAudit, RecordedRequest,
 };
 use super::manifest::{Manifest, PackagePaths, SettingValue};
-use super::{EngineSettings, HostOptions, LoadError, LoadedPlugin, PluginHost, PluginTrust};
+use super::{EngineSettings, HostOptions, LoadError, LoadedPlugin, PluginHost};
 use crate::clock::SharedClock;
 use crate::store::{MemStore, RawStore};
 use secrecy::SecretString;
@@ -44,9 +44,10 @@ pub enum HarnessError {
     /// The package could not be loaded.
     #[error(transparent)]
     Load(#[from] LoadError),
-    /// The fixtures could not be read.
+    /// The fixtures could not be read (in the message, not an error
+    /// source, so a printed chain says it once).
     #[error("HTTP fixtures: {0}")]
-    Fixtures(#[from] super::http::FixtureError),
+    Fixtures(super::http::FixtureError),
     /// A `--setting` is not declared or does not parse as its type.
     #[error("setting {name}: {reason}")]
     Setting {
@@ -55,6 +56,12 @@ pub enum HarnessError {
         /// What is wrong.
         reason: String,
     },
+}
+
+impl From<super::http::FixtureError> for HarnessError {
+    fn from(e: super::http::FixtureError) -> Self {
+        HarnessError::Fixtures(e)
+    }
 }
 
 /// Builds a [`Harness`].
@@ -117,6 +124,14 @@ impl HarnessBuilder {
         self
     }
 
+    /// Changes the engine's sizing (default: the daemon's,
+    /// [`EngineSettings::default`], so a harness run is what the daemon
+    /// runs).
+    pub fn engine(mut self, engine: EngineSettings) -> Self {
+        self.engine = engine;
+        self
+    }
+
     /// Changes the call limits (deadline, caps).
     pub fn limits(mut self, limits: super::CallLimits) -> Self {
         self.limits = limits;
@@ -126,9 +141,9 @@ impl HarnessBuilder {
     /// Loads the plugin.
     pub fn build(self) -> Result<Harness, HarnessError> {
         let paths = PackagePaths::locate(&self.path);
-        let manifest = Manifest::load(&paths.manifest).map_err(|source| LoadError::Manifest {
+        let manifest = Manifest::load(&paths.manifest).map_err(|problem| LoadError::Manifest {
             plugin: self.path.display().to_string(),
-            source,
+            problem,
         })?;
         let mut all = self.fixtures.clone();
         if let Some(d) = &self.fixtures_dir {
@@ -172,18 +187,14 @@ impl HarnessBuilder {
         })?;
         let kv = Arc::new(MemStore::new());
         let audit = Arc::new(MemoryAudit::new());
-        let host = PluginHost::new(HostOptions {
-            engine: self.engine,
-            cache_dir: None,
-            http,
-            audit: audit.clone(),
-            kv: kv.clone(),
-            kv_key: None,
-            clock: self
-                .clock
-                .unwrap_or_else(|| Arc::new(crate::clock::SystemClock)),
-            trust: PluginTrust::default(),
-        })?;
+        let mut opts = HostOptions::new(kv.clone())?;
+        opts.engine = self.engine;
+        opts.http = http;
+        opts.audit = audit.clone();
+        if let Some(c) = self.clock {
+            opts.clock = c;
+        }
+        let host = PluginHost::new(opts)?;
         let spec = PluginSpec {
             settings,
             secrets: self
@@ -237,7 +248,7 @@ impl Harness {
             settings: Vec::new(),
             secrets: Vec::new(),
             clock: None,
-            engine: EngineSettings::small(),
+            engine: EngineSettings::default(),
             limits: super::CallLimits::default(),
         }
     }

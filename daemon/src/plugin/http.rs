@@ -9,16 +9,28 @@
 //! sent or refused, is audited with method, host, path, status and byte
 //! counts; never bodies, never query strings (they may carry member ids).
 //!
+//! A plugin chooses its headers, but not those that decide where and how
+//! the request travels: `Host`, `Content-Length`, `Transfer-Encoding`,
+//! `Connection`, `Upgrade`, `TE` and the other hop-by-hop headers are
+//! refused, so the allow-list pins the virtual host too and the framing is
+//! always the host's own. The headers are capped in count and total bytes.
+//! The audit log is rate-limited per plugin (refused attempts included):
+//! attempts past the rate are counted into the next record written, and
+//! the host and path are cut to [`MAX_AUDIT_FIELD`] bytes.
+//!
 //! For the author harness the network can be replaced by scripted
 //! responses ([`FixtureSet`]): the allow-list and the caps still apply.
 
 use super::bindings::host_api::{HttpError, HttpHeader, HttpMethod, HttpRequest, HttpResponse};
 use super::config::CallLimits;
+use super::limits::Limit;
 use super::manifest::Origin;
+use super::state::PluginShared;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use serde::{Deserialize, Serialize};
 use std::num::NonZeroU32;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -40,6 +52,9 @@ pub enum HttpOutcome {
     TooLarge,
     /// Sent; connecting or reading failed.
     Transport,
+    /// Not one attempt: the count (in `suppressed`) of attempts past the
+    /// audit rate that were not recorded one by one.
+    Suppressed,
 }
 
 /// One audited HTTP attempt. Holds no body and no query string.
@@ -59,10 +74,28 @@ pub struct HttpAuditRecord {
     pub status: Option<u16>,
     /// How it ended.
     pub outcome: HttpOutcome,
-    /// Request body bytes sent.
+    /// Request body bytes sent (0 when the request was not sent).
     pub bytes_sent: u64,
     /// Response body bytes read.
     pub bytes_received: u64,
+    /// Attempts by this plugin before this one that the audit rate limit
+    /// counted but did not record.
+    #[serde(default)]
+    pub suppressed: u64,
+}
+
+/// The longest URL the host accepts, in bytes (far beyond any API's, and
+/// short enough that parsing and auditing it stays cheap).
+pub const MAX_URL_BYTES: usize = 16 << 10;
+
+/// The longest host or path an audit record keeps, in bytes.
+pub const MAX_AUDIT_FIELD: usize = 512;
+
+fn cut_field(text: &str) -> String {
+    match super::limits::cut_at(text, MAX_AUDIT_FIELD) {
+        (kept, 0) => kept.to_string(),
+        (kept, cut) => format!("{kept}[cut {cut} bytes]"),
+    }
 }
 
 /// Where audit records go. The daemon writes them to its audit log; tests
@@ -88,16 +121,21 @@ impl AuditSink for TracingAudit {
             outcome = ?r.outcome,
             bytes_sent = r.bytes_sent,
             bytes_received = r.bytes_received,
+            suppressed = r.suppressed,
             "plugin http"
         );
     }
 }
 
-/// Keeps audit records in memory (tests, the harness), and also writes them
-/// to `tracing`.
+/// The most records a [`MemoryAudit`] keeps; later ones are counted.
+pub const MEMORY_AUDIT_CAP: usize = 10_000;
+
+/// Keeps audit records in memory (tests, the harness), at most
+/// [`MEMORY_AUDIT_CAP`] of them, and also writes them to `tracing`.
 #[derive(Debug, Default)]
 pub struct MemoryAudit {
     records: Mutex<Vec<HttpAuditRecord>>,
+    overflow: AtomicU64,
 }
 
 impl MemoryAudit {
@@ -113,15 +151,22 @@ impl MemoryAudit {
             .unwrap_or_else(|p| p.into_inner())
             .clone()
     }
+
+    /// Records not kept because the log was full.
+    pub fn overflow(&self) -> u64 {
+        self.overflow.load(Ordering::Relaxed)
+    }
 }
 
 impl AuditSink for MemoryAudit {
     fn record(&self, r: &HttpAuditRecord) {
         TracingAudit.record(r);
-        self.records
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(r.clone());
+        let mut records = self.records.lock().unwrap_or_else(|p| p.into_inner());
+        if records.len() < MEMORY_AUDIT_CAP {
+            records.push(r.clone());
+        } else {
+            self.overflow.fetch_add(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -297,6 +342,8 @@ pub(crate) struct HttpPolicy {
     pub allowed: Vec<Origin>,
     limiter: DefaultDirectRateLimiter,
     pub limits: CallLimits,
+    audit_rate: DefaultDirectRateLimiter,
+    suppressed: AtomicU64,
 }
 
 impl HttpPolicy {
@@ -307,12 +354,121 @@ impl HttpPolicy {
             .cloned()
             .collect();
         let rps = NonZeroU32::new(limits.requests_per_second.max(1)).unwrap_or(NonZeroU32::MIN);
+        let aps =
+            NonZeroU32::new(limits.max_audit_records_per_second.max(1)).unwrap_or(NonZeroU32::MIN);
+        let burst = aps.saturating_mul(NonZeroU32::new(5).unwrap_or(NonZeroU32::MIN));
         Self {
             allowed,
             limiter: RateLimiter::direct(Quota::per_second(rps)),
             limits,
+            audit_rate: RateLimiter::direct(Quota::per_second(aps).allow_burst(burst)),
+            suppressed: AtomicU64::new(0),
         }
     }
+
+    /// Whether `rec` may be written now; if so, it carries the count of
+    /// attempts suppressed before it.
+    fn admit(&self, rec: &mut HttpAuditRecord) -> bool {
+        if self.audit_rate.check().is_ok() {
+            rec.suppressed = self.suppressed.swap(0, Ordering::SeqCst);
+            true
+        } else {
+            self.suppressed.fetch_add(1, Ordering::SeqCst);
+            false
+        }
+    }
+
+    /// Takes the count of suppressed attempts not yet written.
+    pub fn take_suppressed(&self) -> u64 {
+        self.suppressed.swap(0, Ordering::SeqCst)
+    }
+}
+
+/// Writes the count of attempts the audit rate suppressed and no later
+/// record carried (at the end of a call), as one [`HttpOutcome::Suppressed`]
+/// record.
+pub(crate) fn flush_suppressed(shared: &PluginShared) {
+    let n = shared.http.take_suppressed();
+    if n > 0 {
+        shared.audit.record(&HttpAuditRecord {
+            plugin: shared.name.clone(),
+            at: SystemTime::now(),
+            method: "-".into(),
+            host: "-".into(),
+            path: String::new(),
+            status: None,
+            outcome: HttpOutcome::Suppressed,
+            bytes_sent: 0,
+            bytes_received: 0,
+            suppressed: n,
+        });
+    }
+}
+
+/// Headers a plugin may not set: the host frames the request and names its
+/// virtual host itself (a plugin-set `Host` would let an allowed origin's
+/// address serve another site; framing headers would let a plugin smuggle
+/// a second request or switch protocols).
+pub const RESERVED_HEADERS: [&str; 9] = [
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "upgrade",
+    "te",
+    "trailer",
+    "keep-alive",
+    "proxy-connection",
+];
+
+/// Checks the plugin's headers (count, total size, names, values) and
+/// converts them. Never panics, whatever the input.
+fn checked_headers(
+    headers: &[HttpHeader],
+    limits: &CallLimits,
+) -> Result<Vec<(reqwest::header::HeaderName, reqwest::header::HeaderValue)>, (HttpError, bool)> {
+    if headers.len() > limits.max_request_headers {
+        return Err((
+            HttpError::InvalidRequest(format!(
+                "{} headers is over the limit of {}",
+                headers.len(),
+                limits.max_request_headers
+            )),
+            true,
+        ));
+    }
+    let total: usize = headers
+        .iter()
+        .map(|h| h.name.len().saturating_add(h.value.len()))
+        .fold(0, usize::saturating_add);
+    if total > limits.max_request_header_bytes {
+        return Err((
+            HttpError::InvalidRequest(format!(
+                "headers of {total} bytes are over the limit of {} bytes",
+                limits.max_request_header_bytes
+            )),
+            true,
+        ));
+    }
+    let mut out = Vec::with_capacity(headers.len());
+    for h in headers {
+        let name = reqwest::header::HeaderName::from_bytes(h.name.as_bytes())
+            .map_err(|_| (HttpError::InvalidRequest("bad header name".into()), false))?;
+        if RESERVED_HEADERS.contains(&name.as_str()) {
+            return Err((
+                HttpError::InvalidRequest(format!("header {name} is set by billd, not by plugins")),
+                false,
+            ));
+        }
+        let value = reqwest::header::HeaderValue::from_str(&h.value).map_err(|_| {
+            (
+                HttpError::InvalidRequest(format!("bad value for header {name}")),
+                false,
+            )
+        })?;
+        out.push((name, value));
+    }
+    Ok(out)
 }
 
 fn method_name(m: HttpMethod) -> &'static str {
@@ -326,18 +482,17 @@ fn method_name(m: HttpMethod) -> &'static str {
     }
 }
 
-/// Performs one request for `plugin` under `policy`; audits every attempt.
+/// Performs one request for the plugin under its policy; audits every
+/// attempt (within the audit rate).
 pub(crate) async fn send(
-    plugin: &str,
-    policy: &HttpPolicy,
-    backend: &HttpBackend,
-    audit: &dyn AuditSink,
+    shared: &PluginShared,
     req: HttpRequest,
     call_deadline: Instant,
 ) -> Result<HttpResponse, HttpError> {
+    let policy = &shared.http;
     let method = method_name(req.method);
     let mut rec = HttpAuditRecord {
-        plugin: plugin.to_string(),
+        plugin: shared.name.clone(),
         at: SystemTime::now(),
         method: method.to_string(),
         host: String::new(),
@@ -346,19 +501,34 @@ pub(crate) async fn send(
         outcome: HttpOutcome::Invalid,
         bytes_sent: 0,
         bytes_received: 0,
+        suppressed: 0,
     };
-    let result = send_inner(policy, backend, req, call_deadline, &mut rec).await;
-    audit.record(&rec);
+    let result = send_inner(shared, req, call_deadline, &mut rec).await;
+    rec.host = cut_field(&rec.host);
+    rec.path = cut_field(&rec.path);
+    if policy.admit(&mut rec) {
+        shared.audit.record(&rec);
+    } else {
+        shared.report(Limit::AuditRate);
+    }
     result
 }
 
 async fn send_inner(
-    policy: &HttpPolicy,
-    backend: &HttpBackend,
+    shared: &PluginShared,
     req: HttpRequest,
     call_deadline: Instant,
     rec: &mut HttpAuditRecord,
 ) -> Result<HttpResponse, HttpError> {
+    let policy = &shared.http;
+    let backend = &shared.backend;
+    if req.url.len() > MAX_URL_BYTES {
+        rec.host = "(url too long)".into();
+        return Err(HttpError::InvalidRequest(format!(
+            "URL of {} bytes is over the {MAX_URL_BYTES} byte limit",
+            req.url.len()
+        )));
+    }
     let url = match url::Url::parse(&req.url) {
         Ok(u) => u,
         Err(e) => {
@@ -399,6 +569,15 @@ async fn send_inner(
             policy.limits.max_request_bytes
         )));
     }
+    let headers = match checked_headers(&req.headers, &policy.limits) {
+        Ok(h) => h,
+        Err((e, over_limit)) => {
+            if over_limit {
+                shared.report(Limit::RequestHeaders);
+            }
+            return Err(e);
+        }
+    };
     if let Err(not_until) = policy.limiter.check() {
         rec.outcome = HttpOutcome::RateLimited;
         let wait = not_until.wait_time_from(governor::clock::Clock::now(
@@ -415,31 +594,38 @@ async fn send_inner(
         timeout = timeout.min(Duration::from_millis(u64::from(ms)));
     }
     let cap = policy.limits.max_response_bytes;
-    rec.bytes_sent = req.body.len() as u64;
+    let body_len = req.body.len() as u64;
 
     match backend {
         HttpBackend::Network(client) => {
-            let mut headers = reqwest::header::HeaderMap::new();
-            for h in &req.headers {
-                let name =
-                    reqwest::header::HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| {
-                        HttpError::InvalidRequest(format!("bad header name {:?}", h.name))
-                    })?;
-                let value = reqwest::header::HeaderValue::from_str(&h.value).map_err(|_| {
-                    HttpError::InvalidRequest(format!("bad value for header {:?}", h.name))
+            let mut map = reqwest::header::HeaderMap::new();
+            for (name, value) in headers {
+                map.try_append(name, value).map_err(|_| {
+                    HttpError::InvalidRequest("too many headers for one request".into())
                 })?;
-                headers.append(name, value);
             }
             let m = reqwest::Method::from_bytes(rec.method.as_bytes())
                 .map_err(|_| HttpError::InvalidRequest("bad method".into()))?;
             let fut = async {
-                let mut resp = client
+                let sent = client
                     .request(m, url)
-                    .headers(headers)
+                    .headers(map)
                     .body(req.body)
                     .send()
-                    .await
-                    .map_err(|e| HttpError::Transport(transport_reason(&e)))?;
+                    .await;
+                let mut resp = match sent {
+                    Ok(r) => r,
+                    Err(e) => {
+                        // Nothing went out if the connection never opened;
+                        // otherwise the body may have been sent in part.
+                        if !e.is_connect() {
+                            rec.bytes_sent = body_len;
+                        }
+                        return Err(HttpError::Transport(transport_reason(&e)));
+                    }
+                };
+                // A response came: the server read the whole request.
+                rec.bytes_sent = body_len;
                 rec.status = Some(resp.status().as_u16());
                 let resp_headers = resp
                     .headers()
@@ -489,13 +675,18 @@ async fn send_inner(
             let recorded = RecordedRequest {
                 method: rec.method.clone(),
                 url: req.url.clone(),
-                headers: req
-                    .headers
+                headers: headers
                     .iter()
-                    .map(|h| (h.name.clone(), h.value.clone()))
+                    .map(|(k, v)| {
+                        (
+                            k.as_str().to_string(),
+                            String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                        )
+                    })
                     .collect(),
                 body: req.body,
             };
+            rec.bytes_sent = body_len;
             let Some(f) = set.answer(&recorded) else {
                 rec.outcome = HttpOutcome::Transport;
                 return Err(HttpError::Transport(format!(

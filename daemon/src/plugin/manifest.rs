@@ -236,8 +236,14 @@ impl fmt::Display for Origin {
 }
 
 /// `plugin.toml`, as written by the plugin's author.
+///
+/// Keys are spelled like the practice configuration's (`sdk_version`,
+/// `allowed_hosts`); the older kebab-case spellings (`sdk-version`,
+/// `allowed-hosts`) are still read, so existing packages keep loading.
+/// The names of settings and secrets are the author's and keep their
+/// spelling.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(deny_unknown_fields)]
 pub struct Manifest {
     /// The plugin's name: lower-case letters, digits and `-`.
     pub name: String,
@@ -246,6 +252,7 @@ pub struct Manifest {
     /// The world the component implements.
     pub world: World,
     /// The version of the billd plugin SDK (and contract) it was built with.
+    #[serde(alias = "sdk-version")]
     pub sdk_version: String,
     /// What it connects to, for people.
     #[serde(default)]
@@ -254,7 +261,7 @@ pub struct Manifest {
     #[serde(default)]
     pub component: Option<String>,
     /// Origins (`scheme://host[:port]`) the plugin may send requests to.
-    #[serde(default)]
+    #[serde(default, alias = "allowed-hosts")]
     pub allowed_hosts: Vec<String>,
     /// Secrets it needs, by name.
     #[serde(default)]
@@ -301,7 +308,7 @@ impl Manifest {
         }
         if !sdk_compatible(&self.sdk_version) {
             return Err(field(
-                "sdk-version",
+                "sdk_version",
                 format!(
                     "{:?} is not compatible with this billd (contract {CONTRACT_VERSION}); rebuild the plugin with a 0.1 SDK",
                     self.sdk_version
@@ -317,7 +324,7 @@ impl Manifest {
             ));
         }
         for (i, h) in self.allowed_hosts.iter().enumerate() {
-            Origin::parse(h).map_err(|e| field(&format!("allowed-hosts[{i}]"), e))?;
+            Origin::parse(h).map_err(|e| field(&format!("allowed_hosts[{i}]"), e))?;
         }
         for name in self.secrets.keys() {
             if !valid_name(name) {
@@ -419,9 +426,9 @@ mod tests {
 name = "sandbox-payer"
 version = "1.2.0"
 world = "payer-connector"
-sdk-version = "0.1.0"
+sdk_version = "0.1.0"
 description = "Payer sandbox over JSON"
-allowed-hosts = ["https://api.payer.example", "http://127.0.0.1:8080"]
+allowed_hosts = ["https://api.payer.example", "http://127.0.0.1:8080"]
 
 [secrets.api-key]
 description = "API key"
@@ -434,6 +441,21 @@ default = "https://api.payer.example"
 type = "integer"
 default = 50
 "#;
+
+    #[test]
+    fn the_old_kebab_case_keys_still_load_but_not_both_spellings() {
+        let old = GOOD
+            .replace("sdk_version", "sdk-version")
+            .replace("allowed_hosts", "allowed-hosts");
+        assert_eq!(
+            Manifest::parse(&old, Path::new("plugin.toml")).unwrap(),
+            Manifest::parse(GOOD, Path::new("plugin.toml")).unwrap()
+        );
+        let both = format!("{GOOD}\n")
+            .replace("allowed_hosts = [", "allowed-hosts = []\nallowed_hosts = [");
+        let e = Manifest::parse(&both, Path::new("plugin.toml")).unwrap_err();
+        assert!(e.to_string().contains("allowed_hosts"), "{e}");
+    }
 
     #[test]
     fn parses_a_complete_manifest() {
@@ -458,16 +480,16 @@ default = 50
             "\"http://127.0.0.1:8080/path\"",
         );
         let e = Manifest::parse(&bad, Path::new("x/plugin.toml")).unwrap_err();
-        assert!(e.to_string().contains("allowed-hosts[1]"), "{e}");
+        assert!(e.to_string().contains("allowed_hosts[1]"), "{e}");
         assert!(e.to_string().contains("x/plugin.toml"), "{e}");
 
         let bad = GOOD.replace("default = 50", "default = \"fifty\"");
         let e = Manifest::parse(&bad, Path::new("plugin.toml")).unwrap_err();
         assert!(e.to_string().contains("settings.max-batch.default"), "{e}");
 
-        let bad = GOOD.replace("sdk-version = \"0.1.0\"", "sdk-version = \"0.2.0\"");
+        let bad = GOOD.replace("sdk_version = \"0.1.0\"", "sdk_version = \"0.2.0\"");
         let e = Manifest::parse(&bad, Path::new("plugin.toml")).unwrap_err();
-        assert!(e.to_string().contains("sdk-version"), "{e}");
+        assert!(e.to_string().contains("sdk_version"), "{e}");
 
         let bad = GOOD.replace("name = \"sandbox-payer\"", "name = \"Sandbox Payer\"");
         let e = Manifest::parse(&bad, Path::new("plugin.toml")).unwrap_err();

@@ -17,6 +17,9 @@
 //! - [`config`]: the practice's `[[plugin]]` entries and `[plugin_trust]`.
 //! - [`signing`]: optional ed25519 package signatures.
 //! - [`http`], [`kv`], `state`: the host imports.
+//! - [`limits`]: the limits a plugin can run into and how a breach is
+//!   reported ([`PluginEvents`]); [`logpump`]: plugin log lines written off
+//!   the call's path.
 //! - [`registry`]: the loaded plugins, swapped atomically on reload.
 //! - [`dynamic`]: calls by function name with JSON (the CLI), and inspection.
 //! - [`harness`]: runs a plugin against scripted HTTP for its author's tests.
@@ -28,6 +31,8 @@ pub mod engine;
 pub mod harness;
 pub mod http;
 pub mod kv;
+pub mod limits;
+pub mod logpump;
 pub mod manifest;
 pub mod registry;
 pub mod signing;
@@ -39,6 +44,8 @@ pub use bindings::types::ConnectorError;
 pub use config::{CallLimits, Pin, PluginEntry, PluginSpec, PluginTrust};
 pub use engine::{EngineSettings, PluginEngine};
 pub use http::{AuditSink, HttpAuditRecord, HttpBackend, MemoryAudit, TracingAudit};
+pub use limits::{Limit, PluginEvents, TracingEvents};
+pub use logpump::{LogOutput, TracingLog};
 pub use manifest::{Manifest, World};
 pub use registry::PluginRegistry;
 pub use signing::SignatureStatus;
@@ -65,12 +72,13 @@ use wasmtime::{Store, UpdateDeadline};
 #[non_exhaustive]
 pub enum LoadError {
     /// `plugin.toml` is missing or wrong.
-    #[error("plugin {plugin}: {source}")]
+    #[error("plugin {plugin}: {problem}")]
     Manifest {
         /// The configured plugin name.
         plugin: String,
-        /// The manifest problem.
-        source: manifest::ManifestError,
+        /// The manifest problem (in the message, and deliberately not an
+        /// error source, so a printed chain says it once).
+        problem: manifest::ManifestError,
     },
     /// The configured name differs from the manifest's.
     #[error("plugin {configured}: the package at {path} is plugin {found:?}")]
@@ -158,6 +166,17 @@ pub enum CallError {
         /// The cap.
         limit_bytes: u64,
     },
+    /// The plugin tried to move more data into the host in one transfer
+    /// (its result, or a host call's arguments) than its limit allows.
+    #[error(
+        "plugin {plugin}: call stopped at the transfer limit of {limit_bytes} bytes (its result or a request was too large)"
+    )]
+    TransferLimit {
+        /// The plugin.
+        plugin: String,
+        /// The limit.
+        limit_bytes: u64,
+    },
     /// The plugin panicked.
     #[error("plugin {plugin}: the plugin panicked{location}")]
     Panic {
@@ -218,8 +237,12 @@ impl CallError {
 pub struct HostOptions {
     /// Pool and limit sizing.
     pub engine: EngineSettings,
-    /// Where compiled code is cached between runs (`None`: no cache).
+    /// Where compiled code is cached between runs (`None`: no cache). The
+    /// cache is used only with a key to authenticate it: `cache_key`, or
+    /// else `kv_key`.
     pub cache_dir: Option<PathBuf>,
+    /// The key authenticating cached code (default: `kv_key`).
+    pub cache_key: Option<Arc<StoreKey>>,
     /// Where HTTP requests go.
     pub http: HttpBackend,
     /// Where HTTP audit records go.
@@ -232,6 +255,10 @@ pub struct HostOptions {
     pub clock: SharedClock,
     /// Trusted signing keys and whether signatures are required.
     pub trust: PluginTrust,
+    /// Who hears about plugins reaching their limits.
+    pub events: Arc<dyn PluginEvents>,
+    /// Where plugin log lines are written (off the call's path).
+    pub log: Arc<dyn LogOutput>,
 }
 
 impl HostOptions {
@@ -241,6 +268,7 @@ impl HostOptions {
         Ok(Self {
             engine: EngineSettings::default(),
             cache_dir: None,
+            cache_key: None,
             http: HttpBackend::network().map_err(|reason| LoadError::Component {
                 plugin: "(host)".into(),
                 reason,
@@ -250,6 +278,8 @@ impl HostOptions {
             kv_key: None,
             clock: Arc::new(crate::clock::SystemClock),
             trust: PluginTrust::default(),
+            events: Arc::new(TracingEvents),
+            log: Arc::new(TracingLog),
         })
     }
 }
@@ -265,6 +295,8 @@ pub struct PluginHost {
     clock: SharedClock,
     trusted: BTreeMap<String, VerifyingKey>,
     require_signatures: bool,
+    events: Arc<dyn PluginEvents>,
+    log: Arc<logpump::LogPump>,
 }
 
 impl std::fmt::Debug for PluginHost {
@@ -295,14 +327,26 @@ impl PluginHost {
             })?;
             trusted.insert(name.clone(), key);
         }
-        let engine =
-            PluginEngine::new(opts.engine, opts.cache_dir).map_err(|e| host_err(e.to_string()))?;
+        let cache = match (
+            opts.cache_dir,
+            opts.cache_key.or_else(|| opts.kv_key.clone()),
+        ) {
+            (Some(dir), Some(key)) => Some(engine::CodeCache { dir, key }),
+            (Some(dir), None) => {
+                tracing::debug!(cache = %dir.display(), "no store key to authenticate cached plugin code; not caching");
+                None
+            }
+            (None, _) => None,
+        };
+        let engine = PluginEngine::new(opts.engine, cache).map_err(|e| host_err(e.to_string()))?;
         let mut linker = Linker::<CallState>::new(engine.engine());
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| host_err(e.to_string()))?;
         bindings::types::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |s| s)
             .map_err(|e| host_err(e.to_string()))?;
         bindings::host_api::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |s| s)
             .map_err(|e| host_err(e.to_string()))?;
+        let log = logpump::LogPump::start(opts.log)
+            .map_err(|e| host_err(format!("starting the plugin log writer: {e}")))?;
         Ok(Self {
             engine,
             linker,
@@ -313,6 +357,8 @@ impl PluginHost {
             clock: opts.clock,
             trusted,
             require_signatures: opts.trust.require_signatures,
+            events: opts.events,
+            log: Arc::new(log),
         })
     }
 
@@ -330,15 +376,15 @@ impl PluginHost {
         let paths = PackagePaths::locate(&spec.path);
         let manifest_text = std::fs::read(&paths.manifest).map_err(|e| LoadError::Manifest {
             plugin: plugin.clone(),
-            source: manifest::ManifestError::Read {
+            problem: manifest::ManifestError::Read {
                 path: paths.manifest.display().to_string(),
                 reason: e.to_string(),
             },
         })?;
         let manifest = Manifest::parse(&String::from_utf8_lossy(&manifest_text), &paths.manifest)
-            .map_err(|source| LoadError::Manifest {
+            .map_err(|problem| LoadError::Manifest {
             plugin: plugin.clone(),
-            source,
+            problem,
         })?;
         if manifest.name != spec.name {
             return Err(LoadError::NameMismatch {
@@ -475,10 +521,18 @@ impl PluginHost {
                 self.kv.clone(),
                 self.kv_key.clone(),
                 &manifest.name,
-                spec.limits.max_kv_value_bytes,
+                kv::StateQuota {
+                    max_value_bytes: spec.limits.max_kv_value_bytes,
+                    max_keys: spec.limits.max_state_keys,
+                    max_bytes: spec.limits.max_state_bytes,
+                },
             ),
             clock: self.clock.clone(),
             limits: spec.limits.clone(),
+            events: self.events.clone(),
+            reported: limits::Reported::default(),
+            log: self.log.clone(),
+            log_rate: state::LogRate::new(&spec.limits),
         });
         Ok(Arc::new(LoadedPlugin {
             info,
@@ -567,6 +621,11 @@ impl LoadedPlugin {
         );
         let mut store = Store::new(self.engine.engine(), state);
         store.limiter(|s| &mut s.limiter);
+        // Bounds what one lift (a result, a host call's arguments) may
+        // allocate in the host, whatever the guest's memory holds.
+        store.set_hostcall_fuel(
+            usize::try_from(self.shared.limits.max_transfer_bytes).unwrap_or(usize::MAX),
+        );
         // The ticker advances the epoch every tick; at each tick the guest
         // yields to the executor (so a busy plugin cannot starve other
         // calls) and is stopped once its deadline has passed.
@@ -677,9 +736,14 @@ pub(crate) fn finish_call<T>(
         store.data_mut().deadline_hit = true;
         Err(wasmtime::format_err!("wall-clock deadline reached"))
     });
-    let stderr = store.data().drain_output();
+    let stderr = store.data_mut().drain_output();
+    http::flush_suppressed(&store.data().shared);
     result.map_err(|e| classify(store.data(), &stderr, e))
 }
+
+/// How wasmtime words running out of hostcall fuel (its error type is
+/// private); the sandbox test of result amplification fails if this changes.
+const HOSTCALL_FUEL_EXHAUSTED: &str = "fuel allocated for hostcalls has been exhausted";
 
 fn classify(state: &CallState, stderr: &str, e: wasmtime::Error) -> CallError {
     let plugin = state.shared.name.clone();
@@ -693,6 +757,15 @@ fn classify(state: &CallState, stderr: &str, e: wasmtime::Error) -> CallError {
         return CallError::MemoryLimit {
             plugin,
             limit_bytes: state.limiter.max_memory_bytes as u64,
+        };
+    }
+    if e.chain()
+        .any(|c| c.to_string().contains(HOSTCALL_FUEL_EXHAUSTED))
+    {
+        state.shared.report(Limit::TransferSize);
+        return CallError::TransferLimit {
+            plugin,
+            limit_bytes: state.shared.limits.max_transfer_bytes,
         };
     }
     if let Some(at) = stderr.find("panicked at ") {
@@ -821,15 +894,15 @@ pub fn package_hashes(path: &Path) -> Result<(Manifest, PathBuf, String, String)
     let plugin = path.display().to_string();
     let manifest_bytes = std::fs::read(&paths.manifest).map_err(|e| LoadError::Manifest {
         plugin: plugin.clone(),
-        source: manifest::ManifestError::Read {
+        problem: manifest::ManifestError::Read {
             path: paths.manifest.display().to_string(),
             reason: e.to_string(),
         },
     })?;
     let manifest = Manifest::parse(&String::from_utf8_lossy(&manifest_bytes), &paths.manifest)
-        .map_err(|source| LoadError::Manifest {
+        .map_err(|problem| LoadError::Manifest {
             plugin: plugin.clone(),
-            source,
+            problem,
         })?;
     let component = paths.dir.join(manifest.component_file());
     let bytes = std::fs::read(&component).map_err(|e| LoadError::ComponentRead {

@@ -6,16 +6,25 @@
 //! directories, no environment variables, no arguments, no sockets, no name
 //! lookups. Guest stdout and stderr go to in-memory pipes that are copied
 //! into the log after the call.
+//!
+//! Log lines (from the `log` import and from guest output) are cut to a line
+//! cap, counted against the per-call and per-minute limits, and handed to
+//! the host's [`LogPump`] without waiting: the excess is dropped and
+//! counted, and a slow log writer never holds up a call.
 
 use super::bindings::host_api::{self, HttpError, HttpRequest, HttpResponse, LogLevel};
 use super::bindings::types::{self, Timestamp};
 use super::config::CallLimits;
 use super::http::{AuditSink, HttpBackend, HttpPolicy};
 use super::kv::PluginKv;
+use super::limits::{Limit, PluginEvents, Reported};
+use super::logpump::{LineLevel, LineSource, LogPump, PluginLogLine};
 use super::manifest::SettingValue;
 use crate::clock::SharedClock;
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use secrecy::{ExposeSecret, SecretString};
 use std::collections::BTreeMap;
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Instant;
 use wasmtime::component::ResourceTable;
@@ -37,6 +46,41 @@ pub(crate) struct PluginShared {
     pub kv: PluginKv,
     pub clock: SharedClock,
     pub limits: CallLimits,
+    pub events: Arc<dyn PluginEvents>,
+    pub reported: Reported,
+    pub log: Arc<LogPump>,
+    pub log_rate: LogRate,
+}
+
+impl PluginShared {
+    /// Reports a breach of `limit` (once per loaded plugin).
+    pub fn report(&self, limit: Limit) {
+        self.reported
+            .report(self.events.as_ref(), &self.name, limit);
+    }
+}
+
+/// The per-minute log limits of one plugin, across its calls.
+pub(crate) struct LogRate {
+    lines: DefaultDirectRateLimiter,
+    bytes: DefaultDirectRateLimiter,
+}
+
+impl LogRate {
+    pub fn new(limits: &CallLimits) -> Self {
+        let nz = |n: u32| NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN);
+        Self {
+            lines: RateLimiter::direct(Quota::per_minute(nz(limits.max_log_lines_per_minute))),
+            bytes: RateLimiter::direct(Quota::per_minute(nz(limits.max_log_bytes_per_minute))),
+        }
+    }
+
+    fn admit(&self, len: usize) -> bool {
+        let n = NonZeroU32::new(u32::try_from(len.max(1)).unwrap_or(u32::MAX))
+            .unwrap_or(NonZeroU32::MIN);
+        // Lines first: a refused line takes no bytes.
+        self.lines.check().is_ok() && matches!(self.bytes.check_n(n), Ok(Ok(())))
+    }
 }
 
 /// Memory and table limits of one call, remembering whether one was hit so
@@ -86,6 +130,9 @@ pub(crate) struct CallState {
     pub deadline_hit: bool,
     pub stdout: MemoryOutputPipe,
     pub stderr: MemoryOutputPipe,
+    log_lines: u32,
+    log_bytes: u64,
+    log_dropped: u64,
 }
 
 impl CallState {
@@ -121,6 +168,9 @@ impl CallState {
             deadline_hit: false,
             stdout,
             stderr,
+            log_lines: 0,
+            log_bytes: 0,
+            log_dropped: 0,
         }
     }
 
@@ -130,32 +180,84 @@ impl CallState {
         self.deadline_hit = false;
         self.limiter.memory_hit = false;
         self.limiter.table_hit = false;
+        self.log_lines = 0;
+        self.log_bytes = 0;
+        self.log_dropped = 0;
     }
 
-    /// Copies what the guest printed into the log, tagged with the plugin.
-    /// Returns stderr's text for error classification.
-    pub fn drain_output(&self) -> String {
-        let name = &self.shared.name;
-        let out = self.stdout.contents();
-        for line in String::from_utf8_lossy(&out)
-            .lines()
-            .filter(|l| !l.is_empty())
+    /// Puts one line in the log if the limits let it through; never waits.
+    pub fn emit(&mut self, level: LineLevel, source: LineSource, message: &str) {
+        let message = cut_line(message);
+        let limits = &self.shared.limits;
+        let len = message.len() as u64;
+        if self.log_lines >= limits.max_log_lines_per_call
+            || self.log_bytes + len > limits.max_log_bytes_per_call
         {
-            tracing::debug!(target: "billd::plugin::stdout", plugin = %name, "{line}");
+            self.log_dropped += 1;
+            self.shared.report(Limit::LogPerCall);
+            return;
+        }
+        if !self.shared.log_rate.admit(message.len()) {
+            self.log_dropped += 1;
+            self.shared.report(Limit::LogPerMinute);
+            return;
+        }
+        self.log_lines += 1;
+        self.log_bytes += len;
+        self.shared.log.offer(PluginLogLine {
+            plugin: self.shared.name.as_str().into(),
+            level,
+            source,
+            message,
+        });
+    }
+
+    /// Copies what the guest printed into the log, tagged with the plugin,
+    /// and notes how many lines the limits dropped. Returns stderr's text
+    /// for error classification.
+    pub fn drain_output(&mut self) -> String {
+        let out = String::from_utf8_lossy(&self.stdout.contents()).into_owned();
+        for line in out.lines().filter(|l| !l.is_empty()) {
+            self.emit(LineLevel::Debug, LineSource::Stdout, line);
         }
         let err = String::from_utf8_lossy(&self.stderr.contents()).into_owned();
         let mut after_panic = false;
         for line in err.lines().filter(|l| !l.is_empty()) {
             if after_panic && !line.starts_with("note:") {
                 // A panic message often formats the record being handled.
-                tracing::debug!(target: "billd::plugin::stderr", plugin = %name, "[panic message withheld: it may hold patient data]");
+                self.emit(
+                    LineLevel::Debug,
+                    LineSource::Stderr,
+                    "[panic message withheld: it may hold patient data]",
+                );
                 after_panic = false;
                 continue;
             }
             after_panic = line.contains("panicked at ");
-            tracing::debug!(target: "billd::plugin::stderr", plugin = %name, "{line}");
+            self.emit(LineLevel::Debug, LineSource::Stderr, line);
+        }
+        if self.log_dropped > 0 {
+            // One line per call, past the limits, so the drop is visible.
+            self.shared.log.offer(PluginLogLine {
+                plugin: self.shared.name.as_str().into(),
+                level: LineLevel::Warn,
+                source: LineSource::Log,
+                message: format!(
+                    "[billd: {} log lines of this call dropped by the plugin's log limits]",
+                    self.log_dropped
+                ),
+            });
+            self.log_dropped = 0;
         }
         err
+    }
+}
+
+/// Cuts a line to [`MAX_LOG_LINE`] bytes at a character boundary.
+fn cut_line(message: &str) -> String {
+    match super::limits::cut_at(message, MAX_LOG_LINE) {
+        (kept, 0) => kept.to_string(),
+        (kept, _) => format!("{kept} [cut]"),
     }
 }
 
@@ -175,23 +277,14 @@ const MAX_LOG_LINE: usize = 4096;
 
 impl host_api::Host for CallState {
     fn log(&mut self, level: LogLevel, message: String) -> wasmtime::Result<()> {
-        let plugin = self.shared.name.as_str();
-        let mut message = message;
-        if message.len() > MAX_LOG_LINE {
-            let mut cut = MAX_LOG_LINE;
-            while !message.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            message.truncate(cut);
-            message.push_str(" [cut]");
-        }
-        match level {
-            LogLevel::Trace => tracing::trace!(target: "billd::plugin", plugin, "{message}"),
-            LogLevel::Debug => tracing::debug!(target: "billd::plugin", plugin, "{message}"),
-            LogLevel::Info => tracing::info!(target: "billd::plugin", plugin, "{message}"),
-            LogLevel::Warn => tracing::warn!(target: "billd::plugin", plugin, "{message}"),
-            LogLevel::Error => tracing::error!(target: "billd::plugin", plugin, "{message}"),
-        }
+        let level = match level {
+            LogLevel::Trace => LineLevel::Trace,
+            LogLevel::Debug => LineLevel::Debug,
+            LogLevel::Info => LineLevel::Info,
+            LogLevel::Warn => LineLevel::Warn,
+            LogLevel::Error => LineLevel::Error,
+        };
+        self.emit(level, LineSource::Log, &message);
         Ok(())
     }
 
@@ -200,15 +293,7 @@ impl host_api::Host for CallState {
         request: HttpRequest,
     ) -> wasmtime::Result<Result<HttpResponse, HttpError>> {
         let s = &self.shared;
-        Ok(super::http::send(
-            &s.name,
-            &s.http,
-            &s.backend,
-            s.audit.as_ref(),
-            request,
-            self.deadline,
-        )
-        .await)
+        Ok(super::http::send(s, request, self.deadline).await)
     }
 
     fn setting(&mut self, name: String) -> wasmtime::Result<Option<host_api::SettingValue>> {
@@ -238,7 +323,12 @@ impl host_api::Host for CallState {
     }
 
     fn kv_set(&mut self, key: String, value: Vec<u8>) -> wasmtime::Result<Result<(), String>> {
-        Ok(self.shared.kv.set(&key, &value))
+        Ok(self.shared.kv.set(&key, &value).map_err(|refusal| {
+            if let Some(limit) = refusal.limit {
+                self.shared.report(limit);
+            }
+            refusal.message
+        }))
     }
 
     fn kv_delete(&mut self, key: String) -> wasmtime::Result<Result<bool, String>> {

@@ -4,7 +4,7 @@
 //! The plugins are real components built by `scripts/build-plugins.sh` into
 //! `plugins/dist`; the tests refuse to run without them.
 
-use super::bindings::payer_api::{CoverageStatus, EligibilityInquiry};
+use super::bindings::payer_api::{self as pay, CoverageStatus, EligibilityInquiry};
 use super::bindings::types::{Date, PersonName, Provider, Sex, Subscriber};
 use super::http::HttpOutcome;
 use super::*;
@@ -50,8 +50,8 @@ fn package_with_hosts(name: &str, hosts: &[String]) -> tempfile::TempDir {
     let text: String = text
         .lines()
         .map(|l| {
-            if l.starts_with("allowed-hosts") {
-                format!("allowed-hosts = [{list}]\n")
+            if l.starts_with("allowed-hosts") || l.starts_with("allowed_hosts") {
+                format!("allowed_hosts = [{list}]\n")
             } else {
                 format!("{l}\n")
             }
@@ -65,24 +65,66 @@ pub(crate) fn test_cache_dir() -> PathBuf {
     workspace_root().join("target/plugin-test-cache")
 }
 
+/// The fixed key authenticating the tests' shared code cache (a test
+/// stand-in for a practice's store key, so test runs share compiled code).
+pub(crate) fn test_cache_key() -> Arc<crate::store::StoreKey> {
+    Arc::new(crate::store::StoreKey::from_bytes(&[0x42; 32]))
+}
+
 struct TestHost {
     host: PluginHost,
     audit: Arc<MemoryAudit>,
+    events: Arc<RecordedEvents>,
+    kv: Arc<MemStore>,
+}
+
+/// Limit breaches as the host reported them.
+#[derive(Default)]
+pub(crate) struct RecordedEvents(std::sync::Mutex<Vec<(String, Limit)>>);
+
+impl PluginEvents for RecordedEvents {
+    fn limit_reached(&self, plugin: &str, limit: Limit) {
+        self.0.lock().unwrap().push((plugin.to_string(), limit));
+    }
+}
+
+impl RecordedEvents {
+    /// The limits reported for `plugin`, in order.
+    pub(crate) fn of(&self, plugin: &str) -> Vec<Limit> {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(p, _)| p == plugin)
+            .map(|(_, l)| *l)
+            .collect()
+    }
 }
 
 fn test_host(trust: PluginTrust) -> TestHost {
+    test_host_with(trust, Arc::new(TracingLog))
+}
+
+fn test_host_with(trust: PluginTrust, log: Arc<dyn LogOutput>) -> TestHost {
     let audit = Arc::new(MemoryAudit::new());
-    let mut opts = HostOptions::new(Arc::new(MemStore::new())).unwrap();
+    let events = Arc::new(RecordedEvents::default());
+    let kv = Arc::new(MemStore::new());
+    let mut opts = HostOptions::new(kv.clone()).unwrap();
     opts.engine = EngineSettings {
         max_memory_bytes: 16 << 20,
         ..EngineSettings::small()
     };
     opts.cache_dir = Some(test_cache_dir());
+    opts.cache_key = Some(test_cache_key());
     opts.audit = audit.clone();
     opts.trust = trust;
+    opts.events = events.clone();
+    opts.log = log;
     TestHost {
         host: PluginHost::new(opts).unwrap(),
         audit,
+        events,
+        kv,
     }
 }
 
@@ -480,8 +522,8 @@ fn signatures_are_verified_at_load() {
     let tampered = signed_copy("echo-payer", &key);
     let m = tampered.path().join("plugin.toml");
     let text = std::fs::read_to_string(&m).unwrap().replace(
-        "allowed-hosts = []",
-        "allowed-hosts = [\"https://evil.example\"]",
+        "allowed_hosts = []",
+        "allowed_hosts = [\"https://evil.example\"]",
     );
     std::fs::write(&m, text).unwrap();
     let err = t
@@ -1172,10 +1214,42 @@ async fn the_template_runs_against_its_fixtures() {
 }
 
 #[test]
+fn inspect_accepts_a_bare_component() {
+    let engine = PluginEngine::new(EngineSettings::small(), None).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = dir.path().join("echo_ehr.wasm");
+    std::fs::copy(dist("echo-ehr").join("echo_ehr.wasm"), &wasm).unwrap();
+    let i = dynamic::inspect(&engine, &wasm).unwrap();
+    assert!(i.manifest.is_none());
+    assert_eq!(i.world, Some(World::EhrConnector));
+    assert!(i.implements_world);
+    let (_, _, sha, _) = package_hashes(&dist("echo-ehr")).unwrap();
+    assert_eq!(i.sha256, sha);
+    // A file that is not a component is refused, naming the file.
+    std::fs::write(&wasm, b"not wasm").unwrap();
+    let e = dynamic::inspect(&engine, &wasm).unwrap_err().to_string();
+    assert!(
+        e.contains("echo_ehr.wasm") && e.contains("not a valid component"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_load_error_is_said_once_in_a_printed_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("plugin.toml"), "name = 'x'\n").unwrap();
+    let e = anyhow::Error::from(package_hashes(dir.path()).unwrap_err());
+    let text = format!("{e:#}");
+    let first = text.find("plugin.toml").unwrap();
+    assert!(!text[first + 1..].contains("plugin.toml"), "{text}");
+}
+
+#[test]
 fn inspect_describes_manifest_imports_and_exports() {
     let engine = PluginEngine::new(EngineSettings::small(), None).unwrap();
     let i = dynamic::inspect(&engine, &dist("sandbox-payer")).unwrap();
-    assert_eq!(i.manifest.world, World::PayerConnector);
+    assert_eq!(i.manifest.as_ref().unwrap().world, World::PayerConnector);
+    assert_eq!(i.world, Some(World::PayerConnector));
     assert!(i.implements_world);
     assert!(
         i.imports.iter().any(|n| n == "billd:connector/host@0.1.0"),
@@ -1198,17 +1272,28 @@ fn inspect_describes_manifest_imports_and_exports() {
     assert_eq!(i.sha256, sha);
 }
 
+/// A host caching compiled code in `dir`, authenticated by `key` (none: no
+/// cache).
+fn cached_host(
+    dir: &Path,
+    key: Option<&Arc<crate::store::StoreKey>>,
+    engine: EngineSettings,
+) -> PluginHost {
+    let mut opts = HostOptions::new(Arc::new(MemStore::new())).unwrap();
+    opts.engine = engine;
+    opts.cache_dir = Some(dir.to_path_buf());
+    opts.kv_key = key.cloned();
+    PluginHost::new(opts).unwrap()
+}
+
 #[test]
 fn compiled_code_is_cached_by_hash_and_a_broken_cache_file_is_recompiled() {
     let cache = tempfile::tempdir().unwrap();
-    let host = || {
-        let mut opts = HostOptions::new(Arc::new(MemStore::new())).unwrap();
-        opts.engine = EngineSettings::small();
-        opts.cache_dir = Some(cache.path().to_path_buf());
-        PluginHost::new(opts).unwrap()
-    };
+    let key = Arc::new(crate::store::StoreKey::random());
+    let host = || cached_host(cache.path(), Some(&key), EngineSettings::small());
+    let from_cache = |h: PluginHost, s: &PluginSpec| h.load(s).unwrap().info().from_cache;
     let s = spec("echo-ehr", &dist("echo-ehr"));
-    assert!(!host().load(&s).unwrap().info().from_cache);
+    assert!(!from_cache(host(), &s));
     let files: Vec<_> = std::fs::read_dir(cache.path())
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -1217,25 +1302,547 @@ fn compiled_code_is_cached_by_hash_and_a_broken_cache_file_is_recompiled() {
     let (_, _, sha, _) = package_hashes(&dist("echo-ehr")).unwrap();
     let name = files[0].file_name().unwrap().to_string_lossy().into_owned();
     assert!(name.starts_with(&sha) && name.ends_with(".cwasm"), "{name}");
-    assert!(host().load(&s).unwrap().info().from_cache);
+    assert!(from_cache(host(), &s));
     // Other engine settings, other cache entry.
-    let mut opts = HostOptions::new(Arc::new(MemStore::new())).unwrap();
-    opts.engine = EngineSettings {
+    let other = EngineSettings {
         max_memory_bytes: 8 << 20,
         ..EngineSettings::small()
     };
-    opts.cache_dir = Some(cache.path().to_path_buf());
-    assert!(
-        !PluginHost::new(opts)
-            .unwrap()
-            .load(&s)
-            .unwrap()
-            .info()
-            .from_cache
-    );
+    assert!(!from_cache(
+        cached_host(cache.path(), Some(&key), other),
+        &s
+    ));
     // A damaged file is not trusted: it is thrown away and rebuilt.
     std::fs::write(&files[0], b"not machine code").unwrap();
-    let p = host().load(&s).unwrap();
+    assert!(!from_cache(host(), &s));
+    assert!(from_cache(host(), &s));
+    // Without a key to authenticate it, nothing is cached or trusted.
+    assert!(!from_cache(
+        cached_host(cache.path(), None, EngineSettings::small()),
+        &s
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_swapped_planted_or_corrupted_cache_file_is_refused_and_rebuilt() {
+    use std::os::unix::fs::PermissionsExt;
+    let root = tempfile::tempdir().unwrap();
+    let cache = root.path().join("plugin-cache");
+    let key = Arc::new(crate::store::StoreKey::random());
+    let host_with =
+        |key: &Arc<crate::store::StoreKey>| cached_host(&cache, Some(key), EngineSettings::small());
+    let host = || host_with(&key);
+    let pinned = |name: &str| {
+        let (_, _, sha, _) = package_hashes(&dist(name)).unwrap();
+        let mut s = spec(name, &dist(name));
+        s.pin = Pin::Sha256(sha.clone());
+        (s, sha)
+    };
+    let (a, sha_a) = pinned("identity-a");
+    let (b, sha_b) = pinned("identity-b");
+    let who = |p: Arc<LoadedPlugin>| async move {
+        p.check_eligibility("k", &inquiry("M1"))
+            .await
+            .unwrap()
+            .unwrap()
+            .plan_name
+            .unwrap()
+    };
+    assert!(!host().load(&a).unwrap().info().from_cache);
+    assert!(!host().load(&b).unwrap().info().from_cache);
+    let mode = std::fs::metadata(&cache).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700, "cache directory mode {mode:o}");
+    let file = |sha: &str| {
+        std::fs::read_dir(&cache)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.file_name().unwrap().to_string_lossy().starts_with(sha))
+            .unwrap()
+    };
+    let (file_a, file_b) = (file(&sha_a), file(&sha_b));
+    let fmode = std::fs::metadata(&file_a).unwrap().permissions().mode() & 0o777;
+    assert_eq!(fmode, 0o600, "cache file mode {fmode:o}");
+    let p = host().load(&b).unwrap();
+    assert!(p.info().from_cache);
+    assert_eq!(who(p).await, "identity-b");
+
+    // Swapped: A's code under B's name. Refused, B's own code runs, and
+    // B's file is rebuilt.
+    std::fs::copy(&file_a, &file_b).unwrap();
+    let p = host().load(&b).unwrap();
+    assert!(!p.info().from_cache, "the swapped file was trusted");
+    assert_eq!(who(p).await, "identity-b");
+    let p = host().load(&b).unwrap();
+    assert!(p.info().from_cache, "the cache was not rebuilt");
+    assert_eq!(who(p).await, "identity-b");
+
+    // Corrupted: one byte of the machine code changed.
+    let mut bytes = std::fs::read(&file_b).unwrap();
+    let at = bytes.len() - 100;
+    bytes[at] ^= 0x55;
+    std::fs::write(&file_b, &bytes).unwrap();
+    let p = host().load(&b).unwrap();
+    assert!(!p.info().from_cache, "the corrupted file was trusted");
+    assert_eq!(who(p).await, "identity-b");
+    assert!(host().load(&b).unwrap().info().from_cache);
+
+    // Planted: written by a host with another store key.
+    let other = Arc::new(crate::store::StoreKey::random());
+    std::fs::remove_file(&file_a).unwrap();
+    assert!(!host_with(&other).load(&a).unwrap().info().from_cache);
+    std::fs::copy(file(&sha_a), &file_b).unwrap();
+    let p = host().load(&b).unwrap();
+    assert!(!p.info().from_cache, "the planted file was trusted");
+    assert_eq!(who(p).await, "identity-b");
+    // And A, cached under the other key, is rebuilt for this one.
+    let p = host().load(&a).unwrap();
     assert!(!p.info().from_cache);
-    assert!(host().load(&s).unwrap().info().from_cache);
+    assert_eq!(who(p).await, "identity-a");
+}
+
+/// What [`recording_server`] received: each request's head and body length.
+type Received = Arc<std::sync::Mutex<Vec<(String, usize)>>>;
+
+/// A plain HTTP/1.1 server on 127.0.0.1 answering every request `200 ok`
+/// (connection: close); returns its port and what it received (the head as
+/// text, and the body's length).
+fn recording_server() -> (u16, Received) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let s = seen.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut c) = conn else { break };
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 8192];
+            let head_end = loop {
+                match c.read(&mut chunk) {
+                    Ok(0) | Err(_) => break None,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                }
+                if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                    break Some(i + 4);
+                }
+            };
+            let Some(head_end) = head_end else { continue };
+            let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+            let want = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .unwrap_or(0);
+            while buf.len() - head_end < want {
+                match c.read(&mut chunk) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                }
+            }
+            s.lock().unwrap().push((head, buf.len() - head_end));
+            let _ =
+                c.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok");
+        }
+    });
+    (port, seen)
+}
+
+fn plan(e: Result<pay::Eligibility, ConnectorError>) -> String {
+    e.expect("the plugin answered an error")
+        .plan_name
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_state_flood_stops_at_the_quota() {
+    let t = test_host(PluginTrust::default());
+    let mut s = spec("hostile-state-flood", &dist("hostile-state-flood"));
+    s.limits.max_state_bytes = 1 << 20;
+    let p = t.host.load(&s).unwrap();
+    let answer = beside_good_calls(&t.host, false, p.check_eligibility("a", &inquiry("M1")))
+        .await
+        .unwrap();
+    let report = plan(answer);
+    assert!(report.contains("state quota"), "{report}");
+    assert!(report.contains("1048576 bytes"), "{report}");
+    let held = |prefix: &[u8]| -> u64 {
+        t.kv.scan_prefix(kv::COLLECTION, prefix)
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.len() + v.len()) as u64)
+            .sum()
+    };
+    let bytes = held(b"hostile-state-flood/");
+    assert!(bytes <= 1 << 20, "the store holds {bytes} bytes");
+    assert!(bytes > (1 << 20) - 8192, "stopped early at {bytes} bytes");
+    // Again: still refused, still reported once.
+    let again = plan(p.check_eligibility("b", &inquiry("M1")).await.unwrap());
+    assert!(again.starts_with("wrote 0;"), "{again}");
+    assert_eq!(t.events.of("hostile-state-flood"), [Limit::StateBytes]);
+
+    // The key quota, with one-byte values.
+    let t = test_host(PluginTrust::default());
+    let mut s = spec("hostile-state-flood", &dist("hostile-state-flood"));
+    s.limits.max_state_keys = 300;
+    s.settings
+        .insert("value-bytes".into(), toml::Value::Integer(1));
+    let p = t.host.load(&s).unwrap();
+    let report = plan(p.check_eligibility("a", &inquiry("M1")).await.unwrap());
+    assert!(report.starts_with("wrote 300;"), "{report}");
+    assert!(report.contains("300 keys"), "{report}");
+    assert_eq!(t.events.of("hostile-state-flood"), [Limit::StateKeys]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_header_flood_is_refused_without_a_panic() {
+    let (port, seen) = recording_server();
+    let origin = format!("http://127.0.0.1:{port}");
+    let pkg = package_with_hosts("hostile-header-flood", std::slice::from_ref(&origin));
+    let t = test_host(PluginTrust::default());
+    let load = |count: i64| {
+        let mut s = spec("hostile-header-flood", pkg.path());
+        s.allowed_hosts = vec![Origin::parse(&origin).unwrap()];
+        s.settings
+            .insert("url".into(), toml::Value::String(format!("{origin}/x")));
+        s.settings
+            .insert("count".into(), toml::Value::Integer(count));
+        t.host.load(&s).unwrap()
+    };
+    // 30,000 distinct names overflow an unchecked header map.
+    let flood = load(30_000);
+    let report = plan(
+        beside_good_calls(&t.host, false, flood.check_eligibility("k", &inquiry("M1")))
+            .await
+            .unwrap(),
+    );
+    assert!(report.contains("InvalidRequest"), "{report}");
+    assert!(report.contains("over the limit of 64"), "{report}");
+    // Just over the count, and within the count but over the bytes.
+    let over = plan(
+        load(65)
+            .check_eligibility("k", &inquiry("M1"))
+            .await
+            .unwrap(),
+    );
+    assert!(over.contains("over the limit of 64"), "{over}");
+    let mut s = spec("hostile-header-flood", pkg.path());
+    s.allowed_hosts = vec![Origin::parse(&origin).unwrap()];
+    s.settings
+        .insert("url".into(), toml::Value::String(format!("{origin}/x")));
+    s.settings.insert("count".into(), toml::Value::Integer(60));
+    s.limits.max_request_header_bytes = 200;
+    let bytes = plan(
+        t.host
+            .load(&s)
+            .unwrap()
+            .check_eligibility("k", &inquiry("M1"))
+            .await
+            .unwrap(),
+    );
+    assert!(bytes.contains("over the limit of 200 bytes"), "{bytes}");
+    assert!(
+        seen.lock().unwrap().is_empty(),
+        "a flooded request was sent"
+    );
+    // Within the limits the request goes out, headers and all.
+    let ok = plan(
+        load(10)
+            .check_eligibility("k", &inquiry("M1"))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(ok, "sent; status 200");
+    let got = seen.lock().unwrap().clone();
+    assert_eq!(got.len(), 1);
+    assert!(got[0].0.contains("x-flood-9: v"), "{}", got[0].0);
+    assert_eq!(
+        t.events.of("hostile-header-flood").len(),
+        3,
+        "one report per loaded plugin that ran into it"
+    );
+    assert!(
+        t.events
+            .of("hostile-header-flood")
+            .iter()
+            .all(|l| *l == Limit::RequestHeaders)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_and_framing_headers_are_refused_and_bytes_sent_are_exact() {
+    let (port, seen) = recording_server();
+    let origin = format!("http://127.0.0.1:{port}");
+    let pkg = package_with_hosts("hostile-framing", std::slice::from_ref(&origin));
+    let t = test_host(PluginTrust::default());
+    let mut s = spec("hostile-framing", pkg.path());
+    s.allowed_hosts = vec![Origin::parse(&origin).unwrap()];
+    s.settings.insert(
+        "url".into(),
+        toml::Value::String(format!("{origin}/claims")),
+    );
+    let p = t.host.load(&s).unwrap();
+    let report = plan(
+        beside_good_calls(&t.host, false, p.check_eligibility("k", &inquiry("M1")))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(
+        report,
+        "Host:refused;content-length:refused;Transfer-Encoding:refused;connection:refused;\
+         upgrade:refused;TE:refused;keep-alive:refused;plain:200"
+    );
+    let got = seen.lock().unwrap().clone();
+    assert_eq!(got.len(), 1, "only the plain request was sent: {got:?}");
+    let (head, body) = &got[0];
+    assert!(
+        head.contains(&format!("host: 127.0.0.1:{port}\r\n")),
+        "{head}"
+    );
+    assert!(
+        !head.contains("internal.example") && !head.contains("chunked"),
+        "{head}"
+    );
+    let audit = t.audit.records();
+    assert_eq!(audit.len(), 8, "{audit:?}");
+    for r in &audit[..7] {
+        assert_eq!(
+            (r.outcome, r.bytes_sent),
+            (HttpOutcome::Invalid, 0),
+            "{r:?}"
+        );
+    }
+    let plain = &audit[7];
+    assert_eq!(plain.outcome, HttpOutcome::Completed);
+    assert_eq!(plain.bytes_sent, *body as u64);
+    assert_eq!(plain.bytes_sent, 52);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_audit_flood_with_huge_paths_is_rate_limited_cut_and_counted() {
+    let t = test_host(PluginTrust::default());
+    let mut s = spec("hostile-audit-flood", &dist("hostile-audit-flood"));
+    s.settings.insert(
+        "url".into(),
+        toml::Value::String("http://127.0.0.1:1".into()),
+    );
+    s.settings.insert("count".into(), toml::Value::Integer(600));
+    s.settings
+        .insert("path-bytes".into(), toml::Value::Integer(8000));
+    let p = t.host.load(&s).unwrap();
+    let report = plan(
+        beside_good_calls(&t.host, false, p.check_eligibility("k", &inquiry("M1")))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(report, "refused 600");
+    let audit: Vec<_> = t
+        .audit
+        .records()
+        .into_iter()
+        .filter(|r| r.plugin == "hostile-audit-flood")
+        .collect();
+    // A burst of five seconds' worth at 20 a second, a few more as the
+    // bucket refills, and one closing count.
+    assert!(audit.len() <= 100 + 40 + 1, "{} records", audit.len());
+    assert!(audit.len() >= 100, "{} records", audit.len());
+    let last = audit.last().unwrap();
+    assert_eq!(last.outcome, HttpOutcome::Suppressed);
+    let recorded = audit
+        .iter()
+        .filter(|r| r.outcome != HttpOutcome::Suppressed)
+        .count() as u64;
+    let counted: u64 = audit.iter().map(|r| r.suppressed).sum();
+    assert_eq!(
+        recorded + counted,
+        600,
+        "every attempt is recorded or counted"
+    );
+    for r in &audit[..audit.len() - 1] {
+        assert_eq!(r.outcome, HttpOutcome::NotAllowed);
+        assert!(
+            r.path.len() <= http::MAX_AUDIT_FIELD + 32,
+            "{}",
+            r.path.len()
+        );
+        assert!(
+            r.path
+                .ends_with(&format!("[cut {} bytes]", 8001 - http::MAX_AUDIT_FIELD)),
+            "{}",
+            &r.path[r.path.len() - 40..]
+        );
+    }
+    assert_eq!(t.events.of("hostile-audit-flood"), [Limit::AuditRate]);
+
+    // A 1 MiB path is refused before the URL is even parsed.
+    let mut s = spec("hostile-audit-flood", &dist("hostile-audit-flood"));
+    s.settings.insert(
+        "url".into(),
+        toml::Value::String("http://127.0.0.1:1".into()),
+    );
+    s.settings.insert("count".into(), toml::Value::Integer(20));
+    let p = t.host.load(&s).unwrap();
+    assert_eq!(
+        plan(p.check_eligibility("k", &inquiry("M1")).await.unwrap()),
+        "refused 20"
+    );
+    let last = t.audit.records().pop().unwrap();
+    assert_eq!(last.outcome, HttpOutcome::Invalid);
+    assert!(last.path.is_empty() && last.host.len() < 64, "{last:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_flood_never_blocks_the_call_and_is_limited() {
+    let stuck = Arc::new(logpump::tests::Stuck::default());
+    let t = test_host_with(PluginTrust::default(), stuck.clone());
+    // The log writer is blocked (an undrained stderr) and the per-call and
+    // per-minute limits are high: the queue fills and the rest is dropped,
+    // and the call still ends well within its deadline.
+    let mut s = spec("hostile-log-flood", &dist("hostile-log-flood"));
+    s.limits.call_timeout = Duration::from_secs(3);
+    s.limits.max_log_lines_per_call = 1_000_000;
+    s.limits.max_log_bytes_per_call = u64::MAX;
+    s.limits.max_log_lines_per_minute = u32::MAX;
+    s.limits.max_log_bytes_per_minute = u32::MAX;
+    s.settings
+        .insert("lines".into(), toml::Value::Integer(20_000));
+    let p = t.host.load(&s).unwrap();
+    let started = Instant::now();
+    let report = plan(
+        beside_good_calls(&t.host, false, p.check_eligibility("k", &inquiry("M1")))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(report, "logged 20000");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(stuck.lines.lock().unwrap().is_empty());
+
+    // With the default-style limits (here 100 a call, 250 a minute) and the
+    // writer open again: at most that many lines reach the log.
+    stuck.open();
+    let mut s = spec("hostile-log-flood", &dist("hostile-log-flood"));
+    s.limits.max_log_lines_per_call = 100;
+    s.limits.max_log_lines_per_minute = 250;
+    s.limits.max_log_bytes_per_call = u64::MAX;
+    s.limits.max_log_bytes_per_minute = u32::MAX;
+    s.settings
+        .insert("lines".into(), toml::Value::Integer(5_000));
+    let p = t.host.load(&s).unwrap();
+    let wait_written = || {
+        // The pump writes on its own thread; wait until it settles.
+        let mut last = usize::MAX;
+        loop {
+            std::thread::sleep(Duration::from_millis(100));
+            let n = stuck.lines.lock().unwrap().len();
+            if n == last {
+                return n;
+            }
+            last = n;
+        }
+    };
+    let before = wait_written();
+    for i in 0..3 {
+        let r = plan(
+            p.check_eligibility(&format!("k{i}"), &inquiry("M1"))
+                .await
+                .unwrap(),
+        );
+        assert_eq!(r, "logged 5000");
+    }
+    let written = wait_written() - before;
+    // 250 lines a minute, plus one "lines dropped" note per call.
+    assert!(written <= 250 + 3, "{written} lines reached the log");
+    assert!(written >= 250, "{written} lines reached the log");
+    let notes = stuck
+        .lines
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.contains("dropped by the plugin's log limits"))
+        .count();
+    assert_eq!(notes, 3);
+    assert_eq!(
+        t.events.of("hostile-log-flood"),
+        [Limit::LogPerCall, Limit::LogPerMinute]
+    );
+    assert!(
+        stuck.dropped.load(std::sync::atomic::Ordering::SeqCst) > 0,
+        "the blocked writer's drops were reported"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn result_amplification_stops_at_the_transfer_limit() {
+    let t = test_host(PluginTrust::default());
+    let load = |count: i64| {
+        let mut s = spec("hostile-result-bomb", &dist("hostile-result-bomb"));
+        s.limits.max_transfer_bytes = 1 << 20;
+        s.settings
+            .insert("count".into(), toml::Value::Integer(count));
+        t.host.load(&s).unwrap()
+    };
+    let inq = pay::StatusInquiry {
+        claim_id: "C1".into(),
+        payer_id: "60054".into(),
+        provider: inquiry("M1").provider,
+        subscriber: inquiry("M1").subscriber,
+        dependent: None,
+        payer_claim_id: None,
+        service_from: inquiry("M1").service_date,
+        service_to: inquiry("M1").service_date,
+        billed: 100,
+    };
+    // About 3 MB in the guest, several times that lifted into the host.
+    let bomb = load(20_000);
+    let err = beside_good_calls(
+        &t.host,
+        false,
+        bomb.claim_status("k", std::slice::from_ref(&inq)),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        err,
+        CallError::TransferLimit {
+            plugin: "hostile-result-bomb".into(),
+            limit_bytes: 1 << 20
+        }
+    );
+    // Small results pass; the plugin stays usable.
+    assert_eq!(
+        bomb.check_eligibility("k", &inquiry("M1"))
+            .await
+            .unwrap()
+            .unwrap()
+            .plan_name
+            .as_deref(),
+        Some("small")
+    );
+    let fine = load(1_000)
+        .claim_status("k", &[inq])
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(fine.len(), 1_000);
+    assert_eq!(t.events.of("hostile-result-bomb"), [Limit::TransferSize]);
+
+    // Through the JSON path the harness and `plugins call` use, too.
+    let h = harness::Harness::builder(dist("hostile-result-bomb"))
+        .setting("count", "60000")
+        .limits(CallLimits {
+            max_transfer_bytes: 4 << 20,
+            ..CallLimits::default()
+        })
+        .build()
+        .unwrap();
+    let err = h
+        .call_json("claim-status", &serde_json::json!([]))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("transfer limit of 4194304 bytes"),
+        "{err}"
+    );
 }
