@@ -111,26 +111,6 @@ pub fn latest_runs(db: &Db, job: &str, limit: usize) -> Result<Vec<JobRun>, Stor
         .items)
 }
 
-/// Runs of `job` that started before `cutoff`, oldest first, at most `limit` keys:
-/// what retention prunes (decodes nothing).
-pub fn run_keys_started_before(
-    db: &Db,
-    job: &str,
-    cutoff: DateTime<Utc>,
-    limit: usize,
-) -> Result<Vec<String>, StoreError> {
-    let (lo, hi) = (format!("{job}/"), format!("{job}/{}", time_key(cutoff)));
-    Ok(db
-        .index_range_keys::<JobRun>(
-            BY_JOB_STARTED,
-            Bound::Included(&lo),
-            Bound::Excluded(&hi),
-            Some(limit),
-            false,
-        )?
-        .items)
-}
-
 /// Progress of one work item of a run, so a crash resumes the rest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
