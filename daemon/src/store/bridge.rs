@@ -98,6 +98,14 @@ impl<S: RawStore> RawStore for AsyncBridge<S> {
         self.run(|s| s.commit(batch))
     }
 
+    fn commit_relaxed(&self, batch: &Batch) -> Result<bool, StoreError> {
+        self.run(|s| s.commit_relaxed(batch))
+    }
+
+    fn needs_repair(&self) -> bool {
+        self.inner.needs_repair()
+    }
+
     fn flush(&self) -> Result<(), StoreError> {
         self.run(|s| s.flush())
     }

@@ -19,6 +19,7 @@ pub fn raw_suite(s: &dyn RawStore) {
     range_scans(s);
     commit_checks(s);
     commit_under_contention(s);
+    relaxed_commits(s);
 }
 
 /// Runs every check of the typed layer ([`Db`]) over `raw`: transactions,
@@ -370,6 +371,93 @@ pub fn commit_under_contention(s: &dyn RawStore) {
     let moved = THREADS as u64 * EACH;
     assert_eq!(num(s.get(A, b"acct").unwrap()), 1000 - moved);
     assert_eq!(num(s.get(B, b"acct").unwrap()), moved);
+}
+
+/// `commit_relaxed`: without a crash it behaves as `commit` (checks hold
+/// or nothing is written; ops apply in order), and relaxed and atomic
+/// commits racing on the same keys lose no update.
+pub fn relaxed_commits(s: &dyn RawStore) {
+    const A: &str = "contract_relaxed_a";
+    const B: &str = "contract_relaxed_b";
+    let get = |c: &str, k: &str| {
+        s.get(c, k.as_bytes())
+            .unwrap()
+            .map(|v| String::from_utf8(v).unwrap())
+    };
+    let first = Batch {
+        checks: vec![check(B, "rev", None)],
+        ops: vec![
+            put_op(B, "entry-1", ""),
+            put_op(B, "rev", "1"),
+            put_op(A, "rec", "one"),
+        ],
+    };
+    assert!(s.commit_relaxed(&first).unwrap());
+    assert_eq!(get(A, "rec").as_deref(), Some("one"));
+    assert_eq!(get(B, "rev").as_deref(), Some("1"));
+    // A stale check: nothing is written.
+    assert!(!s.commit_relaxed(&first).unwrap());
+    assert_eq!(get(B, "entry-1").as_deref(), Some(""));
+    let second = Batch {
+        checks: vec![check(B, "rev", Some("1"))],
+        ops: vec![
+            Op::Remove {
+                collection: B.to_owned(),
+                key: b"entry-1".to_vec(),
+            },
+            put_op(B, "entry-2", ""),
+            put_op(B, "rev", "2"),
+            put_op(A, "rec", "two"),
+        ],
+    };
+    assert!(s.commit_relaxed(&second).unwrap());
+    assert_eq!(get(B, "entry-1"), None);
+    assert_eq!(get(B, "entry-2").as_deref(), Some(""));
+    assert_eq!(get(A, "rec").as_deref(), Some("two"));
+
+    // Read-check-commit loops on one counter, half of the threads relaxed.
+    const THREADS: usize = 8;
+    const EACH: u64 = 40;
+    s.put(A, b"count", b"0").unwrap();
+    let barrier = Barrier::new(THREADS);
+    std::thread::scope(|scope| {
+        for t in 0..THREADS {
+            let barrier = &barrier;
+            scope.spawn(move || {
+                barrier.wait();
+                for _ in 0..EACH {
+                    loop {
+                        let seen = s.get(A, b"count").unwrap();
+                        let n: u64 = String::from_utf8(seen.clone().expect("present"))
+                            .unwrap()
+                            .parse()
+                            .unwrap();
+                        let batch = Batch {
+                            checks: vec![Check {
+                                collection: A.to_owned(),
+                                key: b"count".to_vec(),
+                                expected: seen,
+                            }],
+                            ops: vec![put_op(A, "count", &(n + 1).to_string())],
+                        };
+                        let done = if t % 2 == 0 {
+                            s.commit_relaxed(&batch).unwrap()
+                        } else {
+                            s.commit(&batch).unwrap()
+                        };
+                        if done {
+                            break;
+                        }
+                        std::thread::yield_now();
+                    }
+                }
+            });
+        }
+    });
+    assert_eq!(
+        get(A, "count").as_deref(),
+        Some((THREADS as u64 * EACH).to_string().as_str())
+    );
 }
 
 /// An unindexed record local to the suite.

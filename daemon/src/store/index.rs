@@ -249,35 +249,40 @@ impl IndexReport {
     }
 }
 
+/// How a collection's index differs from what its records say it should
+/// hold; what [`Db::check_indexes`] reports and [`Db::repair_indexes`]
+/// mends.
+#[derive(Default)]
+struct IndexDiff {
+    records: u64,
+    entries: u64,
+    /// Record key and the reverse entry it should have, for each record
+    /// whose reverse entry is missing or lists other keys.
+    wrong_reverse: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Reverse entries (their keys) whose record does not exist.
+    orphan_reverse: Vec<Vec<u8>>,
+    /// Entries no record has.
+    stray: Vec<Vec<u8>>,
+    /// Entries a record has that are not there.
+    missing: Vec<Vec<u8>>,
+}
+
 impl Db {
-    /// Walks every record of type `R` and its index collection and reports
-    /// where they disagree: an entry a record should have but does not, an
-    /// entry or reverse entry without its record, a reverse entry that does
-    /// not list the record's keys. Decodes every record (it is a full scan,
-    /// for tests, repair tools and after a crash).
-    pub fn check_indexes<R: Record>(&self) -> Result<IndexReport, StoreError> {
-        let mut report = IndexReport::default();
+    /// Walks every record of type `R` (decoding each) and its index
+    /// collection, and lists where they disagree.
+    fn index_diff<R: Record>(&self) -> Result<IndexDiff, StoreError> {
+        let mut diff = IndexDiff::default();
         let icoll = index_collection(R::COLLECTION);
         let mut expected: BTreeSet<Vec<u8>> = BTreeSet::new();
         self.raw
             .visit_prefix(R::COLLECTION, b"", &mut |k, sealed| {
                 let key = String::from_utf8_lossy(k).into_owned();
                 let r: R = self.open_record(&key, sealed)?;
-                report.records += 1;
+                diff.records += 1;
                 let keys = checked_keys(&r, &key)?;
                 let want = encode_reverse(&keys);
-                match self.raw.get(&icoll, &reverse_key(k))? {
-                    None if !R::INDEXES.is_empty() => {
-                        report
-                            .problems
-                            .push(format!("record {key}: no reverse entry"));
-                    }
-                    Some(got) if got != want => {
-                        report.problems.push(format!(
-                            "record {key}: reverse entry lists other index keys"
-                        ));
-                    }
-                    _ => {}
+                if self.raw.get(&icoll, &reverse_key(k))?.as_deref() != Some(want.as_slice()) {
+                    diff.wrong_reverse.push((k.to_vec(), want));
                 }
                 for (index, value) in &keys {
                     expected.insert(entry_key(index, value, k));
@@ -285,30 +290,83 @@ impl Db {
                 Ok(true)
             })?;
         self.raw.visit_prefix(&icoll, &[REVERSE], &mut |rk, _| {
-            let key = &rk[1..];
-            if self.raw.get(R::COLLECTION, key)?.is_none() {
-                report.problems.push(format!(
-                    "reverse entry for record {} which does not exist",
-                    String::from_utf8_lossy(key)
-                ));
+            if self.raw.get(R::COLLECTION, &rk[1..])?.is_none() {
+                diff.orphan_reverse.push(rk.to_vec());
             }
             Ok(true)
         })?;
         self.raw.visit_prefix(&icoll, &[ENTRY], &mut |ek, _| {
-            report.entries += 1;
+            diff.entries += 1;
             if !expected.remove(ek) {
-                report
-                    .problems
-                    .push(format!("stray index entry {}", describe_entry(ek)));
+                diff.stray.push(ek.to_vec());
             }
             Ok(true)
         })?;
-        for missing in expected {
-            report
-                .problems
-                .push(format!("missing index entry {}", describe_entry(&missing)));
+        diff.missing = expected.into_iter().collect();
+        Ok(diff)
+    }
+
+    /// Walks every record of type `R` and its index collection and reports
+    /// where they disagree: an entry a record should have but does not, an
+    /// entry or reverse entry without its record, a reverse entry that does
+    /// not list the record's keys. Decodes every record (it is a full scan,
+    /// for tests, repair tools and after a crash).
+    pub fn check_indexes<R: Record>(&self) -> Result<IndexReport, StoreError> {
+        let diff = self.index_diff::<R>()?;
+        let shown = |k: &[u8]| String::from_utf8_lossy(k).into_owned();
+        let mut problems = Vec::new();
+        for (k, _) in &diff.wrong_reverse {
+            problems.push(format!(
+                "record {}: reverse entry missing or listing other index keys",
+                shown(k)
+            ));
         }
-        Ok(report)
+        for rk in &diff.orphan_reverse {
+            problems.push(format!(
+                "reverse entry for record {} which does not exist",
+                shown(&rk[1..])
+            ));
+        }
+        for ek in &diff.stray {
+            problems.push(format!("stray index entry {}", describe_entry(ek)));
+        }
+        for ek in &diff.missing {
+            problems.push(format!("missing index entry {}", describe_entry(ek)));
+        }
+        Ok(IndexReport {
+            records: diff.records,
+            entries: diff.entries,
+            problems,
+        })
+    }
+
+    /// Makes the index of `R` agree with its records again: writes missing
+    /// entries and reverse entries, removes stray and orphaned ones, then
+    /// flushes. The records are the truth; none is changed. Returns how many
+    /// index keys were written or removed (0 when they already agreed).
+    /// Each write stands alone and the repair is idempotent, so one cut
+    /// short by a crash is simply run again (the store is then still
+    /// unclean). Run after an unclean shutdown by [`Db::ensure_indexed`].
+    pub fn repair_indexes<R: Record>(&self) -> Result<u64, StoreError> {
+        let diff = self.index_diff::<R>()?;
+        let icoll = index_collection(R::COLLECTION);
+        let mut fixed = 0u64;
+        for (k, want) in &diff.wrong_reverse {
+            self.raw.put(&icoll, &reverse_key(k), want)?;
+            fixed += 1;
+        }
+        for key in diff.orphan_reverse.iter().chain(&diff.stray) {
+            self.raw.remove(&icoll, key)?;
+            fixed += 1;
+        }
+        for ek in &diff.missing {
+            self.raw.put(&icoll, ek, &[])?;
+            fixed += 1;
+        }
+        if fixed > 0 {
+            self.raw.flush()?;
+        }
+        Ok(fixed)
     }
 }
 

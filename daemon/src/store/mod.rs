@@ -256,6 +256,27 @@ pub trait RawStore: Send + Sync + 'static {
     /// crash (after a restart a commit is wholly there or wholly absent;
     /// durable after [`RawStore::flush`]).
     fn commit(&self, batch: &Batch) -> Result<bool, StoreError>;
+    /// Applies `batch` like [`RawStore::commit`] (every check holds, then
+    /// every op, isolated from every other commit) but without the promise
+    /// across a crash: after one, any subset of its ops may be missing.
+    ///
+    /// [`Db`] uses it only for a batch that writes one record and that
+    /// record's index entries and reverse entry, which can be rebuilt from
+    /// the record: after an unclean shutdown ([`RawStore::needs_repair`])
+    /// [`Db::ensure_indexed`] repairs them before anything queries them. A
+    /// backend whose atomic commit is costly (sled writes and syncs a log
+    /// buffer per atomic batch) applies such a batch as plain writes. The
+    /// default is [`RawStore::commit`].
+    fn commit_relaxed(&self, batch: &Batch) -> Result<bool, StoreError> {
+        self.commit(batch)
+    }
+    /// Whether the store was opened after its previous user stopped without
+    /// closing it cleanly (a crash, a kill), so a relaxed commit may have
+    /// been cut short and index entries need a repair. Always `false` for a
+    /// backend whose [`RawStore::commit_relaxed`] is its atomic commit.
+    fn needs_repair(&self) -> bool {
+        false
+    }
     /// Makes every acknowledged write durable before returning.
     fn flush(&self) -> Result<(), StoreError>;
 }
@@ -320,8 +341,20 @@ impl std::fmt::Debug for Db {
     }
 }
 
-/// First byte of a record's plaintext: how the body is encoded.
+/// First byte of a record's plaintext: how the body is encoded. JSON.
 const CODEC_JSON: u8 = 1;
+/// JSON compressed as one LZ4 block with its length prepended (what
+/// records of [`COMPRESS_FROM`] bytes or more are written as). Compressed
+/// before sealing: a claim's JSON shrinks to about half, so it costs less to
+/// seal, to write and to cache. The length of a sealed value then depends
+/// on how well the record compresses; the store keeps whole records, and
+/// someone able to read the store's files but not its key learns no more
+/// than record sizes.
+const CODEC_JSON_LZ4: u8 = 2;
+/// Bodies shorter than this stay plain JSON (compressing them gains little).
+const COMPRESS_FROM: usize = 256;
+/// Largest decompressed body accepted (a guard against a corrupt length).
+const MAX_BODY: usize = 64 << 20;
 /// Codec byte plus the big-endian `u32` schema version.
 const ENVELOPE_HEADER: usize = 5;
 /// Collection for the store's own bookkeeping; record collections never
@@ -531,14 +564,23 @@ impl Db {
     }
 
     fn seal_record<R: Record>(&self, key: &str, r: &R) -> Result<Vec<u8>, StoreError> {
-        let mut plain = zeroize::Zeroizing::new(Vec::with_capacity(512));
-        plain.push(CODEC_JSON);
-        plain.extend_from_slice(&R::SCHEMA_VERSION.to_be_bytes());
+        let mut plain = zeroize::Zeroizing::new(Vec::with_capacity(1024));
+        plain.extend_from_slice(&[CODEC_JSON, 0, 0, 0, 0]);
+        plain[1..ENVELOPE_HEADER].copy_from_slice(&R::SCHEMA_VERSION.to_be_bytes());
         serde_json::to_writer(&mut *plain, r).map_err(|e| StoreError::Decode {
             collection: R::COLLECTION.to_owned(),
             key: key.to_owned(),
             reason: format!("could not encode: {}", safe_reason(&e)),
         })?;
+        if plain.len() - ENVELOPE_HEADER >= COMPRESS_FROM {
+            let mut packed = zeroize::Zeroizing::new(Vec::with_capacity(plain.len()));
+            packed.push(CODEC_JSON_LZ4);
+            packed.extend_from_slice(&plain[1..ENVELOPE_HEADER]);
+            packed.extend_from_slice(&lz4_flex::block::compress_prepend_size(
+                &plain[ENVELOPE_HEADER..],
+            ));
+            return Ok(self.key.seal(R::COLLECTION, key.as_bytes(), &packed));
+        }
         Ok(self.key.seal(R::COLLECTION, key.as_bytes(), &plain))
     }
 
@@ -557,11 +599,32 @@ impl Db {
                     key: key.to_owned(),
                 })?,
         );
-        if plain.len() < ENVELOPE_HEADER || plain[0] != CODEC_JSON {
+        if plain.len() < ENVELOPE_HEADER {
             return Err(decode_err("unknown record envelope".to_owned()));
         }
         let version = u32::from_be_bytes([plain[1], plain[2], plain[3], plain[4]]);
-        let body = &plain[ENVELOPE_HEADER..];
+        let unpacked;
+        let body = match plain[0] {
+            CODEC_JSON => &plain[ENVELOPE_HEADER..],
+            CODEC_JSON_LZ4 => {
+                let packed = &plain[ENVELOPE_HEADER..];
+                let claimed = packed
+                    .get(..4)
+                    .map(|n| u32::from_le_bytes([n[0], n[1], n[2], n[3]]) as usize);
+                if claimed.is_none_or(|n| n > MAX_BODY) {
+                    return Err(decode_err(
+                        "compressed body of an impossible size".to_owned(),
+                    ));
+                }
+                unpacked = zeroize::Zeroizing::new(
+                    lz4_flex::block::decompress_size_prepended(packed).map_err(|e| {
+                        decode_err(format!("compressed body does not decompress: {e}"))
+                    })?,
+                );
+                unpacked.as_slice()
+            }
+            _ => return Err(decode_err("unknown record envelope".to_owned())),
+        };
         if version > R::SCHEMA_VERSION {
             return Err(StoreError::FutureSchema {
                 collection: R::COLLECTION.to_owned(),
@@ -643,7 +706,7 @@ mod tests {
     use serde::Deserialize;
 
     /// Schema version 1 of a record in the `evolving` collection.
-    #[derive(Debug, Serialize, Deserialize, PartialEq)]
+    #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
     struct EvolvingV1 {
         id: String,
         full_name: String,
@@ -722,6 +785,40 @@ mod tests {
         let upgraded: EvolvingV2 = db.get("E1").unwrap().unwrap();
         db.put(&upgraded).unwrap();
         assert_eq!(db.get::<EvolvingV2>("E1").unwrap(), Some(upgraded));
+    }
+
+    #[test]
+    fn large_records_are_compressed_and_plain_json_ones_still_read() {
+        let db = mem_db();
+        let big = EvolvingV1 {
+            id: "E9".into(),
+            full_name: "Ada Lovelace ".repeat(200),
+        };
+        db.put(&big).unwrap();
+        let json_len = serde_json::to_vec(&big).unwrap().len();
+        let sealed = db.raw().get("evolving", b"E9").unwrap().unwrap();
+        assert!(
+            sealed.len() * 4 < json_len,
+            "sealed {} bytes for {json_len} bytes of repetitive JSON",
+            sealed.len()
+        );
+        assert_eq!(db.get::<EvolvingV1>("E9").unwrap(), Some(big.clone()));
+        // A large record written as plain JSON (as before compression).
+        let mut plain = vec![CODEC_JSON, 0, 0, 0, 1];
+        plain.extend_from_slice(&serde_json::to_vec(&big).unwrap());
+        db.raw()
+            .put("evolving", b"E9", &db.key.seal("evolving", b"E9", &plain))
+            .unwrap();
+        assert_eq!(db.get::<EvolvingV1>("E9").unwrap(), Some(big));
+        // A compressed body whose length prefix lies is a Decode error.
+        let mut bad = vec![CODEC_JSON_LZ4, 0, 0, 0, 1];
+        bad.extend_from_slice(&u32::MAX.to_le_bytes());
+        bad.extend_from_slice(b"junk");
+        db.raw()
+            .put("evolving", b"E9", &db.key.seal("evolving", b"E9", &bad))
+            .unwrap();
+        let err = db.get::<EvolvingV1>("E9").unwrap_err();
+        assert!(matches!(err, StoreError::Decode { .. }), "{err:?}");
     }
 
     #[test]

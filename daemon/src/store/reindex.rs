@@ -19,6 +19,11 @@ impl Db {
     /// record is rewritten (in transactions of a few hundred), then the
     /// marker is set. Returns how many records were rewritten (0 when the
     /// indexes were already built). Safe to interrupt: a rerun starts over.
+    ///
+    /// On a store opened after an unclean shutdown
+    /// ([`super::RawStore::needs_repair`]) an index already built is
+    /// repaired instead ([`Db::repair_indexes`]), since a relaxed commit
+    /// may have been cut short; then the count is of index keys fixed.
     pub fn ensure_indexed<R: Record>(&self) -> Result<u64, StoreError> {
         if R::INDEXES.is_empty() {
             return Ok(0);
@@ -26,6 +31,17 @@ impl Db {
         let want = R::INDEXES.join(",");
         let coll = R::COLLECTION.as_bytes();
         if self.raw.get(INDEXED_COLLECTION, coll)?.as_deref() == Some(want.as_bytes()) {
+            if self.raw.needs_repair() {
+                let fixed = self.repair_indexes::<R>()?;
+                if fixed > 0 {
+                    tracing::warn!(
+                        collection = R::COLLECTION,
+                        fixed,
+                        "index entries repaired after an unclean shutdown"
+                    );
+                }
+                return Ok(fixed);
+            }
             return Ok(0);
         }
         let mut rewritten = 0u64;
@@ -126,5 +142,39 @@ mod tests {
         assert_eq!(open(&db), 100);
         assert!(db.check_indexes::<Indexed>().unwrap().is_consistent());
         assert_eq!(db.ensure_indexed::<Indexed>().unwrap(), 0, "built once");
+    }
+
+    #[test]
+    fn repair_mends_every_kind_of_cut_short_write() {
+        use crate::store::index::index_collection;
+        let db = Db::in_memory();
+        for i in 0..20 {
+            db.put(&Indexed {
+                id: format!("t{i:02}"),
+                state: if i % 2 == 0 { "open" } else { "done" }.into(),
+            })
+            .unwrap();
+        }
+        assert_eq!(
+            db.repair_indexes::<Indexed>().unwrap(),
+            0,
+            "nothing to mend"
+        );
+        let icoll = index_collection("things");
+        let raw = db.raw();
+        // Each way a write of record + entries + reverse entry can be cut:
+        // an entry lost, a stray entry left, a reverse entry lost, one left
+        // for a record that never landed.
+        raw.remove(&icoll, b"estate\0open\0t00").unwrap();
+        raw.put(&icoll, b"estate\0open\0t01", b"").unwrap();
+        raw.remove(&icoll, b"rt02").unwrap();
+        raw.put(&icoll, b"rt99", b"state\0open\0").unwrap();
+        let report = db.check_indexes::<Indexed>().unwrap();
+        assert_eq!(report.problems.len(), 4, "{:?}", report.problems);
+        assert_eq!(db.repair_indexes::<Indexed>().unwrap(), 4);
+        let report = db.check_indexes::<Indexed>().unwrap();
+        assert!(report.is_consistent(), "{:?}", report.problems);
+        assert_eq!(report.entries, 20);
+        assert_eq!(db.repair_indexes::<Indexed>().unwrap(), 0, "idempotent");
     }
 }
