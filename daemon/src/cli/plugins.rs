@@ -66,6 +66,24 @@ pub enum PluginsCommand {
         #[arg(long)]
         idempotency_key: Option<String>,
     },
+    /// Load a package once and serve calls as JSON lines on stdin and
+    /// stdout, plugin state kept in memory for the session (what the
+    /// `billd-plugin-test` crate drives from an author's `cargo test`).
+    Session {
+        /// The package directory (or its plugin.toml or component).
+        #[arg(long)]
+        plugin: PathBuf,
+        /// A directory of HTTP fixtures (more can be added in the session);
+        /// requests never go to the network.
+        #[arg(long, value_name = "DIR")]
+        http_fixtures: Option<PathBuf>,
+        /// A setting, `NAME=VALUE` (repeatable).
+        #[arg(long = "setting", value_name = "K=V", value_parser = parse_pair)]
+        settings: Vec<(String, String)>,
+        /// A secret, `NAME=VALUE` (repeatable).
+        #[arg(long = "secret", value_name = "K=V", value_parser = parse_pair)]
+        secrets: Vec<(String, String)>,
+    },
     /// Sign a package with an ed25519 key (writes plugin.sig beside it).
     Sign {
         /// The package directory.
@@ -145,6 +163,30 @@ pub fn run(
             key,
             generate_key,
         } => sign(path, key, *generate_key),
+        PluginsCommand::Session {
+            plugin,
+            http_fixtures,
+            settings,
+            secrets,
+        } => {
+            init_stderr_log();
+            let mut b = Harness::builder(plugin);
+            if let Some(d) = http_fixtures {
+                b = b.fixtures_dir(d);
+            }
+            for (k, v) in settings {
+                b = b.setting(k, v);
+            }
+            for (k, v) in secrets {
+                b = b.secret(k, v);
+            }
+            let harness = b.build()?;
+            let rt = crate::cli::runtime().map_err(|e| anyhow!(e.message()))?;
+            let stdin = std::io::stdin().lock();
+            super::plugin_session::serve(&harness, &rt, stdin, std::io::stdout().lock())
+                .context("plugin session")?;
+            Ok(ExitCode::SUCCESS)
+        }
         PluginsCommand::Call {
             plugin,
             func,
@@ -154,14 +196,7 @@ pub fn run(
             secrets,
             idempotency_key,
         } => {
-            // The plugin's log lines and the host's warnings go to stderr,
-            // as the daemon's would (filter with BILLD_LOG).
-            let filter = tracing_subscriber::EnvFilter::try_from_env("BILLD_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-            let _ = tracing_subscriber::fmt()
-                .with_env_filter(filter)
-                .with_writer(std::io::stderr)
-                .try_init();
+            init_stderr_log();
             let out = call(&CallArgs {
                 plugin,
                 func,
@@ -188,6 +223,17 @@ pub fn run(
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// The plugin's log lines and the host's warnings go to stderr, as the
+/// daemon's would (filter with BILLD_LOG).
+fn init_stderr_log() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BILLD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 fn exit(ok: bool) -> ExitCode {
