@@ -7,7 +7,10 @@ use serde_json::Value;
 const COVERAGE_URL: &str = "https://api.payer.example/coverage";
 
 fn input() -> Value {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/eligibility-inquiry.json");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/eligibility-inquiry.json"
+    );
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
