@@ -8,7 +8,7 @@
 use crate::app::author;
 use crate::app::plugins::check;
 use crate::config::secret::SecretRef;
-use crate::plugin::harness::Harness;
+use crate::plugin::harness::{Harness, HarnessBuilder};
 use crate::plugin::{
     EngineSettings, HostOptions, PluginEngine, PluginEntry, PluginHost, World, dynamic, manifest,
     package_hashes, signing,
@@ -57,12 +57,9 @@ pub enum PluginsCommand {
         /// only).
         #[arg(long, value_name = "DIR")]
         http_fixtures: Option<PathBuf>,
-        /// A setting, `NAME=VALUE` (repeatable).
-        #[arg(long = "setting", value_name = "K=V", value_parser = parse_pair)]
-        settings: Vec<(String, String)>,
-        /// A secret, `NAME=VALUE` (repeatable).
-        #[arg(long = "secret", value_name = "K=V", value_parser = parse_pair)]
-        secrets: Vec<(String, String)>,
+        /// Settings and secrets given on the command line.
+        #[command(flatten)]
+        given: Given,
         /// The idempotency key to pass (default: made up per call).
         #[arg(long)]
         idempotency_key: Option<String>,
@@ -109,12 +106,9 @@ pub enum PluginsCommand {
         /// requests never go to the network.
         #[arg(long, value_name = "DIR")]
         http_fixtures: Option<PathBuf>,
-        /// A setting, `NAME=VALUE` (repeatable).
-        #[arg(long = "setting", value_name = "K=V", value_parser = parse_pair)]
-        settings: Vec<(String, String)>,
-        /// A secret, `NAME=VALUE` (repeatable).
-        #[arg(long = "secret", value_name = "K=V", value_parser = parse_pair)]
-        secrets: Vec<(String, String)>,
+        /// Settings and secrets given on the command line.
+        #[command(flatten)]
+        given: Given,
     },
     /// Sign a package with an ed25519 key (writes plugin.sig beside it).
     Sign {
@@ -134,6 +128,17 @@ pub enum PluginsCommand {
         #[arg(long)]
         pid: Option<u32>,
     },
+}
+
+/// `--setting` and `--secret`, for the verbs that run a package.
+#[derive(clap::Args, Debug)]
+pub struct Given {
+    /// A setting, `NAME=VALUE` (repeatable).
+    #[arg(long = "setting", value_name = "K=V", value_parser = parse_pair)]
+    pub settings: Vec<(String, String)>,
+    /// A secret, `NAME=VALUE` (repeatable).
+    #[arg(long = "secret", value_name = "K=V", value_parser = parse_pair)]
+    pub secrets: Vec<(String, String)>,
 }
 
 /// The connector kinds, as `--world` spells them.
@@ -226,21 +231,14 @@ pub fn run(
         PluginsCommand::Session {
             plugin,
             http_fixtures,
-            settings,
-            secrets,
+            given,
         } => {
             init_stderr_log();
             let mut b = Harness::builder(plugin);
             if let Some(d) = http_fixtures {
                 b = b.fixtures_dir(d);
             }
-            for (k, v) in settings {
-                b = b.setting(k, v);
-            }
-            for (k, v) in secrets {
-                b = b.secret(k, v);
-            }
-            let harness = b.build()?;
+            let harness = with_given(b, &given.settings, &given.secrets).build()?;
             let rt = crate::cli::runtime().map_err(|e| anyhow!(e.message()))?;
             let stdin = std::io::stdin().lock();
             super::plugin_session::serve(&harness, &rt, stdin, std::io::stdout().lock())
@@ -252,8 +250,7 @@ pub fn run(
             func,
             input,
             http_fixtures,
-            settings,
-            secrets,
+            given,
             idempotency_key,
         } => {
             init_stderr_log();
@@ -262,8 +259,8 @@ pub fn run(
                 func,
                 input,
                 http_fixtures: http_fixtures.as_deref(),
-                settings,
-                secrets,
+                settings: &given.settings,
+                secrets: &given.secrets,
                 idempotency_key: idempotency_key.as_deref(),
                 configured,
             })?;
@@ -283,6 +280,21 @@ pub fn run(
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Adds the command line's settings and secrets to a harness.
+fn with_given(
+    mut b: HarnessBuilder,
+    settings: &[(String, String)],
+    secrets: &[(String, String)],
+) -> HarnessBuilder {
+    for (k, v) in settings {
+        b = b.setting(k, v);
+    }
+    for (k, v) in secrets {
+        b = b.secret(k, v);
+    }
+    b
 }
 
 /// The plugin's log lines and the host's warnings go to stderr, as the
@@ -576,13 +588,7 @@ pub fn call(args: &CallArgs<'_>) -> anyhow::Result<CallOutput> {
         Some(d) => b.fixtures_dir(d),
         None => b.network(),
     };
-    for (k, v) in args.settings {
-        b = b.setting(k, v);
-    }
-    for (k, v) in args.secrets {
-        b = b.secret(k, v);
-    }
-    let harness = b.build()?;
+    let harness = with_given(b, args.settings, args.secrets).build()?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -38,18 +38,22 @@ fn kit(world: World) -> WorldKit {
             description: "Asks a payer's JSON API whether a member is covered.",
             input_file: "eligibility-inquiry.json",
             files: [
-                ("src/lib.rs", include_str!("templates/payer/lib.rs")),
+                // The in-repository template is the payer scaffold.
+                (
+                    "src/lib.rs",
+                    include_str!("../../../../plugins/template/src/lib.rs"),
+                ),
                 (
                     "tests/connector.rs",
                     include_str!("templates/payer/test.rs"),
                 ),
                 (
                     "fixtures/eligibility-inquiry.json",
-                    include_str!("templates/payer/input.json"),
+                    include_str!("../../../../plugins/template/fixtures/eligibility-inquiry.json"),
                 ),
                 (
                     "fixtures/http/coverage.json",
-                    include_str!("templates/payer/http.json"),
+                    include_str!("../../../../plugins/template/fixtures/http/coverage.json"),
                 ),
             ],
         },
@@ -319,7 +323,8 @@ mod tests {
                     .unwrap_or_else(|e| panic!("{f}: {e}"));
             }
             let lib = std::fs::read_to_string(s.dir.join("src/lib.rs")).unwrap();
-            assert!(lib.starts_with(&format!("//! {name}: ")), "{lib}");
+            let export = format!("export_{}!", world.wit_name().replace('-', "_"));
+            assert!(lib.contains(&export), "{lib}");
         }
     }
 
