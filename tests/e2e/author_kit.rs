@@ -105,6 +105,15 @@ fn new_build_test_and_call_a_scaffold_outside_the_repository() {
         let dir = outside.join(name);
         assert!(made.contains(&format!("created {name}")), "{made}");
 
+        // What an author starts from is formatted as rustfmt would.
+        ok(
+            command(&cargo(), &dir)
+                .args(["fmt", "--check"])
+                .output()
+                .unwrap(),
+            &format!("cargo fmt --check of the {name} scaffold"),
+        );
+
         let built = ok(
             command(billd, &dir)
                 .args(["plugins", "build", "--json"])

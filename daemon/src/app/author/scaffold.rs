@@ -17,6 +17,9 @@ const COMMON: &[(&str, &str)] = &[
     (".gitignore", include_str!("templates/common/gitignore")),
 ];
 
+/// The helpers every world's `tests/connector.rs` includes.
+const TEST_HELPERS: &str = include_str!("templates/common/test_helpers.rs");
+
 /// What differs between the worlds.
 struct WorldKit {
     world: World,
@@ -209,6 +212,12 @@ pub fn new_plugin(req: &NewPlugin) -> Result<Scaffolded, ScaffoldError> {
     let mut env = minijinja::Environment::new();
     env.set_keep_trailing_newline(true);
     env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+    // What every world's test shares.
+    env.add_template("test_helpers.rs", TEST_HELPERS)
+        .map_err(|e| ScaffoldError::Template {
+            file: "test_helpers.rs".into(),
+            reason: format!("{e:#}"),
+        })?;
     let mut rendered = Vec::new();
     for (file, template) in COMMON.iter().chain(k.files.iter()) {
         let text = env

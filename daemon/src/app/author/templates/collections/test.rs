@@ -3,21 +3,9 @@
 
 use billd_plugin_test::Harness;
 use serde_json::{Value, json};
+use std::path::Path;
 
-fn input() -> Value {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/placements.json");
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-/// Builds the connector (once per test run) and loads it.
-fn harness() -> Harness {
-    Harness::for_crate(env!("CARGO_MANIFEST_DIR"))
-        .fixtures_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/http"))
-        .secret("api-key", "test-key")
-        .start()
-        .expect("the connector builds and loads")
-}
-
+{% include "test_helpers.rs" %}
 #[test]
 fn a_placement_is_accepted_and_remembered() {
     let h = harness();

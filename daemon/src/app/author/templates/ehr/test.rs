@@ -3,23 +3,11 @@
 
 use billd_plugin_test::{Fixture, Harness};
 use serde_json::{Value, json};
+use std::path::Path;
 
 const LIST_URL: &str = "https://api.ehr.example/appointments?start=1793577600&end=1793664000";
 
-fn input() -> Value {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/window.json");
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-/// Builds the connector (once per test run) and loads it.
-fn harness() -> Harness {
-    Harness::for_crate(env!("CARGO_MANIFEST_DIR"))
-        .fixtures_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/http"))
-        .secret("api-key", "test-key")
-        .start()
-        .expect("the connector builds and loads")
-}
-
+{% include "test_helpers.rs" %}
 #[test]
 fn the_schedule_becomes_appointments() {
     let h = harness();

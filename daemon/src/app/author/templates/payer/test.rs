@@ -3,26 +3,11 @@
 
 use billd_plugin_test::{Fixture, Harness};
 use serde_json::Value;
+use std::path::Path;
 
 const COVERAGE_URL: &str = "https://api.payer.example/coverage";
 
-fn input() -> Value {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/fixtures/eligibility-inquiry.json"
-    );
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-/// Builds the connector (once per test run) and loads it.
-fn harness() -> Harness {
-    Harness::for_crate(env!("CARGO_MANIFEST_DIR"))
-        .fixtures_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/http"))
-        .secret("api-key", "test-key")
-        .start()
-        .expect("the connector builds and loads")
-}
-
+{% include "test_helpers.rs" %}
 #[test]
 fn an_active_member_is_covered() {
     let h = harness();
