@@ -549,3 +549,50 @@ impl Drop for Harness {
         self.finish();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fixture_is_written_in_billds_fixture_format() {
+        let f = Fixture::new("GET", "https://api.x.example/a?b=1")
+            .status(429)
+            .header("retry-after", "30")
+            .json(json!({"slow": "down"}));
+        assert_eq!(
+            f.to_json(),
+            json!({
+                "request": {"method": "GET", "url": "https://api.x.example/a?b=1"},
+                "response": {"status": 429, "headers": {"retry-after": "30"}, "json": {"slow": "down"}}
+            })
+        );
+        let t = Fixture::new("POST", "https://api.x.example/").body("ok");
+        assert_eq!(t.to_json()["response"]["body"], "ok");
+        assert_eq!(t.to_json()["response"]["status"], 200);
+        assert!(t.to_json()["response"].get("json").is_none());
+    }
+
+    #[test]
+    fn request_headers_match_any_case_and_bodies_parse() {
+        let r = Request {
+            method: "POST".into(),
+            url: "https://api.x.example/".into(),
+            headers: vec![("Authorization".into(), "Bearer k".into())],
+            body: "{\"a\": 1}".into(),
+        };
+        assert_eq!(r.header("authorization"), Some("Bearer k"));
+        assert_eq!(r.header("x-other"), None);
+        assert_eq!(r.json(), Some(json!({"a": 1})));
+    }
+
+    #[test]
+    fn a_missing_billd_is_named_with_the_fix() {
+        let e = Harness::for_package("/nonexistent")
+            .billd("/nonexistent/billd")
+            .start()
+            .unwrap_err();
+        assert!(matches!(e, Error::Billd { .. }), "{e}");
+        assert!(e.to_string().contains("BILLD="), "{e}");
+    }
+}
