@@ -152,9 +152,37 @@ fn new_build_test_and_call_a_scaffold_outside_the_repository() {
         assert_contains(&result["ok"], &expect);
     }
 
+    // A manifest naming another world is refused at build, naming the file
+    // and the field once, and the package is left as it was.
+    let dir = outside.join("acme-payer");
+    let manifest = dir.join("plugin.toml");
+    let good = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(
+        &manifest,
+        good.replace("world = \"payer-connector\"", "world = \"ehr-connector\""),
+    )
+    .unwrap();
+    let out = command(billd, &dir)
+        .args(["plugins", "build"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("plugin.toml: world = \"ehr-connector\"")
+            && err.contains("billd:connector/ehr"),
+        "{err}"
+    );
+    assert_eq!(err.matches("world =").count(), 1, "{err}");
+    let packaged = std::fs::read_to_string(dir.join("dist/acme-payer/plugin.toml")).unwrap();
+    assert!(
+        packaged.contains("world = \"payer-connector\""),
+        "{packaged}"
+    );
+    std::fs::write(&manifest, good).unwrap();
+
     // The scaffold's test can fail: an answer the connector must report
     // as inactive breaks the test that expects an active member.
-    let dir = outside.join("acme-payer");
     let fixture = dir.join("fixtures/http/coverage.json");
     let text = std::fs::read_to_string(&fixture)
         .unwrap()

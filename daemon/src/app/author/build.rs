@@ -114,6 +114,20 @@ pub fn build_package(opts: &BuildOptions) -> Result<Built, BuildError> {
     let manifest = Manifest::load(&manifest_path).map_err(BuildError::Manifest)?;
     let wasm = cargo_build(&cargo_toml)?;
 
+    // The checks the host makes at load, before anything is packaged: the
+    // component compiles for billd's engine and exports the manifest's
+    // world (the manifest itself was checked above).
+    let engine = PluginEngine::new(EngineSettings::small(), None)
+        .map_err(|e| BuildError::Refused(e.to_string()))?;
+    let i = dynamic::inspect(&engine, &wasm).map_err(|e| BuildError::Refused(e.to_string()))?;
+    if i.world != Some(manifest.world) {
+        return Err(BuildError::WrongWorld {
+            manifest: manifest_path.display().to_string(),
+            world: manifest.world.to_string(),
+            interface: manifest.world.export_interface(),
+        });
+    }
+
     let package = opts
         .out
         .clone()
@@ -130,19 +144,6 @@ pub fn build_package(opts: &BuildOptions) -> Result<Built, BuildError> {
     let packaged_manifest = package.join(MANIFEST_FILE);
     copy_atomically(&manifest_path, &packaged_manifest)
         .map_err(|e| write_err(&packaged_manifest, e))?;
-
-    // The checks the host makes at load: the manifest again (as packaged),
-    // the component compiles for billd's engine, it exports its world.
-    let engine = PluginEngine::new(EngineSettings::small(), None)
-        .map_err(|e| BuildError::Refused(e.to_string()))?;
-    let i = dynamic::inspect(&engine, &package).map_err(|e| BuildError::Refused(e.to_string()))?;
-    if !i.implements_world {
-        return Err(BuildError::WrongWorld {
-            manifest: manifest_path.display().to_string(),
-            world: manifest.world.to_string(),
-            interface: manifest.world.export_interface(),
-        });
-    }
     Ok(Built {
         name: manifest.name,
         version: manifest.version,
