@@ -1,6 +1,7 @@
 //! End-to-end tests: each topic module drives the real `billd` binary
 //! against real servers on loopback and a real store on a temp dir.
 
+mod author_kit;
 mod config_errors;
 mod crash;
 mod downtime;

@@ -20,6 +20,7 @@
 //! with its per-job locks, the plugin registry). The CLI builds one locally
 //! when the store is free; the daemon builds one from its running parts.
 
+pub mod author;
 pub mod jobs;
 pub mod plugins;
 pub mod request;

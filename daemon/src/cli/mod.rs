@@ -23,6 +23,7 @@ macro_rules! call {
 }
 
 pub mod jobs;
+pub mod plugin_session;
 pub mod plugins;
 pub mod tasks;
 pub mod x12;

@@ -1,15 +1,16 @@
 //! `billd plugins …`: list, inspect, verify, call, sign and reload connector
-//! plugins.
+//! plugins; and for their authors new, build and session.
 //!
-//! `call`, `inspect` and `sign` work on a package path and need no
-//! configuration file. `list`, `verify` and `reload` work on the practice's
+//! `call`, `inspect`, `sign`, `new`, `build` and `session` work on a path
+//! and need no configuration file. `list`, `verify` and `reload` work on the practice's
 //! configured plugins, which the caller passes in ([`ConfiguredPlugins`]).
 
+use crate::app::author;
 use crate::app::plugins::check;
 use crate::config::secret::SecretRef;
-use crate::plugin::harness::Harness;
+use crate::plugin::harness::{Harness, HarnessBuilder};
 use crate::plugin::{
-    EngineSettings, HostOptions, PluginEngine, PluginEntry, PluginHost, dynamic, manifest,
+    EngineSettings, HostOptions, PluginEngine, PluginEntry, PluginHost, World, dynamic, manifest,
     package_hashes, signing,
 };
 use anyhow::{Context, anyhow, bail};
@@ -56,15 +57,58 @@ pub enum PluginsCommand {
         /// only).
         #[arg(long, value_name = "DIR")]
         http_fixtures: Option<PathBuf>,
-        /// A setting, `NAME=VALUE` (repeatable).
-        #[arg(long = "setting", value_name = "K=V", value_parser = parse_pair)]
-        settings: Vec<(String, String)>,
-        /// A secret, `NAME=VALUE` (repeatable).
-        #[arg(long = "secret", value_name = "K=V", value_parser = parse_pair)]
-        secrets: Vec<(String, String)>,
+        /// Settings and secrets given on the command line.
+        #[command(flatten)]
+        given: Given,
         /// The idempotency key to pass (default: made up per call).
         #[arg(long)]
         idempotency_key: Option<String>,
+    },
+    /// Scaffold a standalone connector crate that builds anywhere: code for
+    /// the world, plugin.toml, fixtures and a passing test.
+    New {
+        /// The plugin's name (lower-case letters, digits and `-`); the
+        /// package, manifest and component names follow it.
+        name: String,
+        /// The connector kind.
+        #[arg(long, value_enum)]
+        world: WorldArg,
+        /// Where to create the crate (as DIR/NAME).
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        dir: PathBuf,
+        /// The billd checkout's plugin-sdk directory the crate depends on
+        /// [default: the one this billd was built from].
+        #[arg(long, value_name = "DIR")]
+        sdk: Option<PathBuf>,
+    },
+    /// Build a connector crate for wasm32-wasip2, lay out its package (the
+    /// component named as plugin.toml says), check it as the host will and
+    /// print the sha256 to pin.
+    Build {
+        /// The crate directory.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// The package directory [default: DIR/dist/NAME].
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Load a package once and serve calls as JSON lines on stdin and
+    /// stdout, plugin state kept in memory for the session (what the
+    /// `billd-plugin-test` crate drives from an author's `cargo test`).
+    Session {
+        /// The package directory (or its plugin.toml or component).
+        #[arg(long)]
+        plugin: PathBuf,
+        /// A directory of HTTP fixtures (more can be added in the session);
+        /// requests never go to the network.
+        #[arg(long, value_name = "DIR")]
+        http_fixtures: Option<PathBuf>,
+        /// Settings and secrets given on the command line.
+        #[command(flatten)]
+        given: Given,
     },
     /// Sign a package with an ed25519 key (writes plugin.sig beside it).
     Sign {
@@ -84,6 +128,38 @@ pub enum PluginsCommand {
         #[arg(long)]
         pid: Option<u32>,
     },
+}
+
+/// `--setting` and `--secret`, for the verbs that run a package.
+#[derive(clap::Args, Debug)]
+pub struct Given {
+    /// A setting, `NAME=VALUE` (repeatable).
+    #[arg(long = "setting", value_name = "K=V", value_parser = parse_pair)]
+    pub settings: Vec<(String, String)>,
+    /// A secret, `NAME=VALUE` (repeatable).
+    #[arg(long = "secret", value_name = "K=V", value_parser = parse_pair)]
+    pub secrets: Vec<(String, String)>,
+}
+
+/// The connector kinds, as `--world` spells them.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WorldArg {
+    /// `payer-connector`.
+    Payer,
+    /// `ehr-connector`.
+    Ehr,
+    /// `collections-connector`.
+    Collections,
+}
+
+impl From<WorldArg> for World {
+    fn from(w: WorldArg) -> World {
+        match w {
+            WorldArg::Payer => World::PayerConnector,
+            WorldArg::Ehr => World::EhrConnector,
+            WorldArg::Collections => World::CollectionsConnector,
+        }
+    }
 }
 
 fn parse_pair(s: &str) -> Result<(String, String), String> {
@@ -145,30 +221,46 @@ pub fn run(
             key,
             generate_key,
         } => sign(path, key, *generate_key),
+        PluginsCommand::New {
+            name,
+            world,
+            dir,
+            sdk,
+        } => new(name, (*world).into(), dir, sdk.as_deref()),
+        PluginsCommand::Build { dir, out, json } => build(dir, out.as_deref(), *json),
+        PluginsCommand::Session {
+            plugin,
+            http_fixtures,
+            given,
+        } => {
+            init_stderr_log();
+            let mut b = Harness::builder(plugin);
+            if let Some(d) = http_fixtures {
+                b = b.fixtures_dir(d);
+            }
+            let harness = with_given(b, &given.settings, &given.secrets).build()?;
+            let rt = crate::cli::runtime().map_err(|e| anyhow!(e.message()))?;
+            let stdin = std::io::stdin().lock();
+            super::plugin_session::serve(&harness, &rt, stdin, std::io::stdout().lock())
+                .context("plugin session")?;
+            Ok(ExitCode::SUCCESS)
+        }
         PluginsCommand::Call {
             plugin,
             func,
             input,
             http_fixtures,
-            settings,
-            secrets,
+            given,
             idempotency_key,
         } => {
-            // The plugin's log lines and the host's warnings go to stderr,
-            // as the daemon's would (filter with BILLD_LOG).
-            let filter = tracing_subscriber::EnvFilter::try_from_env("BILLD_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-            let _ = tracing_subscriber::fmt()
-                .with_env_filter(filter)
-                .with_writer(std::io::stderr)
-                .try_init();
+            init_stderr_log();
             let out = call(&CallArgs {
                 plugin,
                 func,
                 input,
                 http_fixtures: http_fixtures.as_deref(),
-                settings,
-                secrets,
+                settings: &given.settings,
+                secrets: &given.secrets,
                 idempotency_key: idempotency_key.as_deref(),
                 configured,
             })?;
@@ -188,6 +280,32 @@ pub fn run(
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Adds the command line's settings and secrets to a harness.
+fn with_given(
+    mut b: HarnessBuilder,
+    settings: &[(String, String)],
+    secrets: &[(String, String)],
+) -> HarnessBuilder {
+    for (k, v) in settings {
+        b = b.setting(k, v);
+    }
+    for (k, v) in secrets {
+        b = b.secret(k, v);
+    }
+    b
+}
+
+/// The plugin's log lines and the host's warnings go to stderr, as the
+/// daemon's would (filter with BILLD_LOG).
+fn init_stderr_log() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BILLD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 fn exit(ok: bool) -> ExitCode {
@@ -333,6 +451,70 @@ fn inspect(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn new(name: &str, world: World, dir: &Path, sdk: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let s = author::new_plugin(&author::NewPlugin {
+        name: name.to_string(),
+        world,
+        dir: dir.to_path_buf(),
+        sdk: sdk.map(Path::to_path_buf),
+    })?;
+    println!("created {} ({world}) in {}", name, s.dir.display());
+    for f in &s.files {
+        println!("  {f}");
+    }
+    println!("next:");
+    println!("  cd {}", s.dir.display());
+    println!("  billd plugins build      # the package in dist/{name}, and its sha256");
+    println!("  cargo test               # runs tests/connector.rs in billd's plugin host");
+    println!(
+        "  billd plugins call --plugin dist/{name} --func {} --input {} --http-fixtures fixtures/http --secret api-key=test-key",
+        s.operation, s.input_file
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn build(dir: &Path, out: Option<&Path>, json: bool) -> anyhow::Result<ExitCode> {
+    let b = author::build_package(&author::BuildOptions {
+        dir: dir.to_path_buf(),
+        out: out.map(Path::to_path_buf),
+    })?;
+    if json {
+        let v = serde_json::json!({
+            "plugin": b.name,
+            "version": b.version,
+            "world": b.world.to_string(),
+            "package": b.package,
+            "component": b.component,
+            "size_bytes": b.size_bytes,
+            "sha256": b.sha256,
+        });
+        println!("{v}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("built {} {} ({})", b.name, b.version, b.world);
+    println!("  package    {}", b.package.display());
+    println!(
+        "  component  {} ({} bytes)",
+        b.component.display(),
+        b.size_bytes
+    );
+    println!("  sha256     {}", b.sha256);
+    println!("pin it in the practice's configuration:");
+    println!("  [[plugin]]");
+    println!("  name = \"{}\"", b.name);
+    println!("  path = \"{}\"", b.package.display());
+    println!("  sha256 = \"{}\"", b.sha256);
+    println!(
+        "  allowed_hosts = [{}]",
+        b.allowed_hosts
+            .iter()
+            .map(|h| format!("\"{h}\""))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 fn sign(path: &Path, key: &Path, generate: bool) -> anyhow::Result<ExitCode> {
     let (m, component, c_sha, m_sha) = package_hashes(path)?;
     let signing_key = if generate && !key.exists() {
@@ -406,13 +588,7 @@ pub fn call(args: &CallArgs<'_>) -> anyhow::Result<CallOutput> {
         Some(d) => b.fixtures_dir(d),
         None => b.network(),
     };
-    for (k, v) in args.settings {
-        b = b.setting(k, v);
-    }
-    for (k, v) in args.secrets {
-        b = b.secret(k, v);
-    }
-    let harness = b.build()?;
+    let harness = with_given(b, args.settings, args.secrets).build()?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

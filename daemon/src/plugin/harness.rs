@@ -280,6 +280,12 @@ impl Harness {
         self.audit.records()
     }
 
+    /// Adds a scripted response; it is matched before every fixture given
+    /// earlier, so a test can change the next answer between calls.
+    pub fn add_fixture(&self, fixture: Fixture) {
+        self.fixtures.add(fixture);
+    }
+
     /// The requests the fixtures received so far (with bodies).
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.fixtures.received()

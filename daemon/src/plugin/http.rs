@@ -229,7 +229,7 @@ pub struct RecordedRequest {
 /// Scripted responses standing in for the network.
 #[derive(Debug, Default)]
 pub struct FixtureSet {
-    fixtures: Vec<Fixture>,
+    fixtures: Mutex<Vec<Fixture>>,
     received: Mutex<Vec<RecordedRequest>>,
 }
 
@@ -247,9 +247,19 @@ impl FixtureSet {
     /// Fixtures from a list.
     pub fn new(fixtures: Vec<Fixture>) -> Self {
         Self {
-            fixtures,
+            fixtures: Mutex::new(fixtures),
             received: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Adds a fixture while the plugin runs (a test scripting the next
+    /// answer). It is matched before every fixture given earlier, so it can
+    /// replace one.
+    pub fn add(&self, fixture: Fixture) {
+        self.fixtures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(0, fixture);
     }
 
     /// Every `*.json` file of `dir` (see [`load_fixture_files`]).
@@ -271,6 +281,8 @@ impl FixtureSet {
             .unwrap_or_else(|p| p.into_inner())
             .push(req.clone());
         self.fixtures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
             .iter()
             .find(|f| {
                 f.request.method.eq_ignore_ascii_case(&req.method) && f.request.url == req.url

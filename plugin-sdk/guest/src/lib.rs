@@ -53,11 +53,12 @@
 //! billd_plugin_sdk::export_payer_connector!(MyPayer);
 //! ```
 //!
-//! Build it with `cargo build --release --target wasm32-wasip2` (the crate
-//! must be a `cdylib`), and put the `.wasm` beside a `plugin.toml` that
-//! names the world, the hosts and the secrets. `plugins/template` in the
-//! billd repository is a package ready to copy; `billd plugins call` runs
-//! one export against scripted HTTP responses.
+//! `billd plugins new NAME --world payer|ehr|collections` scaffolds such a
+//! crate (a `cdylib`) with a `plugin.toml` that names the world, the hosts
+//! and the secrets; `billd plugins build` compiles it for wasm32-wasip2 and
+//! packages it, `billd plugins call` runs one export against scripted HTTP
+//! responses, and the `billd-plugin-test` crate does the same from
+//! `cargo test`.
 //!
 //! # What a plugin cannot do
 //! Open files, read environment variables, open sockets, or reach a host

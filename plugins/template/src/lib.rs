@@ -1,24 +1,16 @@
-//! A minimal billd payer connector: copy this crate to start your own.
+//! A billd payer connector: the code `billd plugins new --world payer`
+//! scaffolds (billd embeds this file, so the repository builds and tests
+//! what an author starts from).
 //!
 //! It asks a JSON API whether a member is covered on a date. Only
 //! `check_eligibility` is implemented; every other operation answers
 //! "unsupported" until you write it.
-//!
-//! Build: `cargo build --release --target wasm32-wasip2`, then put
-//! `target/wasm32-wasip2/release/connector_template.wasm` beside
-//! `plugin.toml`. Try it without a daemon:
-//!
-//! ```text
-//! billd plugins call --plugin <package dir> --func check-eligibility \
-//!     --input fixtures/eligibility-inquiry.json \
-//!     --http-fixtures fixtures/http --secret api-key=test
-//! ```
 
 use billd_plugin_sdk::payer::*;
 use billd_plugin_sdk::prelude::*;
 use serde::Deserialize;
 
-struct Template;
+struct Connector;
 
 /// The API's answer.
 #[derive(Deserialize)]
@@ -27,7 +19,7 @@ struct Coverage {
     plan: Option<String>,
 }
 
-impl PayerConnector for Template {
+impl PayerConnector for Connector {
     fn check_eligibility(
         key: &str,
         inquiry: EligibilityInquiry,
@@ -66,4 +58,4 @@ impl PayerConnector for Template {
     }
 }
 
-billd_plugin_sdk::export_payer_connector!(Template);
+billd_plugin_sdk::export_payer_connector!(Connector);
