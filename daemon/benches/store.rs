@@ -17,6 +17,10 @@
 //! like a claim: lines, diagnoses, history), so the bench depends on the
 //! store only.
 
+/// The allocator of the `billd` binary, so the figures are the daemon's.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use billd::store::{Db, Record, SledStore, StoreError, StoreKey};
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use criterion::{BatchSize, Criterion, Throughput};
