@@ -484,6 +484,7 @@ fn call_configured(
     };
     let audit = Arc::new(crate::plugin::MemoryAudit::new());
     opts.audit = audit.clone();
+    opts.engine = cfg.engine.clone();
     opts.cache_dir = cfg.cache_dir.clone();
     opts.trust = cfg.trust.clone();
     if let Some(dir) = args.http_fixtures {
@@ -592,6 +593,7 @@ mod tests {
             base_dir: PathBuf::from("/"),
             cache_dir: None,
             store: None,
+            engine: Default::default(),
         };
         assert!(verify(&cfg).unwrap());
         // Tamper with the manifest: verification now fails.

@@ -41,7 +41,7 @@ mod state;
 pub(crate) mod tests;
 
 pub use bindings::types::ConnectorError;
-pub use config::{CallLimits, Pin, PluginEntry, PluginSpec, PluginTrust};
+pub use config::{CallLimits, Pin, PluginEntry, PluginPool, PluginSpec, PluginTrust};
 pub use engine::{EngineSettings, PluginEngine};
 pub use http::{AuditSink, HttpAuditRecord, HttpBackend, MemoryAudit, TracingAudit};
 pub use limits::{Limit, PluginEvents, TracingEvents};
@@ -193,7 +193,22 @@ pub enum CallError {
         /// The trap.
         reason: String,
     },
-    /// No instance could be made now (every slot busy): retrying can help.
+    /// Every instance slot of the engine's pool is taken by calls in flight
+    /// (`[plugin_pool] instances`): this call did not start; retrying once
+    /// others finish can help.
+    #[error(
+        "plugin {plugin}: call not started: the plugin instance pool ({limit} instances) is \
+         full ({reason}); raise [plugin_pool] instances or lower job concurrency"
+    )]
+    PoolExhausted {
+        /// The plugin.
+        plugin: String,
+        /// The pool's size in instances.
+        limit: u32,
+        /// Which of the pool's resources ran out, as wasmtime says.
+        reason: String,
+    },
+    /// No instance could be made now: retrying can help.
     #[error("plugin {plugin}: could not start an instance: {reason}")]
     Instantiate {
         /// The plugin.
@@ -227,7 +242,9 @@ impl CallError {
     pub fn retryable(&self) -> bool {
         matches!(
             self,
-            CallError::Instantiate { .. } | CallError::Deadline { .. }
+            CallError::Instantiate { .. }
+                | CallError::PoolExhausted { .. }
+                | CallError::Deadline { .. }
         )
     }
 }
@@ -655,6 +672,16 @@ impl LoadedPlugin {
             return CallError::MemoryLimit {
                 plugin: self.info.name.clone(),
                 limit_bytes: self.engine.settings().max_memory_bytes,
+            };
+        }
+        if let Some(full) = e
+            .chain()
+            .find_map(|c| c.downcast_ref::<wasmtime::PoolConcurrencyLimitError>())
+        {
+            return CallError::PoolExhausted {
+                plugin: self.info.name.clone(),
+                limit: self.engine.settings().max_concurrent_instances,
+                reason: full.to_string(),
             };
         }
         CallError::Instantiate {
