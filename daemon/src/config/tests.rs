@@ -1017,6 +1017,12 @@ fn plugin_pool_bad_values_name_their_key() {
         problems(&text),
         "/etc/billd/billd.toml:25:2: plugin_pool.instances: must be at least 1"
     );
+    let text = format!("{BASE}\n[plugin_pool]\ninstances = 5000\n");
+    assert_eq!(
+        problems(&text),
+        "/etc/billd/billd.toml:25:2: plugin_pool.instances: must be at most 1024 (each instance \
+         reserves address space for its memories at start-up), not 5000"
+    );
     let text = format!("{BASE}\n[plugin_pool]\nmax_memory_bytes = 4096\nkeep_resident_bytes = 0\n");
     assert_eq!(
         problems(&text),

@@ -213,7 +213,7 @@ pub struct PluginTrust {
 #[serde(deny_unknown_fields, default)]
 pub struct PluginPool {
     /// Plugin instances that may exist at once across all plugins (calls in
-    /// flight). Default 64; at least the sum of every job's `concurrency`,
+    /// flight). Default 64, at most 1024; at least the sum of every job's `concurrency`,
     /// so the jobs the runner may run at once never find the pool full.
     pub instances: u32,
     /// The cap on one instance's linear memory, in bytes. Default 64 MiB;
@@ -240,7 +240,11 @@ impl Default for PluginPool {
 /// The smallest memory cap `[plugin_pool]` accepts: a Rust guest's stack
 /// and data alone take about this much.
 const MIN_POOL_MEMORY: u64 = 1 << 20;
-/// The largest: a 32-bit linear memory.
+/// The most instances `[plugin_pool]` accepts: each reserves two memory
+/// slots of address space (about 4 GiB each) when the engine starts, so
+/// 1024 reserve about 8 TiB of the process's 128 TiB.
+const MAX_POOL_INSTANCES: u32 = 1024;
+/// The largest memory cap: a 32-bit linear memory.
 const MAX_POOL_MEMORY: u64 = 4 << 30;
 
 impl PluginPool {
@@ -268,6 +272,15 @@ impl PluginPool {
         };
         if self.instances == 0 {
             p("instances", "must be at least 1".into());
+        } else if self.instances > MAX_POOL_INSTANCES {
+            p(
+                "instances",
+                format!(
+                    "must be at most {MAX_POOL_INSTANCES} (each instance reserves address space \
+                     for its memories at start-up), not {}",
+                    self.instances
+                ),
+            );
         } else if (self.instances as usize) < calls_at_once {
             p(
                 "instances",
