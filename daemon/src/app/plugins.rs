@@ -11,8 +11,8 @@ use super::{App, AppError};
 use crate::config::Config;
 use crate::config::secret::SecretRef;
 use crate::plugin::{
-    AuditSink, HostOptions, Limit, LoadError, PluginEntry, PluginEvents, PluginHost, PluginInfo,
-    PluginRegistry, PluginSpec, PluginTrust, config, manifest,
+    AuditSink, EngineSettings, HostOptions, Limit, LoadError, PluginEntry, PluginEvents,
+    PluginHost, PluginInfo, PluginRegistry, PluginSpec, PluginTrust, config, manifest,
 };
 use crate::store::{RawStore, StoreKey};
 
@@ -57,6 +57,9 @@ pub struct ConfiguredPlugins {
     /// The practice's store, which `plugins call` uses for plugin state
     /// when the daemon is not holding it.
     pub store: Option<crate::config::StoreConfig>,
+    /// The engine every host of this configuration runs (from
+    /// `[plugin_pool]`): the daemon's and `plugins call`'s are the same.
+    pub engine: EngineSettings,
 }
 
 impl ConfiguredPlugins {
@@ -73,6 +76,7 @@ impl ConfiguredPlugins {
                 .unwrap_or_default(),
             cache_dir: Some(cfg.store.path.join("plugin-cache")),
             store: Some(cfg.store.clone()),
+            engine: cfg.plugin_pool.engine_settings(),
         }
     }
 
@@ -115,6 +119,7 @@ impl ConfiguredPlugins {
     ) -> Result<PluginRegistry, PluginSetupError> {
         let specs = self.specs()?;
         let mut opts = HostOptions::new(kv)?;
+        opts.engine = self.engine.clone();
         opts.kv_key = kv_key;
         opts.audit = audit;
         opts.events = events;
@@ -130,6 +135,7 @@ impl ConfiguredPlugins {
     /// its state in memory, for checking packages.
     fn check_host(&self) -> Result<PluginHost, PluginSetupError> {
         let mut opts = HostOptions::new(Arc::new(crate::store::MemStore::new()))?;
+        opts.engine = self.engine.clone();
         opts.cache_dir = self.cache_dir.clone();
         opts.trust = self.trust.clone();
         Ok(PluginHost::new(opts)?)
@@ -370,6 +376,7 @@ mod tests {
             base_dir: dist("echo-payer").parent().unwrap().to_path_buf(),
             cache_dir: Some(cache.path().to_path_buf()),
             store: None,
+            engine: EngineSettings::small(),
         };
         let audit = Arc::new(crate::plugin::MemoryAudit::new());
         let registry = cfg

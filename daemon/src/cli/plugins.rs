@@ -660,6 +660,7 @@ fn call_configured(
     };
     let audit = Arc::new(crate::plugin::MemoryAudit::new());
     opts.audit = audit.clone();
+    opts.engine = cfg.engine.clone();
     opts.cache_dir = cfg.cache_dir.clone();
     opts.trust = cfg.trust.clone();
     if let Some(dir) = args.http_fixtures {
@@ -768,6 +769,7 @@ mod tests {
             base_dir: PathBuf::from("/"),
             cache_dir: None,
             store: None,
+            engine: Default::default(),
         };
         assert!(verify(&cfg).unwrap());
         // Tamper with the manifest: verification now fails.

@@ -21,7 +21,7 @@ use super::{
     DEFAULT_JOB_CONCURRENCY, DEFAULT_SMTP_POOL_MAX, DEFAULT_SMTP_TIMEOUT, JobConfig, MailConfig,
     MailTransport, Misfire, Practice, Problem, SmtpTls, StoreConfig, parse_schedule,
 };
-use crate::plugin::{PluginEntry, PluginTrust};
+use crate::plugin::{PluginEntry, PluginPool, PluginTrust};
 
 const SECTIONS: &[&str] = &[
     "practice",
@@ -31,6 +31,7 @@ const SECTIONS: &[&str] = &[
     "job",
     "plugin",
     "plugin_trust",
+    "plugin_pool",
 ];
 
 /// Validates `text` (read from `source`) into a [`Config`].
@@ -116,6 +117,8 @@ impl Checker<'_> {
         let mut plugin_spans = Vec::new();
         let mut plugin_trust = PluginTrust::default();
         let mut trust_span = None;
+        let mut plugin_pool = PluginPool::default();
+        let mut pool_span = None;
         let mut seen = Vec::new();
 
         for (key, value) in root {
@@ -161,6 +164,12 @@ impl Checker<'_> {
                         plugin_trust = t;
                     }
                 }
+                "plugin_pool" => {
+                    pool_span = Some(key.span());
+                    if let Some(p) = self.section::<PluginPool>("plugin_pool", value) {
+                        plugin_pool = p;
+                    }
+                }
                 other => {
                     let hint = match other {
                         "jobs" => " (did you mean [[job]]?)".to_string(),
@@ -188,6 +197,13 @@ impl Checker<'_> {
             .map_or(chrono_tz::UTC, |p: &Practice| p.timezone);
         let jobs = self.jobs(jobs_raw, default_tz);
         self.plugins(&plugins, &plugin_spans, &plugin_trust, trust_span.as_ref());
+        if let Some(jobs) = &jobs {
+            // Every job may run at once, each with its concurrency.
+            let calls_at_once = jobs.iter().map(|j| j.concurrency).sum();
+            for problem in plugin_pool.validate(calls_at_once) {
+                self.problem(pool_span.as_ref(), &problem.field, problem.reason);
+            }
+        }
 
         Some(Config {
             source: self.src_file(),
@@ -198,6 +214,7 @@ impl Checker<'_> {
             jobs: jobs?,
             plugins,
             plugin_trust,
+            plugin_pool,
         })
     }
 

@@ -88,6 +88,8 @@ pub struct Config {
     pub plugins: Vec<crate::plugin::PluginEntry>,
     /// Who may sign plugins, `[plugin_trust]`.
     pub plugin_trust: crate::plugin::PluginTrust,
+    /// The plugin instance pool's size, `[plugin_pool]`.
+    pub plugin_pool: crate::plugin::PluginPool,
 }
 
 /// `[store]`: the encrypted record store.

@@ -422,7 +422,7 @@ fn unknown_key_at_top_level() {
     assert_eq!(
         problems(&text),
         "/etc/billd/billd.toml:25:2: pratice: unknown key; expected one of `practice`, `store`, \
-         `mail`, `billers`, `job`, `plugin`, `plugin_trust`"
+         `mail`, `billers`, `job`, `plugin`, `plugin_trust`, `plugin_pool`"
             .replace("         ", "")
     );
     let text = format!("{BASE}\n[[jobs]]\nname = \"x\"\n");
@@ -973,4 +973,74 @@ fn plugin_entries_are_checked_with_their_line() {
         "{shown}"
     );
     assert!(!shown.contains("hunter2"), "{shown}");
+}
+
+#[test]
+fn plugin_pool_defaults_and_reads_its_keys() {
+    let config = load(BASE);
+    assert_eq!(config.plugin_pool, crate::plugin::PluginPool::default());
+    assert_eq!(
+        config.plugin_pool.engine_settings(),
+        crate::plugin::EngineSettings::default()
+    );
+    let text = format!(
+        "{BASE}\n[plugin_pool]\ninstances = 12\nmax_memory_bytes = 33554432\nkeep_resident_bytes = 0\n"
+    );
+    let pool = load(&text).plugin_pool;
+    assert_eq!(pool.instances, 12);
+    let engine = pool.engine_settings();
+    assert_eq!(engine.max_concurrent_instances, 12);
+    assert_eq!(engine.max_memory_bytes, 32 << 20);
+    assert_eq!(engine.memory_keep_resident_bytes, 0);
+}
+
+#[test]
+fn plugin_pool_smaller_than_the_jobs_concurrency_is_refused() {
+    // One job of concurrency 4 (the default) and one of 3: 7 at once.
+    let text = format!(
+        "{BASE}\n[[job]]\nname = \"prune\"\nkind = \"prune\"\nschedule = \"0 3 * * *\"\nconcurrency = 3\n\n\
+         [plugin_pool]\ninstances = 6\n"
+    );
+    assert_eq!(
+        problems(&text),
+        "/etc/billd/billd.toml:31:2: plugin_pool.instances: is 6 but the jobs may run 7 work items \
+         at once (the sum of their concurrency); raise it to at least 7 or lower job concurrency"
+    );
+    let text = text.replace("instances = 6", "instances = 7");
+    assert_eq!(load(&text).plugin_pool.instances, 7);
+}
+
+#[test]
+fn plugin_pool_bad_values_name_their_key() {
+    let text = format!("{BASE}\n[plugin_pool]\ninstances = 0\n");
+    assert_eq!(
+        problems(&text),
+        "/etc/billd/billd.toml:25:2: plugin_pool.instances: must be at least 1"
+    );
+    let text = format!("{BASE}\n[plugin_pool]\ninstances = 5000\n");
+    assert_eq!(
+        problems(&text),
+        "/etc/billd/billd.toml:25:2: plugin_pool.instances: must be at most 1024 (each instance \
+         reserves address space for its memories at start-up), not 5000"
+    );
+    let text = format!("{BASE}\n[plugin_pool]\nmax_memory_bytes = 4096\nkeep_resident_bytes = 0\n");
+    assert_eq!(
+        problems(&text),
+        "/etc/billd/billd.toml:25:2: plugin_pool.max_memory_bytes: must be between 1048576 (1 MiB) \
+         and 4294967296 (4 GiB), not 4096"
+    );
+    let text = format!(
+        "{BASE}\n[plugin_pool]\nmax_memory_bytes = 2097152\nkeep_resident_bytes = 4194304\n"
+    );
+    assert_eq!(
+        problems(&text),
+        "/etc/billd/billd.toml:25:2: plugin_pool.keep_resident_bytes: must be at most \
+         max_memory_bytes (2097152), not 4194304"
+    );
+    let text = format!("{BASE}\n[plugin_pool]\nslots = 3\n");
+    assert!(
+        problems(&text).contains("plugin_pool.slots: unknown"),
+        "{}",
+        problems(&text)
+    );
 }

@@ -196,6 +196,123 @@ pub struct PluginTrust {
     pub keys: BTreeMap<String, String>,
 }
 
+/// The `[plugin_pool]` section: the instance pool every plugin call takes
+/// its instance from. Each call in flight holds one instance (its memory,
+/// tables and async stack come from slots reserved when the daemon starts),
+/// so `instances` bounds the calls that may run at once across all plugins;
+/// a call that finds the pool full fails with a retryable error naming this
+/// setting, and nothing else is affected.
+///
+/// ```toml
+/// [plugin_pool]
+/// instances = 64
+/// max_memory_bytes = 67108864
+/// keep_resident_bytes = 1048576
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PluginPool {
+    /// Plugin instances that may exist at once across all plugins (calls in
+    /// flight). Default 64, at most 1024; at least the sum of every job's `concurrency`,
+    /// so the jobs the runner may run at once never find the pool full.
+    pub instances: u32,
+    /// The cap on one instance's linear memory, in bytes. Default 64 MiB;
+    /// between 1 MiB and 4 GiB.
+    pub max_memory_bytes: u64,
+    /// How many bytes of an instance's memory that a call wrote are put
+    /// back in place (and stay resident for the next call) when the call
+    /// ends, instead of being returned to the kernel and faulted in again.
+    /// Default 1 MiB; at most `max_memory_bytes`; 0 returns every page.
+    pub keep_resident_bytes: u64,
+}
+
+impl Default for PluginPool {
+    fn default() -> Self {
+        let e = super::engine::EngineSettings::default();
+        Self {
+            instances: e.max_concurrent_instances,
+            max_memory_bytes: e.max_memory_bytes,
+            keep_resident_bytes: e.memory_keep_resident_bytes as u64,
+        }
+    }
+}
+
+/// The smallest memory cap `[plugin_pool]` accepts: a Rust guest's stack
+/// and data alone take about this much.
+const MIN_POOL_MEMORY: u64 = 1 << 20;
+/// The most instances `[plugin_pool]` accepts: each reserves two memory
+/// slots of address space (about 4 GiB each) when the engine starts, so
+/// 1024 reserve about 8 TiB of the process's 128 TiB.
+const MAX_POOL_INSTANCES: u32 = 1024;
+/// The largest memory cap: a 32-bit linear memory.
+const MAX_POOL_MEMORY: u64 = 4 << 30;
+
+impl PluginPool {
+    /// The engine settings this section gives (the rest at their defaults).
+    pub fn engine_settings(&self) -> super::engine::EngineSettings {
+        super::engine::EngineSettings {
+            max_concurrent_instances: self.instances,
+            max_memory_bytes: self.max_memory_bytes,
+            memory_keep_resident_bytes: usize::try_from(self.keep_resident_bytes)
+                .unwrap_or(usize::MAX),
+            ..super::engine::EngineSettings::default()
+        }
+    }
+
+    /// The problems of this section, given the most plugin calls the
+    /// configured jobs may have in flight at once (the sum of their
+    /// concurrency).
+    pub fn validate(&self, calls_at_once: usize) -> Vec<PluginConfigProblem> {
+        let mut problems = Vec::new();
+        let mut p = |field: &str, reason: String| {
+            problems.push(PluginConfigProblem {
+                field: format!("plugin_pool.{field}"),
+                reason,
+            })
+        };
+        if self.instances == 0 {
+            p("instances", "must be at least 1".into());
+        } else if self.instances > MAX_POOL_INSTANCES {
+            p(
+                "instances",
+                format!(
+                    "must be at most {MAX_POOL_INSTANCES} (each instance reserves address space \
+                     for its memories at start-up), not {}",
+                    self.instances
+                ),
+            );
+        } else if (self.instances as usize) < calls_at_once {
+            p(
+                "instances",
+                format!(
+                    "is {} but the jobs may run {calls_at_once} work items at once (the sum of \
+                     their concurrency); raise it to at least {calls_at_once} or lower job concurrency",
+                    self.instances
+                ),
+            );
+        }
+        if !(MIN_POOL_MEMORY..=MAX_POOL_MEMORY).contains(&self.max_memory_bytes) {
+            p(
+                "max_memory_bytes",
+                format!(
+                    "must be between {MIN_POOL_MEMORY} (1 MiB) and {MAX_POOL_MEMORY} (4 GiB), not {}",
+                    self.max_memory_bytes
+                ),
+            );
+        }
+        if self.keep_resident_bytes > self.max_memory_bytes {
+            p(
+                "keep_resident_bytes",
+                format!(
+                    "must be at most max_memory_bytes ({}), not {}",
+                    self.max_memory_bytes, self.keep_resident_bytes
+                ),
+            );
+        }
+        problems
+    }
+}
+
 /// One problem in the plugin configuration, naming the field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {reason}")]

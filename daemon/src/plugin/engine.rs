@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use wasmtime::component::Component;
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 /// How the engine is sized. The defaults suit a practice's daemon on a
 /// small machine; tests use smaller pools.
@@ -56,12 +56,18 @@ pub struct EngineSettings {
     /// The guest's native stack for async calls. 1 MiB matches what Rust
     /// guests expect from wasmtime's default.
     pub async_stack_bytes: usize,
-    /// Bytes of each memory slot reset with `memset` (and kept resident)
-    /// when an instance ends, instead of `madvise`. Measured with
-    /// `benches/plugin_call.rs` on this 2-core machine: 0 gave a fresh-call
-    /// p50 of 25 µs, 64 KiB 27 µs, 256 KiB 29 µs and 1 MiB 53 µs (a Rust
-    /// guest's memory starts above 1 MiB, so a large value memsets it all on
-    /// every call). Hence 0.
+    /// Bytes of the pages a call wrote in its linear memory that are put
+    /// back in place (copied from the module's initial image, or zeroed)
+    /// when the instance ends, so they stay resident for the next instance
+    /// in that slot; written pages past this, and all pages on a kernel
+    /// without `PAGEMAP_SCAN` (before Linux 6.7), are returned to the
+    /// kernel with `madvise` and fault in again on the next call. With the
+    /// scan only written pages are touched, so this is a bound, not a cost.
+    /// Measured with `benches/plugin_call.rs` on a 2-core machine (fresh
+    /// call p50): without the scan 0 gave 25–32 µs and any larger value was
+    /// slower (1 MiB: 53 µs, a `memset` of 1 MiB per call); with it 256 KiB
+    /// gave 12.8 µs, 1 MiB 13.5 and 4 MiB 13.1. Idle slots keep at most
+    /// this much resident each; hence 1 MiB.
     pub memory_keep_resident_bytes: usize,
 }
 
@@ -74,7 +80,7 @@ impl Default for EngineSettings {
             max_table_elements: 20_000,
             epoch_tick: Duration::from_millis(10),
             async_stack_bytes: 1 << 20,
-            memory_keep_resident_bytes: 0,
+            memory_keep_resident_bytes: 1 << 20,
         }
     }
 }
@@ -263,6 +269,12 @@ impl PluginEngine {
     /// where compiled code is kept between runs (created 0700 if missing),
     /// authenticated with its key.
     pub fn new(settings: EngineSettings, cache: Option<CodeCache>) -> Result<Self, EngineError> {
+        let pagemap = PoolingAllocationConfig::is_pagemap_scan_available();
+        if !pagemap {
+            tracing::debug!(
+                "the kernel has no PAGEMAP_SCAN (Linux 6.7+): plugin memory is returned to the kernel after every call"
+            );
+        }
         let mut pool = PoolingAllocationConfig::new();
         let n = settings.max_concurrent_instances;
         pool.total_component_instances(n)
@@ -277,8 +289,14 @@ impl PluginEngine {
             .table_elements(settings.max_table_elements)
             .max_memory_size(settings.max_memory_bytes as usize)
             .total_stacks(n)
-            // See `memory_keep_resident_bytes` for why this is small.
-            .linear_memory_keep_resident(settings.memory_keep_resident_bytes)
+            // See `memory_keep_resident_bytes`: only with the page scan does
+            // keeping pages resident pay.
+            .pagemap_scan(if pagemap { Enabled::Yes } else { Enabled::No })
+            .linear_memory_keep_resident(if pagemap {
+                settings.memory_keep_resident_bytes
+            } else {
+                0
+            })
             .table_keep_resident(64 << 10);
 
         let mut config = Config::new();

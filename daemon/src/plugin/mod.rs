@@ -41,7 +41,7 @@ mod state;
 pub(crate) mod tests;
 
 pub use bindings::types::ConnectorError;
-pub use config::{CallLimits, Pin, PluginEntry, PluginSpec, PluginTrust};
+pub use config::{CallLimits, Pin, PluginEntry, PluginPool, PluginSpec, PluginTrust};
 pub use engine::{EngineSettings, PluginEngine};
 pub use http::{AuditSink, HttpAuditRecord, HttpBackend, MemoryAudit, TracingAudit};
 pub use limits::{Limit, PluginEvents, TracingEvents};
@@ -63,7 +63,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use wasmtime::component::{HasSelf, Linker};
+use wasmtime::component::{ComponentExportIndex, HasSelf, Linker};
 use wasmtime::{Store, UpdateDeadline};
 
 /// Why a plugin was refused at load. Each message names the plugin and the
@@ -193,7 +193,22 @@ pub enum CallError {
         /// The trap.
         reason: String,
     },
-    /// No instance could be made now (every slot busy): retrying can help.
+    /// Every instance slot of the engine's pool is taken by calls in flight
+    /// (`[plugin_pool] instances`): this call did not start; retrying once
+    /// others finish can help.
+    #[error(
+        "plugin {plugin}: call not started: the plugin instance pool ({limit} instances) is \
+         full ({reason}); raise [plugin_pool] instances or lower job concurrency"
+    )]
+    PoolExhausted {
+        /// The plugin.
+        plugin: String,
+        /// The pool's size in instances.
+        limit: u32,
+        /// Which of the pool's resources ran out, as wasmtime says.
+        reason: String,
+    },
+    /// No instance could be made now: retrying can help.
     #[error("plugin {plugin}: could not start an instance: {reason}")]
     Instantiate {
         /// The plugin.
@@ -227,7 +242,9 @@ impl CallError {
     pub fn retryable(&self) -> bool {
         matches!(
             self,
-            CallError::Instantiate { .. } | CallError::Deadline { .. }
+            CallError::Instantiate { .. }
+                | CallError::PoolExhausted { .. }
+                | CallError::Deadline { .. }
         )
     }
 }
@@ -496,6 +513,8 @@ impl PluginHost {
             }
         };
 
+        let exports = world_exports(&component, manifest.world).map_err(comp_err)?;
+
         let manifest_origins = manifest.origins();
         let http =
             http::HttpPolicy::new(&manifest_origins, &spec.allowed_hosts, spec.limits.clone());
@@ -538,6 +557,7 @@ impl PluginHost {
             info,
             manifest,
             pre,
+            exports,
             shared,
             engine: self.engine.clone(),
         }))
@@ -572,6 +592,57 @@ fn origins_as_strings<S: serde::Serializer>(o: &[Origin], s: S) -> Result<S::Ok,
     s.collect_seq(o.iter().map(ToString::to_string))
 }
 
+/// The interface each world exports, and its functions (as the WIT names
+/// them): the fresh-instance calls look a function up by these.
+fn world_interface(world: World) -> (&'static str, &'static [&'static str]) {
+    match world {
+        World::PayerConnector => (
+            "billd:connector/payer@0.1.0",
+            &[
+                "check-eligibility",
+                "claim-status",
+                "submit-claims",
+                "fetch-acknowledgments",
+                "fetch-remittances",
+            ],
+        ),
+        World::EhrConnector => (
+            "billd:connector/ehr@0.1.0",
+            &[
+                "appointments",
+                "patients-changed",
+                "coverages-changed",
+                "encounters-changed",
+            ],
+        ),
+        World::CollectionsConnector => (
+            "billd:connector/collections@0.1.0",
+            &["place-accounts", "recall-accounts", "fetch-agency-updates"],
+        ),
+    }
+}
+
+/// The export index of each function of `world` in `component` (looked up
+/// once at load, so a call does not search by name).
+fn world_exports(
+    component: &wasmtime::component::Component,
+    world: World,
+) -> Result<Vec<(&'static str, ComponentExportIndex)>, String> {
+    let (interface, functions) = world_interface(world);
+    let iface = component
+        .get_export_index(None, interface)
+        .ok_or_else(|| format!("the component does not export {interface}"))?;
+    functions
+        .iter()
+        .map(|f| {
+            component
+                .get_export_index(Some(&iface), f)
+                .map(|index| (*f, index))
+                .ok_or_else(|| format!("the component's {interface} has no function {f}"))
+        })
+        .collect()
+}
+
 enum WorldPre {
     Payer(PayerConnectorPre<CallState>),
     Ehr(EhrConnectorPre<CallState>),
@@ -584,6 +655,8 @@ pub struct LoadedPlugin {
     info: PluginInfo,
     manifest: Manifest,
     pre: WorldPre,
+    /// Each exported function's index, for fresh-instance calls.
+    exports: Vec<(&'static str, ComponentExportIndex)>,
     shared: Arc<PluginShared>,
     engine: PluginEngine,
 }
@@ -657,6 +730,16 @@ impl LoadedPlugin {
                 limit_bytes: self.engine.settings().max_memory_bytes,
             };
         }
+        if let Some(full) = e
+            .chain()
+            .find_map(|c| c.downcast_ref::<wasmtime::PoolConcurrencyLimitError>())
+        {
+            return CallError::PoolExhausted {
+                plugin: self.info.name.clone(),
+                limit: self.engine.settings().max_concurrent_instances,
+                reason: full.to_string(),
+            };
+        }
         CallError::Instantiate {
             plugin: self.info.name.clone(),
             reason: format!("{e:#}"),
@@ -714,6 +797,50 @@ impl LoadedPlugin {
             Ok(i) => Ok((store, i)),
             Err(e) => Err(self.instantiate_error(&store, e)),
         }
+    }
+}
+
+impl LoadedPlugin {
+    /// Runs one export of `world` in a fresh instance. Only the function
+    /// called is type-checked against the component (the world's bindings
+    /// check every export of the world on each instantiation, which was
+    /// about a sixth of a fresh call's cost; see `benches/plugin_call.rs`).
+    async fn fresh_call<P, R>(
+        &self,
+        world: World,
+        function: &'static str,
+        params: P,
+    ) -> Result<R, CallError>
+    where
+        P: wasmtime::component::ComponentNamedList + wasmtime::component::Lower + Send + Sync,
+        R: wasmtime::component::ComponentNamedList
+            + wasmtime::component::Lift
+            + Send
+            + Sync
+            + 'static,
+    {
+        if self.info.world != world {
+            return Err(self.wrong_world(world));
+        }
+        let (mut store, instance) = self.raw_instance().await?;
+        let index = self
+            .exports
+            .iter()
+            .find(|(name, _)| *name == function)
+            .map(|(_, index)| index)
+            .ok_or_else(|| CallError::Failed {
+                plugin: self.info.name.clone(),
+                reason: format!("the component exports no function {function}"),
+            })?;
+        let func = instance
+            .get_typed_func::<P, R>(&mut store, index)
+            .map_err(|e| CallError::Failed {
+                plugin: self.info.name.clone(),
+                reason: format!("{function}: {e:#}"),
+            })?;
+        let backstop = begin_call(&mut store);
+        let result = tokio::time::timeout(backstop, func.call_async(&mut store, params)).await;
+        finish_call(&mut store, result)
     }
 }
 
@@ -824,8 +951,8 @@ pub struct CollectionsSession {
 }
 
 macro_rules! calls {
-    ($session:ident, $open:ident, $iface:ident;
-     $( $(#[$doc:meta])* $name:ident => $call:ident ( $($arg:ident : $ty:ty as $pass:expr),* ) -> $ok:ty; )*) => {
+    ($session:ident, $world:expr, $iface:ident;
+     $( $(#[$doc:meta])* $name:ident => $call:ident $wit:literal ( $($arg:ident : $ty:ty as $pass:expr),* ) -> $ok:ty; )*) => {
         impl $session {
             $(
                 $(#[$doc])*
@@ -847,44 +974,51 @@ macro_rules! calls {
                 ///
                 /// Runs in a fresh instance.
                 pub async fn $name(&self, key: &str $(, $arg: $ty)*) -> CallResult<$ok> {
-                    self.$open().await?.$name(key $(, $arg)*).await
+                    let (answer,) = self
+                        .fresh_call::<(&str, $($ty,)*), (Result<$ok, ConnectorError>,)>(
+                            $world,
+                            $wit,
+                            (key, $($arg,)*),
+                        )
+                        .await?;
+                    Ok(answer)
                 }
             )*
         }
     };
 }
 
-calls! { PayerSession, payer, billd_connector_payer;
+calls! { PayerSession, World::PayerConnector, billd_connector_payer;
     /// Asks whether a patient is covered on a date.
-    check_eligibility => call_check_eligibility(inquiry: &pay::EligibilityInquiry as inquiry) -> pay::Eligibility;
+    check_eligibility => call_check_eligibility "check-eligibility"(inquiry: &pay::EligibilityInquiry as inquiry) -> pay::Eligibility;
     /// Asks where a batch of claims stands.
-    claim_status => call_claim_status(inquiries: &[pay::StatusInquiry] as inquiries) -> Vec<pay::StatusResponse>;
+    claim_status => call_claim_status "claim-status"(inquiries: &[pay::StatusInquiry] as inquiries) -> Vec<pay::StatusResponse>;
     /// Sends a batch of claims.
-    submit_claims => call_submit_claims(claims: &[pay::Claim] as claims) -> pay::SubmissionReceipt;
+    submit_claims => call_submit_claims "submit-claims"(claims: &[pay::Claim] as claims) -> pay::SubmissionReceipt;
     /// Fetches 999 and 277CA outcomes since the cursor.
-    fetch_acknowledgments => call_fetch_acknowledgments(since: Option<&str> as since.map(str::to_string).as_ref()) -> pay::AcknowledgmentPage;
+    fetch_acknowledgments => call_fetch_acknowledgments "fetch-acknowledgments"(since: Option<&str> as since.map(str::to_string).as_ref()) -> pay::AcknowledgmentPage;
     /// Fetches remittances since the cursor.
-    fetch_remittances => call_fetch_remittances(since: Option<&str> as since.map(str::to_string).as_ref()) -> pay::RemittancePage;
+    fetch_remittances => call_fetch_remittances "fetch-remittances"(since: Option<&str> as since.map(str::to_string).as_ref()) -> pay::RemittancePage;
 }
 
-calls! { EhrSession, ehr, billd_connector_ehr;
+calls! { EhrSession, World::EhrConnector, billd_connector_ehr;
     /// Appointments starting inside the window.
-    appointments => call_appointments(window: ehr::Window as window) -> Vec<ehr::Appointment>;
+    appointments => call_appointments "appointments"(window: ehr::Window as window) -> Vec<ehr::Appointment>;
     /// Patients changed since the cursor.
-    patients_changed => call_patients_changed(since: Option<&str> as since.map(str::to_string).as_ref()) -> ehr::PatientPage;
+    patients_changed => call_patients_changed "patients-changed"(since: Option<&str> as since.map(str::to_string).as_ref()) -> ehr::PatientPage;
     /// Coverages changed since the cursor.
-    coverages_changed => call_coverages_changed(since: Option<&str> as since.map(str::to_string).as_ref()) -> ehr::CoveragePage;
+    coverages_changed => call_coverages_changed "coverages-changed"(since: Option<&str> as since.map(str::to_string).as_ref()) -> ehr::CoveragePage;
     /// Encounters (with charges) changed since the cursor.
-    encounters_changed => call_encounters_changed(since: Option<&str> as since.map(str::to_string).as_ref()) -> ehr::EncounterPage;
+    encounters_changed => call_encounters_changed "encounters-changed"(since: Option<&str> as since.map(str::to_string).as_ref()) -> ehr::EncounterPage;
 }
 
-calls! { CollectionsSession, collections, billd_connector_collections;
+calls! { CollectionsSession, World::CollectionsConnector, billd_connector_collections;
     /// Hands accounts to the agency.
-    place_accounts => call_place_accounts(placements: &[co::Placement] as placements) -> Vec<co::PlacementReceipt>;
+    place_accounts => call_place_accounts "place-accounts"(placements: &[co::Placement] as placements) -> Vec<co::PlacementReceipt>;
     /// Calls accounts back.
-    recall_accounts => call_recall_accounts(recalls: &[co::Recall] as recalls) -> Vec<co::RecallReceipt>;
+    recall_accounts => call_recall_accounts "recall-accounts"(recalls: &[co::Recall] as recalls) -> Vec<co::RecallReceipt>;
     /// Payments, disputes and closures since the cursor.
-    fetch_agency_updates => call_fetch_agency_updates(since: Option<&str> as since.map(str::to_string).as_ref()) -> co::AgencyUpdatePage;
+    fetch_agency_updates => call_fetch_agency_updates "fetch-agency-updates"(since: Option<&str> as since.map(str::to_string).as_ref()) -> co::AgencyUpdatePage;
 }
 
 /// Reads a package's manifest and component hash without loading it (for

@@ -338,6 +338,49 @@ async fn files_and_environment_variables_are_not_there() {
     assert!(!std::path::Path::new("/tmp/billd-snoop-was-here").exists());
 }
 
+/// The pool keeps the pages a call wrote resident for the next instance in
+/// its slot (`memory_keep_resident_bytes`), reset in place: nothing one call
+/// wrote (a static, heap pages inside and past the resident bound) reaches
+/// the next call. The same probe in one reused instance does find the
+/// earlier call, so it would catch a reset that kept data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_memory_crosses_calls_though_pages_stay_resident() {
+    let t = test_host(PluginTrust::default());
+    assert!(t.host.engine().settings().memory_keep_resident_bytes > 0);
+    let p = t
+        .host
+        .load(&spec("hostile-snoop", &dist("hostile-snoop")))
+        .unwrap();
+    for i in 0..5 {
+        let answer = p
+            .check_eligibility(&format!("k{i}"), &inquiry(&format!("M{i}")))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(answer.plan_name.as_deref(), Some("[]"), "call {i}");
+    }
+    let mut reused = p.payer().await.unwrap();
+    reused
+        .check_eligibility("r1", &inquiry("M-first"))
+        .await
+        .unwrap()
+        .unwrap();
+    let second = reused
+        .check_eligibility("r2", &inquiry("M-second"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        second
+            .plan_name
+            .as_deref()
+            .unwrap()
+            .contains("an earlier member id"),
+        "{:?}",
+        second.plan_name
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panic_becomes_a_typed_error_without_the_message() {
     let t = test_host(PluginTrust::default());
@@ -1845,4 +1888,52 @@ async fn result_amplification_stops_at_the_transfer_limit() {
         err.to_string().contains("transfer limit of 4194304 bytes"),
         "{err}"
     );
+}
+
+/// A call that finds every slot of the instance pool taken fails with
+/// [`CallError::PoolExhausted`] (retryable, naming the setting to raise);
+/// the calls holding the slots are unharmed, and once one ends the next
+/// call runs.
+#[tokio::test]
+async fn a_full_instance_pool_fails_only_the_call_that_finds_it_full() {
+    let mut opts = HostOptions::new(Arc::new(MemStore::new())).unwrap();
+    opts.engine = EngineSettings {
+        max_concurrent_instances: 2,
+        max_memory_bytes: 16 << 20,
+        ..EngineSettings::small()
+    };
+    opts.cache_dir = Some(test_cache_dir());
+    opts.cache_key = Some(test_cache_key());
+    let host = PluginHost::new(opts).unwrap();
+    let echo = host.load(&spec("echo-payer", &dist("echo-payer"))).unwrap();
+    let mut first = echo.payer().await.unwrap();
+    let second = echo.payer().await.unwrap();
+    let err = echo
+        .check_eligibility("k-full", &inquiry("W1"))
+        .await
+        .expect_err("a third instance fits in a pool of two");
+    match &err {
+        CallError::PoolExhausted { plugin, limit, .. } => {
+            assert_eq!(plugin, "echo-payer");
+            assert_eq!(*limit, 2);
+        }
+        other => panic!("expected PoolExhausted, got {other:?}"),
+    }
+    assert!(err.retryable());
+    let text = err.to_string();
+    assert!(text.contains("[plugin_pool] instances"), "{text}");
+    // The instances holding the slots still answer.
+    let r = first
+        .check_eligibility("k-held", &inquiry("W1"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.status, CoverageStatus::Active);
+    drop(second);
+    let r = echo
+        .check_eligibility("k-after", &inquiry("W1"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.payer_reference.as_deref(), Some("echo-k-after"));
 }

@@ -1,16 +1,42 @@
 //! Hostile test plugin: looks for files, directories and environment
-//! variables, and reports what it found in the plan name as JSON.
+//! variables, and for what an earlier call left in its memory (a static and
+//! heap pages), and reports what it found in the plan name as JSON.
 use billd_plugin_sdk::payer::*;
 use billd_plugin_sdk::types::*;
+use std::sync::Mutex;
+
+/// The member id of the call before, if this memory saw one.
+static LEFT_BEHIND: Mutex<Option<String>> = Mutex::new(None);
+/// Heap the probe allocates and marks: more than the host keeps resident.
+const HEAP_PROBE: usize = 4 << 20;
 
 struct Snoop;
 
 impl PayerConnector for Snoop {
     fn check_eligibility(
         _key: &str,
-        _inquiry: EligibilityInquiry,
+        inquiry: EligibilityInquiry,
     ) -> Result<Eligibility, ConnectorError> {
         let mut found: Vec<String> = Vec::new();
+        {
+            let mut left = LEFT_BEHIND.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(earlier) = left.as_ref() {
+                found.push(format!("memory: an earlier member id, {} bytes", earlier.len()));
+            }
+            *left = Some(inquiry.subscriber.member_id.clone());
+        }
+        // A zeroed allocation from fresh memory is not cleared by the
+        // allocator (fresh pages are zero), so marks of an earlier call at
+        // the same addresses show if the host did not reset the pages.
+        let mut heap = vec![0u8; HEAP_PROBE];
+        let marked = heap.iter().step_by(4096).filter(|b| **b != 0).count();
+        if marked > 0 {
+            found.push(format!("memory: {marked} pages an earlier call marked"));
+        }
+        for i in (0..heap.len()).step_by(4096) {
+            heap[i] = 0xA5;
+        }
+        std::mem::forget(heap);
         for path in [
             "/etc/passwd",
             "/etc/hostname",
