@@ -592,33 +592,13 @@ fn origins_as_strings<S: serde::Serializer>(o: &[Origin], s: S) -> Result<S::Ok,
     s.collect_seq(o.iter().map(ToString::to_string))
 }
 
-/// The interface each world exports, and its functions (as the WIT names
-/// them): the fresh-instance calls look a function up by these.
-fn world_interface(world: World) -> (&'static str, &'static [&'static str]) {
+/// The functions `world`'s interface exports, as the WIT names them (the
+/// `calls!` list of its session): the fresh-instance calls look them up.
+fn world_functions(world: World) -> &'static [&'static str] {
     match world {
-        World::PayerConnector => (
-            "billd:connector/payer@0.1.0",
-            &[
-                "check-eligibility",
-                "claim-status",
-                "submit-claims",
-                "fetch-acknowledgments",
-                "fetch-remittances",
-            ],
-        ),
-        World::EhrConnector => (
-            "billd:connector/ehr@0.1.0",
-            &[
-                "appointments",
-                "patients-changed",
-                "coverages-changed",
-                "encounters-changed",
-            ],
-        ),
-        World::CollectionsConnector => (
-            "billd:connector/collections@0.1.0",
-            &["place-accounts", "recall-accounts", "fetch-agency-updates"],
-        ),
+        World::PayerConnector => PayerSession::FUNCTIONS,
+        World::EhrConnector => EhrSession::FUNCTIONS,
+        World::CollectionsConnector => CollectionsSession::FUNCTIONS,
     }
 }
 
@@ -628,7 +608,8 @@ fn world_exports(
     component: &wasmtime::component::Component,
     world: World,
 ) -> Result<Vec<(&'static str, ComponentExportIndex)>, String> {
-    let (interface, functions) = world_interface(world);
+    let interface = world.export_interface();
+    let functions = world_functions(world);
     let iface = component
         .get_export_index(None, interface)
         .ok_or_else(|| format!("the component does not export {interface}"))?;
@@ -954,6 +935,9 @@ macro_rules! calls {
     ($session:ident, $world:expr, $iface:ident;
      $( $(#[$doc:meta])* $name:ident => $call:ident $wit:literal ( $($arg:ident : $ty:ty as $pass:expr),* ) -> $ok:ty; )*) => {
         impl $session {
+            /// The functions of the world's interface, as the WIT names them.
+            const FUNCTIONS: &'static [&'static str] = &[$($wit),*];
+
             $(
                 $(#[$doc])*
                 pub async fn $name(&mut self, key: &str $(, $arg: $ty)*) -> CallResult<$ok> {

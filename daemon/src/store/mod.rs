@@ -572,13 +572,26 @@ impl Db {
             key: key.to_owned(),
             reason: format!("could not encode: {}", safe_reason(&e)),
         })?;
-        if plain.len() - ENVELOPE_HEADER >= COMPRESS_FROM {
-            let mut packed = zeroize::Zeroizing::new(Vec::with_capacity(plain.len()));
-            packed.push(CODEC_JSON_LZ4);
-            packed.extend_from_slice(&plain[1..ENVELOPE_HEADER]);
-            packed.extend_from_slice(&lz4_flex::block::compress_prepend_size(
-                &plain[ENVELOPE_HEADER..],
-            ));
+        let body_len = plain.len() - ENVELOPE_HEADER;
+        if body_len >= COMPRESS_FROM {
+            // Compressed straight into a zeroized buffer: the compressed body
+            // is as private as the JSON. Layout as `compress_prepend_size`.
+            const PREFIX: usize = ENVELOPE_HEADER + 4;
+            let mut packed = zeroize::Zeroizing::new(vec![
+                0;
+                PREFIX + lz4_flex::block::get_maximum_output_size(body_len)
+            ]);
+            packed[0] = CODEC_JSON_LZ4;
+            packed[1..ENVELOPE_HEADER].copy_from_slice(&plain[1..ENVELOPE_HEADER]);
+            packed[ENVELOPE_HEADER..PREFIX].copy_from_slice(&(body_len as u32).to_le_bytes());
+            let n =
+                lz4_flex::block::compress_into(&plain[ENVELOPE_HEADER..], &mut packed[PREFIX..])
+                    .map_err(|e| StoreError::Decode {
+                        collection: R::COLLECTION.to_owned(),
+                        key: key.to_owned(),
+                        reason: format!("could not compress: {e}"),
+                    })?;
+            packed.truncate(PREFIX + n);
             return Ok(self.key.seal(R::COLLECTION, key.as_bytes(), &packed));
         }
         Ok(self.key.seal(R::COLLECTION, key.as_bytes(), &plain))

@@ -133,9 +133,8 @@ impl SledStore {
         if self.cut_short.load(Ordering::SeqCst) {
             return Ok(());
         }
-        self.db
-            .open_tree(BACKEND_TREE)
-            .and_then(|t| t.insert(CLEAN_KEY, &b"1"[..]))
+        self.tree(BACKEND_TREE)?
+            .insert(CLEAN_KEY, &b"1"[..])
             .map_err(|e| self.backend(e))?;
         self.db.flush().map_err(|e| self.backend(e))?;
         Ok(())

@@ -217,6 +217,7 @@ impl Db {
     /// times, then [`StoreError::Conflict`]. So `f` must have no effects
     /// outside the `Tx`. An `Err` from `f` commits nothing and is returned
     /// as it is. Call [`Db::flush`] after it before an external effect.
+    /// (One blind write alone takes the relaxed commit; see the module.)
     pub fn transact<T, E, F>(&self, mut f: F) -> Result<T, E>
     where
         F: FnMut(&mut Tx<'_>) -> Result<T, E>,
