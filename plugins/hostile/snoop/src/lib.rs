@@ -21,7 +21,10 @@ impl PayerConnector for Snoop {
         {
             let mut left = LEFT_BEHIND.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(earlier) = left.as_ref() {
-                found.push(format!("memory: an earlier member id, {} bytes", earlier.len()));
+                found.push(format!(
+                    "memory: an earlier member id, {} bytes",
+                    earlier.len()
+                ));
             }
             *left = Some(inquiry.subscriber.member_id.clone());
         }
