@@ -9,6 +9,7 @@
 //!   occurrence claims so no occurrence ever runs twice.
 //! - [`jobs`]: the job framework (work items, bounded concurrency, resume
 //!   after a crash, graceful shutdown) and one module per job kind.
+//! - [`intake`]: CSV and 837P files read into domain records (imports).
 //! - [`domain`]: the business model (patients, coverage, appointments,
 //!   claims and their state machine, accounts and ledger, biller tasks).
 //! - [`notify`]: email (SMTP pool or outbox directory) from editable templates.
@@ -33,6 +34,7 @@ pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod domain;
+pub mod intake;
 pub mod jobs;
 pub mod jobset;
 pub mod mapping;

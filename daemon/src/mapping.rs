@@ -494,6 +494,7 @@ mod tests {
             next_check_at: None,
             revision: 0,
             held: false,
+            problems: vec![],
         };
         let billing = provider("1234567893", "Riverside", Some("123456789"));
         let w = claim(

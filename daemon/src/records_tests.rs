@@ -117,6 +117,7 @@ fn claim(id: &str) -> Claim {
         next_check_at: Some(at(5)),
         revision: 0,
         held: false,
+        problems: vec![],
     }
 }
 

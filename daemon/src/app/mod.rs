@@ -9,6 +9,8 @@
 //! - [`jobs`]: list (next fire times, last outcome), next, run, history.
 //! - [`tasks`]: list with filters, show, add, assign, close.
 //! - [`plugins`]: the configured plugin set (check, reload) and its start-up.
+//! - [`import`]: CSV and 837P files into the store, all or nothing.
+//! - [`claims`]: list, show, hold and release claims.
 //! - [`request`]: every operation as one serde request and its typed reply,
 //!   which the control socket (and the HTTP API) carry.
 //!
@@ -21,6 +23,8 @@
 //! when the store is free; the daemon builds one from its running parts.
 
 pub mod author;
+pub mod claims;
+pub mod import;
 pub mod jobs;
 pub mod plugins;
 pub mod request;
@@ -203,6 +207,15 @@ pub enum AppError {
     /// A task operation failed.
     #[error(transparent)]
     Task(#[from] TaskError),
+    /// An input file was refused whole; nothing of it was kept.
+    #[error(transparent)]
+    Refused(#[from] crate::intake::Refused),
+    /// No claim has that id.
+    #[error("no claim with id {0}")]
+    NoSuchClaim(String),
+    /// The claim cannot do that in its state.
+    #[error("{0}")]
+    ClaimConflict(String),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -246,7 +259,9 @@ impl AppError {
             AppError::NoSuchJob { .. } | AppError::NoSuchBiller(_) | AppError::BadJobs(_) => {
                 ErrorKind::Config
             }
-            AppError::UnfinishedRun { .. } => ErrorKind::Conflict,
+            AppError::UnfinishedRun { .. } | AppError::ClaimConflict(_) => ErrorKind::Conflict,
+            AppError::Refused(_) => ErrorKind::Config,
+            AppError::NoSuchClaim(_) => ErrorKind::NotFound,
             AppError::Task(TaskError::NotFound(_)) => ErrorKind::NotFound,
             AppError::Task(TaskError::AlreadyClosed(_)) => ErrorKind::Conflict,
             AppError::Protocol(_) => ErrorKind::Protocol,

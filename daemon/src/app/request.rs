@@ -7,11 +7,14 @@
 use chrono::{DateTime, FixedOffset, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::claims::{self, ClaimFilter, ClaimSummary};
+use super::import::{self, ImportReport};
 use super::jobs::{self, HistoryEntry, JobSummary};
 use super::plugins::{self, Reloaded};
 use super::tasks::{self, AddTask, TaskFilter};
 use super::{App, AppError};
-use crate::domain::Task;
+use crate::domain::{Claim, Task};
+use crate::intake::csv_rows::CsvKind;
 use crate::jobs::JobRun;
 
 /// An operation and its arguments.
@@ -79,6 +82,47 @@ pub enum Request {
     },
     /// [`plugins::reload`].
     PluginsReload,
+    /// [`import::csv`].
+    ImportCsv {
+        /// What the file holds.
+        kind: CsvKind,
+        /// The file's name, for messages.
+        file: String,
+        /// Its text.
+        text: String,
+    },
+    /// [`import::claims`].
+    ImportClaims {
+        /// The file's name, for messages.
+        file: String,
+        /// Its text (X12 is ASCII).
+        text: String,
+    },
+    /// [`claims::list`].
+    ClaimsList {
+        /// Which claims.
+        #[serde(default)]
+        filter: ClaimFilter,
+    },
+    /// [`claims::show`].
+    ClaimsShow {
+        /// Claim id.
+        id: String,
+    },
+    /// [`claims::set_held`] (hold).
+    ClaimsHold {
+        /// Claim id.
+        id: String,
+        /// Who holds it.
+        by: String,
+    },
+    /// [`claims::set_held`] (release).
+    ClaimsRelease {
+        /// Claim id.
+        id: String,
+        /// Who releases it.
+        by: String,
+    },
 }
 
 /// What an operation returned.
@@ -102,6 +146,13 @@ pub enum Reply {
     Task(Task),
     /// What a reload changed ([`Request::PluginsReload`]).
     Reloaded(Reloaded),
+    /// What an import did ([`Request::ImportCsv`], [`Request::ImportClaims`]).
+    Imported(ImportReport),
+    /// Claim summaries ([`Request::ClaimsList`]).
+    Claims(Vec<ClaimSummary>),
+    /// One claim as it is after the operation ([`Request::ClaimsShow`],
+    /// [`Request::ClaimsHold`], [`Request::ClaimsRelease`]).
+    Claim(Box<Claim>),
 }
 
 impl Request {
@@ -118,6 +169,12 @@ impl Request {
             Request::TasksAssign { .. } => "tasks_assign",
             Request::TasksClose { .. } => "tasks_close",
             Request::PluginsReload => "plugins_reload",
+            Request::ImportCsv { .. } => "import_csv",
+            Request::ImportClaims { .. } => "import_claims",
+            Request::ClaimsList { .. } => "claims_list",
+            Request::ClaimsShow { .. } => "claims_show",
+            Request::ClaimsHold { .. } => "claims_hold",
+            Request::ClaimsRelease { .. } => "claims_release",
         }
     }
 }
@@ -133,6 +190,9 @@ impl Reply {
             Reply::Tasks(_) => "tasks",
             Reply::Task(_) => "task",
             Reply::Reloaded(_) => "reloaded",
+            Reply::Imported(_) => "imported",
+            Reply::Claims(_) => "claims",
+            Reply::Claim(_) => "claim",
         }
     }
 }
@@ -170,6 +230,36 @@ impl App {
             Request::TasksAssign { id, to, by } => {
                 self.blocking(move |a| tasks::assign(a, &id, &to, &by).map(Reply::Task))
                     .await
+            }
+            Request::ImportCsv { kind, file, text } => {
+                self.blocking(move |a| import::csv(a, kind, &file, &text).map(Reply::Imported))
+                    .await
+            }
+            Request::ImportClaims { file, text } => {
+                self.blocking(move |a| {
+                    import::claims(a, &file, text.as_bytes()).map(Reply::Imported)
+                })
+                .await
+            }
+            Request::ClaimsList { filter } => {
+                self.blocking(move |a| claims::list(a, &filter).map(Reply::Claims))
+                    .await
+            }
+            Request::ClaimsShow { id } => {
+                self.blocking(move |a| claims::show(a, &id).map(|c| Reply::Claim(Box::new(c))))
+                    .await
+            }
+            Request::ClaimsHold { id, by } => {
+                self.blocking(move |a| {
+                    claims::set_held(a, &id, true, &by).map(|c| Reply::Claim(Box::new(c)))
+                })
+                .await
+            }
+            Request::ClaimsRelease { id, by } => {
+                self.blocking(move |a| {
+                    claims::set_held(a, &id, false, &by).map(|c| Reply::Claim(Box::new(c)))
+                })
+                .await
             }
             Request::TasksClose { id, by, note } => {
                 self.blocking(move |a| tasks::close(a, &id, &by, note.as_deref()).map(Reply::Task))

@@ -22,6 +22,8 @@ macro_rules! call {
     };
 }
 
+pub mod claims;
+pub mod import;
 pub mod jobs;
 pub mod plugin_session;
 pub mod plugins;
@@ -78,6 +80,18 @@ pub enum Command {
         /// Task verb.
         #[command(subcommand)]
         cmd: tasks::TasksCommand,
+    },
+    /// Import patients, coverages, appointments (CSV) or claims (837P).
+    Import {
+        /// What to import.
+        #[command(subcommand)]
+        cmd: import::ImportCommand,
+    },
+    /// Claims: list, show, hold, release.
+    Claims {
+        /// Claim verb.
+        #[command(subcommand)]
+        cmd: claims::ClaimsCommand,
     },
     /// Connector plugins: list, inspect, verify, call, sign, reload.
     Plugins {
@@ -249,6 +263,8 @@ fn dispatch(cli: Cli) -> VerbResult {
         Command::CheckConfig { file } => check_config(file.as_deref().or(cfg_flag)),
         Command::Jobs { cmd } => jobs::run(cfg_flag, cmd),
         Command::Tasks { cmd } => tasks::run(cfg_flag, cmd),
+        Command::Import { cmd } => import::run(cfg_flag, cmd),
+        Command::Claims { cmd } => claims::run(cfg_flag, cmd),
         Command::X12 { cmd } => Ok(x12::run(&cmd)?),
         Command::Plugins {
             cmd: plugins::PluginsCommand::Reload { pid: None },

@@ -101,7 +101,7 @@ impl From<PriorityArg> for Priority {
 }
 
 /// Who is acting: `--by`, else `$USER`, else `unknown`.
-fn person(by: Option<String>) -> String {
+pub(super) fn person(by: Option<String>) -> String {
     by.or_else(|| std::env::var("USER").ok())
         .unwrap_or_else(|| "unknown".into())
 }
@@ -209,7 +209,7 @@ pub fn run(cfg_flag: Option<&Path>, cmd: TasksCommand) -> VerbResult {
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_json<T: serde::Serialize>(value: &T, out: &mut dyn Write) -> VerbResult {
+pub(super) fn print_json<T: serde::Serialize>(value: &T, out: &mut dyn Write) -> VerbResult {
     say!(
         out,
         "{}",

@@ -296,6 +296,9 @@ pub struct Claim {
     /// Held by a biller: no job submits or follows it until released.
     #[serde(default)]
     pub held: bool,
+    /// What the scrubber found the last time it looked (empty: clean).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<super::scrub::ScrubProblem>,
 }
 
 impl std::fmt::Debug for Claim {
@@ -452,11 +455,12 @@ impl Record for Claim {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use chrono::TimeZone;
 
-    fn claim() -> Claim {
+    /// A draft claim with no lines, for tests to build on.
+    pub(crate) fn claim() -> Claim {
         Claim {
             id: "C1".into(),
             control_number: "C1".into(),
@@ -476,6 +480,7 @@ mod tests {
             next_check_at: None,
             revision: 0,
             held: false,
+            problems: vec![],
         }
     }
 

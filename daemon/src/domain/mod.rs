@@ -11,6 +11,7 @@
 //! - [`claim`]: the professional claim and its state machine.
 //! - [`account`]: patient accounts and their ledger.
 //! - [`practice`]: the practice itself and its billers.
+//! - [`scrub`]: the checks a claim passes before it goes out.
 //! - [`task`]: work handed to billers.
 
 pub mod account;
@@ -18,6 +19,7 @@ pub mod appointment;
 pub mod claim;
 pub mod patient;
 pub mod practice;
+pub mod scrub;
 pub mod task;
 
 pub use account::{Account, LedgerEntry, LedgerKind};

@@ -191,11 +191,55 @@ impl std::fmt::Debug for Coverage {
     }
 }
 
+/// The index of coverages by payer and member id, hashed
+/// ([`Coverage::member_key`]): index keys are not sealed, so they must not
+/// show the member id.
+pub const BY_MEMBER: &str = "member";
+
+impl Coverage {
+    /// The opaque key of this coverage's payer and member id, the same for
+    /// every coverage of one card.
+    pub fn member_key(payer_id: &str, member_id: &str) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(payer_id.as_bytes());
+        h.update([0x1f]);
+        h.update(member_id.trim().to_ascii_uppercase().as_bytes());
+        hex::encode(&h.finalize()[..12])
+    }
+}
+
+/// Coverages of the card `payer_id` / `member_id`, through the index.
+pub fn coverages_of_member(
+    db: &crate::store::Db,
+    payer_id: &str,
+    member_id: &str,
+) -> Result<Vec<Coverage>, crate::store::StoreError> {
+    use std::ops::Bound::Included;
+    let key = Coverage::member_key(payer_id, member_id);
+    Ok(db
+        .index_range::<Coverage>(
+            BY_MEMBER,
+            Included(key.as_str()),
+            Included(key.as_str()),
+            None,
+            false,
+        )?
+        .items)
+}
+
 impl Record for Coverage {
     const COLLECTION: &'static str = "coverages";
     const SCHEMA_VERSION: u32 = 1;
+    const INDEXES: &'static [&'static str] = &[BY_MEMBER];
     fn key(&self) -> String {
         self.id.clone()
+    }
+    fn index_keys(&self) -> Vec<(&'static str, String)> {
+        vec![(
+            BY_MEMBER,
+            Coverage::member_key(&self.payer_id, &self.member_id),
+        )]
     }
 }
 

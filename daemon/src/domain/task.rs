@@ -8,7 +8,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::store::{Db, Record, StoreError};
+use crate::store::{Db, Record, StoreError, Tx};
 
 /// How urgent a task is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -174,43 +174,52 @@ pub const BY_STATUS_ASSIGNEE: &str = "status_assignee";
 /// of concurrent raises with one key exactly one creates the task, and a
 /// crash leaves either the task with its dedupe entry or neither.
 pub fn raise(db: &Db, now: DateTime<Utc>, new: NewTask) -> Result<(Task, bool), StoreError> {
-    let raised = db.transact(|tx| {
-        if let Some(d) = tx.get::<TaskDedupe>(&new.dedupe_key)?
-            && let Some(t) = tx.get::<Task>(&d.task_id)?
-        {
-            return Ok((t, false));
-        }
-        // Ids are never reused; skipping taken ones also carries stores
-        // whose ids came from an earlier counter.
-        let id = loop {
-            let id = format!("T{:06}", tx.next_counter("task")?);
-            if !tx.contains::<Task>(&id)? {
-                break id;
-            }
-        };
-        let task = Task {
-            id: id.clone(),
-            kind: new.kind.clone(),
-            subject: new.subject.clone(),
-            priority: new.priority,
-            created_at: now,
-            due: new.due,
-            assignee: new.assignee.clone(),
-            status: TaskStatus::Open,
-            notes: Vec::new(),
-            dedupe_key: new.dedupe_key.clone(),
-        };
-        tx.put(&TaskDedupe {
-            dedupe_key: new.dedupe_key.clone(),
-            task_id: id,
-        })?;
-        tx.put(&task)?;
-        Ok::<_, StoreError>((task, true))
-    })?;
+    let raised = db.transact(|tx| raise_in(tx, now, &new))?;
     if raised.1 {
         tracing::info!(task = %raised.0.id, kind = %raised.0.kind, "task raised");
     }
     Ok(raised)
+}
+
+/// [`raise`] inside a caller's transaction, so a task and the records that
+/// gave rise to it commit together (an imported claim and its scrub
+/// problems, a posting and its denial).
+pub fn raise_in(
+    tx: &mut Tx<'_>,
+    now: DateTime<Utc>,
+    new: &NewTask,
+) -> Result<(Task, bool), StoreError> {
+    if let Some(d) = tx.get::<TaskDedupe>(&new.dedupe_key)?
+        && let Some(t) = tx.get::<Task>(&d.task_id)?
+    {
+        return Ok((t, false));
+    }
+    // Ids are never reused; skipping taken ones also carries stores whose
+    // ids came from an earlier counter.
+    let id = loop {
+        let id = format!("T{:06}", tx.next_counter("task")?);
+        if !tx.contains::<Task>(&id)? {
+            break id;
+        }
+    };
+    let task = Task {
+        id: id.clone(),
+        kind: new.kind.clone(),
+        subject: new.subject.clone(),
+        priority: new.priority,
+        created_at: now,
+        due: new.due,
+        assignee: new.assignee.clone(),
+        status: TaskStatus::Open,
+        notes: Vec::new(),
+        dedupe_key: new.dedupe_key.clone(),
+    };
+    tx.put(&TaskDedupe {
+        dedupe_key: new.dedupe_key.clone(),
+        task_id: id,
+    })?;
+    tx.put(&task)?;
+    Ok((task, true))
 }
 
 /// Every task, oldest first.
