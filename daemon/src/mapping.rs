@@ -13,8 +13,8 @@
 use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
 
 use crate::domain::{
-    Address, Appointment, AppointmentStatus, Claim, ClaimState, Coverage, Patient, PayerPriority,
-    PersonName, Relationship, Sex,
+    Address, Appointment, AppointmentStatus, Claim, ClaimState, Coverage, EligibilityStatus,
+    EligibilityVerdict, Patient, PayerPriority, PersonName, Relationship, Sex,
 };
 use crate::jobs::JobError;
 use crate::plugin::CallError;
@@ -249,6 +249,64 @@ pub fn claim(
             .collect(),
         total_charge: claim.total_charge_cents,
         prior_authorization: None,
+    }
+}
+
+/// An eligibility inquiry (a 270's content) for `patient`'s `coverage` on
+/// `service_date`, asked by the practice (`provider`).
+pub fn eligibility_inquiry(
+    patient: &Patient,
+    coverage: &Coverage,
+    provider: &wit::Provider,
+    service_date: NaiveDate,
+    service_types: &[String],
+) -> pay::EligibilityInquiry {
+    let (subscriber, dependent) = subscriber(patient, coverage);
+    pay::EligibilityInquiry {
+        payer_id: coverage.payer_id.clone(),
+        provider: provider.clone(),
+        subscriber,
+        dependent,
+        service_date: date(service_date),
+        service_types: service_types.to_vec(),
+    }
+}
+
+/// The verdict a payer's eligibility answer (a 271) gives, as billd keeps
+/// it: status, plan, and the in-network individual amounts a biller quotes
+/// (copay, deductible and what remains of it, coinsurance).
+pub fn verdict_from(
+    e: &pay::Eligibility,
+    checked_at: DateTime<Utc>,
+    service_date: NaiveDate,
+) -> EligibilityVerdict {
+    let status = match e.status {
+        pay::CoverageStatus::Active => EligibilityStatus::Active,
+        pay::CoverageStatus::Inactive => EligibilityStatus::Inactive,
+        pay::CoverageStatus::NotFound => EligibilityStatus::NotFound,
+    };
+    // Prefer in-network individual lines; fall back to any line of the kind.
+    let pick = |kind: pay::BenefitKind| {
+        let of_kind = |b: &&pay::Benefit| b.kind == kind;
+        let preferred = e.benefits.iter().filter(of_kind).find(|b| {
+            b.network != pay::Network::OutOfNetwork && b.level == pay::CoverageLevel::Individual
+        });
+        preferred.or_else(|| e.benefits.iter().find(of_kind))
+    };
+    let amount = |kind| pick(kind).and_then(|b| b.amount);
+    EligibilityVerdict {
+        checked_at,
+        active: status == EligibilityStatus::Active,
+        plan: e.plan_name.clone(),
+        problems: Vec::new(),
+        status: Some(status),
+        service_date: Some(service_date),
+        copay_cents: amount(pay::BenefitKind::Copay),
+        deductible_cents: amount(pay::BenefitKind::Deductible),
+        deductible_remaining_cents: amount(pay::BenefitKind::DeductibleRemaining),
+        coinsurance_basis_points: pick(pay::BenefitKind::Coinsurance)
+            .and_then(|b| b.percent_basis_points),
+        payer_reference: e.payer_reference.clone(),
     }
 }
 

@@ -71,6 +71,13 @@ fn coverage() -> Coverage {
             active: true,
             plan: Some("PPO".into()),
             problems: vec!["72".into()],
+            status: None,
+            service_date: None,
+            copay_cents: None,
+            deductible_cents: None,
+            deductible_remaining_cents: None,
+            coinsurance_basis_points: None,
+            payer_reference: None,
         }),
     }
 }

@@ -26,6 +26,7 @@ pub use account::{Account, LedgerEntry, LedgerKind};
 pub use appointment::{Appointment, AppointmentStatus};
 pub use claim::{Claim, ClaimEvent, ClaimEventSource, ClaimState, ServiceLine, TransitionError};
 pub use patient::{
-    Address, Coverage, EligibilityVerdict, Patient, PayerPriority, PersonName, Relationship, Sex,
+    Address, Coverage, EligibilityStatus, EligibilityVerdict, Patient, PayerPriority, PersonName,
+    Relationship, Sex,
 };
 pub use task::{NewTask, Priority, Task, TaskError, TaskNote, TaskStatus};

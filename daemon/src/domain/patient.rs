@@ -128,6 +128,32 @@ pub enum PayerPriority {
     Tertiary,
 }
 
+/// What the payer said about a coverage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EligibilityStatus {
+    /// Coverage in force on the date asked about.
+    Active,
+    /// Not in force.
+    Inactive,
+    /// The payer has no such member.
+    NotFound,
+    /// The payer refused the inquiry (its code is in `problems`).
+    Error,
+}
+
+impl EligibilityStatus {
+    /// The name used in listings and task kinds.
+    pub fn name(self) -> &'static str {
+        match self {
+            EligibilityStatus::Active => "active",
+            EligibilityStatus::Inactive => "inactive",
+            EligibilityStatus::NotFound => "not-found",
+            EligibilityStatus::Error => "error",
+        }
+    }
+}
+
 /// The latest eligibility verdict for a coverage.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EligibilityVerdict {
@@ -141,6 +167,27 @@ pub struct EligibilityVerdict {
     /// Rejection or problem codes (AAA03 and similar), if any.
     #[serde(default)]
     pub problems: Vec<String>,
+    /// The verdict (absent on verdicts recorded before it was kept).
+    #[serde(default)]
+    pub status: Option<EligibilityStatus>,
+    /// The date of service asked about.
+    #[serde(default)]
+    pub service_date: Option<NaiveDate>,
+    /// Office-visit copay, in cents, when the payer gave one.
+    #[serde(default)]
+    pub copay_cents: Option<i64>,
+    /// The deductible, in cents.
+    #[serde(default)]
+    pub deductible_cents: Option<i64>,
+    /// What remains of the deductible, in cents.
+    #[serde(default)]
+    pub deductible_remaining_cents: Option<i64>,
+    /// Coinsurance in basis points (2000 = 20 %).
+    #[serde(default)]
+    pub coinsurance_basis_points: Option<u32>,
+    /// The payer's trace or reference number for the answer.
+    #[serde(default)]
+    pub payer_reference: Option<String>,
 }
 
 /// A patient's insurance coverage with one payer.
@@ -191,6 +238,9 @@ impl std::fmt::Debug for Coverage {
     }
 }
 
+/// The index of coverages by patient id.
+pub const BY_PATIENT: &str = "patient";
+
 /// The index of coverages by payer and member id, hashed
 /// ([`Coverage::member_key`]): index keys are not sealed, so they must not
 /// show the member id.
@@ -228,18 +278,40 @@ pub fn coverages_of_member(
         .items)
 }
 
+/// A patient's coverages, primary first, through the index.
+pub fn coverages_of_patient(
+    db: &crate::store::Db,
+    patient_id: &str,
+) -> Result<Vec<Coverage>, crate::store::StoreError> {
+    use std::ops::Bound::Included;
+    let mut out = db
+        .index_range::<Coverage>(
+            BY_PATIENT,
+            Included(patient_id),
+            Included(patient_id),
+            None,
+            false,
+        )?
+        .items;
+    out.sort_by(|a, b| a.priority.cmp(&b.priority).then_with(|| a.id.cmp(&b.id)));
+    Ok(out)
+}
+
 impl Record for Coverage {
     const COLLECTION: &'static str = "coverages";
     const SCHEMA_VERSION: u32 = 1;
-    const INDEXES: &'static [&'static str] = &[BY_MEMBER];
+    const INDEXES: &'static [&'static str] = &[BY_MEMBER, BY_PATIENT];
     fn key(&self) -> String {
         self.id.clone()
     }
     fn index_keys(&self) -> Vec<(&'static str, String)> {
-        vec![(
-            BY_MEMBER,
-            Coverage::member_key(&self.payer_id, &self.member_id),
-        )]
+        vec![
+            (
+                BY_MEMBER,
+                Coverage::member_key(&self.payer_id, &self.member_id),
+            ),
+            (BY_PATIENT, self.patient_id.clone()),
+        ]
     }
 }
 

@@ -17,7 +17,9 @@
 //!
 //! Kinds are listed in [`registry`].
 
+pub mod business_days;
 pub mod digest;
+pub mod eligibility;
 pub mod occurrence;
 pub mod prune;
 pub mod records;

@@ -95,7 +95,11 @@ pub struct KindEntry {
 }
 
 /// Every job kind billd knows. Add a kind here.
-pub static KINDS: &[KindEntry] = &[super::digest::KIND, super::prune::KIND];
+pub static KINDS: &[KindEntry] = &[
+    super::digest::KIND,
+    super::prune::KIND,
+    super::eligibility::KIND,
+];
 
 /// The names of the known kinds, in registry order.
 pub fn kind_names() -> Vec<&'static str> {
