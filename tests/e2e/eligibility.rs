@@ -3,7 +3,7 @@
 //! through the sandbox payer connector against the payer sandbox on
 //! loopback, verdicts and biller tasks as the sandbox scripts them.
 
-use billd_e2e::{Scratch, base_config, stderr, stdout, workspace_root};
+use billd_e2e::{Scratch, base_config, sha256_file, stderr, stdout, workspace_root};
 use chrono::{Days, Utc};
 use std::io::BufRead;
 use std::process::{Child, Command, Stdio};
@@ -43,18 +43,6 @@ fn start_payer_sandbox(api_key: &str) -> PayerSandbox {
         child,
         origin: format!("http://{addr}"),
     }
-}
-
-fn sha256_of(path: &std::path::Path) -> String {
-    let out = Command::new("sha256sum")
-        .arg(path)
-        .output()
-        .expect("sha256sum");
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string()
 }
 
 fn ok(out: &std::process::Output) -> String {
@@ -101,7 +89,7 @@ window_business_days = 30
         base_config("outbox_dir = \"outbox\""),
         pkg.display(),
         origin = sandbox.origin,
-        pin = sha256_of(&pkg.join("sandbox_payer.wasm")),
+        pin = sha256_file(&pkg.join("sandbox_payer.wasm")),
     ));
     s.init();
 

@@ -2,7 +2,7 @@
 //! stops it with exit 2 and a clear message), SIGHUP reloads the set, and a
 //! reload that fails verification leaves the old set in place.
 
-use billd_e2e::{Scratch, base_config, stderr, stdout, wait_until, workspace_root};
+use billd_e2e::{Scratch, base_config, sha256_file, stderr, stdout, wait_until, workspace_root};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -14,18 +14,6 @@ fn package() -> PathBuf {
         p.display()
     );
     p
-}
-
-fn sha256(path: &std::path::Path) -> String {
-    let out = std::process::Command::new("sha256sum")
-        .arg(path)
-        .output()
-        .expect("sha256sum");
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string()
 }
 
 fn config(s: &Scratch, pin: &str) {
@@ -45,7 +33,7 @@ secrets = {{ api-key = "file:payer.key" }}
 }
 
 fn good_pin() -> String {
-    sha256(&package().join("sandbox_payer.wasm"))
+    sha256_file(&package().join("sandbox_payer.wasm"))
 }
 
 #[test]
