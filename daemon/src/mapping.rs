@@ -310,6 +310,30 @@ pub fn verdict_from(
     }
 }
 
+/// A claim-status inquiry (a 276's content) about `claim`.
+pub fn status_inquiry(
+    claim: &Claim,
+    patient: &Patient,
+    coverage: &Coverage,
+    billing: &wit::Provider,
+) -> pay::StatusInquiry {
+    let (subscriber, dependent) = subscriber(patient, coverage);
+    let dates = claim.lines.iter().map(|l| l.service_date);
+    let from = dates.clone().min().unwrap_or_default();
+    let to = dates.max().unwrap_or(from);
+    pay::StatusInquiry {
+        claim_id: claim.control_number.clone(),
+        payer_id: claim.payer_id.clone(),
+        payer_claim_id: claim.payer_claim_number.clone(),
+        provider: billing.clone(),
+        subscriber,
+        dependent,
+        service_from: date(from),
+        service_to: date(to),
+        billed: claim.total_charge_cents,
+    }
+}
+
 /// The state a payer's status answer moves a claim to; `None` when the
 /// payer has no record of it (a task for a person, not a state).
 pub fn claim_state_from(s: pay::ClaimState) -> Option<ClaimState> {

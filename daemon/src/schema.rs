@@ -3,6 +3,7 @@
 //! an index (or a store written before indexes existed) gets its index
 //! entries built once, before anything queries them.
 
+use crate::domain::claim_batch::ClaimBatch;
 use crate::domain::{Account, Appointment, Claim, Coverage, Task};
 use crate::jobs::JobRun;
 use crate::notify::OutboxMessage;
@@ -17,6 +18,7 @@ pub fn prepare(db: &Db) -> Result<u64, StoreError> {
     n += db.ensure_indexed::<Claim>()?;
     n += db.ensure_indexed::<Appointment>()?;
     n += db.ensure_indexed::<Coverage>()?;
+    n += db.ensure_indexed::<ClaimBatch>()?;
     n += db.ensure_indexed::<Account>()?;
     n += db.ensure_indexed::<JobRun>()?;
     n += db.ensure_indexed::<Occurrence>()?;

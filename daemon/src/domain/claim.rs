@@ -366,6 +366,31 @@ impl Claim {
     }
 }
 
+/// The index of claims by patient control number (CLM01), hashed: index
+/// keys are not sealed, and an account number may tell who the patient is.
+pub const BY_CONTROL_NUMBER: &str = "control_number";
+
+/// The opaque index value of a patient control number.
+pub fn control_key(control_number: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(&Sha256::digest(control_number.as_bytes())[..12])
+}
+
+/// The claims whose patient control number (CLM01) is `control_number`
+/// (one per billing provider), as payers' acknowledgments name them.
+pub fn with_control_number(db: &Db, control_number: &str) -> Result<Vec<Claim>, StoreError> {
+    let key = control_key(control_number);
+    Ok(db
+        .index_range::<Claim>(
+            BY_CONTROL_NUMBER,
+            Bound::Included(key.as_str()),
+            Bound::Included(key.as_str()),
+            None,
+            false,
+        )?
+        .items)
+}
+
 /// Claims in `state`, in id order, a page at a time (`after`: the page's
 /// `next` cursor). Decodes only what it returns.
 pub fn in_state(
@@ -407,12 +432,20 @@ pub fn due_for_status_check(
 impl Record for Claim {
     const COLLECTION: &'static str = "claims";
     const SCHEMA_VERSION: u32 = 2;
-    const INDEXES: &'static [&'static str] = &[BY_STATE, BY_STATE_NEXT_CHECK, BY_NEXT_CHECK];
+    const INDEXES: &'static [&'static str] = &[
+        BY_STATE,
+        BY_STATE_NEXT_CHECK,
+        BY_NEXT_CHECK,
+        BY_CONTROL_NUMBER,
+    ];
     fn key(&self) -> String {
         self.id.clone()
     }
     fn index_keys(&self) -> Vec<(&'static str, String)> {
-        let mut keys = vec![(BY_STATE, self.state.name().to_string())];
+        let mut keys = vec![
+            (BY_STATE, self.state.name().to_string()),
+            (BY_CONTROL_NUMBER, control_key(&self.control_number)),
+        ];
         if let Some(at) = self.next_check_at {
             if self.state.awaits_payer() {
                 keys.push((

@@ -9,6 +9,7 @@
 //! - [`patient`]: patients and their insurance coverage.
 //! - [`appointment`]: the schedule.
 //! - [`claim`]: the professional claim and its state machine.
+//! - [`claim_batch`]: claims sent together, recorded before they go.
 //! - [`account`]: patient accounts and their ledger.
 //! - [`practice`]: the practice itself and its billers.
 //! - [`scrub`]: the checks a claim passes before it goes out.
@@ -17,6 +18,7 @@
 pub mod account;
 pub mod appointment;
 pub mod claim;
+pub mod claim_batch;
 pub mod patient;
 pub mod practice;
 pub mod scrub;

@@ -37,6 +37,25 @@ pub struct ScrubRules {
     pub timely_filing_days: u32,
 }
 
+/// Timely filing limits: a default and per-payer overrides.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FilingLimits {
+    /// Days from the date of service, unless the payer has its own.
+    pub default_days: u32,
+    /// Days by payer id.
+    pub per_payer: std::collections::BTreeMap<String, u32>,
+}
+
+impl FilingLimits {
+    /// The limit of payer `payer_id`.
+    pub fn days_for(&self, payer_id: &str) -> u32 {
+        self.per_payer
+            .get(payer_id)
+            .copied()
+            .unwrap_or(self.default_days)
+    }
+}
+
 /// Every problem with `claim`, in field order; empty when it is clean.
 pub fn scrub(claim: &Claim, rules: &ScrubRules) -> Vec<ScrubProblem> {
     let mut out = Vec::new();

@@ -18,6 +18,7 @@
 //! Kinds are listed in [`registry`].
 
 pub mod business_days;
+pub mod claim_status;
 pub mod digest;
 pub mod eligibility;
 pub mod occurrence;
@@ -25,6 +26,7 @@ pub mod prune;
 pub mod records;
 pub mod registry;
 pub mod runner;
+pub mod submission;
 
 pub use records::{ItemState, JobRun, RunOutcome, RunTrigger, WorkItem};
 

@@ -99,6 +99,8 @@ pub static KINDS: &[KindEntry] = &[
     super::digest::KIND,
     super::prune::KIND,
     super::eligibility::KIND,
+    super::submission::KIND,
+    super::claim_status::KIND,
 ];
 
 /// The names of the known kinds, in registry order.
