@@ -14,7 +14,7 @@
 //!
 //! Params: `connector` (required), `batch_size` (default 50),
 //! `follow_up_days` (default `[7, 14, 30]`: the gaps after the first
-//! check; the last repeats), `pending_task_days` (default 45),
+//! check; the last repeats) or `follow_up` (the same as durations), `pending_task_days` (default 45),
 //! `timely_filing_days` (default 365), `timely_filing_overrides`,
 //! `timely_filing_warning_days` (default 30).
 
@@ -49,6 +49,10 @@ pub struct ClaimStatusParams {
     /// last repeats).
     #[serde(default)]
     pub follow_up_days: Vec<u32>,
+    /// The same gaps as durations (`"12h"`, `"30s"`); when given, they
+    /// replace `follow_up_days` (demos and tests follow claims in seconds).
+    #[serde(default)]
+    pub follow_up: Vec<String>,
     /// A claim pending this many days after submission raises a task
     /// (default 45).
     #[serde(default)]
@@ -113,24 +117,41 @@ impl ClaimStatusJob {
                 reason: "must be 1 to 1000".into(),
             });
         }
-        let gaps = if params.follow_up_days.is_empty() {
-            vec![7, 14, 30]
+        let follow_up: Vec<Days> = if !params.follow_up.is_empty() {
+            let mut out = Vec::new();
+            for g in &params.follow_up {
+                let d = humantime::parse_duration(g)
+                    .ok()
+                    .filter(|d| !d.is_zero())
+                    .and_then(|d| Days::from_std(d).ok())
+                    .ok_or_else(|| BuildError {
+                        key: "follow_up".into(),
+                        reason: format!("`{g}` is not a duration above zero (\"12h\", \"30s\")"),
+                    })?;
+                out.push(d);
+            }
+            out
         } else {
-            params.follow_up_days
+            let gaps = if params.follow_up_days.is_empty() {
+                vec![7, 14, 30]
+            } else {
+                params.follow_up_days
+            };
+            if gaps.contains(&0) {
+                return Err(BuildError {
+                    key: "follow_up_days".into(),
+                    reason: "each gap is at least one day".into(),
+                });
+            }
+            gaps.into_iter().map(|d| Days::days(d.into())).collect()
         };
-        if gaps.contains(&0) {
-            return Err(BuildError {
-                key: "follow_up_days".into(),
-                reason: "each gap is at least one day".into(),
-            });
-        }
         Ok(ClaimStatusJob {
             connector: params.connector,
             plugins: services.plugins.clone(),
             practice: services.practice.clone(),
             timezone: setup.timezone,
             batch_size,
-            follow_up: gaps.into_iter().map(|d| Days::days(d.into())).collect(),
+            follow_up,
             pending_task: Days::days(params.pending_task_days.unwrap_or(45).into()),
             filing: FilingLimits {
                 default_days: params.timely_filing_days.unwrap_or(365),

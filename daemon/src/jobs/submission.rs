@@ -15,7 +15,7 @@
 //! Params: `connector` (required), `batch_size` (default 100, at most
 //! 5000), `timely_filing_days` (default 365) with `timely_filing_overrides`
 //! per payer id, `first_check_days` (default 7: when the claim-status job
-//! first asks).
+//! first asks) or `first_check` (a duration).
 
 use chrono::Duration as Days;
 use serde::{Deserialize, Serialize};
@@ -53,6 +53,10 @@ pub struct SubmissionParams {
     /// Days after submission of the first status inquiry (default 7).
     #[serde(default)]
     pub first_check_days: Option<u32>,
+    /// The same as a duration (`"30s"`); when given, it replaces
+    /// `first_check_days`.
+    #[serde(default)]
+    pub first_check: Option<String>,
 }
 
 /// The submission kind in the job registry.
@@ -157,7 +161,16 @@ impl SubmissionJob {
                 default_days: params.timely_filing_days.unwrap_or(365),
                 per_payer: params.timely_filing_overrides,
             },
-            first_check: Days::days(params.first_check_days.unwrap_or(7).into()),
+            first_check: match &params.first_check {
+                Some(text) => humantime::parse_duration(text)
+                    .ok()
+                    .and_then(|d| Days::from_std(d).ok())
+                    .ok_or_else(|| BuildError {
+                        key: "first_check".into(),
+                        reason: format!("`{text}` is not a duration (\"7d\", \"30s\")"),
+                    })?,
+                None => Days::days(params.first_check_days.unwrap_or(7).into()),
+            },
         })
     }
 
