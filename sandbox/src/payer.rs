@@ -48,7 +48,7 @@ pub enum Answer {
     /// An envelope (HTTP 200, or 401 when `unauthorized`).
     Envelope {
         /// The answer's fields.
-        msg: CoreMessage,
+        msg: Box<CoreMessage>,
         /// Send HTTP 401.
         unauthorized: bool,
     },
@@ -192,7 +192,7 @@ impl Payer {
             answer.error_message =
                 "Authentication failure: the user name or password is wrong".into();
             return Answer::Envelope {
-                msg: answer,
+                msg: Box::new(answer),
                 unauthorized: true,
             };
         }
@@ -202,7 +202,7 @@ impl Payer {
                 .unwrap_or_else(|| "PayloadTypeIncorrect".into());
             answer.error_message = "injected envelope error".into();
             return Answer::Envelope {
-                msg: answer,
+                msg: Box::new(answer),
                 unauthorized: false,
             };
         }
@@ -242,7 +242,7 @@ impl Payer {
             }
         }
         Answer::Envelope {
-            msg: answer,
+            msg: Box::new(answer),
             unauthorized: false,
         }
     }
@@ -907,7 +907,7 @@ impl Payer {
                 .claim(&id)
                 .map(|c| c.remittances.clone())
                 .unwrap_or_default();
-            let mut previous: Option<(i64, i64, Vec<(String, String, i64)>)> = None;
+            let mut previous: Option<Paid> = None;
             for r in &scripts {
                 let env = Envelope {
                     receiver: rec.submitter.clone(),
@@ -940,7 +940,12 @@ impl Amount4 {
     }
 }
 
-type Paid = (i64, i64, Vec<(String, String, i64)>);
+/// CAS adjustments: group, reason, cents.
+type CasList = Vec<(String, String, i64)>;
+/// What one 835 paid: paid, patient responsibility, adjustments.
+type Paid = (i64, i64, CasList);
+/// One CLP: status, charge, paid, patient responsibility, adjustments.
+type ClpLine = (String, i64, i64, i64, CasList);
 
 /// The segments of one 835 and what it paid (paid, patient, CAS list).
 fn remittance_segments(
@@ -981,7 +986,7 @@ fn remittance_segments(
         ));
     }
     let patient: i64 = cas.iter().filter(|c| c.0 == "PR").map(|c| c.2).sum();
-    let mut clps: Vec<(String, i64, i64, i64, Vec<(String, String, i64)>)> = Vec::new();
+    let mut clps: Vec<ClpLine> = Vec::new();
     if r.kind == RemitKind::Reversal
         && let Some((p_paid, p_patient, p_cas)) = previous
     {
