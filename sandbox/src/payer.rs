@@ -846,7 +846,8 @@ impl Payer {
                     Some(s) => {
                         let cat = s.ack_277ca_category.clone().unwrap_or_else(|| "A7".into());
                         let code = s.ack_277ca_status.clone().unwrap_or_else(|| "21".into());
-                        let text = s.ack_277ca_text.clone().unwrap_or_default();
+                        let text =
+                            crate::x12out::text(&s.ack_277ca_text.clone().unwrap_or_default());
                         ca.push(seg(
                             "STC",
                             &[
@@ -1045,6 +1046,7 @@ fn remittance_segments(
     out.push(seg("N1", &["PR", &payer.name]));
     out.push(seg("N3", &["1 SANDBOX WAY"]));
     out.push(seg("N4", &["SPRINGFIELD", "IL", "62701"]));
+    out.push(seg("REF", &["2U", &payer.id]));
     out.push(seg("PER", &["BL", "SANDBOX EDI", "TE", "8005550100"]));
     out.push(seg("N1", &["PE", &rec.billing.last, "XX", &rec.billing.id]));
     out.push(seg("LX", &["1"]));

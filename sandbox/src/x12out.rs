@@ -22,9 +22,23 @@ pub struct Envelope {
     pub time: String,
 }
 
-/// A segment from text values.
+/// A segment from text values; `:` in a value separates its components
+/// (free text is cleaned of `:` by [`text`] first).
 pub fn seg(id: &str, values: &[&str]) -> Segment {
-    Segment::new(id, values)
+    let mut s = Segment::new(id, values);
+    for e in &mut s.elements {
+        if e.value().contains(':') {
+            let parts = e.value().split(':').map(str::to_owned).collect();
+            *e = billd_x12::Element::from_components(parts);
+        }
+    }
+    s
+}
+
+/// Free text made safe for [`seg`]: no component separator.
+#[must_use]
+pub fn text(s: &str) -> String {
+    s.replace(':', " ")
 }
 
 /// Dollars as X12 writes them.
