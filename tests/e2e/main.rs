@@ -6,6 +6,7 @@ mod config_errors;
 mod crash;
 mod downtime;
 mod mail;
+mod payer_core;
 mod plugins;
 mod schedule;
 mod second_daemon;

@@ -503,3 +503,173 @@ pub fn remittance_835(segs: &[Segment]) -> Remittance {
     }
     r
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn x12(functional: &str, set: &str, guide: &str, body: &str) -> Vec<u8> {
+        let segs: Vec<&str> = body
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
+        let mut out = format!(
+            "ISA*00*          *00*          *ZZ*SANDBOXPAYER   *ZZ*BILLDCLINIC    *240110*1200*^*00501*000000042*0*T*:~GS*{functional}*SANDBOXPAYER*BILLDCLINIC*20240110*1200*42*X*{guide}~ST*{set}*0001*{guide}~"
+        );
+        for s in &segs {
+            out.push_str(s);
+            out.push('~');
+        }
+        out.push_str(&format!(
+            "SE*{}*0001~GE*1*42~IEA*1*000000042~",
+            segs.len() + 2
+        ));
+        out.into_bytes()
+    }
+
+    fn segments(bytes: &[u8]) -> (u64, Vec<Segment>) {
+        let mut r = read(bytes).unwrap();
+        let first = r.remove(0);
+        (first.isa13, first.sets.into_iter().next().unwrap().1)
+    }
+
+    const T271_HEAD: &str = "BHT*0022*11*REF1*20240110*1200
+        HL*1**20*1
+        NM1*PR*2*SANDBOX HEALTH PLAN*****PI*SANDBOXPAYER
+        HL*2*1*21*1
+        NM1*1P*2*BILLD CLINIC*****XX*1234567893
+        HL*3*2*22*0
+        TRN*2*TRACE1*9BILLDCORE";
+
+    #[test]
+    fn a_271_reads_into_status_plan_and_benefits() {
+        let body = format!(
+            "{T271_HEAD}
+            NM1*IL*1*DOE*JANE****MI*M1001
+            REF*6P*GRP100
+            DMG*D8*19800402
+            DTP*346*D8*20240101
+            EB*1*IND*30**GOLD PPO
+            EB*C*IND*30***29*500*****Y
+            EB*A*IND*98***27**.2****Y"
+        );
+        let (isa13, segs) = segments(&x12("HB", "271", "005010X279A1", &body));
+        assert_eq!(isa13, 42);
+        let EligibilityAnswer::Found(e) = eligibility_271(&segs) else {
+            panic!("rejected");
+        };
+        assert_eq!(e.status, CoverageStatus::Active);
+        assert_eq!(e.plan_name.as_deref(), Some("GOLD PPO"));
+        assert_eq!(e.group_number.as_deref(), Some("GRP100"));
+        assert_eq!(e.coverage_begin, Some(Date::new(2024, 1, 1)));
+        assert_eq!(e.payer_reference.as_deref(), Some("TRACE1"));
+        assert_eq!(e.benefits[0].kind, BenefitKind::DeductibleRemaining);
+        assert_eq!(e.benefits[0].amount, Some(50_000));
+        assert_eq!(e.benefits[0].network, Network::InNetwork);
+        assert_eq!(e.benefits[1].percent_basis_points, Some(2000));
+    }
+
+    #[test]
+    fn a_271_with_aaa_is_a_rejection_with_its_code() {
+        let body = format!("{T271_HEAD}\nNM1*IL*1*DOE*JANE****MI*X\nAAA*N**75*C");
+        let (_, segs) = segments(&x12("HB", "271", "005010X279A1", &body));
+        assert!(matches!(eligibility_271(&segs), EligibilityAnswer::Rejected(c, _) if c == "75"));
+    }
+
+    #[test]
+    fn a_277_reads_categories_into_claim_states() {
+        let body = "BHT*0010*08*REF2*20240110*1200*DG
+            HL*1**20*1
+            NM1*PR*2*SANDBOX HEALTH PLAN*****PI*SANDBOXPAYER
+            HL*2*1*21*1
+            NM1*41*2*BILLD CLINIC*****46*BILLDCLINIC
+            HL*3*2*19*1
+            NM1*1P*2*BILLD CLINIC*****XX*1234567893
+            HL*4*3*22*0
+            NM1*IL*1*DOE*JANE****MI*M1001
+            TRN*2*T-1
+            STC*F1:65*20240201**125*80
+            REF*1K*ICN1
+            REF*EJ*PCN1
+            DTP*472*RD8*20240105-20240105";
+        let (_, segs) = segments(&x12("HN", "277", "005010X212", body));
+        let r = status_277(&segs);
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].0, "T-1");
+        let s = &r[0].1;
+        assert_eq!(
+            (s.category_code.as_str(), s.status_code.as_str()),
+            ("F1", "65")
+        );
+        assert_eq!(s.state, ClaimState::Paid);
+        assert_eq!(s.paid, Some(8000));
+        assert_eq!(s.claim_id, "PCN1");
+        assert_eq!(s.payer_claim_id.as_deref(), Some("ICN1"));
+        assert_eq!(claim_state("A7"), ClaimState::Rejected);
+        assert_eq!(claim_state("A4"), ClaimState::NotFound);
+        assert_eq!(claim_state("F2"), ClaimState::Denied);
+        assert_eq!(claim_state("P1"), ClaimState::Pending);
+    }
+
+    #[test]
+    fn a_rejecting_999_carries_its_codes() {
+        let body = "AK1*HC*7*005010X222A1
+            AK2*837*0001*005010X222A1
+            IK3*CLM*18**8
+            IK4*5:1*1331*7*11
+            IK5*R*5
+            AK9*R*1*1*0";
+        let (_, segs) = segments(&x12("FA", "999", "005010X231A1", body));
+        let at = Timestamp {
+            seconds: 1,
+            nanoseconds: 0,
+        };
+        let acks = ack_999(&segs, at);
+        assert_eq!(acks.len(), 1);
+        assert_eq!(acks[0].batch_id, "7");
+        assert_eq!(acks[0].outcome, AcknowledgmentOutcome::Rejected);
+        let codes: Vec<&str> = acks[0].errors.iter().map(|e| e.code.as_str()).collect();
+        assert_eq!(codes, ["8", "7", "5"]);
+    }
+
+    #[test]
+    fn an_835_reads_claims_adjustments_and_provider_adjustments() {
+        let body = "BPR*I*70*C*CHK************20240201
+            TRN*1*EFT1*1999999999
+            DTM*405*20240201
+            N1*PR*SANDBOX HEALTH PLAN
+            N3*1 SANDBOX WAY
+            N4*SPRINGFIELD*IL*62701
+            REF*2U*SANDBOXPAYER
+            PER*BL*SANDBOX EDI*TE*8005550100
+            N1*PE*BILLD CLINIC*XX*1234567893
+            LX*1
+            CLP*PCN1*1*125*80*25*12*ICN1*11*1
+            CAS*PR*1*25
+            CAS*CO*45*20
+            NM1*QC*1*DOE*JANE****MI*M1001
+            PLB*1234567893*20241231*WO:REF1*10";
+        let (_, segs) = segments(&x12("HP", "835", "005010X221A1", body));
+        let r = remittance_835(&segs);
+        assert_eq!(r.trace_number, "EFT1");
+        assert_eq!(r.payer_id, "SANDBOXPAYER");
+        assert_eq!(r.payment_amount, 7000);
+        assert_eq!(r.payment_date, Date::new(2024, 2, 1));
+        assert_eq!(r.claims[0].paid, 8000);
+        assert_eq!(r.claims[0].adjustments.len(), 2);
+        assert_eq!(
+            r.claims[0].adjustments[1].group,
+            AdjustmentGroup::Contractual
+        );
+        assert_eq!(r.provider_adjustments[0].reason_code, "WO");
+        assert_eq!(r.provider_adjustments[0].reference.as_deref(), Some("REF1"));
+        assert_eq!(r.provider_adjustments[0].amount, 1000);
+    }
+
+    #[test]
+    fn malformed_x12_is_an_error_not_a_panic() {
+        assert!(read(b"ISA*THIS IS NOT X12~").is_err());
+        assert!(read(b"").is_err());
+    }
+}
