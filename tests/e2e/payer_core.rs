@@ -215,7 +215,9 @@ fn run_transport(transport: &str) {
     assert_eq!(benefit("deductible-remaining")["amount"], 50000);
     assert_eq!(benefit("copay")["amount"], 2500);
     assert_eq!(benefit("coinsurance")["percent-basis-points"], 2000);
-    let e = p.ok("check-eligibility", "elig-2", &inquiry("M1002", "Roe"));
+    let mut q = inquiry("M1002", "Roe");
+    q["subscriber"]["birth-date"] = json!({"year": 1975, "month": 11, "day": 30});
+    let e = p.ok("check-eligibility", "elig-2", &q);
     assert_eq!(e["status"], "inactive", "{e}");
     let e = p.ok("check-eligibility", "elig-3", &inquiry("NOSUCH9", "Doe"));
     assert_eq!(e["status"], "not-found", "{e}");
