@@ -364,37 +364,29 @@ impl Payer {
             time: now.format("%H%M").to_string(),
         };
         match (op, req.payload_type.as_str()) {
-            (Operation::RealTime, PT_270) => {
+            (Operation::RealTime, PT_270 | PT_276) => {
                 let (sender, body) = read_x12(&req.payload)?;
-                let Body::EligibilityInquiry(h) = body else {
-                    return Err(x12_error("the payload is not a 270"));
+                let env = env(&sender);
+                let (segs, set, guide, answer) = match (req.payload_type.as_str(), body) {
+                    (PT_270, Body::EligibilityInquiry(h)) => (
+                        self.answer_270(&h, &env.date),
+                        "271",
+                        billd_x12::thl::GUIDE_279,
+                        PT_271,
+                    ),
+                    (PT_276, Body::StatusRequest(h)) => (
+                        self.answer_276(&h, &env.date),
+                        "277",
+                        billd_x12::thl::GUIDE_212,
+                        PT_277,
+                    ),
+                    (pt, _) => {
+                        return Err(x12_error(&format!("the payload is not what {pt} names")));
+                    }
                 };
-                let segs = self.answer_270(&h, &env(&sender).date);
-                let (text, _) = write(
-                    &env(&sender),
-                    "271",
-                    billd_x12::thl::GUIDE_279,
-                    segs,
-                    &mut self.numbers,
-                )
-                .map_err(|e| x12_error(&e.to_string()))?;
-                Ok((PT_271.into(), text.into_bytes()))
-            }
-            (Operation::RealTime, PT_276) => {
-                let (sender, body) = read_x12(&req.payload)?;
-                let Body::StatusRequest(h) = body else {
-                    return Err(x12_error("the payload is not a 276"));
-                };
-                let segs = self.answer_276(&h, &env(&sender).date);
-                let (text, _) = write(
-                    &env(&sender),
-                    "277",
-                    billd_x12::thl::GUIDE_212,
-                    segs,
-                    &mut self.numbers,
-                )
-                .map_err(|e| x12_error(&e.to_string()))?;
-                Ok((PT_277.into(), text.into_bytes()))
+                let (text, _) = write(&env, set, guide, segs, &mut self.numbers)
+                    .map_err(|e| x12_error(&e.to_string()))?;
+                Ok((answer.into(), text.into_bytes()))
             }
             (Operation::BatchSubmission, PT_837) => {
                 let e = env("");

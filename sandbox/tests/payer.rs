@@ -7,10 +7,6 @@ mod common;
 use common::*;
 use serde_json::json;
 
-const BATCH: &str = "COREEnvelopeBatchSubmission";
-const ACKS: &str = "COREEnvelopeBatchSubmissionAckRetrievalRequest";
-const RESULTS: &str = "COREEnvelopeBatchResultsRetrievalRequest";
-
 type Send = for<'a> fn(
     &'a Sandbox,
     &'a Req,
@@ -88,19 +84,11 @@ async fn a_claim_goes_through_999_277ca_status_progression_and_835() {
         // fresh sandbox so the steps start over.
         let sb = start(&demo());
         let claims = ["PCN1001", "PCN1002", "PCN1003", "PCN9999"];
-        let a = send(
-            &sb,
-            &Req::batch(BATCH, "X12_837_Request_005010X222A1", x837(&claims, 201)),
-        )
-        .await;
+        let a = send(&sb, &submission(x837(&claims, 201))).await;
         assert_eq!(a.error_code, "Success", "{name}: {a:?}");
         assert_eq!(a.payload_type, "X12_BatchReceiptConfirmation");
 
-        let a = send(
-            &sb,
-            &Req::batch(ACKS, "X12_999_RetrievalRequest_005010X231A1", String::new()),
-        )
-        .await;
+        let a = send(&sb, &retrieval("X12_999_RetrievalRequest_005010X231A1")).await;
         assert_eq!(
             a.payload_type, "X12_999_Response_005010X231A1",
             "{name}: {a:?}"
@@ -111,11 +99,7 @@ async fn a_claim_goes_through_999_277ca_status_progression_and_835() {
             "{a:?}"
         );
 
-        let a = send(
-            &sb,
-            &Req::batch(ACKS, "X12_277CA_RetrievalRequest_005010X214", String::new()),
-        )
-        .await;
+        let a = send(&sb, &retrieval("X12_277CA_RetrievalRequest_005010X214")).await;
         assert_eq!(a.payload_type, "X12_277CA_Response_005010X214");
         let doc = valid(&a.payload);
         assert!(matches!(
@@ -132,15 +116,7 @@ async fn a_claim_goes_through_999_277ca_status_progression_and_835() {
         assert!(segs.iter().any(|s| s == "REF*1K*ICN5550001"), "{segs:?}");
 
         // Not finalized yet: no 835.
-        let a = send(
-            &sb,
-            &Req::batch(
-                RESULTS,
-                "X12_835_RetrievalRequest_005010X221A1",
-                String::new(),
-            ),
-        )
-        .await;
+        let a = send(&sb, &retrieval("X12_835_RetrievalRequest_005010X221A1")).await;
         assert_eq!(
             (a.error_code.as_str(), a.payload.as_str()),
             ("Success", ""),
@@ -168,15 +144,7 @@ async fn a_claim_goes_through_999_277ca_status_progression_and_835() {
         }
         assert_eq!(seen, ["A1:20", "A2:20", "F1:65", "F1:65"], "{name}");
 
-        let a = send(
-            &sb,
-            &Req::batch(
-                RESULTS,
-                "X12_835_RetrievalRequest_005010X221A1",
-                String::new(),
-            ),
-        )
-        .await;
+        let a = send(&sb, &retrieval("X12_835_RetrievalRequest_005010X221A1")).await;
         assert_eq!(a.payload_type, "X12_835_Response_005010X221A1");
         let doc = valid(&a.payload);
         let billd_x12::Body::Remittance(r) = &doc.interchanges[0].groups[0].transactions[0].body
@@ -197,31 +165,11 @@ async fn a_claim_goes_through_999_277ca_status_progression_and_835() {
 #[tokio::test]
 async fn denials_reversals_and_999_rejections_are_written_and_valid() {
     let sb = start(&demo());
-    let a = soap(
-        &sb,
-        &Req::batch(
-            BATCH,
-            "X12_837_Request_005010X222A1",
-            x837(&["PCN1004"], 301),
-        ),
-    )
-    .await;
+    let a = soap(&sb, &submission(x837(&["PCN1004"], 301))).await;
     assert_eq!(a.error_code, "Success");
-    let a = soap(
-        &sb,
-        &Req::batch(
-            BATCH,
-            "X12_837_Request_005010X222A1",
-            x837(&["PCN1002", "PCN1005"], 302),
-        ),
-    )
-    .await;
+    let a = soap(&sb, &submission(x837(&["PCN1002", "PCN1005"], 302))).await;
     assert_eq!(a.error_code, "Success");
-    let a = soap(
-        &sb,
-        &Req::batch(ACKS, "X12_999_RetrievalRequest_005010X231A1", String::new()),
-    )
-    .await;
+    let a = soap(&sb, &retrieval("X12_999_RetrievalRequest_005010X231A1")).await;
     valid(&a.payload);
     let segs = segments(&a.payload);
     assert!(segs.iter().any(|s| s == "IK5*R*5"), "{segs:?}");
@@ -238,15 +186,7 @@ async fn denials_reversals_and_999_rejections_are_written_and_valid() {
         )
         .await;
     }
-    let a = soap(
-        &sb,
-        &Req::batch(
-            RESULTS,
-            "X12_835_RetrievalRequest_005010X221A1",
-            String::new(),
-        ),
-    )
-    .await;
+    let a = soap(&sb, &retrieval("X12_835_RetrievalRequest_005010X221A1")).await;
     let doc = valid(&a.payload);
     assert_eq!(
         doc.interchanges.len(),
@@ -268,35 +208,19 @@ async fn denials_reversals_and_999_rejections_are_written_and_valid() {
         "{segs:?}"
     );
     // Handed out once the claim is finalized, and again on every retrieval.
-    let again = soap(
-        &sb,
-        &Req::batch(
-            RESULTS,
-            "X12_835_RetrievalRequest_005010X221A1",
-            String::new(),
-        ),
-    )
-    .await;
+    let again = soap(&sb, &retrieval("X12_835_RetrievalRequest_005010X221A1")).await;
     assert_eq!(again.payload, a.payload);
 }
 
 #[tokio::test]
 async fn a_resubmitted_payload_id_is_archived_again_and_answered_the_same() {
     let sb = start(&demo());
-    let req = Req::batch(
-        BATCH,
-        "X12_837_Request_005010X222A1",
-        x837(&["PCN1001"], 401),
-    );
+    let req = submission(x837(&["PCN1001"], 401));
     let first = mime(&sb, &req).await;
     let second = mime(&sb, &req).await;
     assert_eq!(first.payload, second.payload);
     assert_eq!(first.error_code, "Success");
-    let a = mime(
-        &sb,
-        &Req::batch(ACKS, "X12_999_RetrievalRequest_005010X231A1", String::new()),
-    )
-    .await;
+    let a = mime(&sb, &retrieval("X12_999_RetrievalRequest_005010X231A1")).await;
     assert_eq!(
         valid(&a.payload).interchanges.len(),
         1,
@@ -407,15 +331,7 @@ async fn archived_837s_pass_pyx12_and_270s_and_276s_read_with_linuxforhealth() {
         return;
     };
     let sb = start(&demo());
-    soap(
-        &sb,
-        &Req::batch(
-            BATCH,
-            "X12_837_Request_005010X222A1",
-            x837(&["PCN1001", "PCN1002"], 501),
-        ),
-    )
-    .await;
+    soap(&sb, &submission(x837(&["PCN1001", "PCN1002"], 501))).await;
     soap(
         &sb,
         &Req::real_time(

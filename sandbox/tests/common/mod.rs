@@ -224,6 +224,25 @@ impl Req {
     }
 }
 
+/// A batch 837P submission.
+pub fn submission(x12: String) -> Req {
+    Req::batch(
+        "COREEnvelopeBatchSubmission",
+        "X12_837_Request_005010X222A1",
+        x12,
+    )
+}
+
+/// A retrieval request (999, 277CA or 835 by its PayloadType).
+pub fn retrieval(payload_type: &str) -> Req {
+    let element = if payload_type.starts_with("X12_835") {
+        "COREEnvelopeBatchResultsRetrievalRequest"
+    } else {
+        "COREEnvelopeBatchSubmissionAckRetrievalRequest"
+    };
+    Req::batch(element, payload_type, String::new())
+}
+
 /// A fresh v4-looking UUID from the clock and a counter.
 pub fn new_id() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
