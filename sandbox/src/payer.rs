@@ -247,6 +247,18 @@ impl Payer {
         }
     }
 
+    /// The payer as an NM1*PR party.
+    fn payer_party(&self) -> Party {
+        Party {
+            entity: "PR".into(),
+            kind: "2".into(),
+            last: self.scenario.payer.name.clone(),
+            id_qualifier: "PI".into(),
+            id: self.scenario.payer.id.clone(),
+            ..Party::default()
+        }
+    }
+
     fn base_answer(&self, op: Operation, req: &CoreMessage) -> CoreMessage {
         CoreMessage {
             payload_type: req.payload_type.clone(),
@@ -433,14 +445,7 @@ impl Payer {
                 .map(|n| party_of(&n.nm1))
                 .unwrap_or(default)
         };
-        let payer = Party {
-            entity: "PR".into(),
-            kind: "2".into(),
-            last: self.scenario.payer.name.clone(),
-            id_qualifier: "PI".into(),
-            id: self.scenario.payer.id.clone(),
-            ..Party::default()
-        };
+        let payer = self.payer_party();
         let provider = party("21", Party::default());
         let sub_level = find("22");
         let sub_name = sub_level.and_then(|l| l.names.first());
@@ -577,17 +582,7 @@ impl Payer {
         for payer in &h.levels {
             let payer_id = next;
             out.push(hl(payer_id, None, "20", true));
-            out.push(
-                Party {
-                    entity: "PR".into(),
-                    kind: "2".into(),
-                    last: self.scenario.payer.name.clone(),
-                    id_qualifier: "PI".into(),
-                    id: self.scenario.payer.id.clone(),
-                    ..Party::default()
-                }
-                .nm1(),
-            );
+            out.push(self.payer_party().nm1());
             next += 1;
             for receiver in &payer.children {
                 let receiver_id = next;
@@ -785,15 +780,7 @@ impl Payer {
                 &["0085", "08", &batch_ref, &env.date, &env.time, "TH"],
             ),
             hl(1, None, "20", true),
-            Party {
-                entity: "PR".into(),
-                kind: "2".into(),
-                last: self.scenario.payer.name.clone(),
-                id_qualifier: "PI".into(),
-                id: self.scenario.payer.id.clone(),
-                ..Party::default()
-            }
-            .nm1(),
+            self.payer_party().nm1(),
             seg("TRN", &["1", &batch_ref]),
             seg("DTP", &["050", "D8", &env.date]),
             seg("DTP", &["009", "D8", &env.date]),
