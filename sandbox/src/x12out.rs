@@ -2,12 +2,11 @@
 //! segments and written by billd-x12's writer with fresh envelopes from the
 //! sandbox's own control numbers.
 
-use billd_x12::document::{Body, Document, Generic, Group, Interchange, InterchangeHeader};
+use billd_x12::WriteError;
+use billd_x12::document::{Body, Document, Generic};
 use billd_x12::fields::Amount;
-use billd_x12::loops::Pos;
 use billd_x12::segment::Segment;
 use billd_x12::writer::{SequentialControlNumbers, WriteOptions, write_document};
-use billd_x12::{Transaction, WriteError};
 
 /// Who writes to whom, and when.
 #[derive(Clone, Debug)]
@@ -61,39 +60,11 @@ pub fn write(
     numbers: &mut SequentialControlNumbers,
 ) -> Result<(String, u64), WriteError> {
     let isa13 = numbers.next_interchange;
-    let doc = Document {
-        interchanges: vec![Interchange {
-            header: InterchangeHeader {
-                authorization_qualifier: "00".into(),
-                security_qualifier: "00".into(),
-                sender_qualifier: "ZZ".into(),
-                sender_id: env.sender.clone(),
-                receiver_qualifier: "ZZ".into(),
-                receiver_id: env.receiver.clone(),
-                version: "00501".into(),
-                ack_requested: "0".into(),
-                usage: "T".into(),
-                ..InterchangeHeader::default()
-            },
-            groups: vec![Group {
-                functional_id: billd_x12::writer::functional_id(set_id).into(),
-                sender: env.sender.clone(),
-                receiver: env.receiver.clone(),
-                agency: "X".into(),
-                version: guide.into(),
-                transactions: vec![Transaction {
-                    pos: Pos::default(),
-                    control_number: String::new(),
-                    guide: Some(guide.into()),
-                    body: Body::Generic(Generic {
-                        set_id: set_id.into(),
-                        segments,
-                    }),
-                }],
-                ..Group::default()
-            }],
-        }],
-    };
+    let body = Body::Generic(Generic {
+        set_id: set_id.into(),
+        segments,
+    });
+    let doc = Document::single(&env.sender, &env.receiver, "T", guide, body);
     let opts = WriteOptions {
         date: env.date.clone(),
         time: env.time.clone(),

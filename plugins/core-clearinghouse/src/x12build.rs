@@ -7,12 +7,11 @@ use billd_plugin_sdk::payer::{Claim, ClaimFrequency, EligibilityInquiry, StatusI
 use billd_plugin_sdk::types::{
     Address, Date, Dependent, PersonName, ProcedureCodeSet, Provider, Relationship, Sex,
 };
-use billd_x12::document::{Body, Document, Generic, Group, Interchange, InterchangeHeader};
+use billd_x12::WriteError;
+use billd_x12::document::{Body, Document, Generic};
 use billd_x12::fields::Amount;
-use billd_x12::loops::Pos;
 use billd_x12::segment::Segment;
 use billd_x12::writer::{ControlKind, ControlNumbers, WriteOptions, write_document};
-use billd_x12::{Transaction, WriteError};
 
 /// Who we are and whom we write to (from the settings).
 #[derive(Clone, Debug, Default)]
@@ -172,39 +171,12 @@ fn envelope(
     guide: &str,
     segments: Vec<Segment>,
 ) -> Result<String, WriteError> {
-    let doc = Document {
-        interchanges: vec![Interchange {
-            header: InterchangeHeader {
-                authorization_qualifier: "00".into(),
-                security_qualifier: "00".into(),
-                sender_qualifier: "ZZ".into(),
-                sender_id: p.sender.clone(),
-                receiver_qualifier: "ZZ".into(),
-                receiver_id: p.receiver.clone(),
-                version: "00501".into(),
-                ack_requested: "0".into(),
-                usage: if p.usage == "P" { "P" } else { "T" }.into(),
-                ..InterchangeHeader::default()
-            },
-            groups: vec![Group {
-                functional_id: billd_x12::writer::functional_id(set_id).into(),
-                sender: p.sender.clone(),
-                receiver: p.receiver.clone(),
-                agency: "X".into(),
-                version: guide.into(),
-                transactions: vec![Transaction {
-                    pos: Pos::default(),
-                    control_number: String::new(),
-                    guide: Some(guide.into()),
-                    body: Body::Generic(Generic {
-                        set_id: set_id.into(),
-                        segments,
-                    }),
-                }],
-                ..Group::default()
-            }],
-        }],
-    };
+    let body = Body::Generic(Generic {
+        set_id: set_id.into(),
+        segments,
+    });
+    let usage = if p.usage == "P" { "P" } else { "T" };
+    let doc = Document::single(&p.sender, &p.receiver, usage, guide, body);
     let opts = WriteOptions {
         date: stamp.date.clone(),
         time: stamp.time.clone(),
