@@ -7,6 +7,7 @@ mod crash;
 mod downtime;
 mod eligibility;
 mod mail;
+mod payer_core;
 mod plugins;
 mod schedule;
 mod second_daemon;

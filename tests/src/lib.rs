@@ -27,37 +27,46 @@ pub fn billd_bin_profile(release: bool) -> &'static Path {
     static DEBUG: OnceLock<PathBuf> = OnceLock::new();
     static RELEASE: OnceLock<PathBuf> = OnceLock::new();
     let cell = if release { &RELEASE } else { &DEBUG };
-    cell.get_or_init(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut args = vec![
-            "build",
-            "-p",
-            "billd",
-            "--bin",
-            "billd",
-            "--message-format=json",
-        ];
-        if release {
-            args.push("--release");
-        }
-        let out = Command::new(cargo)
-            .args(&args)
-            .current_dir(workspace_root())
-            .stderr(Stdio::inherit())
-            .output()
-            .expect("running cargo build for billd");
-        assert!(out.status.success(), "building billd failed");
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .rev()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .find_map(|v| {
-                v.get("executable")
-                    .and_then(|e| e.as_str())
-                    .map(PathBuf::from)
-            })
-            .expect("cargo reported the billd executable")
-    })
+    cell.get_or_init(|| cargo_build("billd", "billd", release))
+}
+
+/// The `billd-sandbox` test payer (debug build), built on first use.
+pub fn sandbox_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| cargo_build("billd-sandbox", "billd-sandbox", false))
+}
+
+/// Builds one binary of a workspace package; returns its path.
+fn cargo_build(package: &str, bin: &str, release: bool) -> PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut args = vec![
+        "build",
+        "-p",
+        package,
+        "--bin",
+        bin,
+        "--message-format=json",
+    ];
+    if release {
+        args.push("--release");
+    }
+    let out = Command::new(cargo)
+        .args(&args)
+        .current_dir(workspace_root())
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("running cargo build");
+    assert!(out.status.success(), "building {bin} failed");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .rev()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find_map(|v| {
+            v.get("executable")
+                .and_then(|e| e.as_str())
+                .map(PathBuf::from)
+        })
+        .unwrap_or_else(|| panic!("cargo reported no {bin} executable"))
 }
 
 /// A Python tool from the test virtualenv; panics with the fix if missing.

@@ -151,6 +151,65 @@ pub struct Generic {
     pub segments: Vec<Segment>,
 }
 
+impl Document {
+    /// One transaction set (`body`, ST03 `guide`) in one functional group in
+    /// one interchange from `sender` to `receiver` (ISA06/ISA08 and GS02/GS03,
+    /// qualifier `ZZ`), `usage` `P` or `T` (ISA15). Control numbers, dates
+    /// and counts are left for [`crate::writer::write_document`] to fill.
+    ///
+    /// ```
+    /// use billd_x12::document::{Body, Document, Generic};
+    /// use billd_x12::writer::{SequentialControlNumbers, WriteOptions, write_document};
+    /// let body = Body::Generic(Generic {
+    ///     set_id: "999".into(),
+    ///     segments: vec![
+    ///         billd_x12::Segment::new("AK1", &["HC", "7", "005010X222A1"]),
+    ///         billd_x12::Segment::new("AK9", &["A", "0", "0", "0"]),
+    ///     ],
+    /// });
+    /// let doc = Document::single("PAYER", "CLINIC", "T", "005010X231A1", body);
+    /// let x12 = write_document(&doc, &WriteOptions::default(),
+    ///                          &mut SequentialControlNumbers::starting_at(5)).unwrap();
+    /// assert!(x12.contains("GS*FA*PAYER*CLINIC*20000101*0000*5*X*005010X231A1~"));
+    /// let back = billd_x12::parse(x12.as_bytes(), billd_x12::Mode::Strict).unwrap();
+    /// assert!(matches!(back.document.interchanges[0].groups[0].transactions[0].body, Body::Ack(_)));
+    /// ```
+    #[must_use]
+    pub fn single(sender: &str, receiver: &str, usage: &str, guide: &str, body: Body) -> Document {
+        let functional_id = crate::writer::functional_id(body.set_id()).to_owned();
+        Document {
+            interchanges: vec![Interchange {
+                header: InterchangeHeader {
+                    authorization_qualifier: "00".into(),
+                    security_qualifier: "00".into(),
+                    sender_qualifier: "ZZ".into(),
+                    sender_id: sender.into(),
+                    receiver_qualifier: "ZZ".into(),
+                    receiver_id: receiver.into(),
+                    version: "00501".into(),
+                    ack_requested: "0".into(),
+                    usage: usage.into(),
+                    ..InterchangeHeader::default()
+                },
+                groups: vec![Group {
+                    functional_id,
+                    sender: sender.into(),
+                    receiver: receiver.into(),
+                    agency: "X".into(),
+                    version: guide.into(),
+                    transactions: vec![Transaction {
+                        pos: Pos::default(),
+                        control_number: String::new(),
+                        guide: Some(guide.into()),
+                        body,
+                    }],
+                    ..Group::default()
+                }],
+            }],
+        }
+    }
+}
+
 impl Body {
     /// ST01 for this body.
     #[must_use]
