@@ -320,6 +320,16 @@ async fn every_fault_kind_is_injected_on_demand() {
     assert_eq!(stats(&sb).await["faults_pending"], 1);
     assert_eq!(soap(&sb, &r()).await.status, 500);
     assert_eq!(soap(&sb, &r()).await.status, 200);
+    // DELETE disarms what is armed.
+    fault(&sb, json!({"kind": "http500", "count": 5})).await;
+    let resp = reqwest::Client::new()
+        .delete(format!("{}/_sandbox/faults", sb.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 204);
+    assert_eq!(stats(&sb).await["faults_pending"], 0);
+    assert_eq!(soap(&sb, &r()).await.status, 200);
 }
 
 #[tokio::test]
