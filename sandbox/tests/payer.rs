@@ -320,6 +320,16 @@ async fn every_fault_kind_is_injected_on_demand() {
     assert_eq!(stats(&sb).await["faults_pending"], 1);
     assert_eq!(soap(&sb, &r()).await.status, 500);
     assert_eq!(soap(&sb, &r()).await.status, 200);
+    // DELETE disarms what is armed.
+    fault(&sb, json!({"kind": "http500", "count": 5})).await;
+    let resp = reqwest::Client::new()
+        .delete(format!("{}/_sandbox/faults", sb.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 204);
+    assert_eq!(stats(&sb).await["faults_pending"], 0);
+    assert_eq!(soap(&sb, &r()).await.status, 200);
 }
 
 #[tokio::test]
@@ -379,4 +389,30 @@ async fn archived_837s_pass_pyx12_and_270s_and_276s_read_with_linuxforhealth() {
         2,
         "linuxforhealth: {text}"
     );
+}
+
+#[tokio::test]
+async fn faults_in_the_scenario_file_are_armed_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("faulty.toml");
+    let demo_text = std::fs::read_to_string(demo()).unwrap();
+    std::fs::write(
+        &scenario,
+        format!(
+            "{demo_text}\n[[faults]]\nkind = \"http429\"\nretry_after_seconds = 3\ncount = 2\n"
+        ),
+    )
+    .unwrap();
+    let sb = start(&scenario);
+    let r = || {
+        Req::real_time(
+            "X12_270_Request_005010X279A1",
+            x270("M1001", "DOE", "19800402"),
+        )
+    };
+    for _ in 0..2 {
+        let a = mime(&sb, &r()).await;
+        assert_eq!((a.status, a.retry_after.as_deref()), (429, Some("3")));
+    }
+    assert_eq!(mime(&sb, &r()).await.error_code, "Success");
 }

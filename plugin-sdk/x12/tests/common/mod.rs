@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use billd_x12::document::{Body, Document, Group, Interchange, InterchangeHeader, Transaction};
+use billd_x12::document::{Body, Document};
 use billd_x12::fields::{Amount, Composite, Repeats};
 use billd_x12::loops::{Entity, Pos};
 use billd_x12::segment::Segment;
@@ -565,36 +565,9 @@ pub fn request_276(claim_id: &str, cents: i64) -> Hierarchy {
 
 /// Wraps one transaction body in an interchange and group.
 pub fn document(body: Body, functional_id: &str, guide: &str) -> Document {
-    Document {
-        interchanges: vec![Interchange {
-            header: InterchangeHeader {
-                authorization_qualifier: "00".into(),
-                security_qualifier: "00".into(),
-                sender_qualifier: "ZZ".into(),
-                sender_id: "BILLDCLINIC".into(),
-                receiver_qualifier: "ZZ".into(),
-                receiver_id: "PAYER01".into(),
-                version: "00501".into(),
-                ack_requested: "0".into(),
-                usage: "T".into(),
-                ..InterchangeHeader::default()
-            },
-            groups: vec![Group {
-                functional_id: functional_id.into(),
-                sender: "BILLDCLINIC".into(),
-                receiver: "PAYER01".into(),
-                agency: "X".into(),
-                version: guide.into(),
-                transactions: vec![Transaction {
-                    pos: Pos::default(),
-                    control_number: String::new(),
-                    guide: Some(guide.into()),
-                    body,
-                }],
-                ..Group::default()
-            }],
-        }],
-    }
+    let mut doc = Document::single("BILLDCLINIC", "PAYER01", "T", guide, body);
+    doc.interchanges[0].groups[0].functional_id = functional_id.into();
+    doc
 }
 
 /// One generated claim payment: charge and paid in cents, and how the
