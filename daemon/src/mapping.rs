@@ -189,6 +189,24 @@ pub fn provider(npi: &str, name: &str, tax_id: Option<&str>) -> wit::Provider {
     }
 }
 
+/// A claim's billing provider: its NPI, with the name and tax id its
+/// source gave, else the practice's.
+pub fn billing_provider(
+    claim: &Claim,
+    practice: &crate::domain::practice::Practice,
+) -> wit::Provider {
+    let own = claim.billing_npi == practice.npi;
+    let name = claim
+        .billing_name
+        .clone()
+        .unwrap_or_else(|| practice.name.clone());
+    let tax_id = claim
+        .billing_tax_id
+        .clone()
+        .or_else(|| own.then(|| practice.tax_id.clone()));
+    provider(&claim.billing_npi, &name, tax_id.as_deref())
+}
+
 /// The procedure code set a code belongs to: five digits, or four digits
 /// and a letter (CPT category II/III), are CPT; a letter and four digits are
 /// HCPCS Level II.
@@ -577,6 +595,8 @@ mod tests {
             revision: 0,
             held: false,
             problems: vec![],
+            billing_name: None,
+            billing_tax_id: None,
         };
         let billing = provider("1234567893", "Riverside", Some("123456789"));
         let w = claim(

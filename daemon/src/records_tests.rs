@@ -125,6 +125,8 @@ fn claim(id: &str) -> Claim {
         revision: 0,
         held: false,
         problems: vec![],
+        billing_name: None,
+        billing_tax_id: None,
     }
 }
 

@@ -599,49 +599,74 @@ impl Payer {
                         out.push(n.nm1.to_segment());
                     }
                     for sub in &provider.children {
-                        out.push(hl(next, Some(provider_id), "22", false));
+                        let sub_id = next;
+                        out.push(hl(
+                            sub_id,
+                            Some(provider_id),
+                            "22",
+                            !sub.children.is_empty(),
+                        ));
                         next += 1;
                         if let Some(n) = sub.names.first() {
                             out.push(n.nm1.to_segment());
                         }
-                        for t in &sub.tracking {
-                            let clm01 = t
-                                .references
-                                .iter()
-                                .find(|r| r.qualifier == "EJ")
-                                .and_then(|r| r.value.clone())
-                                .unwrap_or_default();
-                            let billed = t
-                                .amounts
-                                .iter()
-                                .find(|a| a.qualifier == "T3")
-                                .map(|a| a.amount.as_str().to_owned())
-                                .unwrap_or_else(|| "0".into());
-                            let (cat, code, icn) = self.status_of(&clm01);
-                            out.push(seg("TRN", &["2", &t.trn.trace_number]));
-                            out.push(seg(
-                                "STC",
-                                &[
-                                    &format!("{cat}:{code}"),
-                                    today,
-                                    "",
-                                    &billed,
-                                    if cat == "F1" { &billed } else { "" },
-                                ],
-                            ));
-                            if let Some(icn) = icn {
-                                out.push(seg("REF", &["1K", &icn]));
+                        self.status_loops(&sub.tracking, today, &mut out);
+                        // Dependents (2000E) carry their own claims.
+                        for dep in &sub.children {
+                            out.push(hl(next, Some(sub_id), "23", false));
+                            next += 1;
+                            if let Some(n) = dep.names.first() {
+                                out.push(n.nm1.to_segment());
                             }
-                            out.push(seg("REF", &["EJ", &clm01]));
-                            for d in &t.dates {
-                                out.push(d.to_segment());
-                            }
+                            self.status_loops(&dep.tracking, today, &mut out);
                         }
                     }
                 }
             }
         }
         out
+    }
+
+    /// The 2200 status loops answering one level's tracking loops.
+    fn status_loops(
+        &mut self,
+        tracking: &[billd_x12::thl::Tracking],
+        today: &str,
+        out: &mut Vec<billd_x12::Segment>,
+    ) {
+        for t in tracking {
+            let clm01 = t
+                .references
+                .iter()
+                .find(|r| r.qualifier == "EJ")
+                .and_then(|r| r.value.clone())
+                .unwrap_or_default();
+            let billed = t
+                .amounts
+                .iter()
+                .find(|a| a.qualifier == "T3")
+                .map(|a| a.amount.as_str().to_owned())
+                .unwrap_or_else(|| "0".into());
+            let (cat, code, icn) = self.status_of(&clm01);
+            out.push(seg("TRN", &["2", &t.trn.trace_number]));
+            out.push(seg(
+                "STC",
+                &[
+                    &format!("{cat}:{code}"),
+                    today,
+                    "",
+                    &billed,
+                    if cat == "F1" { &billed } else { "" },
+                ],
+            ));
+            if let Some(icn) = icn {
+                out.push(seg("REF", &["1K", &icn]));
+            }
+            out.push(seg("REF", &["EJ", &clm01]));
+            for d in &t.dates {
+                out.push(d.to_segment());
+            }
+        }
     }
 
     /// (category, status code, payer claim id) for a 276 about `clm01`,

@@ -8,6 +8,7 @@ mod downtime;
 mod eligibility;
 mod mail;
 mod payer_core;
+mod payer_flow;
 mod plugins;
 mod schedule;
 mod second_daemon;

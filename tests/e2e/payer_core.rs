@@ -6,7 +6,9 @@
 //! acknowledgments, claim status, a remittance, and every injected fault
 //! mapped onto the right error variant.
 
-use billd_e2e::{Scratch, base_config, sandbox_bin, stderr, venv_tool, workspace_root};
+use billd_e2e::{
+    Scratch, base_config, pyx12_passes, sandbox_bin, stderr, venv_tool, workspace_root,
+};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -342,26 +344,6 @@ fn run_transport(transport: &str) {
             .map(|s| s.1)
             .collect::<Vec<_>>(),
     );
-}
-
-fn pyx12_passes(files: &[PathBuf]) {
-    let dir = tempfile::tempdir().unwrap();
-    for f in files {
-        // x12valid writes its 997 beside the input: check a copy.
-        let copy = dir.path().join(f.file_name().unwrap());
-        std::fs::copy(f, &copy).unwrap();
-        let out = Command::new(venv_tool("x12valid"))
-            .arg(&copy)
-            .output()
-            .unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let verdict = format!("{}: OK", copy.display());
-        assert!(text.lines().any(|l| l.trim() == verdict), "pyx12: {text}");
-    }
 }
 
 fn linuxforhealth_reads(files: &[PathBuf]) {

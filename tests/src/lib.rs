@@ -336,3 +336,24 @@ pub fn sha256_file(path: &Path) -> String {
         .unwrap_or_default()
         .to_string()
 }
+
+/// Asserts pyx12 (`x12valid` from `.venv`) finds every file valid.
+pub fn pyx12_passes(files: &[PathBuf]) {
+    let dir = tempfile::tempdir().unwrap();
+    for f in files {
+        // x12valid writes its 997 beside the input: check a copy.
+        let copy = dir.path().join(f.file_name().unwrap());
+        std::fs::copy(f, &copy).unwrap();
+        let out = Command::new(venv_tool("x12valid"))
+            .arg(&copy)
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let verdict = format!("{}: OK", copy.display());
+        assert!(text.lines().any(|l| l.trim() == verdict), "pyx12: {text}");
+    }
+}

@@ -299,6 +299,14 @@ pub struct Claim {
     /// What the scrubber found the last time it looked (empty: clean).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub problems: Vec<super::scrub::ScrubProblem>,
+    /// The billing provider's name as the claim's source gave it (the
+    /// practice's name when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub billing_name: Option<String>,
+    /// The billing provider's tax id (EIN) as the claim's source gave it
+    /// (the practice's when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub billing_tax_id: Option<String>,
 }
 
 impl std::fmt::Debug for Claim {
@@ -514,6 +522,8 @@ pub(crate) mod tests {
             revision: 0,
             held: false,
             problems: vec![],
+            billing_name: None,
+            billing_tax_id: None,
         }
     }
 

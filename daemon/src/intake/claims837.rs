@@ -12,7 +12,8 @@ use chrono::NaiveDate;
 
 use super::{Problem, Refused, derived_id};
 use crate::domain::{
-    Claim, ClaimState, Coverage, Patient, PayerPriority, PersonName, Relationship, ServiceLine, Sex,
+    Address, Claim, ClaimState, Coverage, Patient, PayerPriority, PersonName, Relationship,
+    ServiceLine, Sex,
 };
 use billd_x12::segment::Segment;
 use billd_x12::t837p::{self, Professional};
@@ -109,6 +110,13 @@ pub fn read(file: &str, bytes: &[u8]) -> Result<Vec<ImportedClaim>, Refused> {
 fn read_professional(p: &Professional, out: &mut Vec<ImportedClaim>, problems: &mut Vec<Problem>) {
     for bp in &p.billing_providers {
         let billing_npi = bp.billing.nm1.id.clone().unwrap_or_default();
+        let billing_name = bp.billing.nm1.last_or_org_name.clone();
+        let billing_tax_id = bp
+            .billing
+            .other
+            .iter()
+            .find(|s| s.id == "REF" && matches!(s.get(1), "EI" | "SY"))
+            .map(|s| s.get(2).to_string());
         for sub in &bp.subscribers {
             let payer_id = sub.payer.nm1.id.clone().unwrap_or_default();
             let member_id = sub.subscriber.nm1.id.clone().unwrap_or_default();
@@ -119,10 +127,15 @@ fn read_professional(p: &Professional, out: &mut Vec<ImportedClaim>, problems: &
             };
             let holder = person(&sub.subscriber.nm1);
             let (holder_dob, holder_sex) = demographics(&sub.subscriber.other);
+            let holder_address = address(&sub.subscriber.other);
             let mut emit = |who: Who, claims: &[t837p::Claim]| {
                 for c in claims {
                     match one_claim(&billing_npi, &payer_id, &member_id, priority, &who, sub, c) {
-                        Ok(ic) => out.push(ic),
+                        Ok(mut ic) => {
+                            ic.claim.billing_name = billing_name.clone();
+                            ic.claim.billing_tax_id = billing_tax_id.clone();
+                            out.push(ic)
+                        }
                         Err(p) => problems.push(p),
                     }
                 }
@@ -134,6 +147,7 @@ fn read_professional(p: &Professional, out: &mut Vec<ImportedClaim>, problems: &
                     sex: holder_sex,
                     relationship: Relationship::SelfInsured,
                     holder: None,
+                    address: holder_address.clone(),
                 },
                 &sub.claims,
             );
@@ -156,6 +170,7 @@ fn read_professional(p: &Professional, out: &mut Vec<ImportedClaim>, problems: &
                             _ => Relationship::Other,
                         },
                         holder: Some((holder.clone(), holder_dob)),
+                        address: address(&pat.patient.other),
                     },
                     &pat.claims,
                 );
@@ -172,6 +187,8 @@ struct Who {
     relationship: Relationship,
     /// For a dependent: the subscriber's name and birth date.
     holder: Option<(PersonName, Option<NaiveDate>)>,
+    /// The patient's address (N3/N4 of their name loop).
+    address: Option<Address>,
 }
 
 fn person(nm1: &billd_x12::segments::Nm1) -> PersonName {
@@ -181,6 +198,23 @@ fn person(nm1: &billd_x12::segments::Nm1) -> PersonName {
         middle: nm1.middle_name.clone(),
         suffix: nm1.suffix.clone(),
     }
+}
+
+/// The address in a name loop's N3 and N4 segments.
+fn address(segments: &[Segment]) -> Option<Address> {
+    let n3 = segments.iter().find(|s| s.id == "N3")?;
+    let n4 = segments.iter().find(|s| s.id == "N4")?;
+    let lines = [n3.get(1), n3.get(2)]
+        .into_iter()
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect();
+    Some(Address {
+        lines,
+        city: n4.get(1).to_string(),
+        state: n4.get(2).to_string(),
+        postal_code: n4.get(3).to_string(),
+    })
 }
 
 /// Birth date and sex from a loop's DMG segment.
@@ -311,6 +345,8 @@ fn one_claim(
         revision: 0,
         held: false,
         problems: Vec::new(),
+        billing_name: None,
+        billing_tax_id: None,
     };
     let patient = birth.map(|birth_date| Patient {
         id: patient_id.clone(),
@@ -319,7 +355,7 @@ fn one_claim(
         sex: who.sex,
         email: None,
         phone: None,
-        address: None,
+        address: who.address.clone(),
     });
     let coverage = Coverage {
         id: coverage_id,

@@ -303,11 +303,7 @@ impl ClaimStatusJob {
         let mut inquiries = Vec::with_capacity(group.len());
         for (_, claim) in group {
             let (patient, coverage) = party(ctx, claim)?;
-            let billing = mapping::provider(
-                &claim.billing_npi,
-                &self.practice.name,
-                (claim.billing_npi == self.practice.npi).then_some(self.practice.tax_id.as_str()),
-            );
+            let billing = mapping::billing_provider(claim, &self.practice);
             inquiries.push(mapping::status_inquiry(
                 claim, &patient, &coverage, &billing,
             ));

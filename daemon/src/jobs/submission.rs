@@ -262,18 +262,13 @@ impl SubmissionJob {
         if batch.state != BatchState::Pending {
             return Ok(());
         }
-        let billing_name = self.practice.name.clone();
         let mut wire = Vec::with_capacity(batch.claims.len());
         for (claim_id, _) in &batch.claims {
             let claim = ctx.db.get::<Claim>(claim_id)?.ok_or_else(|| {
                 JobError::Permanent(format!("batch {id}: claim {claim_id} is gone"))
             })?;
             let (patient, coverage) = party(ctx, &claim)?;
-            let billing = mapping::provider(
-                &claim.billing_npi,
-                &billing_name,
-                (claim.billing_npi == self.practice.npi).then_some(self.practice.tax_id.as_str()),
-            );
+            let billing = mapping::billing_provider(&claim, &self.practice);
             wire.push(mapping::claim(&claim, &patient, &coverage, &billing));
         }
         let plugin = connector(&self.plugins, &self.connector)?;
@@ -287,6 +282,12 @@ impl SubmissionJob {
             Ok(Err(pay_err)) => match pay_err {
                 crate::plugin::bindings::types::ConnectorError::Rejected(r) => {
                     self.record_refused(ctx, &batch, &r.code, &r.message, now)?;
+                    Ok(())
+                }
+                // Sending the same claims again cannot help: a person must
+                // correct them (the field is named, never its value).
+                crate::plugin::bindings::types::ConnectorError::InvalidRequest(f) => {
+                    self.record_refused(ctx, &batch, "invalid-request", &f.field, now)?;
                     Ok(())
                 }
                 other => Err(mapping::job_error(Ok(other))),
