@@ -75,6 +75,19 @@ impl Sandbox {
         assert!(answer.starts_with("HTTP/1.1 204"), "{answer}");
     }
 
+    /// Disarms every fault.
+    fn clear_faults(&self) {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        write!(
+            s,
+            "DELETE /_sandbox/faults HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut answer = String::new();
+        std::io::Read::read_to_string(&mut s, &mut answer).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 2"), "{answer}");
+    }
+
     /// The archived 837Ps, one per distinct PayloadID.
     fn submissions(&self) -> BTreeMap<String, PathBuf> {
         let mut out = BTreeMap::new();
@@ -149,6 +162,11 @@ fn ok(out: &std::process::Output) -> String {
 /// A practice configured with the core-clearinghouse connector against the
 /// sandbox over `transport`, and submission and claim-status jobs.
 fn practice(s: &Scratch, sandbox: &Sandbox, transport: &str) {
+    practice_with(s, sandbox, transport, "");
+}
+
+/// [`practice`] with `extra` lines in both jobs' params.
+fn practice_with(s: &Scratch, sandbox: &Sandbox, transport: &str, extra: &str) {
     let pkg = workspace_root().join("plugins/dist/core-clearinghouse");
     std::fs::write(s.path("core.user"), "billd\n").unwrap();
     std::fs::write(s.path("core.pass"), "sandbox-password\n").unwrap();
@@ -172,6 +190,7 @@ concurrency = 1
 connector = "core-clearinghouse"
 batch_size = 25
 first_check_days = 0
+{extra}
 
 [[job]]
 name = "claim-status"
@@ -179,6 +198,7 @@ kind = "claim-status"
 schedule = "0 4 * * *"
 [job.params]
 connector = "core-clearinghouse"
+{extra}
 "#,
         base_config("outbox_dir = \"outbox\""),
         pkg.display(),
@@ -373,4 +393,66 @@ fn kill_9_mid_batch_sends_every_claim_exactly_once_over_both_transports() {
     // other for the machine, not for the claims.
     killed_mid_batch_then_restarted("soap");
     killed_mid_batch_then_restarted("mime");
+}
+
+#[test]
+fn faults_end_in_retries_then_one_task_and_no_claim_is_lost_or_sent_twice() {
+    let s = Scratch::new();
+    let sandbox = Sandbox::start(s.path("").as_path(), SCENARIO_HEAD);
+    practice_with(
+        &s,
+        &sandbox,
+        "mime",
+        "max_attempts = 2\nretry_delay = \"1s\"",
+    );
+    std::fs::write(s.path("batch.837"), claims_837(3, "FT")).unwrap();
+    ok(&s.run(&["import", "claims", s.path("batch.837").to_str().unwrap()]));
+
+    // The clearinghouse fails every request: both items (the batch and the
+    // acknowledgment fetch) are tried twice, then fail; one task.
+    sandbox.fault(r#"{"kind": "http500", "count": 50}"#);
+    let out = s.run(&["jobs", "run", "submission"]);
+    assert!(!out.status.success(), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("(0 done, 2 failed of 2)"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(task_kinds(&s), ["job-failing"]);
+    let states = claims_by_state(&s);
+    assert!(states.values().all(|st| st == "ready"), "{states:?}");
+
+    // Healthy again but rate-limiting once: the next run waits as told
+    // and sends the same batch under the same PayloadID.
+    sandbox.clear_faults();
+    sandbox.fault(r#"{"kind": "http429", "count": 1, "retry_after_seconds": 1}"#);
+    let out = ok(&s.run(&["jobs", "run", "submission"]));
+    assert!(out.contains("(2 done, 0 failed of 2)"), "{out}");
+    let states = claims_by_state(&s);
+    assert!(states.values().all(|st| st == "acknowledged"), "{states:?}");
+    assert_eq!(sandbox.submissions().len(), 1, "one batch, one PayloadID");
+    assert!(sandbox.clm01_counts().values().all(|&n| n == 1));
+    assert_eq!(sandbox.clm01_counts().len(), 3);
+
+    // Wrong credentials need a person: no retries, one more task.
+    sandbox.fault(r#"{"kind": "bad-credentials", "count": 50}"#);
+    let out = s.run(&["jobs", "run", "claim-status"]);
+    assert!(!out.status.success(), "{}", stdout(&out));
+    let tasks: serde_json::Value =
+        serde_json::from_str(&ok(&s.run(&["tasks", "list", "--json"]))).unwrap();
+    let subjects: Vec<&str> = tasks
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["subject"].as_str().unwrap())
+        .collect();
+    assert_eq!(subjects.len(), 2, "{subjects:?}");
+    assert!(
+        subjects
+            .iter()
+            .any(|t| t.contains("claim-status") && t.contains("authentication")),
+        "{subjects:?}"
+    );
+    let states = claims_by_state(&s);
+    assert!(states.values().all(|st| st == "acknowledged"), "{states:?}");
 }

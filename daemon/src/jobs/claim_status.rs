@@ -17,6 +17,8 @@
 //! check; the last repeats) or `follow_up` (the same as durations), `pending_task_days` (default 45),
 //! `timely_filing_days` (default 365), `timely_filing_overrides`,
 //! `timely_filing_warning_days` (default 30).
+//! `max_attempts` and `retry_delay` (default 5 and `"2s"`) tune the runner's
+//! retries of a failing item.
 
 use chrono::{DateTime, Duration as Days, Utc};
 use serde::Deserialize;
@@ -66,6 +68,12 @@ pub struct ClaimStatusParams {
     /// Days before the limit the warning task is raised (default 30).
     #[serde(default)]
     pub timely_filing_warning_days: Option<u32>,
+    /// Attempts per work item before it fails (default 5).
+    #[serde(default)]
+    pub max_attempts: Option<u32>,
+    /// Delay before the first retry, doubling after (default `"2s"`).
+    #[serde(default)]
+    pub retry_delay: Option<String>,
 }
 
 /// The claim-status kind in the job registry.
@@ -89,6 +97,7 @@ pub struct ClaimStatusJob {
     pending_task: Days,
     filing: FilingLimits,
     warn: u32,
+    retry: super::RetryPolicy,
 }
 
 impl std::fmt::Debug for ClaimStatusJob {
@@ -145,7 +154,10 @@ impl ClaimStatusJob {
             }
             gaps.into_iter().map(|d| Days::days(d.into())).collect()
         };
+        let retry =
+            super::RetryPolicy::from_params(params.max_attempts, params.retry_delay.as_deref())?;
         Ok(ClaimStatusJob {
+            retry,
             connector: params.connector,
             plugins: services.plugins.clone(),
             practice: services.practice.clone(),
@@ -453,6 +465,10 @@ impl ClaimStatusJob {
 }
 
 impl JobKind for ClaimStatusJob {
+    fn retry_policy(&self) -> super::RetryPolicy {
+        self.retry
+    }
+
     fn kind(&self) -> &'static str {
         "claim-status"
     }

@@ -17,6 +17,8 @@
 //! `window_business_days` (default 2), `holidays` (dates, `"2026-12-25"`),
 //! `fresh_hours` (default 24), `service_types` (default `["30"]`),
 //! `rate_per_second` (default 10).
+//! `max_attempts` and `retry_delay` (default 5 and `"2s"`) tune the runner's
+//! retries of a failing item.
 
 use chrono::NaiveDate;
 use serde::Deserialize;
@@ -59,6 +61,12 @@ pub struct EligibilityParams {
     /// At most this many inquiries a second (default 10).
     #[serde(default)]
     pub rate_per_second: Option<u32>,
+    /// Attempts per work item before it fails (default 5).
+    #[serde(default)]
+    pub max_attempts: Option<u32>,
+    /// Delay before the first retry, doubling after (default `"2s"`).
+    #[serde(default)]
+    pub retry_delay: Option<String>,
 }
 
 /// The eligibility kind in the job registry.
@@ -112,6 +120,7 @@ pub struct EligibilityJob {
     fresh: chrono::Duration,
     service_types: Vec<String>,
     limiter: governor::DefaultDirectRateLimiter,
+    retry: super::RetryPolicy,
 }
 
 impl std::fmt::Debug for EligibilityJob {
@@ -161,7 +170,10 @@ impl EligibilityJob {
         } else {
             params.service_types
         };
+        let retry =
+            super::RetryPolicy::from_params(params.max_attempts, params.retry_delay.as_deref())?;
         Ok(EligibilityJob {
+            retry,
             connector: params.connector,
             plugins: services.plugins.clone(),
             practice: services.practice.clone(),
@@ -340,6 +352,10 @@ impl EligibilityJob {
 }
 
 impl JobKind for EligibilityJob {
+    fn retry_policy(&self) -> super::RetryPolicy {
+        self.retry
+    }
+
     fn kind(&self) -> &'static str {
         "eligibility"
     }

@@ -149,6 +149,36 @@ impl RetryPolicy {
     }
 }
 
+impl RetryPolicy {
+    /// The policy a job's `max_attempts` and `retry_delay` params ask for
+    /// (the default's where absent); `key` names the param at fault.
+    pub fn from_params(
+        max_attempts: Option<u32>,
+        retry_delay: Option<&str>,
+    ) -> Result<RetryPolicy, registry::BuildError> {
+        let mut p = RetryPolicy::default();
+        if let Some(n) = max_attempts {
+            if !(1..=20).contains(&n) {
+                return Err(registry::BuildError {
+                    key: "max_attempts".into(),
+                    reason: "must be 1 to 20".into(),
+                });
+            }
+            p.max_attempts = n;
+        }
+        if let Some(text) = retry_delay {
+            p.base_delay = humantime::parse_duration(text)
+                .ok()
+                .filter(|d| !d.is_zero())
+                .ok_or_else(|| registry::BuildError {
+                    key: "retry_delay".into(),
+                    reason: format!("`{text}` is not a duration above zero (\"2s\", \"1m\")"),
+                })?;
+        }
+        Ok(p)
+    }
+}
+
 /// What a job kind sees while it runs.
 #[derive(Clone)]
 pub struct RunContext {

@@ -16,6 +16,8 @@
 //! 5000), `timely_filing_days` (default 365) with `timely_filing_overrides`
 //! per payer id, `first_check_days` (default 7: when the claim-status job
 //! first asks) or `first_check` (a duration).
+//! `max_attempts` and `retry_delay` (default 5 and `"2s"`) tune the runner's
+//! retries of a failing item.
 
 use chrono::Duration as Days;
 use serde::{Deserialize, Serialize};
@@ -57,6 +59,12 @@ pub struct SubmissionParams {
     /// `first_check_days`.
     #[serde(default)]
     pub first_check: Option<String>,
+    /// Attempts per work item before it fails (default 5).
+    #[serde(default)]
+    pub max_attempts: Option<u32>,
+    /// Delay before the first retry, doubling after (default `"2s"`).
+    #[serde(default)]
+    pub retry_delay: Option<String>,
 }
 
 /// The submission kind in the job registry.
@@ -98,6 +106,7 @@ pub struct SubmissionJob {
     batch_size: usize,
     filing: crate::domain::scrub::FilingLimits,
     first_check: Days,
+    retry: super::RetryPolicy,
 }
 
 impl std::fmt::Debug for SubmissionJob {
@@ -151,7 +160,10 @@ impl SubmissionJob {
                 reason: "must be 1 to 5000".into(),
             });
         }
+        let retry =
+            super::RetryPolicy::from_params(params.max_attempts, params.retry_delay.as_deref())?;
         Ok(SubmissionJob {
+            retry,
             connector: params.connector,
             plugins: services.plugins.clone(),
             practice: services.practice.clone(),
@@ -531,6 +543,10 @@ fn batch_claims(ctx: &RunContext, remote_id: &str) -> Result<Vec<String>, StoreE
 }
 
 impl JobKind for SubmissionJob {
+    fn retry_policy(&self) -> super::RetryPolicy {
+        self.retry
+    }
+
     fn kind(&self) -> &'static str {
         "submission"
     }
