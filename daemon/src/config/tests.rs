@@ -779,7 +779,7 @@ fn job_field_checks() {
     );
     assert_eq!(
         lines[1],
-        "/etc/billd/billd.toml:22:8: job[0].kind: unknown job kind \"digset\"; known kinds: `digest`, `prune`"
+        "/etc/billd/billd.toml:22:8: job[0].kind: unknown job kind \"digset\"; known kinds: `digest`, `prune`, `eligibility`, `submission`, `claim-status`"
     );
     assert_eq!(
         lines[2],
@@ -890,8 +890,14 @@ fn example_config_loads() {
 #[test]
 fn demo_config_loads() {
     let path = workspace_root().join("config/demo.toml");
-    let config = Config::load_with_env(&path, &env(&[("BILLD_DEMO_PAYER_KEY", "sandbox-key")]))
-        .unwrap_or_else(|err| panic!("{err}"));
+    let config = Config::load_with_env(
+        &path,
+        &env(&[
+            ("BILLD_DEMO_CORE_USER", "billd"),
+            ("BILLD_DEMO_CORE_PASSWORD", "sandbox-password"),
+        ]),
+    )
+    .unwrap_or_else(|err| panic!("{err}"));
     let config_dir = workspace_root().join("config");
     assert!(config.store.path.starts_with(config_dir.join("demo-run")));
     let MailTransport::Outbox { dir } = &config.mail.transport else {
@@ -899,13 +905,16 @@ fn demo_config_loads() {
     };
     assert!(dir.starts_with(config_dir.join("demo-run")));
     assert_eq!(config.billers.len(), 2);
-    assert_eq!(config.jobs.len(), 1);
+    let kinds: Vec<&str> = config.jobs.iter().map(|j| j.kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        ["digest", "eligibility", "submission", "claim-status"]
+    );
     let job = &config.jobs[0];
-    assert_eq!(job.kind, "digest");
     assert_eq!(job.schedule, "*/20 * * * * *");
     assert_eq!(job.timezone, config.practice.timezone);
     assert_eq!(config.plugins.len(), 1);
-    assert_eq!(config.plugins[0].name, "sandbox-payer");
+    assert_eq!(config.plugins[0].name, "core-clearinghouse");
 }
 
 #[test]
