@@ -325,8 +325,9 @@ fn killed_mid_batch_then_restarted(transport: &str) {
     practice(&s, &sandbox, transport);
     std::fs::write(s.path("batch.837"), claims_837(60, "KL")).unwrap();
     ok(&s.run(&["import", "claims", s.path("batch.837").to_str().unwrap()]));
-    // The second batch's answer is slow: the daemon dies while it waits.
-    sandbox.fault(r#"{"kind": "slow", "count": 1, "delay_ms": 4000}"#);
+    // The first batch's answer is slow (15 s, inside the plugin's 19 s
+    // timeout): the daemon dies while it waits.
+    sandbox.fault(r#"{"kind": "slow", "count": 1, "delay_ms": 15000}"#);
     let mut daemon = s.start_daemon("daemon1.log");
     wait_until(Duration::from_secs(90), "the control socket", || {
         daemon.log_text().contains("control socket ready")
