@@ -16,8 +16,6 @@ use crate::domain::{
     Address, Appointment, AppointmentStatus, Claim, ClaimState, Coverage, EligibilityStatus,
     EligibilityVerdict, Patient, PayerPriority, PersonName, Relationship, Sex,
 };
-use crate::jobs::JobError;
-use crate::plugin::CallError;
 use crate::plugin::bindings::{ehr_api as ehr, payer_api as pay, types as wit};
 
 /// A value from a connector that does not fit the domain. Names the field,
@@ -454,38 +452,6 @@ fn non_empty(s: &str, field: &'static str) -> Result<(), MappingError> {
     }
 }
 
-/// A connector's answer or a failed call, as the runner's item error: what
-/// a retry can fix is transient, a rate limit keeps its delay, credentials
-/// and an unsupported operation need a person, a refusal on the merits is
-/// permanent.
-pub fn job_error(call: Result<wit::ConnectorError, CallError>) -> JobError {
-    use wit::ConnectorError as E;
-    match call {
-        Err(e) if e.retryable() => JobError::Transient(e.to_string()),
-        Err(e) => JobError::NeedsPerson {
-            cause: "plugin-failed".into(),
-            message: e.to_string(),
-        },
-        Ok(E::Transient(m)) => JobError::Transient(m),
-        Ok(E::RateLimited(r)) => JobError::RateLimited {
-            retry_after: std::time::Duration::from_secs(r.retry_after_seconds.into()),
-            message: r.message,
-        },
-        Ok(E::Authentication(m)) => JobError::NeedsPerson {
-            cause: "authentication".into(),
-            message: m,
-        },
-        Ok(E::Unsupported(m)) => JobError::NeedsPerson {
-            cause: "unsupported".into(),
-            message: m,
-        },
-        Ok(E::InvalidRequest(f)) => {
-            JobError::Permanent(format!("invalid request: {}: {}", f.field, f.message))
-        }
-        Ok(E::Rejected(r)) => JobError::Permanent(format!("rejected {}: {}", r.code, r.message)),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -660,34 +626,5 @@ mod tests {
             err.to_string(),
             "connector sent an unusable patient.birth-date: not a calendar date"
         );
-    }
-
-    #[test]
-    fn connector_errors_become_the_runner_s_item_errors() {
-        use wit::ConnectorError as E;
-        let rl = job_error(Ok(E::RateLimited(wit::RateLimit {
-            retry_after_seconds: 30,
-            message: "busy".into(),
-        })));
-        assert!(
-            matches!(rl, JobError::RateLimited { retry_after, .. } if retry_after.as_secs() == 30)
-        );
-        assert!(job_error(Ok(E::Transient("timeout".into()))).is_transient());
-        assert_eq!(
-            job_error(Ok(E::Authentication("expired".into()))).cause(),
-            "authentication"
-        );
-        assert!(
-            !job_error(Ok(E::Rejected(wit::Rejection {
-                code: "72".into(),
-                message: "invalid member id".into()
-            })))
-            .is_transient()
-        );
-        let deadline = CallError::Deadline {
-            plugin: "p".into(),
-            limit: std::time::Duration::from_secs(20),
-        };
-        assert!(job_error(Err(deadline)).is_transient());
     }
 }

@@ -16,8 +16,7 @@ use crate::domain::patient::coverages_of_member;
 use crate::domain::scrub::{self, ScrubRules};
 use crate::domain::task::raise_in;
 use crate::domain::{
-    Appointment, Claim, ClaimEvent, ClaimEventSource, ClaimState, Coverage, NewTask, Patient,
-    Priority,
+    Appointment, Claim, ClaimEvent, ClaimEventSource, ClaimState, Coverage, Patient,
 };
 use crate::intake::claims837::{self, ImportedClaim};
 use crate::intake::csv_rows::{self, CsvKind, Rows};
@@ -287,7 +286,7 @@ pub fn claims(app: &App, file: &str, bytes: &[u8]) -> Result<ImportReport, AppEr
             }
             claim.problems = scrub::scrub(&claim, &rules);
             if !claim.problems.is_empty() {
-                raise_in(tx, now, &scrub_task(&claim))?;
+                raise_in(tx, now, &scrub::scrub_task(&claim))?;
                 report.flagged.push(claim.id.clone());
             }
             tx.put(&claim)?;
@@ -303,25 +302,6 @@ pub fn claims(app: &App, file: &str, bytes: &[u8]) -> Result<ImportReport, AppEr
         "claims import done"
     );
     Ok(report)
-}
-
-/// The task for a claim the scrubber flagged: the claim's id and the
-/// checks it failed, no values.
-pub fn scrub_task(claim: &Claim) -> NewTask {
-    let mut codes: Vec<&str> = claim.problems.iter().map(|p| p.code.as_str()).collect();
-    codes.dedup();
-    NewTask {
-        kind: "claim-scrub".into(),
-        subject: format!(
-            "claim {} failed the scrubber: {}",
-            claim.id,
-            codes.join(", ")
-        ),
-        priority: Priority::Normal,
-        due: None,
-        assignee: None,
-        dedupe_key: format!("claim-scrub:{}:r{}", claim.id, claim.revision),
-    }
 }
 
 #[cfg(test)]

@@ -205,6 +205,25 @@ pub fn scrub(claim: &Claim, rules: &ScrubRules) -> Vec<ScrubProblem> {
     out
 }
 
+/// The task for a claim the scrubber flagged: the claim's id and the
+/// checks it failed, no values.
+pub fn scrub_task(claim: &Claim) -> super::NewTask {
+    let mut codes: Vec<&str> = claim.problems.iter().map(|p| p.code.as_str()).collect();
+    codes.dedup();
+    super::NewTask {
+        kind: "claim-scrub".into(),
+        subject: format!(
+            "claim {} failed the scrubber: {}",
+            claim.id,
+            codes.join(", ")
+        ),
+        priority: super::Priority::Normal,
+        due: None,
+        assignee: None,
+        dedupe_key: format!("claim-scrub:{}:r{}", claim.id, claim.revision),
+    }
+}
+
 /// The last day a claim for a service on `service_date` can be filed.
 pub fn timely_filing_deadline(service_date: NaiveDate, days: u32) -> Option<NaiveDate> {
     service_date.checked_add_signed(Duration::days(days.into()))

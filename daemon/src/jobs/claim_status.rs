@@ -324,8 +324,8 @@ impl ClaimStatusJob {
         let key = ctx.effect_key(&group[0].1.id);
         let answers = match plugin.claim_status(&key, &inquiries).await {
             Ok(Ok(a)) => a,
-            Ok(Err(e)) => return Err(mapping::job_error(Ok(e))),
-            Err(e) => return Err(mapping::job_error(Err(e))),
+            Ok(Err(e)) => return Err(super::connector_error(Ok(e))),
+            Err(e) => return Err(super::connector_error(Err(e))),
         };
         let now = ctx.clock.now();
         ctx.db.transact(|tx| {

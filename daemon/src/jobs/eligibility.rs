@@ -277,8 +277,8 @@ impl EligibilityJob {
             {
                 refused(now, date, EligibilityStatus::Error, f.field)
             }
-            Ok(Err(e)) => return Err(mapping::job_error(Ok(e))),
-            Err(e) => return Err(mapping::job_error(Err(e))),
+            Ok(Err(e)) => return Err(super::connector_error(Ok(e))),
+            Err(e) => return Err(super::connector_error(Err(e))),
         };
         let task = self.problem_task(&coverage, &verdict, date);
         ctx.db.transact(|tx| {

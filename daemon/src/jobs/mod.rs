@@ -104,6 +104,40 @@ impl JobError {
     }
 }
 
+/// A connector's answer or a failed call, as the runner's item error: what
+/// a retry can fix is transient, a rate limit keeps its delay, credentials
+/// and an unsupported operation need a person, a refusal on the merits is
+/// permanent.
+pub fn connector_error(
+    call: Result<crate::plugin::bindings::types::ConnectorError, crate::plugin::CallError>,
+) -> JobError {
+    use crate::plugin::bindings::types::ConnectorError as E;
+    match call {
+        Err(e) if e.retryable() => JobError::Transient(e.to_string()),
+        Err(e) => JobError::NeedsPerson {
+            cause: "plugin-failed".into(),
+            message: e.to_string(),
+        },
+        Ok(E::Transient(m)) => JobError::Transient(m),
+        Ok(E::RateLimited(r)) => JobError::RateLimited {
+            retry_after: std::time::Duration::from_secs(r.retry_after_seconds.into()),
+            message: r.message,
+        },
+        Ok(E::Authentication(m)) => JobError::NeedsPerson {
+            cause: "authentication".into(),
+            message: m,
+        },
+        Ok(E::Unsupported(m)) => JobError::NeedsPerson {
+            cause: "unsupported".into(),
+            message: m,
+        },
+        Ok(E::InvalidRequest(f)) => {
+            JobError::Permanent(format!("invalid request: {}: {}", f.field, f.message))
+        }
+        Ok(E::Rejected(r)) => JobError::Permanent(format!("rejected {}: {}", r.code, r.message)),
+    }
+}
+
 /// How often and how patiently the runner retries a failing item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
@@ -259,3 +293,38 @@ pub trait JobKind: Send + Sync + 'static {
 
 /// A job kind shared between the scheduler and manual runs.
 pub type SharedJobKind = Arc<dyn JobKind>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connector_errors_become_the_runner_s_item_errors() {
+        use crate::plugin::CallError;
+        use crate::plugin::bindings::types::{self as wit, ConnectorError as E};
+        let rl = connector_error(Ok(E::RateLimited(wit::RateLimit {
+            retry_after_seconds: 30,
+            message: "busy".into(),
+        })));
+        assert!(
+            matches!(rl, JobError::RateLimited { retry_after, .. } if retry_after.as_secs() == 30)
+        );
+        assert!(connector_error(Ok(E::Transient("timeout".into()))).is_transient());
+        assert_eq!(
+            connector_error(Ok(E::Authentication("expired".into()))).cause(),
+            "authentication"
+        );
+        assert!(
+            !connector_error(Ok(E::Rejected(wit::Rejection {
+                code: "72".into(),
+                message: "invalid member id".into()
+            })))
+            .is_transient()
+        );
+        let deadline = CallError::Deadline {
+            plugin: "p".into(),
+            limit: std::time::Duration::from_secs(20),
+        };
+        assert!(connector_error(Err(deadline)).is_transient());
+    }
+}

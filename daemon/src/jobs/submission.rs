@@ -217,7 +217,7 @@ impl SubmissionJob {
                     tx.put(&c)?;
                 } else if c.problems != problems {
                     c.problems = problems.clone();
-                    raise_in(tx, now, &crate::app::import::scrub_task(&c))?;
+                    raise_in(tx, now, &scrub::scrub_task(&c))?;
                     tx.put(&c)?;
                 }
                 Ok(())
@@ -302,9 +302,9 @@ impl SubmissionJob {
                     self.record_refused(ctx, &batch, "invalid-request", &f.field, now)?;
                     Ok(())
                 }
-                other => Err(mapping::job_error(Ok(other))),
+                other => Err(super::connector_error(Ok(other))),
             },
-            Err(e) => Err(mapping::job_error(Err(e))),
+            Err(e) => Err(super::connector_error(Err(e))),
         }
     }
 
@@ -407,8 +407,8 @@ impl SubmissionJob {
             let key = ctx.effect_key(&format!("acks@{}", since.as_deref().unwrap_or("")));
             let page = match plugin.fetch_acknowledgments(&key, since.as_deref()).await {
                 Ok(Ok(p)) => p,
-                Ok(Err(e)) => return Err(mapping::job_error(Ok(e))),
-                Err(e) => return Err(mapping::job_error(Err(e))),
+                Ok(Err(e)) => return Err(super::connector_error(Ok(e))),
+                Err(e) => return Err(super::connector_error(Err(e))),
             };
             let now = ctx.clock.now();
             ctx.db.transact(|tx| {
