@@ -19,6 +19,11 @@
 //! | `{"op": "requests"}` | the requests the fixtures received |
 //! | `{"op": "audit"}` | the HTTP audit records |
 //! | `{"op": "state"}` | the plugin's state, key to value (text, or `{"base64": …}`) |
+//! | `{"op": "sync", "mark": N}` | `N`, after writing the line `billd-session-sync N` to stderr |
+//!
+//! `sync` lets a client that reads stderr on another thread know when it
+//! has every log line written before the request: the mark comes after them
+//! on the same stream.
 
 use crate::plugin::harness::Harness;
 use crate::plugin::http::Fixture;
@@ -45,7 +50,13 @@ enum SessionRequest {
     Requests,
     Audit,
     State,
+    Sync {
+        mark: u64,
+    },
 }
+
+/// The stderr line a `sync` request writes, before its mark.
+pub const SYNC_LINE: &str = "billd-session-sync";
 
 /// Serves requests from `input` until it ends, answering on `output`.
 /// Only I/O errors on the two streams end it early; a bad request or a
@@ -116,6 +127,13 @@ fn answer(
                 })
             })
             .collect()),
+        SessionRequest::Sync { mark } => {
+            let mut err = std::io::stderr().lock();
+            writeln!(err, "{SYNC_LINE} {mark}")
+                .and_then(|()| err.flush())
+                .map_err(|e| format!("stderr: {e}"))?;
+            Ok(json!(mark))
+        }
         SessionRequest::Audit => serde_json::to_value(harness.audit()).map_err(|e| e.to_string()),
         SessionRequest::State => {
             let prefix = format!("{}/", harness.plugin().name());
@@ -170,9 +188,11 @@ mod tests {
                 json!({"op": "state"}),
                 json!({"op": "call", "func": "no-such-export"}),
                 json!({"op": "launch"}),
+                json!({"op": "sync", "mark": 5}),
             ],
         );
-        assert_eq!(out.len(), 7, "{out:?}");
+        assert_eq!(out.len(), 8, "{out:?}");
+        assert_eq!(out[7]["ok"], 5, "a sync answers its mark");
         assert_eq!(out[0]["ready"]["plugin"], "echo-payer");
         assert_eq!(out[0]["ready"]["world"], "payer-connector");
         assert_eq!(out[1]["ok"]["ok"]["payer-reference"], "echo-k1");

@@ -38,11 +38,26 @@ use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
 
 /// The most stderr lines a harness keeps (the plugin's log and the host's
 /// warnings); later lines are dropped.
 pub const MAX_LOG_LINES: usize = 10_000;
+
+/// The stderr line billd writes for a `sync` request, before its mark; the
+/// harness keeps it out of [`Harness::logs`].
+const SYNC_LINE: &str = "billd-session-sync";
+
+/// How long [`Harness::logs`] waits for billd's stderr to catch up.
+const SYNC_WAIT: Duration = Duration::from_secs(10);
+
+/// The stderr lines read so far and the last sync mark among them.
+#[derive(Default)]
+struct Logs {
+    lines: Vec<String>,
+    synced: u64,
+}
 
 /// Why a harness could not start or a request failed.
 #[derive(Debug, thiserror::Error)]
@@ -261,16 +276,29 @@ impl Builder {
                 program: program.to_string_lossy().into_owned(),
                 reason: e.to_string(),
             })?;
-        let logs = Arc::new(Mutex::new(Vec::new()));
+        let logs = Arc::new((Mutex::new(Logs::default()), Condvar::new()));
         let stderr = child.stderr.take().expect("stderr is piped");
         let sink = logs.clone();
         let reader = std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let mut l = sink.lock().unwrap_or_else(|p| p.into_inner());
-                if l.len() < MAX_LOG_LINES {
-                    l.push(line);
+                let (lock, seen) = &*sink;
+                let mut l = lock.lock().unwrap_or_else(|p| p.into_inner());
+                let mark = line
+                    .strip_prefix(SYNC_LINE)
+                    .and_then(|m| m.trim().parse::<u64>().ok());
+                match mark {
+                    Some(m) => {
+                        l.synced = l.synced.max(m);
+                        seen.notify_all();
+                    }
+                    None if l.lines.len() < MAX_LOG_LINES => l.lines.push(line),
+                    None => {}
                 }
             }
+            // The stream ended: nothing more will come, so wake any waiter.
+            let (lock, seen) = &*sink;
+            lock.lock().unwrap_or_else(|p| p.into_inner()).synced = u64::MAX;
+            seen.notify_all();
         });
         let io = Io {
             stdin: child.stdin.take(),
@@ -280,6 +308,7 @@ impl Builder {
             child,
             io: Mutex::new(io),
             logs,
+            marks: std::sync::atomic::AtomicU64::new(0),
             stderr_reader: Some(reader),
             plugin: String::new(),
         };
@@ -348,7 +377,8 @@ struct Io {
 pub struct Harness {
     child: Child,
     io: Mutex<Io>,
-    logs: Arc<Mutex<Vec<String>>>,
+    logs: Arc<(Mutex<Logs>, Condvar)>,
+    marks: std::sync::atomic::AtomicU64,
     stderr_reader: Option<std::thread::JoinHandle<()>>,
     plugin: String,
 }
@@ -472,9 +502,28 @@ impl Harness {
 
     /// The lines billd wrote to stderr so far: the plugin's log lines and
     /// the host's warnings (check that nothing patient-identifying is
-    /// logged).
+    /// logged). Every line billd wrote before this call is included: the
+    /// harness asks billd to mark its stderr and waits for the mark.
     pub fn logs(&self) -> Vec<String> {
-        self.logs.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        let mark = 1 + self
+            .marks
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let asked = self.request(json!({ "op": "sync", "mark": mark })).is_ok();
+        let (lock, seen) = &*self.logs;
+        let mut l = lock.lock().unwrap_or_else(|p| p.into_inner());
+        if asked {
+            l = seen
+                .wait_timeout_while(l, SYNC_WAIT, |l| l.synced < mark)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        l.lines.clone()
+    }
+
+    /// The lines read so far, without waiting for billd.
+    fn logs_now(&self) -> Vec<String> {
+        let (lock, _) = &*self.logs;
+        lock.lock().unwrap_or_else(|p| p.into_inner()).lines.clone()
     }
 
     fn request(&self, req: Value) -> Result<Value, Error> {
@@ -508,14 +557,14 @@ impl Harness {
     }
 
     fn log_tail(&self) -> String {
-        let logs = self.logs.lock().unwrap_or_else(|p| p.into_inner());
+        let logs = self.logs_now();
         logs[logs.len().saturating_sub(20)..].join("\n")
     }
 
     /// Ends the session and returns everything billd wrote to stderr.
     fn finish_and_logs(&mut self) -> String {
         self.finish();
-        self.logs().join("\n")
+        self.logs_now().join("\n")
     }
 
     fn finish(&mut self) {
@@ -594,5 +643,43 @@ mod tests {
             .unwrap_err();
         assert!(matches!(e, Error::Billd { .. }), "{e}");
         assert!(e.to_string().contains("BILLD="), "{e}");
+    }
+
+    /// A stand-in for `billd plugins session` whose stderr lags behind its
+    /// answers, as a busy machine makes a real one: each call's log line
+    /// and each sync mark reach stderr 300 ms after the answer.
+    const LAGGING_BILLD: &str = r#"#!/bin/sh
+echo '{"ready":{"plugin":"lagging","world":"payer-connector"}}'
+while read -r line; do
+  case "$line" in
+    *'"sync"'*)
+      mark=$(echo "$line" | sed 's/.*"mark": *\([0-9]*\).*/\1/')
+      (sleep 0.3; echo "billd-session-sync $mark" >&2) &
+      echo "{\"ok\":$mark}" ;;
+    *)
+      (sleep 0.3; echo "plugin lagging: 1 accounts placed" >&2) &
+      echo '{"ok":{"ok":[]}}' ;;
+  esac
+done
+wait
+"#;
+
+    #[cfg(unix)]
+    #[test]
+    fn logs_waits_for_every_line_written_before_it() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("billd-plugin-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let program = dir.join("billd");
+        std::fs::write(&program, LAGGING_BILLD).unwrap();
+        std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let h = Harness::for_package(&dir).billd(&program).start().unwrap();
+        h.call_ok("place-accounts", &json!({})).unwrap();
+        let logs = h.logs();
+        assert_eq!(logs, vec!["plugin lagging: 1 accounts placed".to_string()]);
+        h.call_ok("place-accounts", &json!({})).unwrap();
+        assert_eq!(h.logs().len(), 2, "the mark lines stay out of the logs");
+        drop(h);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
