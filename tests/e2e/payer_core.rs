@@ -7,13 +7,13 @@
 //! mapped onto the right error variant.
 
 use billd_e2e::{
-    Scratch, base_config, pyx12_passes, sandbox_bin, stderr, venv_tool, workspace_root,
+    PayerSandbox as Sandbox, Scratch, base_config, pyx12_passes, stderr, venv_tool,
+    workspace_root,
 };
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::Command;
 
 fn package() -> PathBuf {
     let p = workspace_root().join("plugins/dist/core-clearinghouse");
@@ -30,87 +30,6 @@ fn fixture(name: &str) -> Value {
         .join("plugins/core-clearinghouse/fixtures")
         .join(name);
     serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap()
-}
-
-/// The sandbox on the first free port of the manifest's 8090-8099.
-struct Sandbox {
-    child: Child,
-    port: u16,
-    archive: PathBuf,
-}
-
-impl Drop for Sandbox {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Sandbox {
-    fn start(dir: &Path) -> Sandbox {
-        let scenario = workspace_root().join("sandbox/scenarios/demo.toml");
-        let archive = dir.join("archive");
-        for port in 8090..8100u16 {
-            let mut child = Command::new(sandbox_bin())
-                .args(["payer", "--scenario"])
-                .arg(&scenario)
-                .args(["--listen", &format!("127.0.0.1:{port}"), "--archive"])
-                .arg(&archive)
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("billd-sandbox starts");
-            let mut line = String::new();
-            let _ = BufReader::new(child.stdout.take().unwrap()).read_line(&mut line);
-            if line.starts_with("listening on ") {
-                return Sandbox {
-                    child,
-                    port,
-                    archive,
-                };
-            }
-            let _ = child.wait();
-        }
-        panic!("no free port in 127.0.0.1:8090-8099 for the sandbox");
-    }
-
-    /// A control-API request; returns the body.
-    fn control(&self, method: &str, path: &str, body: &str) -> String {
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        write!(
-            s,
-            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        )
-        .unwrap();
-        let mut out = String::new();
-        s.read_to_string(&mut out).unwrap();
-        assert!(out.starts_with("HTTP/1.1 2"), "{out}");
-        out.split_once("\r\n\r\n")
-            .map(|x| x.1.to_owned())
-            .unwrap_or_default()
-    }
-
-    fn fault(&self, spec: Value) {
-        self.control("POST", "/_sandbox/faults", &spec.to_string());
-    }
-
-    /// Archived payloads of a PayloadType: (PayloadID, path).
-    fn archived(&self, payload_type: &str) -> Vec<(String, PathBuf)> {
-        let mut v: Vec<(String, PathBuf)> = std::fs::read_dir(&self.archive)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|e| e == "x12"))
-            .filter_map(|p| {
-                let name = p.file_stem()?.to_str()?.to_owned();
-                let id =
-                    name.strip_prefix(&format!("{}-{payload_type}-", name.split('-').next()?))?;
-                Some((id.to_owned(), p.clone()))
-            })
-            .collect();
-        v.sort_by(|a, b| a.1.cmp(&b.1));
-        v
-    }
 }
 
 /// A practice configured with the connector against the sandbox.
@@ -197,7 +116,10 @@ fn claims(ids: &[&str]) -> Value {
 
 fn run_transport(transport: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let sb = Sandbox::start(dir.path());
+    let sb = Sandbox::start(
+        &workspace_root().join("sandbox/scenarios/demo.toml"),
+        dir.path().join("archive"),
+    );
     let p = Practice::new(&sb, transport);
 
     // Eligibility: active, inactive, not found.
@@ -311,28 +233,28 @@ fn run_transport(transport: &str) {
 
     // Faults, each onto its variant.
     let q = inquiry("M1001", "Doe");
-    sb.fault(json!({"kind": "http500"}));
+    sb.fault(&json!({"kind": "http500"}).to_string());
     assert!(p.err("check-eligibility", "f-1", &q)["transient"].is_string());
-    sb.fault(json!({"kind": "http429", "retry_after_seconds": 7}));
+    sb.fault(&json!({"kind": "http429", "retry_after_seconds": 7}).to_string());
     let err = p.err("check-eligibility", "f-2", &q);
     assert_eq!(err["rate-limited"]["retry-after-seconds"], 7, "{err}");
-    sb.fault(json!({"kind": "slow", "delay_ms": 4000}));
+    sb.fault(&json!({"kind": "slow", "delay_ms": 4000}).to_string());
     assert!(p.err("check-eligibility", "f-3", &q)["transient"].is_string());
-    sb.fault(json!({"kind": "malformed-x12"}));
+    sb.fault(&json!({"kind": "malformed-x12"}).to_string());
     let err = p.err("check-eligibility", "f-4", &q);
     assert!(
         err["transient"].as_str().unwrap().contains("does not read"),
         "{err}"
     );
-    sb.fault(json!({"kind": "envelope-error"}));
+    sb.fault(&json!({"kind": "envelope-error"}).to_string());
     let err = p.err("check-eligibility", "f-5", &q);
     assert_eq!(
         err["invalid-request"]["field"], "envelope.PayloadType",
         "{err}"
     );
-    sb.fault(json!({"kind": "envelope-error", "error_code": "ReceiverBusy"}));
+    sb.fault(&json!({"kind": "envelope-error", "error_code": "ReceiverBusy"}).to_string());
     assert!(p.err("check-eligibility", "f-6", &q)["transient"].is_string());
-    sb.fault(json!({"kind": "bad-credentials"}));
+    sb.fault(&json!({"kind": "bad-credentials"}).to_string());
     assert!(p.err("submit-claims", "f-7", &claims(&["PCN1009"]))["authentication"].is_string());
     // After the faults, a normal answer again.
     assert_eq!(p.ok("check-eligibility", "f-8", &q)["status"], "active");

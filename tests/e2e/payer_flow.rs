@@ -8,27 +8,21 @@
 //! PayloadIDs), and every archived 837P passes pyx12.
 
 use billd_e2e::{
-    Scratch, base_config, pyx12_passes, sandbox_bin, sha256_file, stderr, stdout, wait_until,
+    PayerSandbox, Scratch, claims_837, base_config, pyx12_passes, sha256_file, stderr, stdout, wait_until,
     workspace_root,
 };
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
-/// billd-sandbox on the first free port of the connector manifest's
-/// 8090-8099, with a scenario written for the test.
-struct Sandbox {
-    child: Child,
-    port: u16,
-    archive: PathBuf,
-}
+/// The payer sandbox with the test's own scenario.
+struct Sandbox(PayerSandbox);
 
-impl Drop for Sandbox {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+impl std::ops::Deref for Sandbox {
+    type Target = PayerSandbox;
+    fn deref(&self) -> &PayerSandbox {
+        &self.0
     }
 }
 
@@ -36,56 +30,7 @@ impl Sandbox {
     fn start(dir: &Path, scenario: &str) -> Sandbox {
         let file = dir.join("scenario.toml");
         std::fs::write(&file, scenario).unwrap();
-        let archive = dir.join("archive");
-        for port in 8090..8100u16 {
-            let mut child = Command::new(sandbox_bin())
-                .args(["payer", "--scenario"])
-                .arg(&file)
-                .args(["--listen", &format!("127.0.0.1:{port}"), "--archive"])
-                .arg(&archive)
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("billd-sandbox starts");
-            let mut line = String::new();
-            let _ = BufReader::new(child.stdout.take().unwrap()).read_line(&mut line);
-            if line.starts_with("listening on ") {
-                return Sandbox {
-                    child,
-                    port,
-                    archive,
-                };
-            }
-            let _ = child.wait();
-        }
-        panic!("no free port in 127.0.0.1:8090-8099 for the sandbox");
-    }
-
-    /// Arms a fault through the control API.
-    fn fault(&self, json: &str) {
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        write!(
-            s,
-            "POST /_sandbox/faults HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{json}",
-            json.len()
-        )
-        .unwrap();
-        let mut answer = String::new();
-        std::io::Read::read_to_string(&mut s, &mut answer).unwrap();
-        assert!(answer.starts_with("HTTP/1.1 204"), "{answer}");
-    }
-
-    /// Disarms every fault.
-    fn clear_faults(&self) {
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        write!(
-            s,
-            "DELETE /_sandbox/faults HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut answer = String::new();
-        std::io::Read::read_to_string(&mut s, &mut answer).unwrap();
-        assert!(answer.starts_with("HTTP/1.1 2"), "{answer}");
+        Sandbox(PayerSandbox::start(&file, dir.join("archive")))
     }
 
     /// The archived 837Ps, one per distinct PayloadID.
@@ -119,39 +64,6 @@ impl Sandbox {
         }
         counts
     }
-}
-
-/// `n` clean professional claims: copies of a public 837P sample
-/// (LinuxForHealth's demo.example1) with their own CLM01, member id and
-/// interchange number, ICD-10 diagnoses and a recent date of service, the
-/// patient made the subscriber (the contract's dependent carries no
-/// address, which an 837P needs), one interchange each, in one file.
-fn claims_837(n: usize, prefix: &str) -> String {
-    let sample = std::fs::read_to_string(
-        workspace_root().join("tests/fixtures/x12/837P/lfh__demo.example1.837"),
-    )
-    .unwrap();
-    let dos = (chrono::Utc::now().date_naive() - chrono::Days::new(10))
-        .format("%Y%m%d")
-        .to_string();
-    (0..n)
-        .map(|i| {
-            sample
-                .replace("HL*2*1*22*1~", "HL*2*1*22*0~")
-                .replace("SBR*P**2222-SJ", "SBR*P*18*2222-SJ")
-                .replace(
-                    "NM1*IL*1*SMITH*JANE****MI*JS00111223333~\nNM1*PR*2*KEY INSURANCE COMPANY*****PI*999996666~\nHL*3*2*23*0~\nPAT*19~\nNM1*QC*1*SMITH*TED~\nN3*236 N MAIN ST~\nN4*MIAMI*FL*33413~\nDMG*D8*19730501*M~\n",
-                    "NM1*IL*1*SMITH*TED****MI*JS00111223333~\nN3*236 N MAIN ST~\nN4*MIAMI*FL*33413~\nDMG*D8*19730501*M~\nNM1*PR*2*KEY INSURANCE COMPANY*****PI*999996666~\n",
-                )
-                .replace("SE*40*0021", "SE*37*0021")
-                .replace("CLM*26463774*", &format!("CLM*{prefix}{i:04}*"))
-                .replace("JS00111223333", &format!("M{prefix}{i:04}"))
-                .replace("000000907", &format!("{:09}", 100 + i))
-                .replace("HI*BK:0340*BF:V7389", "HI*ABK:J029*ABF:Z0000")
-                .replace("20061003", &dos)
-                .replace("20061010", &dos)
-        })
-        .collect()
 }
 
 fn ok(out: &std::process::Output) -> String {

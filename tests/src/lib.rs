@@ -32,8 +32,129 @@ pub fn billd_bin_profile(release: bool) -> &'static Path {
 
 /// The `billd-sandbox` test payer (debug build), built on first use.
 pub fn sandbox_bin() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| cargo_build("billd-sandbox", "billd-sandbox", false))
+    sandbox_bin_profile(false)
+}
+
+/// The `billd-sandbox` test payer in the debug or release profile, built
+/// on first use.
+pub fn sandbox_bin_profile(release: bool) -> &'static Path {
+    static DEBUG: OnceLock<PathBuf> = OnceLock::new();
+    static RELEASE: OnceLock<PathBuf> = OnceLock::new();
+    let cell = if release { &RELEASE } else { &DEBUG };
+    cell.get_or_init(|| cargo_build("billd-sandbox", "billd-sandbox", release))
+}
+
+/// `billd-sandbox payer` on the first free port of 8090-8099 (the range
+/// the core-clearinghouse manifest allows), archiving every payload it
+/// receives; killed on drop.
+pub struct PayerSandbox {
+    child: Child,
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+    /// Where it archives payloads (`NNNN-<PayloadType>-<PayloadID>.x12`).
+    pub archive: PathBuf,
+}
+
+impl PayerSandbox {
+    /// Starts the debug-built sandbox with a scenario file, archiving into
+    /// `archive`.
+    pub fn start(scenario: &Path, archive: PathBuf) -> Self {
+        Self::start_with(sandbox_bin(), scenario, archive)
+    }
+
+    /// [`PayerSandbox::start`] with a given `billd-sandbox` binary.
+    pub fn start_with(program: &Path, scenario: &Path, archive: PathBuf) -> Self {
+        for port in 8090..8100u16 {
+            let mut child = Command::new(program)
+                .args(["payer", "--scenario"])
+                .arg(scenario)
+                .args(["--listen", &format!("127.0.0.1:{port}"), "--archive"])
+                .arg(&archive)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("billd-sandbox starts");
+            let mut line = String::new();
+            let _ = BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line);
+            if line.starts_with("listening on ") {
+                return Self {
+                    child,
+                    port,
+                    archive,
+                };
+            }
+            let _ = child.wait();
+        }
+        panic!("no free port in 127.0.0.1:8090-8099 for the sandbox");
+    }
+
+    /// Its origin, `http://127.0.0.1:PORT`.
+    pub fn origin(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// A control-API request (`/_sandbox/...`); asserts a 2xx answer and
+    /// returns its body.
+    pub fn control(&self, method: &str, path: &str, body: &str) -> String {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).expect("connect");
+        write!(
+            s,
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .expect("write");
+        let mut out = String::new();
+        s.read_to_string(&mut out).expect("read");
+        assert!(out.starts_with("HTTP/1.1 2"), "{out}");
+        out.split_once("\r\n\r\n")
+            .map(|x| x.1.to_owned())
+            .unwrap_or_default()
+    }
+
+    /// Arms a fault (its JSON spec, sandbox/README.md).
+    pub fn fault(&self, spec: &str) {
+        self.control("POST", "/_sandbox/faults", spec);
+    }
+
+    /// Disarms every fault.
+    pub fn clear_faults(&self) {
+        self.control("DELETE", "/_sandbox/faults", "");
+    }
+
+    /// Archived payloads of one PayloadType, in arrival order: (PayloadID,
+    /// path).
+    pub fn archived(&self, payload_type: &str) -> Vec<(String, PathBuf)> {
+        let mut v: Vec<(String, PathBuf)> = std::fs::read_dir(&self.archive)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "x12"))
+            .filter_map(|p| {
+                let name = p.file_stem()?.to_str()?.to_owned();
+                let (_, rest) = name.split_once('-')?;
+                let id = rest.strip_prefix(payload_type)?.strip_prefix('-')?;
+                Some((id.to_owned(), p.clone()))
+            })
+            .collect();
+        let arrival = |p: &Path| -> u64 {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.split('-').next())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(u64::MAX)
+        };
+        v.sort_by_key(|(_, p)| arrival(p));
+        v
+    }
+}
+
+impl Drop for PayerSandbox {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// Builds one binary of a workspace package; returns its path.
@@ -67,6 +188,41 @@ fn cargo_build(package: &str, bin: &str, release: bool) -> PathBuf {
                 .map(PathBuf::from)
         })
         .unwrap_or_else(|| panic!("cargo reported no {bin} executable"))
+}
+
+/// `n` clean professional claims: copies of a public 837P sample
+/// (LinuxForHealth's demo.example1) with their own CLM01, member id and
+/// interchange number, ICD-10 diagnoses and a recent date of service, the
+/// patient made the subscriber (the contract's dependent carries no
+/// address, which an 837P needs), one interchange each, in one file.
+pub fn claims_837(n: usize, prefix: &str) -> String {
+    let sample = std::fs::read_to_string(
+        workspace_root().join("tests/fixtures/x12/837P/lfh__demo.example1.837"),
+    )
+    .unwrap();
+    // CLM01 is the prefix and the claim's number, at least four digits.
+    let width = (n.saturating_sub(1)).to_string().len().max(4);
+    let dos = (chrono::Utc::now().date_naive() - chrono::Days::new(10))
+        .format("%Y%m%d")
+        .to_string();
+    (0..n)
+        .map(|i| {
+            sample
+                .replace("HL*2*1*22*1~", "HL*2*1*22*0~")
+                .replace("SBR*P**2222-SJ", "SBR*P*18*2222-SJ")
+                .replace(
+                    "NM1*IL*1*SMITH*JANE****MI*JS00111223333~\nNM1*PR*2*KEY INSURANCE COMPANY*****PI*999996666~\nHL*3*2*23*0~\nPAT*19~\nNM1*QC*1*SMITH*TED~\nN3*236 N MAIN ST~\nN4*MIAMI*FL*33413~\nDMG*D8*19730501*M~\n",
+                    "NM1*IL*1*SMITH*TED****MI*JS00111223333~\nN3*236 N MAIN ST~\nN4*MIAMI*FL*33413~\nDMG*D8*19730501*M~\nNM1*PR*2*KEY INSURANCE COMPANY*****PI*999996666~\n",
+                )
+                .replace("SE*40*0021", "SE*37*0021")
+                .replace("CLM*26463774*", &format!("CLM*{prefix}{i:0width$}*"))
+                .replace("JS00111223333", &format!("M{prefix}{i:0width$}"))
+                .replace("000000907", &format!("{:09}", 100 + i))
+                .replace("HI*BK:0340*BF:V7389", "HI*ABK:J029*ABF:Z0000")
+                .replace("20061003", &dos)
+                .replace("20061010", &dos)
+        })
+        .collect()
 }
 
 /// A Python tool from the test virtualenv; panics with the fix if missing.
