@@ -20,7 +20,10 @@
 //!
 //! Run: `scripts/build-plugins.sh && cargo bench -p billd-e2e --bench
 //! payer_sweep` (it builds release `billd` and `billd-sandbox` itself).
-//! `BILLD_BENCH_CLAIMS` and `BILLD_BENCH_APPOINTMENTS` change the sizes.
+//! `BILLD_BENCH_CLAIMS` and `BILLD_BENCH_APPOINTMENTS` change the sizes;
+//! `BILLD_BENCH_WRAP` prefixes each measured billd command (for example
+//! `perf record -g -o /tmp/sweep.perf --`; the RSS figure is then the
+//! wrapper's).
 
 use billd_e2e::{
     PayerSandbox, Scratch, base_config, billd_bin_profile, claims_837, sandbox_bin_profile,
@@ -45,8 +48,10 @@ fn env_count(name: &str, default: usize) -> usize {
 /// `/usr/bin/time -v`; panics with its output when it fails.
 fn measured(program: &Path, config: &Path, args: &[&str]) -> (f64, u64, String) {
     let t0 = Instant::now();
+    let wrap = std::env::var("BILLD_BENCH_WRAP").unwrap_or_default();
     let out = Command::new("/usr/bin/time")
         .arg("-v")
+        .args(wrap.split_whitespace())
         .arg(program)
         .arg("--config")
         .arg(config)
@@ -56,10 +61,16 @@ fn measured(program: &Path, config: &Path, args: &[&str]) -> (f64, u64, String) 
     let wall = t0.elapsed().as_secs_f64();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "billd {args:?} failed:\n{stdout}\n{stderr}");
+    assert!(
+        out.status.success(),
+        "billd {args:?} failed:\n{stdout}\n{stderr}"
+    );
     let peak = stderr
         .lines()
-        .find_map(|l| l.trim().strip_prefix("Maximum resident set size (kbytes): "))
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("Maximum resident set size (kbytes): ")
+        })
         .and_then(|v| v.trim().parse().ok())
         .expect("/usr/bin/time -v reports the peak RSS");
     (wall, peak, stdout)
@@ -130,14 +141,25 @@ fn peer(origin: &str, replays: Vec<Replay>) -> f64 {
                         .text("PayloadType", r.payload_type.clone())
                         .text("ProcessingMode", r.processing_mode)
                         .text("PayloadID", format!("00000000-0000-4000-8000-{i:012}"))
-                        .text("TimeStamp", chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string())
+                        .text(
+                            "TimeStamp",
+                            chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+                        )
                         .text("SenderID", "BILLD")
                         .text("ReceiverID", "SANDBOXPAYER")
                         .text("CORERuleVersion", "2.2.0")
                         .text("UserName", "billd")
                         .text("Password", "sandbox-password")
-                        .part("Payload", reqwest::multipart::Part::bytes(r.payload.clone()));
-                    let answer = client.post(&url).multipart(form).send().await.expect("send");
+                        .part(
+                            "Payload",
+                            reqwest::multipart::Part::bytes(r.payload.clone()),
+                        );
+                    let answer = client
+                        .post(&url)
+                        .multipart(form)
+                        .send()
+                        .await
+                        .expect("send");
                     assert_eq!(answer.status(), 200, "the sandbox refused a replay");
                     let body = answer.bytes().await.expect("body");
                     assert!(
@@ -259,8 +281,9 @@ fn next_weekday() -> String {
 
 fn write_eligibility_data(s: &Scratch, n: usize) -> [PathBuf; 3] {
     let day = next_weekday();
-    let mut patients =
-        String::from("id,last_name,first_name,birth_date,sex,email,address_line1,city,state,postal_code\n");
+    let mut patients = String::from(
+        "id,last_name,first_name,birth_date,sex,email,address_line1,city,state,postal_code\n",
+    );
     let mut coverages = String::from(
         "id,patient_id,payer_id,payer_name,member_id,group_number,relationship,priority\n",
     );
@@ -311,14 +334,19 @@ fn main() {
     let sandbox_bin = sandbox_bin_profile(true);
     let s = Scratch::new();
     std::fs::write(s.path("scenario.toml"), scenario(appointments)).unwrap();
-    let sandbox = PayerSandbox::start_with(sandbox_bin, &s.path("scenario.toml"), s.path("archive"));
+    let sandbox =
+        PayerSandbox::start_with(sandbox_bin, &s.path("scenario.toml"), s.path("archive"));
     practice(&s, &sandbox);
     let config = s.config();
     billd(bin, &config, &["init"]);
 
     // Eligibility.
     let [patients, coverages, appts] = write_eligibility_data(&s, appointments);
-    for (what, file) in [("patients", &patients), ("coverages", &coverages), ("appointments", &appts)] {
+    for (what, file) in [
+        ("patients", &patients),
+        ("coverages", &coverages),
+        ("appointments", &appts),
+    ] {
         billd(bin, &config, &["import", what, file.to_str().unwrap()]);
     }
     let (e_wall, e_peak, out) = measured(bin, &config, &["jobs", "run", "eligibility"]);
@@ -330,7 +358,11 @@ fn main() {
     // Claim status: import and submit (timed, for the record), then sweep.
     std::fs::write(s.path("claims.837"), claims_837(claims, "B")).unwrap();
     let t0 = Instant::now();
-    billd(bin, &config, &["import", "claims", s.path("claims.837").to_str().unwrap()]);
+    billd(
+        bin,
+        &config,
+        &["import", "claims", s.path("claims.837").to_str().unwrap()],
+    );
     let import_s = t0.elapsed().as_secs_f64();
     let (submit_s, submit_peak, out) = measured(bin, &config, &["jobs", "run", "submission"]);
     println!(

@@ -7,8 +7,7 @@
 //! mapped onto the right error variant.
 
 use billd_e2e::{
-    PayerSandbox as Sandbox, Scratch, base_config, pyx12_passes, stderr, venv_tool,
-    workspace_root,
+    PayerSandbox as Sandbox, Scratch, base_config, pyx12_passes, stderr, venv_tool, workspace_root,
 };
 use serde_json::{Value, json};
 use std::collections::BTreeSet;

@@ -8,8 +8,8 @@
 //! PayloadIDs), and every archived 837P passes pyx12.
 
 use billd_e2e::{
-    PayerSandbox, Scratch, claims_837, base_config, pyx12_passes, sha256_file, stderr, stdout, wait_until,
-    workspace_root,
+    PayerSandbox, Scratch, base_config, claims_837, pyx12_passes, sha256_file, stderr, stdout,
+    wait_until, workspace_root,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
