@@ -494,6 +494,25 @@ mod tests {
         assert!(Amount::parse("1.2.3").is_err());
         assert!(Amount::parse("12a").is_err());
         assert!(Amount::parse("-").is_err());
+        for bad in [
+            ".",
+            "+5",
+            " 5",
+            "5 ",
+            "1.23456",
+            "1234567890123456",
+            "--1",
+            "-.",
+            "1..2",
+        ] {
+            assert!(Amount::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(Amount::parse("5.").unwrap().units(), 50_000);
+        assert_eq!(Amount::parse("-0.0001").unwrap().units(), -1);
+        assert_eq!(
+            Amount::parse("123456789012345.9999").unwrap().units(),
+            1_234_567_890_123_459_999
+        );
         assert_eq!(Amount::from_cents(1250).as_str(), "12.5");
         assert_eq!(Amount::from_cents(-5).as_str(), "-0.05");
         assert_eq!(Amount::from_cents(300).as_str(), "3");

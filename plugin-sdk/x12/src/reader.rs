@@ -1191,6 +1191,31 @@ mod tests {
     }
 
     #[test]
+    fn text_segments_split_as_bytes_do() {
+        let d = Delimiters::default();
+        for raw in [
+            "CLP*A*1*34.25**MC",
+            "SVC*HC:V2020:RB*6*6**1",
+            "EB*1*IND*30^1^33:X",
+            "HI*ABK:J20^ABF:R05*",
+            "REF*EV*X***",
+            "X*a:b^c:d:^::*^*:",
+            "NM1",
+            "N1*",
+            "",
+            "\u{c9}A*\u{e9}*\u{fc}:x",
+        ] {
+            let (slow, bad_text) = split_bytes(raw.as_bytes(), &d);
+            assert_eq!(split_text(raw, &d), slow, "{raw}");
+            assert!(!bad_text);
+        }
+        // Not UTF-8: read lossily and reported.
+        let (seg, id_ok, bad_text) = split(b"REF*E\xffV*X", &d);
+        assert!(id_ok && bad_text);
+        assert_eq!(seg.get(1), "E\u{fffd}V");
+    }
+
+    #[test]
     fn composite_and_repetition_split() {
         let s = SMALL.replace("TRN*1*1*1~", "TRN*1*1*1~EB*1*IND*30^1^33:X~");
         let s = s.replace("SE*4*", "SE*5*");
