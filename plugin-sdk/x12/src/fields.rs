@@ -99,28 +99,26 @@ fn to_units(text: &str) -> Option<i64> {
     if text.is_empty() {
         return Some(0);
     }
-    let (neg, body) = match text.strip_prefix('-') {
-        Some(b) => (true, b),
-        None => (false, text),
+    let (neg, body) = match text.as_bytes() {
+        [b'-', rest @ ..] => (true, rest),
+        all => (false, all),
     };
-    let (int, frac) = match body.split_once('.') {
-        Some((i, f)) => (i, f),
-        None => (body, ""),
+    let (int, frac) = match body.iter().position(|&b| b == b'.') {
+        Some(p) => (&body[..p], &body[p + 1..]),
+        None => (body, &[][..]),
     };
-    if (int.is_empty() && frac.is_empty())
-        || int.len() > 15
-        || frac.len() > 4
-        || !int.bytes().all(|b| b.is_ascii_digit())
-        || !frac.bytes().all(|b| b.is_ascii_digit())
-    {
+    if (int.is_empty() && frac.is_empty()) || int.len() > 15 || frac.len() > 4 {
         return None;
     }
-    let i: i64 = if int.is_empty() { 0 } else { int.parse().ok()? };
-    let mut f: i64 = if frac.is_empty() {
-        0
-    } else {
-        frac.parse().ok()?
+    // Digits only (a second '.', a sign or a space fails), read in the one
+    // pass that checks them.
+    let digits = |s: &[u8]| {
+        s.iter().try_fold(0i64, |acc, &b| {
+            b.is_ascii_digit().then(|| acc * 10 + i64::from(b - b'0'))
+        })
     };
+    let i = digits(int)?;
+    let mut f = digits(frac)?;
     for _ in frac.len()..4 {
         f *= 10;
     }
@@ -496,6 +494,25 @@ mod tests {
         assert!(Amount::parse("1.2.3").is_err());
         assert!(Amount::parse("12a").is_err());
         assert!(Amount::parse("-").is_err());
+        for bad in [
+            ".",
+            "+5",
+            " 5",
+            "5 ",
+            "1.23456",
+            "1234567890123456",
+            "--1",
+            "-.",
+            "1..2",
+        ] {
+            assert!(Amount::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(Amount::parse("5.").unwrap().units(), 50_000);
+        assert_eq!(Amount::parse("-0.0001").unwrap().units(), -1);
+        assert_eq!(
+            Amount::parse("123456789012345.9999").unwrap().units(),
+            1_234_567_890_123_459_999
+        );
         assert_eq!(Amount::from_cents(1250).as_str(), "12.5");
         assert_eq!(Amount::from_cents(-5).as_str(), "-0.05");
         assert_eq!(Amount::from_cents(300).as_str(), "3");

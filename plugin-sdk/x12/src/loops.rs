@@ -4,7 +4,7 @@
 //! into segments in guide order.
 
 use crate::error::{Issue, IssueKind, Loc};
-use crate::segment::{Located, Segment};
+use crate::segment::{Located, Segment, short_eq};
 
 /// What starts a loop: a segment identifier and, optionally, the codes one
 /// of its elements must hold.
@@ -20,7 +20,9 @@ pub struct Trigger {
 
 impl Trigger {
     fn matches(&self, s: &Segment) -> bool {
-        s.id == self.id && (self.codes.is_empty() || self.codes.contains(&s.get(self.element)))
+        short_eq(&s.id, self.id)
+            && (self.codes.is_empty()
+                || self.codes.iter().any(|c| short_eq(c, s.get(self.element))))
     }
 }
 
@@ -75,7 +77,10 @@ pub struct LoopNode {
 }
 
 fn rank(order: &[&str], id: &str) -> usize {
-    order.iter().position(|o| *o == id).unwrap_or(order.len())
+    order
+        .iter()
+        .position(|o| short_eq(o, id))
+        .unwrap_or(order.len())
 }
 
 /// Groups `body` (the segments between ST and SE) into loops under `root`,
@@ -177,13 +182,12 @@ pub fn build(root: &'static LoopSpec, body: Vec<Located>, cx: &mut Cx<'_>) -> Lo
                 } else {
                     None
                 };
-                let in_loop = node.id.to_owned();
                 if !known {
                     cx.error(
                         &seg,
                         IssueKind::UnexpectedSegment {
                             segment: seg.segment.id.to_string(),
-                            in_loop,
+                            in_loop: node.id.to_owned(),
                         },
                     );
                 } else if let Some(how) = misplaced {
@@ -191,7 +195,7 @@ pub fn build(root: &'static LoopSpec, body: Vec<Located>, cx: &mut Cx<'_>) -> Lo
                         &seg,
                         IssueKind::OutOfOrder {
                             segment: seg.segment.id.to_string(),
-                            in_loop,
+                            in_loop: node.id.to_owned(),
                             how,
                         },
                     );

@@ -277,6 +277,9 @@ pub struct RawReader<R> {
     ic: Option<OpenInterchange>,
     group: Option<OpenGroup>,
     txn: Option<RawTransaction>,
+    /// Body length of the last transaction set: the next one's body is
+    /// allocated at that size rather than grown (and copied) step by step.
+    body_hint: usize,
     issues: Vec<Issue>,
     events: VecDeque<RawEvent>,
 }
@@ -310,14 +313,91 @@ fn isa_needs_more(a: &[u8]) -> bool {
 /// A segment split on the interchange's delimiters, with whether its
 /// identifier is well formed and whether every value was UTF-8.
 fn split(raw: &[u8], d: &Delimiters) -> (Segment, bool, bool) {
+    // Almost every segment is valid UTF-8 with ASCII delimiters: then every
+    // piece between delimiters is text too, checked once for the segment.
+    let ascii =
+        d.element.is_ascii() && d.component.is_ascii() && d.repetition.is_none_or(|r| r.is_ascii());
+    let (seg, bad_text) = match std::str::from_utf8(raw) {
+        Ok(text) if ascii => (split_text(text, d), false),
+        _ => split_bytes(raw, d),
+    };
+    let id_ok = (2..=3).contains(&seg.id.len())
+        && seg
+            .id
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+        && seg.id.as_bytes()[0].is_ascii_uppercase();
+    (seg, id_ok, bad_text)
+}
+
+/// [`split`] of a segment that is text, with ASCII delimiters.
+fn split_text(raw: &str, d: &Delimiters) -> Segment {
+    let bytes = raw.as_bytes();
+    // One pass: how many elements, and whether any is a composite or
+    // repeated (most segments hold simple elements only).
+    let rep = d.repetition.unwrap_or(d.element);
+    let (separators, nested) = bytes.iter().fold((0, false), |(n, nested), &b| {
+        (
+            n + usize::from(b == d.element),
+            nested | (b == d.component) | (b == rep && b != d.element),
+        )
+    });
+    let mut elements = Vec::with_capacity(separators);
+    let mut id = None;
+    let mut start = 0;
+    for end in (0..bytes.len()).filter(|&i| bytes[i] == d.element) {
+        let piece = &raw[start..end];
+        match id {
+            None => id = Some(crate::segment::intern_id(piece)),
+            Some(_) => elements.push(text_element(piece, d, nested)),
+        }
+        start = end + 1;
+    }
+    let last = &raw[start..];
+    let id = match id {
+        None => crate::segment::intern_id(last),
+        Some(id) => {
+            elements.push(text_element(last, d, nested));
+            id
+        }
+    };
+    let mut seg = Segment { id, elements };
+    seg.trim();
+    seg
+}
+
+/// One element of a text segment; `nested` when the segment holds a
+/// component or repetition separator somewhere.
+fn text_element(p: &str, d: &Delimiters, nested: bool) -> Element {
+    if !nested {
+        return Element::Simple(p.to_owned());
+    }
+    let component = char::from(d.component);
+    let repetition = d.repetition.map(char::from);
+    let has_comp = p.contains(component);
+    match repetition.filter(|&r| p.contains(r)) {
+        None if !has_comp => Element::Simple(p.to_owned()),
+        None => Element::from_components(p.split(component).map(str::to_owned).collect()),
+        Some(r) => {
+            let mut reps: Vec<Vec<String>> = p
+                .split(r)
+                .map(|rep| rep.split(component).map(str::to_owned).collect())
+                .collect();
+            if reps.len() == 1 {
+                Element::from_components(reps.pop().unwrap_or_default())
+            } else {
+                Element::Repeated(reps)
+            }
+        }
+    }
+}
+
+/// [`split`] of any bytes: values that are not UTF-8 are read lossily and
+/// reported (the second value).
+fn split_bytes(raw: &[u8], d: &Delimiters) -> (Segment, bool) {
     let mut parts = raw.split(|&b| b == d.element);
     let id_bytes = parts.next().unwrap_or_default();
     let id = crate::segment::intern_id(&String::from_utf8_lossy(id_bytes));
-    let id_ok = (2..=3).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
-        && id.as_bytes()[0].is_ascii_uppercase();
     let mut bad_text = false;
     let mut text = |b: &[u8]| -> String {
         match std::str::from_utf8(b) {
@@ -352,7 +432,7 @@ fn split(raw: &[u8], d: &Delimiters) -> (Segment, bool, bool) {
     }
     let mut seg = Segment { id, elements };
     seg.trim();
-    (seg, id_ok, bad_text)
+    (seg, bad_text)
 }
 
 impl<R: Read> RawReader<R> {
@@ -375,6 +455,7 @@ impl<R: Read> RawReader<R> {
             ic: None,
             group: None,
             txn: None,
+            body_hint: 0,
             issues: Vec::new(),
             events: VecDeque::new(),
         }
@@ -715,7 +796,7 @@ impl<R: Read> RawReader<R> {
                 let st = self.located(seg, Some(1));
                 self.txn = Some(RawTransaction {
                     st,
-                    body: Vec::new(),
+                    body: Vec::with_capacity(self.body_hint),
                     se: None,
                 });
             }
@@ -804,6 +885,7 @@ impl<R: Read> RawReader<R> {
         let Some(mut txn) = self.txn.take() else {
             return;
         };
+        self.body_hint = txn.body.len();
         if let Some(se) = &se {
             let counted = se.number - txn.st.number + 1;
             let loc = Loc {
@@ -1106,6 +1188,31 @@ mod tests {
             assert!(read_raw(input, Mode::Strict).is_err());
             assert!(read_raw(input, Mode::Lenient).is_err());
         }
+    }
+
+    #[test]
+    fn text_segments_split_as_bytes_do() {
+        let d = Delimiters::default();
+        for raw in [
+            "CLP*A*1*34.25**MC",
+            "SVC*HC:V2020:RB*6*6**1",
+            "EB*1*IND*30^1^33:X",
+            "HI*ABK:J20^ABF:R05*",
+            "REF*EV*X***",
+            "X*a:b^c:d:^::*^*:",
+            "NM1",
+            "N1*",
+            "",
+            "\u{c9}A*\u{e9}*\u{fc}:x",
+        ] {
+            let (slow, bad_text) = split_bytes(raw.as_bytes(), &d);
+            assert_eq!(split_text(raw, &d), slow, "{raw}");
+            assert!(!bad_text);
+        }
+        // Not UTF-8: read lossily and reported.
+        let (seg, id_ok, bad_text) = split(b"REF*E\xffV*X", &d);
+        assert!(id_ok && bad_text);
+        assert_eq!(seg.get(1), "E\u{fffd}V");
     }
 
     #[test]

@@ -193,24 +193,59 @@ const KNOWN_IDS: &[&str] = &[
 /// The identifier for `text`, borrowed from the static table when known.
 #[must_use]
 pub fn intern_id(text: &str) -> SegmentId {
-    // Identifiers are at most three bytes: compare them as one integer
-    // (this runs for every segment read).
+    // Identifiers are at most three bytes: each is one integer key, found
+    // in an open-addressed table (this runs for every segment read).
+    const SLOTS: usize = 256;
     fn key(b: &[u8]) -> Option<u32> {
-        (b.len() <= 3)
+        (!b.is_empty() && b.len() <= 3)
             .then(|| b.iter().fold(0u32, |k, &c| (k << 8) | u32::from(c)) | (b.len() as u32) << 24)
     }
-    static KEYS: std::sync::OnceLock<Vec<(u32, &'static str)>> = std::sync::OnceLock::new();
-    let keys = KEYS.get_or_init(|| {
-        let mut v: Vec<(u32, &'static str)> = KNOWN_IDS
-            .iter()
-            .filter_map(|id| key(id.as_bytes()).map(|k| (k, *id)))
-            .collect();
-        v.sort_unstable();
-        v
+    fn slot(k: u32) -> usize {
+        (k.wrapping_mul(0x9E37_79B1) >> 24) as usize % SLOTS
+    }
+    static TABLE: std::sync::OnceLock<Vec<(u32, &'static str)>> = std::sync::OnceLock::new();
+    let table = TABLE.get_or_init(|| {
+        // Key 0 marks an empty slot (no identifier has it).
+        let mut t = vec![(0u32, ""); SLOTS];
+        for id in KNOWN_IDS {
+            if let Some(k) = key(id.as_bytes()) {
+                let mut i = slot(k);
+                while t[i].0 != 0 {
+                    i = (i + 1) % SLOTS;
+                }
+                t[i] = (k, *id);
+            }
+        }
+        t
     });
-    match key(text.as_bytes()).and_then(|k| keys.binary_search_by_key(&k, |e| e.0).ok()) {
-        Some(i) => SegmentId::Borrowed(keys[i].1),
-        None => SegmentId::Owned(text.to_owned()),
+    if let Some(k) = key(text.as_bytes()) {
+        let mut i = slot(k);
+        while table[i].0 != 0 {
+            if table[i].0 == k {
+                return SegmentId::Borrowed(table[i].1);
+            }
+            i = (i + 1) % SLOTS;
+        }
+    }
+    SegmentId::Owned(text.to_owned())
+}
+
+/// True when `a` equals `b`, compared inline for identifiers and codes of
+/// up to three bytes (the reader and the loop builder compare these for
+/// every segment; a library call per comparison cost more than the work).
+#[inline]
+#[must_use]
+pub fn short_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    match a.len() {
+        0 => true,
+        1 => a[0] == b[0],
+        2 => a[0] == b[0] && a[1] == b[1],
+        3 => a[0] == b[0] && a[1] == b[1] && a[2] == b[2],
+        _ => a == b,
     }
 }
 
@@ -274,7 +309,8 @@ impl Segment {
     /// (any qualifier when `quals` is empty).
     #[must_use]
     pub fn is(&self, id: &str, quals: &[&str]) -> bool {
-        self.id == id && (quals.is_empty() || quals.contains(&self.get(1)))
+        short_eq(&self.id, id)
+            && (quals.is_empty() || quals.iter().any(|q| short_eq(q, self.get(1))))
     }
 }
 

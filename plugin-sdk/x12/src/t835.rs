@@ -360,6 +360,7 @@ fn claim(node: LoopNode, cx: &mut Cx<'_>) -> ClaimPayment {
             _ => out.other.push(s.segment),
         }
     }
+    out.services.reserve_exact(node.children.len());
     for child in node.children {
         let mut sp = ServicePayment::default();
         let mut segs = child.segments.into_iter();

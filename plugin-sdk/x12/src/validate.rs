@@ -11,7 +11,7 @@ use crate::balance::{Imbalance, Rule, balance};
 use crate::document::{Body, Parsed, Transaction, from_raw};
 use crate::error::{Issue, IssueKind, Loc, ReadError};
 use crate::reader::{Mode, RawDocument, RawTransaction, read_raw};
-use crate::segment::{Element, Located};
+use crate::segment::{Element, Located, short_eq};
 
 /// All findings for `input`, sorted by location, and the parsed document.
 ///
@@ -289,7 +289,7 @@ pub fn check_transaction(interchange: u32, t: &RawTransaction, out: &mut Vec<Iss
     let set_rules: Vec<&CodeRule> = rules().iter().filter(|r| r.0 == set).collect();
     for s in &t.body {
         for (_, id, el, comp, list) in set_rules.iter().copied() {
-            if s.segment.id != *id {
+            if !short_eq(&s.segment.id, id) {
                 continue;
             }
             let Some(e) = s.segment.element(*el) else {
@@ -300,7 +300,7 @@ pub fn check_transaction(interchange: u32, t: &RawTransaction, out: &mut Vec<Iss
                     continue;
                 }
                 match list {
-                    List::Guide(codes, name) if !codes.contains(&v) => {
+                    List::Guide(codes, name) if !codes.iter().any(|c| short_eq(c, v)) => {
                         out.push(Issue::error(
                             loc(s, *el as u16),
                             IssueKind::BadCode {
