@@ -286,3 +286,48 @@ impl PostingModes {
         self.payers.get(payer).copied().unwrap_or(self.default)
     }
 }
+
+/// What the primary payer did with a claim, kept with the secondary claim
+/// created from it (coordination of benefits): the secondary payer is
+/// billed with the primary's payment and adjustments.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CobBasis {
+    /// The secondary claim's id.
+    pub claim_id: String,
+    /// The primary claim it follows.
+    pub primary_claim_id: String,
+    /// The primary payer (as its 835 names it).
+    pub primary_payer: String,
+    /// The primary's claim control number (CLP07), when sent.
+    #[serde(default)]
+    pub primary_payer_claim_number: Option<String>,
+    /// What the primary paid, in cents.
+    pub paid_cents: i64,
+    /// What the primary left to the patient (group PR), in cents.
+    pub patient_responsibility_cents: i64,
+    /// The primary's adjustments, claim and line level.
+    pub adjustments: Vec<super::remittance::EraAdjustment>,
+    /// The primary posting's source (`835:...`).
+    pub source: String,
+    /// When the primary's payment was posted.
+    pub paid_at: DateTime<Utc>,
+}
+
+impl Record for CobBasis {
+    const COLLECTION: &'static str = "cob_basis";
+    const SCHEMA_VERSION: u32 = 1;
+    fn key(&self) -> String {
+        self.claim_id.clone()
+    }
+}
+
+/// The id of the claim to the payer of priority `priority` that follows
+/// claim `primary_id`.
+pub fn follow_on_claim_id(primary_id: &str, priority: super::PayerPriority) -> String {
+    let n = match priority {
+        super::PayerPriority::Primary => 1,
+        super::PayerPriority::Secondary => 2,
+        super::PayerPriority::Tertiary => 3,
+    };
+    format!("{primary_id}-cob{n}")
+}

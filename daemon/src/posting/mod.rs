@@ -15,7 +15,9 @@
 //! after a crash) changes nothing. An ERA claim that matches no claim is
 //! held as unapplied money with a task; a CLP02 = 22 reversal undoes the
 //! posting it reverses entry by entry; PLB adjustments are recorded at the
-//! provider level. Every remittance satisfies BPR02 = posted + unapplied −
+//! provider level. When a primary pays and the patient has an active
+//! secondary coverage, the secondary claim is created (a draft) with the
+//! primary's payment and adjustments ([`CobBasis`]). Every remittance satisfies BPR02 = posted + unapplied −
 //! PLB in cents before anything of it is written.
 
 use chrono::{DateTime, Utc};
@@ -24,13 +26,16 @@ use std::io::Read;
 
 use crate::domain::account::{Account, LedgerEntry, LedgerKind};
 use crate::domain::claim::{self, control_key};
+use crate::domain::patient::coverages_of_patient;
 use crate::domain::posting::{
-    self, PlannedEntry, Posting, PostingMode, PostingModes, PostingState, ProviderAdjustment,
-    Quarantined, RemitRecord, remit_key,
+    self, CobBasis, PlannedEntry, Posting, PostingMode, PostingModes, PostingState,
+    ProviderAdjustment, Quarantined, RemitRecord, remit_key,
 };
 use crate::domain::remittance::{Era, EraClaim, Reconciliation, posting_key, posting_source};
 use crate::domain::task::raise_in;
-use crate::domain::{Claim, ClaimEventSource, NewTask, Priority, TaskNote};
+use crate::domain::{
+    Claim, ClaimEventSource, Coverage, NewTask, PayerPriority, Priority, TaskNote,
+};
 use crate::store::{Db, StoreError, Tx};
 use billd_x12::stream::{StreamError, Transactions};
 use billd_x12::{Body, Delimiters, Segment};
@@ -70,6 +75,8 @@ pub struct RemitOutcome {
     pub reversals: Vec<String>,
     /// Denial tasks raised now.
     pub denial_tasks: Vec<String>,
+    /// Secondary claims created now (COB), with the primary's payment.
+    pub secondary_claims: Vec<String>,
     /// ERA claims posted before (nothing done).
     pub already_posted: usize,
     /// PLB adjustments recorded now.
@@ -145,6 +152,35 @@ fn original_of(
         .max_by_key(|p| p.received_at))
 }
 
+/// The coverage that pays next after the payer of `claim`, when this ERA
+/// claim is a primary's payment leaving something to the patient: the
+/// patient's active secondary coverage (COB). `None` otherwise.
+pub fn next_payer(
+    db: &Db,
+    now: DateTime<Utc>,
+    claim: &Claim,
+    c: &EraClaim,
+) -> Result<Option<Coverage>, StoreError> {
+    if c.is_reversal()
+        || c.status_code != "1"
+        || c.patient_share_cents() <= 0
+        || c.outcome() == crate::domain::ClaimState::Denied
+    {
+        return Ok(None);
+    }
+    let coverages = coverages_of_patient(db, &claim.patient_id)?;
+    let billed = coverages.iter().find(|v| v.id == claim.coverage_id);
+    if billed.is_none_or(|v| v.priority != PayerPriority::Primary) {
+        return Ok(None);
+    }
+    let today = now.date_naive();
+    Ok(coverages.into_iter().find(|v| {
+        v.priority == PayerPriority::Secondary
+            && v.effective.is_none_or(|d| d <= today)
+            && v.terminated.is_none_or(|d| d >= today)
+    }))
+}
+
 /// Posts one remittance under `modes`, recording it as read from `origin`.
 pub fn post_era(
     db: &Db,
@@ -169,7 +205,11 @@ pub fn post_era(
         } else {
             None
         };
-        plans.push((key, *occ, Some((claim, original))));
+        let next = match &claim {
+            Some(k) => next_payer(db, now, k, c)?,
+            None => None,
+        };
+        plans.push((key, *occ, Some((claim, original, next))));
     }
     let mode = modes.mode_for(&era.payer);
     let outcome = db.transact(|tx| {
@@ -185,8 +225,8 @@ pub fn post_era(
                 applied[i] = before.state != PostingState::Unapplied;
                 continue;
             }
-            let (claim, original) = match fresh {
-                Some((claim, original)) => (claim.clone(), original.clone()),
+            let (claim, original, next) = match fresh {
+                Some((claim, original, next)) => (claim.clone(), original.clone(), next.clone()),
                 None => {
                     return Err(PostError::Conflict(format!(
                         "posting {key} vanished while posting; post the file again"
@@ -252,12 +292,30 @@ pub fn post_era(
                     .map(|(kind, amount_cents)| PlannedEntry { kind, amount_cents })
                     .collect();
                 p.claim_state = Some(c.outcome());
+                // A claim that follows a primary's: the primary settled
+                // all but what it left the patient, which moved to this
+                // payer when the claim was made. Offset what the primary
+                // settled, so this payment clears only that share.
+                if let Some(k) = &claim
+                    && let Some(basis) = tx.get::<CobBasis>(&k.id)?
+                {
+                    let settled = c.billed_cents - basis.patient_responsibility_cents;
+                    if settled != 0 {
+                        p.entries.push(PlannedEntry {
+                            kind: LedgerKind::Adjustment {
+                                group: COB_GROUP.into(),
+                                reason: "prior-payer".into(),
+                            },
+                            amount_cents: settled,
+                        });
+                    }
+                }
             }
             match mode {
                 PostingMode::Automatic => {
-                    if let Some(task) = apply(tx, &mut p, now)? {
-                        out.denial_tasks.push(task);
-                    }
+                    let applied = apply(tx, &mut p, now, next.as_ref())?;
+                    out.denial_tasks.extend(applied.denial_task);
+                    out.secondary_claims.extend(applied.secondary_claim);
                     if p.reverses.is_some() {
                         out.reversals.push(id);
                     } else {
@@ -363,18 +421,31 @@ fn charge_id(c: &Claim) -> String {
     )
 }
 
+/// What applying a posting did besides its entries.
+#[derive(Debug, Default)]
+struct Applied {
+    /// The denial task raised, when it is a denial.
+    denial_task: Option<String>,
+    /// The secondary claim created, when the primary paid and a secondary
+    /// coverage follows.
+    secondary_claim: Option<String>,
+}
+
 /// Writes posting `p`'s entries to the ledger, charges its claim once,
-/// moves the claim, and raises a denial task when it is one (returned).
+/// moves the claim, raises a denial task when it is one, and creates the
+/// claim to the `next` payer (COB) with this payment and adjustments.
 fn apply(
     tx: &mut Tx<'_>,
     p: &mut Posting,
     now: DateTime<Utc>,
-) -> Result<Option<String>, StoreError> {
+    next: Option<&Coverage>,
+) -> Result<Applied, StoreError> {
+    let mut applied = Applied::default();
     let (Some(account), Some(claim_id)) = (p.account_id.clone(), p.claim_id.clone()) else {
-        return Ok(None);
+        return Ok(applied);
     };
     let Some(mut claim) = tx.get::<Claim>(&claim_id)? else {
-        return Ok(None);
+        return Ok(applied);
     };
     if tx.get::<Account>(&account)?.is_none() {
         tx.put(&Account {
@@ -443,8 +514,11 @@ fn apply(
     }
     p.state = PostingState::Posted;
     p.posted_at = Some(now);
+    if let Some(cov) = next {
+        applied.secondary_claim = follow_on(tx, &claim, cov, p, now)?;
+    }
     let Some(carcs) = p.era.denial() else {
-        return Ok(None);
+        return Ok(applied);
     };
     let rarcs = if p.era.remarks.is_empty() {
         "none".to_string()
@@ -471,7 +545,87 @@ fn apply(
             dedupe_key: format!("denial:{}", p.key),
         },
     )?;
-    Ok(Some(task.id))
+    applied.denial_task = Some(task.id);
+    Ok(applied)
+}
+
+/// The ledger group of coordination-of-benefits transfers (not a CAS
+/// group: billd's own bookkeeping between payers and the patient).
+pub const COB_GROUP: &str = "COB";
+
+/// Creates the claim to coverage `cov` that follows `primary` (a draft,
+/// the same services, billed to the next payer) and its [`CobBasis`]: the
+/// primary's payment and adjustments. What the primary left the patient
+/// moves from the patient's balance to the insurance balance until the
+/// next payer has paid. Once per primary claim and payer: returns the new
+/// claim's id, `None` when it exists already.
+fn follow_on(
+    tx: &mut Tx<'_>,
+    primary: &Claim,
+    cov: &Coverage,
+    p: &Posting,
+    now: DateTime<Utc>,
+) -> Result<Option<String>, StoreError> {
+    let id = posting::follow_on_claim_id(&primary.id, cov.priority);
+    if tx.contains::<Claim>(&id)? {
+        return Ok(None);
+    }
+    let mut next = primary.clone();
+    next.id = id.clone();
+    next.coverage_id = cov.id.clone();
+    next.payer_id = cov.payer_id.clone();
+    next.state = crate::domain::ClaimState::Draft;
+    next.history = vec![crate::domain::ClaimEvent {
+        at: now,
+        from: None,
+        to: crate::domain::ClaimState::Draft,
+        source: ClaimEventSource::Remit835,
+        note: Some(format!(
+            "follows claim {} after payer {} paid (posting {})",
+            primary.id, p.payer, p.id
+        )),
+    }];
+    next.payer_claim_number = None;
+    next.next_check_at = None;
+    next.revision = 0;
+    next.held = false;
+    next.problems = Vec::new();
+    tx.put(&next)?;
+    let share = p.era.patient_share_cents();
+    let source = format!("cob:{id}");
+    for (n, kind, amount_cents) in [
+        (1, LedgerKind::PatientResponsibility, -share),
+        (
+            2,
+            LedgerKind::Adjustment {
+                group: COB_GROUP.into(),
+                reason: "to-next-payer".into(),
+            },
+            share,
+        ),
+    ] {
+        tx.insert_new(&LedgerEntry {
+            id: format!("{}/cob-{}-{n}", primary.patient_id, control_key(&id)),
+            account_id: primary.patient_id.clone(),
+            claim_id: Some(id.clone()),
+            posted_at: now,
+            kind,
+            amount_cents,
+            source: source.clone(),
+        })?;
+    }
+    tx.put(&CobBasis {
+        claim_id: id.clone(),
+        primary_claim_id: primary.id.clone(),
+        primary_payer: p.payer.clone(),
+        primary_payer_claim_number: p.era.payer_claim_number.clone(),
+        paid_cents: p.era.paid_cents,
+        patient_responsibility_cents: p.era.patient_share_cents(),
+        adjustments: p.era.adjustments.clone(),
+        source: p.source.clone(),
+        paid_at: now,
+    })?;
+    Ok(Some(id))
 }
 
 /// Keeps something that cannot be posted, with a task carrying its
@@ -670,6 +824,14 @@ pub fn review(db: &Db) -> Result<Vec<Posting>, PostError> {
 /// Approves posting `id` for `by`: its entries go to the ledger now.
 pub fn approve(db: &Db, now: DateTime<Utc>, id: &str, by: &str) -> Result<Posting, PostError> {
     let found = posting::by_id(db, id)?.ok_or_else(|| PostError::NoSuchPosting(id.into()))?;
+    let claim = match &found.claim_id {
+        Some(c) => db.get::<Claim>(c)?,
+        None => None,
+    };
+    let next = match &claim {
+        Some(k) if found.reverses.is_none() => next_payer(db, now, k, &found.era)?,
+        _ => None,
+    };
     let p = db.transact(|tx| {
         let mut p = tx
             .get::<Posting>(&found.key)?
@@ -689,7 +851,7 @@ pub fn approve(db: &Db, now: DateTime<Utc>, id: &str, by: &str) -> Result<Postin
                 "posting {id} reverses a posting that is no longer posted"
             )));
         }
-        apply(tx, &mut p, now)?;
+        apply(tx, &mut p, now, next.as_ref())?;
         p.approved_by = Some(by.to_string());
         tx.put(&p)?;
         Ok(p)

@@ -3,7 +3,9 @@
 
 use super::*;
 use crate::domain::account::{self, balances};
+use crate::domain::posting::CobBasis;
 use crate::domain::{ClaimState, Task};
+use crate::domain::{Coverage, PayerPriority};
 use crate::store::Db;
 use chrono::TimeZone;
 use std::collections::BTreeMap;
@@ -349,10 +351,16 @@ fn plb_adjustments_post_at_the_provider_level() {
     );
 }
 
-/// An 835 around `body` (BPR through the last claim), with TRN02 `trace`.
+/// An 835 from payer `1935665544` (TRN03) with BPR `bpr`, TRN02 `trace`
+/// and `claims` (CLP loops).
 fn remit_835(bpr: &str, trace: &str, claims: &str) -> Vec<u8> {
+    remit_835_from("1935665544", bpr, trace, claims)
+}
+
+/// The same from payer `payer`.
+fn remit_835_from(payer: &str, bpr: &str, trace: &str, claims: &str) -> Vec<u8> {
     let body = format!(
-        "{bpr}~TRN*1*{trace}*1935665544~N1*PR*RUSHMORE LIFE~N1*PE*ACME MEDICAL CENTER*XX*5544667733~LX*1~{claims}"
+        "{bpr}~TRN*1*{trace}*{payer}~N1*PR*RUSHMORE LIFE~N1*PE*ACME MEDICAL CENTER*XX*5544667733~LX*1~{claims}"
     );
     let n = body.matches('~').count() + 2;
     format!(
@@ -594,4 +602,104 @@ fn review_mode_waits_for_approval() {
     // Posting the file again adds nothing to the queue.
     post(&app.db, app.now, "mc", &bytes[..], &modes).unwrap();
     assert_eq!(review(&app.db).unwrap().len(), 1);
+}
+
+fn coverage(id: &str, patient: &str, payer: &str, priority: PayerPriority) -> Coverage {
+    Coverage {
+        id: id.into(),
+        patient_id: patient.into(),
+        payer_id: payer.into(),
+        payer_name: format!("{payer} health"),
+        member_id: format!("M-{id}"),
+        group_number: None,
+        relationship: crate::domain::Relationship::SelfInsured,
+        subscriber_name: None,
+        subscriber_birth_date: None,
+        priority,
+        effective: None,
+        terminated: None,
+        verdict: None,
+    }
+}
+
+#[test]
+fn a_primary_payment_creates_the_secondary_claim_and_the_secondary_payment_settles_it() {
+    let app = new_app();
+    let mut c = submitted_claim(app.db(), "5554555444", 0, 80_000);
+    c.coverage_id = "COV-P".into();
+    c.payer_id = "1935665544".into();
+    app.db().put(&c).unwrap();
+    app.db()
+        .put(&coverage(
+            "COV-P",
+            "P-0",
+            "1935665544",
+            PayerPriority::Primary,
+        ))
+        .unwrap();
+    app.db()
+        .put(&coverage(
+            "COV-S",
+            "P-0",
+            "SECOND",
+            PayerPriority::Secondary,
+        ))
+        .unwrap();
+    let primary = remit_835(
+        "BPR*I*450*C*ACH************20240201",
+        "PRIMARY1",
+        "CLP*5554555444*1*800*450*300*12*PCN-P~CAS*CO*A2*50~CAS*PR*1*250**2*50~",
+    );
+    let r = post_bytes(&app, "primary", &primary);
+    assert!(r.quarantined.is_empty(), "{:?}", r.quarantined);
+    let made = &r.remittances[0].secondary_claims;
+    assert_eq!(made, &["C-5554555444-cob2".to_string()]);
+    let second = app.db().get::<Claim>(&made[0]).unwrap().unwrap();
+    assert_eq!(
+        (
+            second.state,
+            second.payer_id.as_str(),
+            second.coverage_id.as_str()
+        ),
+        (ClaimState::Draft, "SECOND", "COV-S")
+    );
+    assert_eq!(second.control_number, "5554555444");
+    let basis = app.db().get::<CobBasis>(&made[0]).unwrap().unwrap();
+    assert_eq!(
+        (basis.paid_cents, basis.patient_responsibility_cents),
+        (45_000, 30_000)
+    );
+    assert_eq!(basis.adjustments.len(), 3);
+    assert_eq!(basis.primary_payer_claim_number.as_deref(), Some("PCN-P"));
+    // The patient's share waits for the secondary: nothing owed by the
+    // patient yet.
+    let b = balances(&account::entries(app.db(), "P-0").unwrap());
+    assert_eq!((b.insurance_cents, b.patient_cents), (30_000, 0));
+    // Posting the primary again makes no second claim.
+    let again = post_bytes(&app, "primary", &primary);
+    assert!(again.remittances[0].secondary_claims.is_empty());
+    // The secondary is billed and pays 250.00 of the 300.00, leaving 20.00
+    // coinsurance to the patient and writing off 30.00.
+    let mut s = second;
+    s.state = ClaimState::Submitted;
+    app.db().put(&s).unwrap();
+    let secondary = remit_835_from(
+        "SECOND",
+        "BPR*I*250*C*ACH************20240301",
+        "SECOND1",
+        "CLP*5554555444*2*800*250*20*12*PCN-S~CAS*OA*23*500~CAS*CO*45*30~CAS*PR*2*20~",
+    );
+    let r = post_bytes(&app, "secondary", &secondary);
+    assert!(r.quarantined.is_empty(), "{:?}", r.quarantined);
+    assert_eq!(r.remittances[0].posted.len(), 1);
+    let s = app.db().get::<Claim>("C-5554555444-cob2").unwrap().unwrap();
+    assert_eq!(s.state, ClaimState::Paid);
+    let es = account::entries(app.db(), "P-0").unwrap();
+    let b = balances(&es);
+    assert_eq!((b.insurance_cents, b.patient_cents), (0, 2_000));
+    // Charged once for both claims.
+    assert_eq!(
+        es.iter().filter(|e| e.kind == LedgerKind::Charge).count(),
+        1
+    );
 }
