@@ -266,8 +266,7 @@ impl Era {
             let adj: i64 = c.adjustments.iter().map(|a| a.amount_cents).sum();
             if c.billed_cents - c.paid_cents != adj {
                 out.push(format!(
-                    "claim {} (CLP01 #{}): billed {} less paid {} is not its adjustments {}",
-                    i + 1,
+                    "claim {} of the remittance: billed {} less paid {} is not its adjustments {} (cents)",
                     i + 1,
                     c.billed_cents,
                     c.paid_cents,
