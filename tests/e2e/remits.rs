@@ -24,6 +24,11 @@ fn json(out: &std::process::Output) -> Value {
     serde_json::from_str(&stdout(out)).unwrap_or_else(|e| panic!("{e}: {}", stdout(out)))
 }
 
+/// `billd remits post FILE --json` on `name` in the scratch directory.
+fn post_json(s: &Scratch, name: &str) -> Value {
+    json(&s.run(&["remits", "post", s.path(name).to_str().unwrap(), "--json"]))
+}
+
 #[test]
 fn remittances_post_once_wait_for_review_and_quarantine_through_the_cli_and_the_daemon() {
     let s = Scratch::new();
@@ -48,22 +53,12 @@ fn remittances_post_once_wait_for_review_and_quarantine_through_the_cli_and_the_
         "CLP*26463774*1*100*80*20*12*PCN1~CAS*PR*2*20~",
     );
     std::fs::write(s.path("auto.835"), &auto).unwrap();
-    let r = json(&s.run(&[
-        "remits",
-        "post",
-        s.path("auto.835").to_str().unwrap(),
-        "--json",
-    ]));
+    let r = post_json(&s, "auto.835");
     let first = &r["remittances"][0];
     assert_eq!(first["posted"].as_array().unwrap().len(), 1, "{r:#}");
     assert_eq!(first["reconciliation"]["payment_cents"], 8000);
     assert_eq!(first["reconciliation"]["posted_cents"], 8000);
-    let again = json(&s.run(&[
-        "remits",
-        "post",
-        s.path("auto.835").to_str().unwrap(),
-        "--json",
-    ]));
+    let again = post_json(&s, "auto.835");
     assert_eq!(again["remittances"][0]["already_posted"], 1, "{again:#}");
     assert!(
         again["remittances"][0]["posted"]
@@ -90,12 +85,7 @@ fn remittances_post_once_wait_for_review_and_quarantine_through_the_cli_and_the_
         "CLP*26462967*1*100*70*20*12*PCN2~CAS*CO*45*10~CAS*PR*1*20~CLP*NOSUCHCLAIM*1*10*5**12*PCN3~CAS*CO*45*5~",
     );
     std::fs::write(s.path("review.835"), &review).unwrap();
-    let r = json(&s.run(&[
-        "remits",
-        "post",
-        s.path("review.835").to_str().unwrap(),
-        "--json",
-    ]));
+    let r = post_json(&s, "review.835");
     let rc = &r["remittances"][0];
     assert_eq!(rc["awaiting_review"].as_array().unwrap().len(), 1, "{r:#}");
     assert_eq!(rc["unapplied"].as_array().unwrap().len(), 1);
@@ -164,12 +154,7 @@ fn remittances_post_once_wait_for_review_and_quarantine_through_the_cli_and_the_
     wait_until(Duration::from_secs(60), "the control socket", || {
         d.log_text().contains("control socket ready")
     });
-    let again = json(&s.run(&[
-        "remits",
-        "post",
-        s.path("auto.835").to_str().unwrap(),
-        "--json",
-    ]));
+    let again = post_json(&s, "auto.835");
     assert_eq!(again["remittances"][0]["already_posted"], 1, "{again:#}");
     let through = json(&s.run(&["accounts", "aging", "--json"]));
     assert_eq!(through["totals"], aging["totals"]);
