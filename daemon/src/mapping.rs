@@ -532,6 +532,67 @@ pub fn era_from(r: pay::Remittance) -> Result<crate::domain::remittance::Era, Ma
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_connector_remittance_becomes_the_era_billd_posts() {
+        let adj = |group, reason: &str, amount| wit::Adjustment {
+            group,
+            reason_code: reason.into(),
+            amount,
+            quantity: None,
+        };
+        let r = pay::Remittance {
+            trace_number: "TRN-1".into(),
+            payer_id: "60054".into(),
+            payment_date: date(NaiveDate::from_ymd_opt(2026, 3, 1).unwrap()),
+            payment_amount: 7_000,
+            claims: vec![pay::ClaimPayment {
+                claim_id: "CLM-1".into(),
+                payer_claim_id: "PCN".into(),
+                status_code: "1".into(),
+                billed: 10_000,
+                paid: 8_000,
+                patient_responsibility: 2_000,
+                adjustments: vec![adj(wit::AdjustmentGroup::PatientResponsibility, "2", 2_000)],
+                lines: vec![pay::LinePayment {
+                    procedure: wit::Procedure {
+                        code_set: wit::ProcedureCodeSet::Cpt,
+                        code: "99213".into(),
+                        modifiers: vec![],
+                    },
+                    service_date: None,
+                    billed: 0,
+                    paid: 0,
+                    units: 1,
+                    adjustments: vec![],
+                    remark_codes: vec!["N130".into()],
+                }],
+            }],
+            provider_adjustments: vec![pay::ProviderAdjustment {
+                reason_code: "WO".into(),
+                reference: None,
+                amount: 1_000,
+            }],
+        };
+        let era = era_from(r.clone()).unwrap();
+        assert_eq!((era.payer.as_str(), era.trace.as_str()), ("60054", "TRN-1"));
+        let c = &era.claims[0];
+        assert_eq!(c.adjustments[0].group, "PR");
+        assert_eq!(c.patient_share_cents(), 2_000);
+        assert_eq!(c.remarks, ["N130"]);
+        assert_eq!(c.payer_claim_number.as_deref(), Some("PCN"));
+        assert!(
+            era.money_problems().is_empty(),
+            "{:?}",
+            era.money_problems()
+        );
+        let mut empty = r;
+        empty.trace_number.clear();
+        assert_eq!(
+            era_from(empty).unwrap_err().field,
+            "remittance.trace-number"
+        );
+    }
     use crate::domain::ServiceLine;
 
     fn patient() -> Patient {
