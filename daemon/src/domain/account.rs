@@ -230,9 +230,23 @@ fn bucket(days: i64) -> usize {
 /// paid than owed) is in no bucket.
 pub fn aging(entries: &[LedgerEntry], today: NaiveDate) -> Aging {
     let mut out = Aging::default();
+    for (party, slot) in [
+        (Party::Insurance, &mut out.insurance_cents),
+        (Party::Patient, &mut out.patient_cents),
+    ] {
+        for (date, cents) in open_items(entries, party) {
+            slot[bucket((today - date).num_days())] += cents;
+        }
+    }
+    out
+}
+
+/// What is still open of each increase of `party`'s balance, oldest first,
+/// as (the day it was posted, cents), after what reduced the balance paid
+/// the oldest first. A reversal and the entry it reverses cancel out: the
+/// debt it restores is as old as it was.
+pub fn open_items(entries: &[LedgerEntry], party: Party) -> Vec<(NaiveDate, i64)> {
     let parties = parties(entries);
-    // A reversal and the entry it reverses cancel out: the debt it
-    // restores is as old as it was.
     let reversed: std::collections::HashSet<&str> = entries
         .iter()
         .filter_map(|e| match &e.kind {
@@ -240,37 +254,58 @@ pub fn aging(entries: &[LedgerEntry], today: NaiveDate) -> Aging {
             _ => None,
         })
         .collect();
-    for party in [Party::Insurance, Party::Patient] {
-        let mut items: Vec<(NaiveDate, i64)> = Vec::new();
-        let mut credit = 0i64;
-        for (e, p) in entries.iter().zip(&parties) {
-            if *p != party
-                || reversed.contains(e.id.as_str())
-                || matches!(e.kind, LedgerKind::Reversal { .. })
-            {
-                continue;
-            }
-            if e.amount_cents > 0 {
-                items.push((e.posted_at.date_naive(), e.amount_cents));
-            } else {
-                credit -= e.amount_cents;
-            }
+    let mut items: Vec<(NaiveDate, i64)> = Vec::new();
+    let mut credit = 0i64;
+    for (e, p) in entries.iter().zip(&parties) {
+        if *p != party
+            || reversed.contains(e.id.as_str())
+            || matches!(e.kind, LedgerKind::Reversal { .. })
+        {
+            continue;
         }
-        items.sort_by_key(|(d, _)| *d);
-        let slot = match party {
-            Party::Insurance => &mut out.insurance_cents,
-            Party::Patient => &mut out.patient_cents,
-        };
-        for (date, mut cents) in items {
-            let used = credit.min(cents);
-            credit -= used;
-            cents -= used;
-            if cents > 0 {
-                slot[bucket((today - date).num_days())] += cents;
-            }
+        if e.amount_cents > 0 {
+            items.push((e.posted_at.date_naive(), e.amount_cents));
+        } else {
+            credit -= e.amount_cents;
         }
     }
-    out
+    items.sort_by_key(|(d, _)| *d);
+    let mut open = Vec::new();
+    for (date, mut cents) in items {
+        let used = credit.min(cents);
+        credit -= used;
+        cents -= used;
+        if cents > 0 {
+            open.push((date, cents));
+        }
+    }
+    open
+}
+
+/// Since when the patient has owed money: the day of the oldest open
+/// patient item, `None` when nothing is owed ([`Account::owing_since`]).
+pub fn owing_since_of(entries: &[LedgerEntry]) -> Option<NaiveDate> {
+    open_items(entries, Party::Patient).first().map(|(d, _)| *d)
+}
+
+/// Brings account `account_id`'s [`Account::owing_since`] (the aging
+/// index) in line with its entries; creates the account if it has none.
+pub fn refresh_owing_since(
+    db: &Db,
+    account_id: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let since = owing_since_of(&entries(db, account_id)?);
+    db.update::<Account, _>(account_id, |a| {
+        let mut a = a.unwrap_or(Account {
+            id: account_id.to_string(),
+            opened_at: now,
+            owing_since: None,
+        });
+        a.owing_since = since;
+        Some(a)
+    })?;
+    Ok(())
 }
 
 /// The ledger entries of account `account_id`, oldest first.

@@ -219,6 +219,7 @@ pub fn post_era(
             ..RemitOutcome::default()
         };
         let mut applied = vec![false; era.claims.len()];
+        let mut touched: Vec<String> = Vec::new();
         for (i, ((key, occ, fresh), c)) in plans.iter().zip(&era.claims).enumerate() {
             if let Some(before) = tx.get::<Posting>(key)? {
                 out.already_posted += 1;
@@ -313,6 +314,7 @@ pub fn post_era(
             }
             match mode {
                 PostingMode::Automatic => {
+                    touched.extend(p.account_id.clone());
                     let applied = apply(tx, &mut p, now, next.as_ref())?;
                     out.denial_tasks.extend(applied.denial_task);
                     out.secondary_claims.extend(applied.secondary_claim);
@@ -366,8 +368,14 @@ pub fn post_era(
             claims: era.claims.len(),
             received_at: now,
         })?;
-        Ok::<_, PostError>(out)
+        Ok::<_, PostError>((out, touched))
     })?;
+    let (outcome, mut touched) = outcome;
+    touched.sort();
+    touched.dedup();
+    for account in &touched {
+        crate::domain::account::refresh_owing_since(db, account, now)?;
+    }
     db.flush()?;
     Ok(outcome)
 }
@@ -856,6 +864,9 @@ pub fn approve(db: &Db, now: DateTime<Utc>, id: &str, by: &str) -> Result<Postin
         tx.put(&p)?;
         Ok(p)
     })?;
+    if let Some(account) = &p.account_id {
+        crate::domain::account::refresh_owing_since(db, account, now)?;
+    }
     db.flush()?;
     Ok(p)
 }

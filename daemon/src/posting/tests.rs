@@ -194,6 +194,9 @@ fn the_managed_care_835_posts_what_a_biller_expects() {
             .filter(|e| e.kind != LedgerKind::Charge)
             .all(|e| e.source == "835:1935665544:7170066655:5554555444:1")
     );
+    // The account ages from the day the patient's share arose.
+    let acct = app.db().get::<account::Account>("P-0").unwrap().unwrap();
+    assert_eq!(acct.owing_since, Some(app.now.date_naive()));
     let c = app.db().get::<Claim>("C-5554555444").unwrap().unwrap();
     assert_eq!(c.state, ClaimState::Paid);
     assert_eq!(c.payer_claim_number.as_deref(), Some("94060555410000"));
@@ -675,6 +678,14 @@ fn a_primary_payment_creates_the_secondary_claim_and_the_secondary_payment_settl
     // patient yet.
     let b = balances(&account::entries(app.db(), "P-0").unwrap());
     assert_eq!((b.insurance_cents, b.patient_cents), (30_000, 0));
+    let owing = |app: &App| {
+        app.db()
+            .get::<account::Account>("P-0")
+            .unwrap()
+            .unwrap()
+            .owing_since
+    };
+    assert_eq!(owing(&app), None);
     // Posting the primary again makes no second claim.
     let again = post_bytes(&app, "primary", &primary);
     assert!(again.remittances[0].secondary_claims.is_empty());
@@ -697,6 +708,7 @@ fn a_primary_payment_creates_the_secondary_claim_and_the_secondary_payment_settl
     let es = account::entries(app.db(), "P-0").unwrap();
     let b = balances(&es);
     assert_eq!((b.insurance_cents, b.patient_cents), (0, 2_000));
+    assert_eq!(owing(&app), Some(app.now.date_naive()));
     // Charged once for both claims.
     assert_eq!(
         es.iter().filter(|e| e.kind == LedgerKind::Charge).count(),
