@@ -310,6 +310,8 @@ impl RemittancePostingJob {
                     }
                 }
             }
+            // What was posted lasts before the cursor moves past it.
+            ctx.db.flush()?;
             if page.next.is_some() {
                 ctx.db.put(&RemitCursor {
                     connector: name.clone(),

@@ -182,6 +182,8 @@ pub fn next_payer(
 }
 
 /// Posts one remittance under `modes`, recording it as read from `origin`.
+/// Committed, not yet flushed: call [`Db::flush`] before anything that
+/// depends on it lasting (moving the file, advancing a cursor).
 pub fn post_era(
     db: &Db,
     now: DateTime<Utc>,
@@ -376,7 +378,6 @@ pub fn post_era(
     for account in &touched {
         crate::domain::account::refresh_owing_since(db, account, now)?;
     }
-    db.flush()?;
     Ok(outcome)
 }
 
@@ -819,6 +820,7 @@ pub fn post(
             .quarantined
             .push(quarantine(db, now, origin, file_problems, text)?);
     }
+    db.flush()?;
     Ok(report)
 }
 
