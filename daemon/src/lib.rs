@@ -9,7 +9,10 @@
 //!   occurrence claims so no occurrence ever runs twice.
 //! - [`jobs`]: the job framework (work items, bounded concurrency, resume
 //!   after a crash, graceful shutdown) and one module per job kind.
-//! - [`intake`]: CSV and 837P files read into domain records (imports).
+//! - [`intake`]: CSV and 837P files read into domain records (imports), and
+//!   835s into the remittances billd posts.
+//! - [`posting`]: remittances onto the ledger (idempotent, reversals,
+//!   unapplied money, quarantine, review), for the app and the jobs alike.
 //! - [`domain`]: the business model (patients, coverage, appointments,
 //!   claims and their state machine, accounts and ledger, biller tasks).
 //! - [`notify`]: email (SMTP pool or outbox directory) from editable templates.
@@ -40,6 +43,7 @@ pub mod jobset;
 pub mod mapping;
 pub mod notify;
 pub mod plugin;
+pub mod posting;
 pub mod scheduler;
 pub mod schema;
 pub mod store;

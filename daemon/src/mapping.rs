@@ -452,9 +452,147 @@ fn non_empty(s: &str, field: &'static str) -> Result<(), MappingError> {
     }
 }
 
+/// The CAS group code of a contract adjustment group.
+pub fn adjustment_group(g: wit::AdjustmentGroup) -> &'static str {
+    use wit::AdjustmentGroup as G;
+    match g {
+        G::Contractual => "CO",
+        G::PatientResponsibility => "PR",
+        G::Other => "OA",
+        G::PayerInitiated => "PI",
+        G::Correction => "CR",
+    }
+}
+
+/// A connector's remittance as the remittance billd posts: the contract
+/// already speaks cents; the payer and trace number must not be empty.
+pub fn era_from(r: pay::Remittance) -> Result<crate::domain::remittance::Era, MappingError> {
+    use crate::domain::remittance::{Era, EraAdjustment, EraClaim, EraProviderAdjustment};
+    non_empty(&r.payer_id, "remittance.payer-id")?;
+    non_empty(&r.trace_number, "remittance.trace-number")?;
+    let adjustment = |a: wit::Adjustment, line: Option<u32>| EraAdjustment {
+        group: adjustment_group(a.group).to_string(),
+        reason: a.reason_code,
+        amount_cents: a.amount,
+        line,
+    };
+    let mut claims = Vec::with_capacity(r.claims.len());
+    for c in r.claims {
+        non_empty(&c.claim_id, "claim-payment.claim-id")?;
+        let mut adjustments: Vec<EraAdjustment> = c
+            .adjustments
+            .into_iter()
+            .map(|a| adjustment(a, None))
+            .collect();
+        let mut remarks = Vec::new();
+        let mut unpaid_lines = 0;
+        for (i, l) in c.lines.into_iter().enumerate() {
+            if l.billed > 0 && l.paid == 0 {
+                unpaid_lines += 1;
+            }
+            adjustments.extend(
+                l.adjustments
+                    .into_iter()
+                    .map(|a| adjustment(a, Some(i as u32))),
+            );
+            remarks.extend(l.remark_codes);
+        }
+        remarks.dedup();
+        claims.push(EraClaim {
+            control_number: c.claim_id,
+            status_code: c.status_code,
+            billed_cents: c.billed,
+            paid_cents: c.paid,
+            patient_responsibility_cents: c.patient_responsibility,
+            payer_claim_number: (!c.payer_claim_id.is_empty()).then_some(c.payer_claim_id),
+            adjustments,
+            remarks,
+            unpaid_lines,
+        });
+    }
+    Ok(Era {
+        payer: r.payer_id,
+        trace: r.trace_number,
+        payment_cents: r.payment_amount,
+        payee_npi: None,
+        claims,
+        provider_adjustments: r
+            .provider_adjustments
+            .into_iter()
+            .map(|p| EraProviderAdjustment {
+                provider_id: String::new(),
+                reason: p.reason_code,
+                reference: p.reference,
+                amount_cents: p.amount,
+            })
+            .collect(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_connector_remittance_becomes_the_era_billd_posts() {
+        let adj = |group, reason: &str, amount| wit::Adjustment {
+            group,
+            reason_code: reason.into(),
+            amount,
+            quantity: None,
+        };
+        let r = pay::Remittance {
+            trace_number: "TRN-1".into(),
+            payer_id: "60054".into(),
+            payment_date: date(NaiveDate::from_ymd_opt(2026, 3, 1).unwrap()),
+            payment_amount: 7_000,
+            claims: vec![pay::ClaimPayment {
+                claim_id: "CLM-1".into(),
+                payer_claim_id: "PCN".into(),
+                status_code: "1".into(),
+                billed: 10_000,
+                paid: 8_000,
+                patient_responsibility: 2_000,
+                adjustments: vec![adj(wit::AdjustmentGroup::PatientResponsibility, "2", 2_000)],
+                lines: vec![pay::LinePayment {
+                    procedure: wit::Procedure {
+                        code_set: wit::ProcedureCodeSet::Cpt,
+                        code: "99213".into(),
+                        modifiers: vec![],
+                    },
+                    service_date: None,
+                    billed: 0,
+                    paid: 0,
+                    units: 1,
+                    adjustments: vec![],
+                    remark_codes: vec!["N130".into()],
+                }],
+            }],
+            provider_adjustments: vec![pay::ProviderAdjustment {
+                reason_code: "WO".into(),
+                reference: None,
+                amount: 1_000,
+            }],
+        };
+        let era = era_from(r.clone()).unwrap();
+        assert_eq!((era.payer.as_str(), era.trace.as_str()), ("60054", "TRN-1"));
+        let c = &era.claims[0];
+        assert_eq!(c.adjustments[0].group, "PR");
+        assert_eq!(c.patient_share_cents(), 2_000);
+        assert_eq!(c.remarks, ["N130"]);
+        assert_eq!(c.payer_claim_number.as_deref(), Some("PCN"));
+        assert!(
+            era.money_problems().is_empty(),
+            "{:?}",
+            era.money_problems()
+        );
+        let mut empty = r;
+        empty.trace_number.clear();
+        assert_eq!(
+            era_from(empty).unwrap_err().field,
+            "remittance.trace-number"
+        );
+    }
     use crate::domain::ServiceLine;
 
     fn patient() -> Patient {

@@ -4,6 +4,7 @@
 //! entries built once, before anything queries them.
 
 use crate::domain::claim_batch::ClaimBatch;
+use crate::domain::posting::Posting;
 use crate::domain::{Account, Appointment, Claim, Coverage, Task};
 use crate::jobs::JobRun;
 use crate::notify::OutboxMessage;
@@ -20,6 +21,7 @@ pub fn prepare(db: &Db) -> Result<u64, StoreError> {
     n += db.ensure_indexed::<Coverage>()?;
     n += db.ensure_indexed::<ClaimBatch>()?;
     n += db.ensure_indexed::<Account>()?;
+    n += db.ensure_indexed::<Posting>()?;
     n += db.ensure_indexed::<JobRun>()?;
     n += db.ensure_indexed::<Occurrence>()?;
     n += db.ensure_indexed::<OutboxMessage>()?;

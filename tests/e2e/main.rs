@@ -10,6 +10,7 @@ mod mail;
 mod payer_core;
 mod payer_flow;
 mod plugins;
+mod remits;
 mod schedule;
 mod second_daemon;
 mod tasks;

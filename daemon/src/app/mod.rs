@@ -11,6 +11,8 @@
 //! - [`plugins`]: the configured plugin set (check, reload) and its start-up.
 //! - [`import`]: CSV and 837P files into the store, all or nothing.
 //! - [`claims`]: list, show, hold and release claims.
+//! - [`accounts`]: one account's ledger and balances, and aging.
+//! - [`remits`]: 835 posting to the ledger and the review queue.
 //! - [`request`]: every operation as one serde request and its typed reply,
 //!   which the control socket (and the HTTP API) carry.
 //!
@@ -22,11 +24,13 @@
 //! with its per-job locks, the plugin registry). The CLI builds one locally
 //! when the store is free; the daemon builds one from its running parts.
 
+pub mod accounts;
 pub mod author;
 pub mod claims;
 pub mod import;
 pub mod jobs;
 pub mod plugins;
+pub mod remits;
 pub mod request;
 pub mod tasks;
 #[cfg(test)]
@@ -213,6 +217,12 @@ pub enum AppError {
     /// No claim has that id.
     #[error("no claim with id {0}")]
     NoSuchClaim(String),
+    /// No account has that id.
+    #[error("no account with id {0}")]
+    NoSuchAccount(String),
+    /// Remittance posting failed or was refused.
+    #[error(transparent)]
+    Posting(#[from] crate::posting::PostError),
     /// The claim cannot do that in its state.
     #[error("{0}")]
     ClaimConflict(String),
@@ -259,9 +269,13 @@ impl AppError {
             AppError::NoSuchJob { .. } | AppError::NoSuchBiller(_) | AppError::BadJobs(_) => {
                 ErrorKind::Config
             }
-            AppError::UnfinishedRun { .. } | AppError::ClaimConflict(_) => ErrorKind::Conflict,
+            AppError::UnfinishedRun { .. }
+            | AppError::ClaimConflict(_)
+            | AppError::Posting(crate::posting::PostError::Conflict(_)) => ErrorKind::Conflict,
             AppError::Refused(_) => ErrorKind::Config,
-            AppError::NoSuchClaim(_) => ErrorKind::NotFound,
+            AppError::NoSuchClaim(_)
+            | AppError::NoSuchAccount(_)
+            | AppError::Posting(crate::posting::PostError::NoSuchPosting(_)) => ErrorKind::NotFound,
             AppError::Task(TaskError::NotFound(_)) => ErrorKind::NotFound,
             AppError::Task(TaskError::AlreadyClosed(_)) => ErrorKind::Conflict,
             AppError::Protocol(_) => ErrorKind::Protocol,

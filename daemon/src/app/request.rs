@@ -7,15 +7,19 @@
 use chrono::{DateTime, FixedOffset, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::accounts::{self, AccountView, AgingReport};
 use super::claims::{self, ClaimFilter, ClaimSummary};
 use super::import::{self, ImportReport};
 use super::jobs::{self, HistoryEntry, JobSummary};
 use super::plugins::{self, Reloaded};
+use super::remits;
 use super::tasks::{self, AddTask, TaskFilter};
 use super::{App, AppError};
+use crate::domain::posting::Posting;
 use crate::domain::{Claim, Task};
 use crate::intake::csv_rows::CsvKind;
 use crate::jobs::JobRun;
+use crate::posting::PostReport;
 
 /// An operation and its arguments.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -123,6 +127,29 @@ pub enum Request {
         /// Who releases it.
         by: String,
     },
+    /// [`remits::post`].
+    RemitsPost {
+        /// The file's name, for records and messages.
+        file: String,
+        /// Its text (X12 is ASCII).
+        text: String,
+    },
+    /// [`remits::review`].
+    RemitsReview,
+    /// [`remits::approve`].
+    RemitsApprove {
+        /// Posting id.
+        id: String,
+        /// Who approves it.
+        by: String,
+    },
+    /// [`accounts::show`].
+    AccountsShow {
+        /// Account (patient) id.
+        id: String,
+    },
+    /// [`accounts::aging`].
+    AccountsAging,
 }
 
 /// What an operation returned.
@@ -153,6 +180,16 @@ pub enum Reply {
     /// One claim as it is after the operation ([`Request::ClaimsShow`],
     /// [`Request::ClaimsHold`], [`Request::ClaimsRelease`]).
     Claim(Box<Claim>),
+    /// What posting did ([`Request::RemitsPost`]).
+    Posted(PostReport),
+    /// Postings ([`Request::RemitsReview`]).
+    Postings(Vec<Posting>),
+    /// One posting as it is after the operation ([`Request::RemitsApprove`]).
+    Posting(Box<Posting>),
+    /// One account ([`Request::AccountsShow`]).
+    Account(Box<AccountView>),
+    /// The aging report ([`Request::AccountsAging`]).
+    Aging(AgingReport),
 }
 
 impl Request {
@@ -175,6 +212,11 @@ impl Request {
             Request::ClaimsShow { .. } => "claims_show",
             Request::ClaimsHold { .. } => "claims_hold",
             Request::ClaimsRelease { .. } => "claims_release",
+            Request::RemitsPost { .. } => "remits_post",
+            Request::RemitsReview => "remits_review",
+            Request::RemitsApprove { .. } => "remits_approve",
+            Request::AccountsShow { .. } => "accounts_show",
+            Request::AccountsAging => "accounts_aging",
         }
     }
 }
@@ -193,6 +235,11 @@ impl Reply {
             Reply::Imported(_) => "imported",
             Reply::Claims(_) => "claims",
             Reply::Claim(_) => "claim",
+            Reply::Posted(_) => "posted",
+            Reply::Postings(_) => "postings",
+            Reply::Posting(_) => "posting",
+            Reply::Account(_) => "account",
+            Reply::Aging(_) => "aging",
         }
     }
 }
@@ -260,6 +307,28 @@ impl App {
                     claims::set_held(a, &id, false, &by).map(|c| Reply::Claim(Box::new(c)))
                 })
                 .await
+            }
+            Request::RemitsPost { file, text } => {
+                self.blocking(move |a| remits::post(a, &file, text.as_bytes()).map(Reply::Posted))
+                    .await
+            }
+            Request::RemitsReview => {
+                self.blocking(|a| remits::review(a).map(Reply::Postings))
+                    .await
+            }
+            Request::RemitsApprove { id, by } => {
+                self.blocking(move |a| {
+                    remits::approve(a, &id, &by).map(|p| Reply::Posting(Box::new(p)))
+                })
+                .await
+            }
+            Request::AccountsShow { id } => {
+                self.blocking(move |a| accounts::show(a, &id).map(|v| Reply::Account(Box::new(v))))
+                    .await
+            }
+            Request::AccountsAging => {
+                self.blocking(|a| accounts::aging(a).map(Reply::Aging))
+                    .await
             }
             Request::TasksClose { id, by, note } => {
                 self.blocking(move |a| tasks::close(a, &id, &by, note.as_deref()).map(Reply::Task))

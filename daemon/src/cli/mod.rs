@@ -22,11 +22,13 @@ macro_rules! call {
     };
 }
 
+pub mod accounts;
 pub mod claims;
 pub mod import;
 pub mod jobs;
 pub mod plugin_session;
 pub mod plugins;
+pub mod remits;
 pub mod tasks;
 pub mod x12;
 
@@ -92,6 +94,18 @@ pub enum Command {
         /// Claim verb.
         #[command(subcommand)]
         cmd: claims::ClaimsCommand,
+    },
+    /// Remittances (835): post a file, review postings.
+    Remits {
+        /// Remittance verb.
+        #[command(subcommand)]
+        cmd: remits::RemitsCommand,
+    },
+    /// Patient accounts: show one, aging.
+    Accounts {
+        /// Account verb.
+        #[command(subcommand)]
+        cmd: accounts::AccountsCommand,
     },
     /// Connector plugins: list, inspect, verify, call, sign, reload.
     Plugins {
@@ -265,6 +279,8 @@ fn dispatch(cli: Cli) -> VerbResult {
         Command::Tasks { cmd } => tasks::run(cfg_flag, cmd),
         Command::Import { cmd } => import::run(cfg_flag, cmd),
         Command::Claims { cmd } => claims::run(cfg_flag, cmd),
+        Command::Remits { cmd } => remits::run(cfg_flag, cmd),
+        Command::Accounts { cmd } => accounts::run(cfg_flag, cmd),
         Command::X12 { cmd } => Ok(x12::run(&cmd)?),
         Command::Plugins {
             cmd: plugins::PluginsCommand::Reload { pid: None },

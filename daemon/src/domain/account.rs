@@ -116,6 +116,203 @@ pub fn balance<'a>(entries: impl IntoIterator<Item = &'a LedgerEntry>) -> i64 {
     entries.into_iter().map(|e| e.amount_cents).sum()
 }
 
+/// Who owes the part of the balance an entry makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Party {
+    /// The insurer (charges not yet paid, adjusted or moved to the patient).
+    Insurance,
+    /// The patient.
+    Patient,
+}
+
+impl LedgerKind {
+    /// Whose balance this kind of entry moves ([`LedgerKind::Reversal`]
+    /// moves whoever the reversed entry moved: see [`parties`]).
+    pub fn party(&self) -> Party {
+        match self {
+            LedgerKind::PatientResponsibility | LedgerKind::PatientPayment => Party::Patient,
+            _ => Party::Insurance,
+        }
+    }
+}
+
+/// The party of each entry, a reversal taking the party of the entry it
+/// reverses (looked up among `entries`).
+pub fn parties(entries: &[LedgerEntry]) -> Vec<Party> {
+    let by_id: std::collections::HashMap<&str, &LedgerKind> =
+        entries.iter().map(|e| (e.id.as_str(), &e.kind)).collect();
+    entries
+        .iter()
+        .map(|e| {
+            let mut kind = &e.kind;
+            // A reversal of a reversal resolves to the original.
+            for _ in 0..4 {
+                match kind {
+                    LedgerKind::Reversal { reverses } => match by_id.get(reverses.as_str()) {
+                        Some(k) => kind = k,
+                        None => break,
+                    },
+                    _ => break,
+                }
+            }
+            kind.party()
+        })
+        .collect()
+}
+
+/// The balance owed by the insurer and by the patient, in cents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Balances {
+    /// Still with the insurer.
+    pub insurance_cents: i64,
+    /// Owed by the patient.
+    pub patient_cents: i64,
+}
+
+impl Balances {
+    /// Both together.
+    pub fn total_cents(&self) -> i64 {
+        self.insurance_cents + self.patient_cents
+    }
+}
+
+/// The insurance and patient balances of `entries` (one account's, or one
+/// claim's).
+pub fn balances(entries: &[LedgerEntry]) -> Balances {
+    let mut b = Balances::default();
+    for (e, p) in entries.iter().zip(parties(entries)) {
+        match p {
+            Party::Insurance => b.insurance_cents += e.amount_cents,
+            Party::Patient => b.patient_cents += e.amount_cents,
+        }
+    }
+    b
+}
+
+/// Aging bucket bounds in days: 0–30, 31–60, 61–90, 91–120, over 120.
+pub const AGING_BUCKETS: [&str; 5] = ["0-30", "31-60", "61-90", "91-120", "over-120"];
+
+/// Open balance by age, per party, in cents: each bucket index as in
+/// [`AGING_BUCKETS`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Aging {
+    /// The insurer's open balance by age.
+    pub insurance_cents: [i64; 5],
+    /// The patient's open balance by age.
+    pub patient_cents: [i64; 5],
+}
+
+impl Aging {
+    /// Adds another account's aging to this one.
+    pub fn add(&mut self, other: &Aging) {
+        for i in 0..5 {
+            self.insurance_cents[i] += other.insurance_cents[i];
+            self.patient_cents[i] += other.patient_cents[i];
+        }
+    }
+}
+
+fn bucket(days: i64) -> usize {
+    match days {
+        ..=30 => 0,
+        31..=60 => 1,
+        61..=90 => 2,
+        91..=120 => 3,
+        _ => 4,
+    }
+}
+
+/// Ages `entries` at `today`: per party, what increased the balance ages
+/// from the day it was posted, and what reduced it pays the oldest first;
+/// what is left of each increase lands in its age's bucket. A reversal
+/// and the entry it reverses are left out together. A credit balance (more
+/// paid than owed) is in no bucket.
+pub fn aging(entries: &[LedgerEntry], today: NaiveDate) -> Aging {
+    let mut out = Aging::default();
+    for (party, slot) in [
+        (Party::Insurance, &mut out.insurance_cents),
+        (Party::Patient, &mut out.patient_cents),
+    ] {
+        for (date, cents) in open_items(entries, party) {
+            slot[bucket((today - date).num_days())] += cents;
+        }
+    }
+    out
+}
+
+/// What is still open of each increase of `party`'s balance, oldest first,
+/// as (the day it was posted, cents), after what reduced the balance paid
+/// the oldest first. A reversal and the entry it reverses cancel out: the
+/// debt it restores is as old as it was.
+pub fn open_items(entries: &[LedgerEntry], party: Party) -> Vec<(NaiveDate, i64)> {
+    let parties = parties(entries);
+    let reversed: std::collections::HashSet<&str> = entries
+        .iter()
+        .filter_map(|e| match &e.kind {
+            LedgerKind::Reversal { reverses } => Some(reverses.as_str()),
+            _ => None,
+        })
+        .collect();
+    let mut items: Vec<(NaiveDate, i64)> = Vec::new();
+    let mut credit = 0i64;
+    for (e, p) in entries.iter().zip(&parties) {
+        if *p != party
+            || reversed.contains(e.id.as_str())
+            || matches!(e.kind, LedgerKind::Reversal { .. })
+        {
+            continue;
+        }
+        if e.amount_cents > 0 {
+            items.push((e.posted_at.date_naive(), e.amount_cents));
+        } else {
+            credit -= e.amount_cents;
+        }
+    }
+    items.sort_by_key(|(d, _)| *d);
+    let mut open = Vec::new();
+    for (date, mut cents) in items {
+        let used = credit.min(cents);
+        credit -= used;
+        cents -= used;
+        if cents > 0 {
+            open.push((date, cents));
+        }
+    }
+    open
+}
+
+/// Since when the patient has owed money: the day of the oldest open
+/// patient item, `None` when nothing is owed ([`Account::owing_since`]).
+pub fn owing_since_of(entries: &[LedgerEntry]) -> Option<NaiveDate> {
+    open_items(entries, Party::Patient).first().map(|(d, _)| *d)
+}
+
+/// Brings account `account_id`'s [`Account::owing_since`] (the aging
+/// index) in line with its entries; creates the account if it has none.
+pub fn refresh_owing_since(
+    db: &Db,
+    account_id: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let since = owing_since_of(&entries(db, account_id)?);
+    db.update::<Account, _>(account_id, |a| {
+        let mut a = a.unwrap_or(Account {
+            id: account_id.to_string(),
+            opened_at: now,
+            owing_since: None,
+        });
+        a.owing_since = since;
+        Some(a)
+    })?;
+    Ok(())
+}
+
+/// The ledger entries of account `account_id`, oldest first.
+pub fn entries(db: &Db, account_id: &str) -> Result<Vec<LedgerEntry>, StoreError> {
+    db.scan::<LedgerEntry>(&format!("{account_id}/"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,5 +356,57 @@ mod tests {
         let ids: Vec<&str> = old.items.iter().map(|a| a.id.as_str()).collect();
         assert_eq!(ids, ["P3", "P1"]);
         assert!(db.check_indexes::<Account>().unwrap().is_consistent());
+    }
+
+    fn entry(id: &str, days_ago: i64, kind: LedgerKind, amount_cents: i64) -> LedgerEntry {
+        LedgerEntry {
+            id: id.into(),
+            account_id: "P1".into(),
+            claim_id: Some("C1".into()),
+            posted_at: Utc::now() - chrono::Duration::days(days_ago),
+            kind,
+            amount_cents,
+            source: "t".into(),
+        }
+    }
+
+    #[test]
+    fn balances_split_by_party_and_reversals_follow_what_they_reverse() {
+        let adj = |g: &str| LedgerKind::Adjustment {
+            group: g.into(),
+            reason: "1".into(),
+        };
+        let mut es = vec![
+            entry("P1/1", 100, LedgerKind::Charge, 80_000),
+            entry("P1/2", 70, LedgerKind::InsurancePayment, -45_000),
+            entry("P1/3", 70, adj("CO"), -5_000),
+            entry("P1/4", 70, adj("PR"), -30_000),
+            entry("P1/5", 70, LedgerKind::PatientResponsibility, 30_000),
+        ];
+        let b = balances(&es);
+        assert_eq!((b.insurance_cents, b.patient_cents), (0, 30_000));
+        let today = Utc::now().date_naive();
+        let a = aging(&es, today);
+        assert_eq!(a.patient_cents, [0, 0, 30_000, 0, 0]);
+        assert_eq!(a.insurance_cents, [0; 5]);
+        es.push(entry("P1/6", 10, LedgerKind::PatientPayment, -10_000));
+        assert_eq!(aging(&es, today).patient_cents, [0, 0, 20_000, 0, 0]);
+        // Reversing the patient's share and the payment's moves both back.
+        for (i, orig) in [("P1/7", "P1/5"), ("P1/8", "P1/4"), ("P1/9", "P1/2")] {
+            let amount = -es.iter().find(|e| e.id == orig).unwrap().amount_cents;
+            es.push(entry(
+                i,
+                0,
+                LedgerKind::Reversal {
+                    reverses: orig.into(),
+                },
+                amount,
+            ));
+        }
+        let b = balances(&es);
+        assert_eq!((b.insurance_cents, b.patient_cents), (75_000, -10_000));
+        let a = aging(&es, today);
+        assert_eq!(a.insurance_cents, [0, 0, 0, 75_000, 0]);
+        assert_eq!(a.patient_cents, [0; 5]);
     }
 }

@@ -11,6 +11,8 @@
 //! - [`claim`]: the professional claim and its state machine.
 //! - [`claim_batch`]: claims sent together, recorded before they go.
 //! - [`account`]: patient accounts and their ledger.
+//! - [`remittance`]: a remittance as billd posts it and its posting plan.
+//! - [`posting`]: the durable records of posting (postings, PLB, quarantine).
 //! - [`practice`]: the practice itself and its billers.
 //! - [`scrub`]: the checks a claim passes before it goes out.
 //! - [`task`]: work handed to billers.
@@ -20,7 +22,9 @@ pub mod appointment;
 pub mod claim;
 pub mod claim_batch;
 pub mod patient;
+pub mod posting;
 pub mod practice;
+pub mod remittance;
 pub mod scrub;
 pub mod task;
 

@@ -10,6 +10,7 @@
 
 pub mod claims837;
 pub mod csv_rows;
+pub mod remit835;
 
 /// One problem with an input file.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -25,6 +25,7 @@ pub mod occurrence;
 pub mod prune;
 pub mod records;
 pub mod registry;
+pub mod remittance_posting;
 pub mod runner;
 pub mod submission;
 

@@ -242,24 +242,8 @@ mod tests {
             })
             .unwrap();
         }
-        let services = Services {
-            db: db.clone(),
-            clock: clock.clone(),
-            mailer: Arc::new(crate::notify::mail::Mailer::outbox(
-                "b <b@example.invalid>".parse().unwrap(),
-                std::path::Path::new("/nonexistent"),
-            )),
-            plugins: None,
-            audit: Arc::new(crate::plugin::TracingAudit),
-            practice: crate::domain::practice::Practice {
-                name: "Test Practice".into(),
-                npi: "1234567893".into(),
-                tax_id: "123456789".into(),
-                timezone: chrono_tz::UTC,
-            },
-            billers: vec![],
-            base_dir: std::path::PathBuf::from("/"),
-        };
+        let services =
+            crate::jobs::registry::test_services(&db, clock.clone(), std::path::Path::new("/"));
         let setup = JobSetup {
             name: "prune".into(),
             timezone: chrono_tz::UTC,

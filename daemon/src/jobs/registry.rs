@@ -53,6 +53,31 @@ impl std::fmt::Debug for Services {
     }
 }
 
+/// Services for a job kind's tests: the store and clock given, an outbox
+/// mailer nobody reads, no plugins, a test practice, relative paths from
+/// `base_dir`.
+#[cfg(test)]
+pub(crate) fn test_services(db: &Db, clock: SharedClock, base_dir: &std::path::Path) -> Services {
+    Services {
+        db: db.clone(),
+        clock,
+        mailer: Arc::new(Mailer::outbox(
+            "b <b@example.invalid>".parse().expect("a mailbox"),
+            std::path::Path::new("/nonexistent"),
+        )),
+        plugins: None,
+        audit: Arc::new(crate::plugin::TracingAudit),
+        practice: Practice {
+            name: "Test Practice".into(),
+            npi: "1234567893".into(),
+            tax_id: "123456789".into(),
+            timezone: chrono_tz::UTC,
+        },
+        billers: vec![],
+        base_dir: base_dir.to_path_buf(),
+    }
+}
+
 /// One configured job, as its kind's constructor sees it.
 #[derive(Debug, Clone)]
 pub struct JobSetup {
@@ -101,6 +126,7 @@ pub static KINDS: &[KindEntry] = &[
     super::eligibility::KIND,
     super::submission::KIND,
     super::claim_status::KIND,
+    super::remittance_posting::KIND,
 ];
 
 /// The names of the known kinds, in registry order.
