@@ -128,6 +128,11 @@ fn answer(
             })
             .collect()),
         SessionRequest::Sync { mark } => {
+            // The plugin's lines go out through the log pump's thread:
+            // let it catch up, so the mark comes after them.
+            harness
+                .plugin()
+                .settle_logs(std::time::Duration::from_secs(5));
             let mut err = std::io::stderr().lock();
             writeln!(err, "{SYNC_LINE} {mark}")
                 .and_then(|()| err.flush())

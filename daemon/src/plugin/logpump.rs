@@ -106,6 +106,9 @@ pub const QUEUE_LINES: usize = 1024;
 pub struct LogPump {
     tx: SyncSender<PluginLogLine>,
     dropped: Arc<AtomicU64>,
+    /// Lines queued, and lines the writer has finished with.
+    queued: AtomicU64,
+    written: Arc<AtomicU64>,
 }
 
 impl LogPump {
@@ -114,20 +117,40 @@ impl LogPump {
         let (tx, rx) = sync_channel(QUEUE_LINES);
         let dropped = Arc::new(AtomicU64::new(0));
         let d = dropped.clone();
+        let written = Arc::new(AtomicU64::new(0));
+        let w = written.clone();
         std::thread::Builder::new()
             .name("billd-plugin-log".into())
-            .spawn(move || pump(rx, output, d))?;
-        Ok(LogPump { tx, dropped })
+            .spawn(move || pump(rx, output, d, w))?;
+        Ok(LogPump {
+            tx,
+            dropped,
+            queued: AtomicU64::new(0),
+            written,
+        })
     }
 
     /// Offers a line; never blocks. False if it was dropped.
     pub fn offer(&self, line: PluginLogLine) -> bool {
         match self.tx.try_send(line) {
-            Ok(()) => true,
+            Ok(()) => {
+                self.queued.fetch_add(1, Ordering::SeqCst);
+                true
+            }
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
                 self.dropped.fetch_add(1, Ordering::Relaxed);
                 false
             }
+        }
+    }
+
+    /// Waits, at most `limit`, until the writer has written every line
+    /// queued before this call (a test session marks its log after them).
+    pub fn settle(&self, limit: std::time::Duration) {
+        let target = self.queued.load(Ordering::SeqCst);
+        let until = std::time::Instant::now() + limit;
+        while self.written.load(Ordering::SeqCst) < target && std::time::Instant::now() < until {
+            std::thread::sleep(std::time::Duration::from_millis(1));
         }
     }
 
@@ -137,13 +160,19 @@ impl LogPump {
     }
 }
 
-fn pump(rx: Receiver<PluginLogLine>, output: Arc<dyn LogOutput>, dropped: Arc<AtomicU64>) {
+fn pump(
+    rx: Receiver<PluginLogLine>,
+    output: Arc<dyn LogOutput>,
+    dropped: Arc<AtomicU64>,
+    written: Arc<AtomicU64>,
+) {
     while let Ok(line) = rx.recv() {
         let n = dropped.swap(0, Ordering::Relaxed);
         if n > 0 {
             output.dropped(n);
         }
         output.write(&line);
+        written.fetch_add(1, Ordering::SeqCst);
     }
     let n = dropped.swap(0, Ordering::Relaxed);
     if n > 0 {

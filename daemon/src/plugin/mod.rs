@@ -651,6 +651,12 @@ impl std::fmt::Debug for LoadedPlugin {
 }
 
 impl LoadedPlugin {
+    /// Waits, at most `limit`, until every log line the plugin wrote so far
+    /// has reached the log output.
+    pub fn settle_logs(&self, limit: std::time::Duration) {
+        self.shared.log.settle(limit);
+    }
+
     /// What the plugin is.
     pub fn info(&self) -> &PluginInfo {
         &self.info
