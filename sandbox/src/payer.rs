@@ -161,18 +161,25 @@ impl Payer {
         self.faults.take()
     }
 
-    /// Handles one request; `fault` is what [`Payer::take_fault`] gave
-    /// (the server sleeps for `slow` before calling this).
+    /// Counts and archives a request's payload as it arrives, before any
+    /// fault delays its answer (so a payload in the archive is one the
+    /// sender may still be waiting on).
+    pub fn receive(&mut self, req: &CoreMessage) {
+        *self.payloads.entry(req.payload_type.clone()).or_insert(0) += 1;
+        if !req.payload.is_empty() {
+            self.archive_payload(req);
+        }
+    }
+
+    /// Answers one request [`Payer::receive`] took; `fault` is what
+    /// [`Payer::take_fault`] gave (the server sleeps for `slow` before
+    /// calling this).
     pub fn handle(
         &mut self,
         op: Operation,
         req: &CoreMessage,
         fault: Option<&FaultSpec>,
     ) -> Answer {
-        *self.payloads.entry(req.payload_type.clone()).or_insert(0) += 1;
-        if !req.payload.is_empty() {
-            self.archive_payload(req);
-        }
         let kind = fault.map(|f| f.kind);
         match kind {
             Some(FaultKind::Http500) => return Answer::Status(500, None),

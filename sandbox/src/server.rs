@@ -114,7 +114,11 @@ async fn core(State(state): State<Shared>, req: Request) -> Response {
             );
         }
     };
-    let fault = lock(&state).take_fault();
+    let fault = {
+        let mut payer = lock(&state);
+        payer.receive(&msg);
+        payer.take_fault()
+    };
     if let Some(f) = fault.as_ref().filter(|f| f.kind == FaultKind::Slow) {
         tokio::time::sleep(Duration::from_millis(f.delay_ms.unwrap_or(25_000))).await;
     }
