@@ -26,8 +26,8 @@
 //! wrapper's).
 
 use billd_e2e::{
-    PayerSandbox, Scratch, base_config, billd_bin_profile, claims_837, sandbox_bin_profile,
-    sha256_file, workspace_root,
+    PAYER_SCENARIO_HEAD, PayerSandbox, Scratch, base_config, billd_bin_profile, claims_837,
+    core_plugin_table, sandbox_bin_profile,
 };
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -194,26 +194,10 @@ fn replays(sandbox: &PayerSandbox, payload_type: &str, mode: &'static str) -> Ve
 /// default, a courtesy to real payers) is lifted: the bench measures what
 /// billd costs, not the throttle.
 fn practice(s: &Scratch, sandbox: &PayerSandbox) {
-    let pkg = workspace_root().join("plugins/dist/core-clearinghouse");
-    assert!(
-        pkg.join("plugin.toml").exists(),
-        "{} is missing: run scripts/build-plugins.sh",
-        pkg.display()
-    );
-    std::fs::write(s.path("core.user"), "billd\n").unwrap();
-    std::fs::write(s.path("core.pass"), "sandbox-password\n").unwrap();
-    let origin = sandbox.origin();
+    let plugin = core_plugin_table(s, sandbox, "mime", "", "rate_limit_per_second = 1000000\n");
     s.write_config(&format!(
         r#"{}
-[[plugin]]
-name = "core-clearinghouse"
-path = "{}"
-sha256 = "{}"
-allowed_hosts = ["{origin}"]
-settings = {{ base-url = "{origin}", transport = "mime" }}
-rate_limit_per_second = 1000000
-secrets = {{ username = "file:core.user", password = "file:core.pass" }}
-
+{plugin}
 [[job]]
 name = "submission"
 kind = "submission"
@@ -240,17 +224,13 @@ window_business_days = 5
 rate_per_second = 1000000
 "#,
         base_config("outbox_dir = \"outbox\""),
-        pkg.display(),
-        sha256_file(&pkg.join("core_clearinghouse.wasm")),
     ));
 }
 
 /// The scenario: the sandbox payer, its credentials, and `members` active
 /// members `M000000`... named as [`patients_csv`] names them.
 fn scenario(members: usize) -> String {
-    let mut s = String::from(
-        "status_advance = \"per-inquiry\"\n[payer]\nid = \"SANDBOXPAYER\"\nname = \"SANDBOX HEALTH PLAN\"\ncore_id = \"SANDBOXPAYER\"\n[[credentials]]\nusername = \"billd\"\npassword = \"sandbox-password\"\n",
-    );
+    let mut s = String::from(PAYER_SCENARIO_HEAD);
     for i in 0..members {
         s.push_str(&format!(
             "[[members]]\nmember_id = \"M{i:06}\"\nlast_name = \"{}\"\nfirst_name = \"PAT\"\nbirth_date = \"1980-04-02\"\nstatus = \"active\"\nplan = \"GOLD PPO\"\ngroup = \"GRP100\"\ncoverage_begin = \"2024-01-01\"\n",

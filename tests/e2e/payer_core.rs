@@ -7,22 +7,13 @@
 //! mapped onto the right error variant.
 
 use billd_e2e::{
-    PayerSandbox as Sandbox, Scratch, base_config, pyx12_passes, stderr, venv_tool, workspace_root,
+    PayerSandbox as Sandbox, Scratch, base_config, core_package, core_plugin_table, pyx12_passes,
+    stderr, venv_tool, workspace_root,
 };
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::Command;
-
-fn package() -> PathBuf {
-    let p = workspace_root().join("plugins/dist/core-clearinghouse");
-    assert!(
-        p.join("plugin.toml").exists(),
-        "{} is missing: run scripts/build-plugins.sh",
-        p.display()
-    );
-    p
-}
 
 fn fixture(name: &str) -> Value {
     let p = workspace_root()
@@ -39,21 +30,10 @@ struct Practice {
 impl Practice {
     fn new(sb: &Sandbox, transport: &str) -> Practice {
         let s = Scratch::new();
-        std::fs::write(s.path("core.user"), "billd\n").unwrap();
-        std::fs::write(s.path("core.pass"), "sandbox-password\n").unwrap();
+        let plugin = core_plugin_table(&s, sb, transport, ", timeout-ms = 3000", "");
         s.write_config(&format!(
-            r#"{}
-[[plugin]]
-name = "core-clearinghouse"
-path = "{}"
-unpinned = true
-allowed_hosts = ["http://127.0.0.1:{port}"]
-settings = {{ base-url = "http://127.0.0.1:{port}", transport = "{transport}", timeout-ms = 3000 }}
-secrets = {{ username = "file:core.user", password = "file:core.pass" }}
-"#,
-            base_config("outbox_dir = \"outbox\""),
-            package().display(),
-            port = sb.port
+            "{}\n{plugin}",
+            base_config("outbox_dir = \"outbox\"")
         ));
         s.init();
         Practice { s }
@@ -67,7 +47,7 @@ secrets = {{ username = "file:core.user", password = "file:core.pass" }}
             .s
             .billd()
             .args(["plugins", "call", "--plugin"])
-            .arg(package())
+            .arg(core_package())
             .args(["--func", func, "--input"])
             .arg(&file)
             .args(["--idempotency-key", key])

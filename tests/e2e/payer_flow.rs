@@ -8,8 +8,8 @@
 //! PayloadIDs), and every archived 837P passes pyx12.
 
 use billd_e2e::{
-    PayerSandbox, Scratch, base_config, claims_837, pyx12_passes, sha256_file, stderr, stdout,
-    wait_until, workspace_root,
+    PAYER_SCENARIO_HEAD, PayerSandbox, Scratch, base_config, claims_837, core_plugin_table,
+    pyx12_passes, stderr, stdout, wait_until,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -79,20 +79,10 @@ fn practice(s: &Scratch, sandbox: &Sandbox, transport: &str) {
 
 /// [`practice`] with `extra` lines in both jobs' params.
 fn practice_with(s: &Scratch, sandbox: &Sandbox, transport: &str, extra: &str) {
-    let pkg = workspace_root().join("plugins/dist/core-clearinghouse");
-    std::fs::write(s.path("core.user"), "billd\n").unwrap();
-    std::fs::write(s.path("core.pass"), "sandbox-password\n").unwrap();
-    let origin = format!("http://127.0.0.1:{}", sandbox.port);
+    let plugin = core_plugin_table(s, sandbox, transport, "", "");
     s.write_config(&format!(
         r#"{}
-[[plugin]]
-name = "core-clearinghouse"
-path = "{}"
-sha256 = "{}"
-allowed_hosts = ["{origin}"]
-settings = {{ base-url = "{origin}", transport = "{transport}" }}
-secrets = {{ username = "file:core.user", password = "file:core.pass" }}
-
+{plugin}
 [[job]]
 name = "submission"
 kind = "submission"
@@ -113,21 +103,9 @@ connector = "core-clearinghouse"
 {extra}
 "#,
         base_config("outbox_dir = \"outbox\""),
-        pkg.display(),
-        sha256_file(&pkg.join("core_clearinghouse.wasm")),
     ));
     s.init();
 }
-
-const SCENARIO_HEAD: &str = r#"status_advance = "per-inquiry"
-[payer]
-id = "SANDBOXPAYER"
-name = "SANDBOX HEALTH PLAN"
-core_id = "SANDBOXPAYER"
-[[credentials]]
-username = "billd"
-password = "sandbox-password"
-"#;
 
 fn claims_by_state(s: &Scratch) -> BTreeMap<String, String> {
     let list: serde_json::Value =
@@ -161,7 +139,7 @@ fn task_kinds(s: &Scratch) -> Vec<String> {
 fn claims_go_out_and_are_followed_to_paid_denied_and_rejected() {
     let s = Scratch::new();
     let scenario = format!(
-        r#"{SCENARIO_HEAD}
+        r#"{PAYER_SCENARIO_HEAD}
 [[claims]]
 claim_id = "FL0000"
 status = ["F1:65"]
@@ -233,7 +211,7 @@ fn pyx12_accepts(sandbox: &Sandbox) {
 
 fn killed_mid_batch_then_restarted(transport: &str) {
     let s = Scratch::new();
-    let sandbox = Sandbox::start(s.path("").as_path(), SCENARIO_HEAD);
+    let sandbox = Sandbox::start(s.path("").as_path(), PAYER_SCENARIO_HEAD);
     practice(&s, &sandbox, transport);
     std::fs::write(s.path("batch.837"), claims_837(60, "KL")).unwrap();
     ok(&s.run(&["import", "claims", s.path("batch.837").to_str().unwrap()]));
@@ -311,7 +289,7 @@ fn kill_9_mid_batch_sends_every_claim_exactly_once_over_both_transports() {
 #[test]
 fn faults_end_in_retries_then_one_task_and_no_claim_is_lost_or_sent_twice() {
     let s = Scratch::new();
-    let sandbox = Sandbox::start(s.path("").as_path(), SCENARIO_HEAD);
+    let sandbox = Sandbox::start(s.path("").as_path(), PAYER_SCENARIO_HEAD);
     practice_with(
         &s,
         &sandbox,

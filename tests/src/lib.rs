@@ -150,6 +150,59 @@ impl PayerSandbox {
     }
 }
 
+/// The head of a payer sandbox scenario: the sandbox payer, claim statuses
+/// advancing one step per inquiry, and the credentials
+/// [`core_plugin_table`] gives the connector.
+pub const PAYER_SCENARIO_HEAD: &str = r#"status_advance = "per-inquiry"
+[payer]
+id = "SANDBOXPAYER"
+name = "SANDBOX HEALTH PLAN"
+core_id = "SANDBOXPAYER"
+[[credentials]]
+username = "billd"
+password = "sandbox-password"
+"#;
+
+/// The built core-clearinghouse package; panics with the fix if missing.
+pub fn core_package() -> PathBuf {
+    let p = workspace_root().join("plugins/dist/core-clearinghouse");
+    assert!(
+        p.join("plugin.toml").exists(),
+        "{} is missing: run scripts/build-plugins.sh",
+        p.display()
+    );
+    p
+}
+
+/// The `[[plugin]]` table of the core-clearinghouse connector (pinned by
+/// its sha256) against `sandbox` over `transport`, with `settings_extra`
+/// inside its settings (`, timeout-ms = 3000`) and `extra` lines after;
+/// writes the credential files its secrets name into `s`.
+pub fn core_plugin_table(
+    s: &Scratch,
+    sandbox: &PayerSandbox,
+    transport: &str,
+    settings_extra: &str,
+    extra: &str,
+) -> String {
+    let pkg = core_package();
+    std::fs::write(s.path("core.user"), "billd\n").expect("write core.user");
+    std::fs::write(s.path("core.pass"), "sandbox-password\n").expect("write core.pass");
+    let origin = sandbox.origin();
+    format!(
+        r#"[[plugin]]
+name = "core-clearinghouse"
+path = "{}"
+sha256 = "{}"
+allowed_hosts = ["{origin}"]
+settings = {{ base-url = "{origin}", transport = "{transport}"{settings_extra} }}
+{extra}secrets = {{ username = "file:core.user", password = "file:core.pass" }}
+"#,
+        pkg.display(),
+        sha256_file(&pkg.join("core_clearinghouse.wasm")),
+    )
+}
+
 impl Drop for PayerSandbox {
     fn drop(&mut self) {
         let _ = self.child.kill();
