@@ -224,7 +224,24 @@ fn cargo_build(package: &str, bin: &str, release: bool) -> PathBuf {
     if release {
         args.push("--release");
     }
-    let out = Command::new(cargo)
+    let mut cmd = Command::new(cargo);
+    // Cargo gives a test or bench process the variables of its own package
+    // (CARGO_PKG_NAME, CARGO_MANIFEST_DIR, ...). Passed on, they change the
+    // fingerprints of dependencies that read them, so this build and a
+    // plain `cargo build` would rebuild each other's artifacts every time.
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        if name.starts_with("CARGO_PKG_")
+            || name.starts_with("CARGO_MANIFEST_")
+            || matches!(
+                name.as_ref(),
+                "CARGO_CRATE_NAME" | "CARGO_PRIMARY_PACKAGE" | "CARGO_TARGET_TMPDIR" | "OUT_DIR"
+            )
+        {
+            cmd.env_remove(name.as_ref());
+        }
+    }
+    let out = cmd
         .args(&args)
         .current_dir(workspace_root())
         .stderr(Stdio::inherit())
