@@ -343,6 +343,7 @@ mod tests {
                     "env:BILLD_TEST_SURELY_UNSET_VAR".to_string(),
                 )]
                 .into(),
+                signing_keys: Default::default(),
                 allowed_hosts: Vec::new(),
                 rate_limit_per_second: None,
                 call_timeout_secs: None,
@@ -364,6 +365,7 @@ mod tests {
             unpinned: false,
             settings: [("generation".to_string(), toml::Value::Integer(generation))].into(),
             secrets: Default::default(),
+            signing_keys: Default::default(),
             allowed_hosts: Vec::new(),
             rate_limit_per_second: None,
             call_timeout_secs: None,
