@@ -642,3 +642,186 @@ impl JobKind for DunningJob {
         self.retry
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::domain::account::LedgerEntry;
+    use crate::domain::hold::{Hold, HoldKind};
+    use crate::domain::{LedgerKind, PersonName, Sex};
+    use tokio_util::sync::CancellationToken;
+
+    fn seed(db: &Db, id: &str, email: Option<&str>, at: DateTime<Utc>) {
+        db.put(&Patient {
+            id: id.into(),
+            name: PersonName {
+                last: "Quill".into(),
+                first: format!("Ada{id}"),
+                middle: None,
+                suffix: None,
+            },
+            birth_date: NaiveDate::from_ymd_opt(1970, 1, 1).unwrap(),
+            sex: Sex::Female,
+            email: email.map(str::to_string),
+            phone: None,
+            address: None,
+        })
+        .unwrap();
+        let e = |n: u32, kind, cents| LedgerEntry {
+            id: format!("{id}/{n}"),
+            account_id: id.into(),
+            claim_id: Some(format!("C-{id}")),
+            posted_at: at,
+            kind,
+            amount_cents: cents,
+            source: "t".into(),
+        };
+        db.put(&e(1, LedgerKind::Charge, 10_000)).unwrap();
+        db.put(&e(2, LedgerKind::InsurancePayment, -7_500)).unwrap();
+        db.put(&e(
+            3,
+            LedgerKind::Adjustment {
+                group: "PR".into(),
+                reason: "1".into(),
+            },
+            -2_500,
+        ))
+        .unwrap();
+        db.put(&e(4, LedgerKind::PatientResponsibility, 2_500))
+            .unwrap();
+        account::refresh_owing_since(db, id, at).unwrap();
+    }
+
+    fn files(dir: &std::path::Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .map(|rd| {
+                rd.map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+
+    #[tokio::test]
+    async fn a_run_sends_each_due_step_once_inside_the_window_and_holds_stop_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::in_memory();
+        let start: DateTime<Utc> = "2026-03-02T14:00:00Z".parse().unwrap();
+        let clock = Arc::new(ManualClock::new(start));
+        let mut services = super::super::registry::test_services(&db, clock.clone(), dir.path());
+        services.mailer = Arc::new(Mailer::outbox(
+            "Billing <billing@example.org>".parse().unwrap(),
+            &dir.path().join("out"),
+        ));
+        let params: DunningParams = parse_params(
+            &"unsubscribe_url = \"https://pay.example.org/stop/{account}\"\ncontact_phone = \"555-0100\"\n"
+                .parse()
+                .unwrap(),
+        )
+        .unwrap();
+        let setup = JobSetup {
+            name: "dunning".into(),
+            timezone: chrono_tz::UTC,
+        };
+        let job = DunningJob::new(params, &setup, &services).unwrap();
+        seed(&db, "P1", Some("ada@example.org"), start);
+        seed(&db, "P2", None, start);
+        seed(&db, "P3", Some("held@example.org"), start);
+        db.put(&Hold {
+            id: "P3/H000001".into(),
+            account_id: "P3".into(),
+            kind: HoldKind::Deceased,
+            reason: "estate".into(),
+            placed_by: "dana".into(),
+            placed_at: start,
+            released: None,
+        })
+        .unwrap();
+        let ctx = |run: &str| RunContext {
+            db: db.clone(),
+            clock: clock.clone(),
+            job: "dunning".into(),
+            run_id: run.into(),
+            occurrence: None,
+            cancel: CancellationToken::new(),
+        };
+        let c = ctx("r1");
+        let items = job.list_items(&c).await.unwrap();
+        assert_eq!(items, ["P1", "P2", "P3"]);
+        for r in job.work_batch(&c, &items).await {
+            r.unwrap();
+        }
+        let out = dir.path().join("out");
+        let sent = files(&out);
+        assert_eq!(sent.len(), 1, "P2 has no address, P3 is held");
+        let m = &sent[0];
+        assert!(m.contains("To: ada@example.org"), "{m}");
+        assert!(
+            m.contains("List-Unsubscribe: <https://pay.example.org/stop/P1>,"),
+            "{m}"
+        );
+        assert!(
+            m.contains("<mailto:billing@example.org?subject=unsubscribe%20P1>"),
+            "{m}"
+        );
+        assert!(
+            m.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"),
+            "{m}"
+        );
+        assert!(
+            m.contains("$25.00") && m.contains("555-0100") && m.contains("AdaP1"),
+            "{m}"
+        );
+        let tasks = crate::domain::task::open(&db).unwrap();
+        assert_eq!(tasks.len(), 1);
+        assert_eq!(tasks[0].kind, "dunning-no-email");
+        assert!(!tasks[0].subject.contains("Ada"), "{}", tasks[0].subject);
+        let notices = dunning::notices_of(&db, "P1").unwrap();
+        assert_eq!(notices.len(), 1);
+        assert_eq!(dunning::first_statement_date(&notices), Some(start));
+
+        // A second run the same day sends nothing more.
+        let c = ctx("r2");
+        for r in job.work_batch(&c, &items).await {
+            r.unwrap();
+        }
+        assert_eq!(files(&out).len(), 1);
+
+        // Outside the window a run decides nothing.
+        clock.set("2026-04-01T22:30:00Z".parse().unwrap());
+        assert!(job.list_items(&ctx("r3")).await.unwrap().is_empty());
+        assert!(
+            job.work_batch(&ctx("r3"), &items)
+                .await
+                .iter()
+                .all(Result::is_ok)
+        );
+        assert_eq!(files(&out).len(), 1);
+
+        // Day 30, inside the window: the reminder; opted out P1 gets nothing after.
+        clock.set("2026-04-01T12:00:00Z".parse().unwrap());
+        for r in job.work_batch(&ctx("r4"), &items).await {
+            r.unwrap();
+        }
+        let sent = files(&out);
+        assert_eq!(sent.len(), 2);
+        assert!(sent.iter().any(|m| m.contains("reminder")), "{sent:?}");
+        let a = db.get::<Account>("P1").unwrap().unwrap();
+        db.put(&Account {
+            opt_out: Some(account::OptOut {
+                by: "dana".into(),
+                at: start,
+                via: None,
+            }),
+            ..a
+        })
+        .unwrap();
+        clock.set("2026-05-01T12:00:00Z".parse().unwrap());
+        for r in job.work_batch(&ctx("r5"), &items).await {
+            r.unwrap();
+        }
+        assert_eq!(files(&out).len(), 2, "opted out");
+    }
+}
