@@ -1,13 +1,17 @@
-//! `billd-sandbox`: a CAQH CORE payer for billd's tests and demo. It speaks
+//! `billd-sandbox`: a CAQH CORE payer and a FHIR R4 EHR (with a SMART
+//! token endpoint) for billd's tests and demo. It speaks
 //! CORE Connectivity vC2.2.0 (SOAP 1.2 and HTTP+MIME) with X12 written by
 //! billd-x12, follows a scenario file, archives every payload it receives
 //! and injects faults on demand. Never part of the `billd` binary.
 
 mod envelope;
 mod faults;
+mod fhir;
+mod fhir_server;
 mod payer;
 mod scenario;
 mod server;
+mod smart;
 mod x12out;
 
 use std::path::PathBuf;
@@ -38,6 +42,37 @@ enum Command {
         #[arg(long)]
         archive: PathBuf,
     },
+    /// A FHIR R4 server over fixture files, with a SMART Backend Services
+    /// token endpoint (see sandbox/README.md).
+    Fhir {
+        /// Directory of FHIR JSON (`.json`: a resource or a Bundle;
+        /// `.ndjson`: one resource a line), read recursively.
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Adds this many generated patients, each with a coverage and an
+        /// appointment on `--generate-day` (benchmarks).
+        #[arg(long, default_value_t = 0)]
+        generate: usize,
+        /// The day generated appointments fall on (YYYY-MM-DD).
+        #[arg(long, default_value = "2026-12-03")]
+        generate_day: chrono::NaiveDate,
+        /// Loopback address to listen on; port 0 picks a free port.
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: std::net::SocketAddr,
+        /// A bearer token accepted as is (the connector's simple mode).
+        #[arg(long)]
+        static_token: Option<String>,
+        /// The SMART client's public keys (a JWKS file); enables the token
+        /// endpoint and requires its tokens.
+        #[arg(long, requires = "client_id")]
+        jwks: Option<PathBuf>,
+        /// The SMART client id (`iss` and `sub` of its assertions).
+        #[arg(long)]
+        client_id: Option<String>,
+        /// Lifetime of issued access tokens, in seconds.
+        #[arg(long, default_value_t = 300)]
+        token_lifetime: i64,
+    },
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -56,6 +91,57 @@ async fn main() -> anyhow::Result<()> {
             std::fs::create_dir_all(&archive)
                 .map_err(|e| anyhow::anyhow!("--archive {}: {e}", archive.display()))?;
             server::serve(scenario, listen, archive).await
+        }
+        Command::Fhir {
+            data,
+            generate,
+            generate_day,
+            listen,
+            static_token,
+            jwks,
+            client_id,
+            token_lifetime,
+        } => {
+            if !listen.ip().is_loopback() {
+                anyhow::bail!("--listen {listen}: the sandbox listens on loopback only");
+            }
+            let mut store = match &data {
+                Some(dir) => fhir::FhirStore::load_dir(dir)?,
+                None => fhir::FhirStore::default(),
+            };
+            store.generate(generate, generate_day);
+            let keys = match &jwks {
+                None => None,
+                Some(path) => {
+                    let text = std::fs::read_to_string(path)
+                        .map_err(|e| anyhow::anyhow!("--jwks {}: {e}", path.display()))?;
+                    let set: jsonwebtoken::jwk::JwkSet =
+                        serde_json::from_str(&text).map_err(|e| {
+                            anyhow::anyhow!("--jwks {}: not a JWKS: {e}", path.display())
+                        })?;
+                    Some(set)
+                }
+            };
+            fhir_server::serve(listen, move |token_url| {
+                let smart = keys.map(|keys| {
+                    smart::TokenEndpoint::new(
+                        smart::Client {
+                            id: client_id.unwrap_or_default(),
+                            keys,
+                        },
+                        token_url,
+                        token_lifetime,
+                    )
+                });
+                Ok(fhir_server::Sandbox::new(
+                    store,
+                    fhir_server::Auth {
+                        static_token,
+                        smart,
+                    },
+                ))
+            })
+            .await
         }
     }
 }
