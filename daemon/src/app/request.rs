@@ -7,7 +7,7 @@
 use chrono::{DateTime, FixedOffset, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::accounts::{self, AccountView, AgingReport};
+use super::accounts::{self, AccountView, AgingReport, PaymentReceipt};
 use super::claims::{self, ClaimFilter, ClaimSummary};
 use super::dunning::{self, NewPlan, OptOutView, OutboxLine, PlanView};
 use super::import::{self, ImportReport};
@@ -153,6 +153,17 @@ pub enum Request {
     },
     /// [`accounts::aging`].
     AccountsAging,
+    /// [`accounts::pay`].
+    AccountsPay {
+        /// Account (patient) id.
+        id: String,
+        /// Amount in cents (more than 0).
+        cents: i64,
+        /// The receipt's id: the payment's idempotency key.
+        reference: String,
+        /// Who took the payment.
+        by: String,
+    },
     /// [`dunning::hold_add`].
     HoldsAdd {
         /// Account id.
@@ -257,6 +268,8 @@ pub enum Reply {
     Account(Box<AccountView>),
     /// The aging report ([`Request::AccountsAging`]).
     Aging(AgingReport),
+    /// A patient payment ([`Request::AccountsPay`]).
+    Payment(Box<PaymentReceipt>),
     /// Holds ([`Request::HoldsList`]).
     Holds(Vec<Hold>),
     /// One hold after the operation ([`Request::HoldsAdd`],
@@ -298,6 +311,7 @@ impl Request {
             Request::RemitsApprove { .. } => "remits_approve",
             Request::AccountsShow { .. } => "accounts_show",
             Request::AccountsAging => "accounts_aging",
+            Request::AccountsPay { .. } => "accounts_pay",
             Request::HoldsAdd { .. } => "holds_add",
             Request::HoldsRemove { .. } => "holds_remove",
             Request::HoldsList { .. } => "holds_list",
@@ -329,6 +343,7 @@ impl Reply {
             Reply::Posting(_) => "posting",
             Reply::Account(_) => "account",
             Reply::Aging(_) => "aging",
+            Reply::Payment(_) => "payment",
             Reply::Holds(_) => "holds",
             Reply::Hold(_) => "hold",
             Reply::Plans(_) => "plans",
@@ -424,6 +439,18 @@ impl App {
             Request::AccountsAging => {
                 self.blocking(|a| accounts::aging(a).map(Reply::Aging))
                     .await
+            }
+            Request::AccountsPay {
+                id,
+                cents,
+                reference,
+                by,
+            } => {
+                self.blocking(move |a| {
+                    accounts::pay(a, &id, cents, &reference, &by)
+                        .map(|r| Reply::Payment(Box::new(r)))
+                })
+                .await
             }
             Request::HoldsAdd {
                 account,
