@@ -197,19 +197,17 @@ mod tests {
     use crate::posting::{self, tests::submitted_claim};
     use std::sync::Arc;
 
-    #[test]
-    fn show_and_aging_follow_the_ledger_as_days_pass() {
-        let clock = Arc::new(ManualClock::new(
-            crate::app::testing::START.parse().unwrap(),
-        ));
-        let app = crate::app::testing::app("").with_clock(clock.clone());
+    /// Submits claims (CLM01, charge) for patients P-0, P-1, ... and posts
+    /// the managed-care 835 fixture that pays them.
+    fn post_managed_care(app: &App, claims: &[(&str, i64)]) {
         let bytes = std::fs::read(
             std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
                 .join("../tests/fixtures/x12/835/lfh__managed-care.835"),
         )
         .unwrap();
-        submitted_claim(app.db(), "5554555444", 0, 80_000);
-        submitted_claim(app.db(), "8765432112", 1, 120_000);
+        for (i, (clm01, cents)) in claims.iter().enumerate() {
+            submitted_claim(app.db(), clm01, i, *cents);
+        }
         posting::post(
             app.db(),
             app.now(),
@@ -218,6 +216,15 @@ mod tests {
             &PostingModes::default(),
         )
         .unwrap();
+    }
+
+    #[test]
+    fn show_and_aging_follow_the_ledger_as_days_pass() {
+        let clock = Arc::new(ManualClock::new(
+            crate::app::testing::START.parse().unwrap(),
+        ));
+        let app = crate::app::testing::app("").with_clock(clock.clone());
+        post_managed_care(&app, &[("5554555444", 80_000), ("8765432112", 120_000)]);
         let a = show(&app, "P-0").unwrap();
         assert_eq!(
             (a.balances.insurance_cents, a.balances.patient_cents),
@@ -242,20 +249,7 @@ mod tests {
     #[test]
     fn a_patient_payment_posts_once_per_receipt_and_lowers_the_patient_balance() {
         let app = crate::app::testing::app("");
-        let bytes = std::fs::read(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../tests/fixtures/x12/835/lfh__managed-care.835"),
-        )
-        .unwrap();
-        submitted_claim(app.db(), "5554555444", 0, 80_000);
-        posting::post(
-            app.db(),
-            app.now(),
-            "mc",
-            &bytes[..],
-            &PostingModes::default(),
-        )
-        .unwrap();
+        post_managed_care(&app, &[("5554555444", 80_000)]);
         assert_eq!(show(&app, "P-0").unwrap().balances.patient_cents, 30_000);
         let r = pay(&app, "P-0", 10_000, "card-991", "desk").unwrap();
         assert!(r.posted);
