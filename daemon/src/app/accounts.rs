@@ -48,10 +48,16 @@ pub struct AgingReport {
     pub totals: Aging,
 }
 
-fn today(app: &App) -> NaiveDate {
-    app.now()
-        .with_timezone(&app.config().practice.timezone)
-        .date_naive()
+/// An account must be known (a patient or a ledger) to be held, planned
+/// or paid.
+pub(super) fn known_account(app: &App, id: &str) -> Result<(), AppError> {
+    let db = app.db();
+    if db.get::<account::Account>(id)?.is_some() || db.get::<crate::domain::Patient>(id)?.is_some()
+    {
+        Ok(())
+    } else {
+        Err(AppError::NoSuchAccount(id.to_string()))
+    }
 }
 
 /// Account `id` with its ledger.
@@ -60,7 +66,7 @@ pub fn show(app: &App, id: &str) -> Result<AccountView, AppError> {
     if entries.is_empty() && app.db().get::<account::Account>(id)?.is_none() {
         return Err(AppError::NoSuchAccount(id.to_string()));
     }
-    let as_of = today(app);
+    let as_of = app.today();
     Ok(AccountView {
         id: id.to_string(),
         balances: account::balances(&entries),
@@ -73,7 +79,7 @@ pub fn show(app: &App, id: &str) -> Result<AccountView, AppError> {
 /// Ages every account with a balance, reading the ledger one account at a
 /// time (entries are keyed by account, so they come grouped).
 pub fn aging(app: &App) -> Result<AgingReport, AppError> {
-    let as_of = today(app);
+    let as_of = app.today();
     let mut report = AgingReport {
         as_of,
         buckets: AGING_BUCKETS.iter().map(|b| b.to_string()).collect(),
@@ -151,11 +157,8 @@ pub fn pay(
                 .into(),
         ));
     }
+    known_account(app, id)?;
     let db = app.db();
-    if db.get::<account::Account>(id)?.is_none() && db.get::<crate::domain::Patient>(id)?.is_none()
-    {
-        return Err(AppError::NoSuchAccount(id.to_string()));
-    }
     let now = app.now();
     let entry = LedgerEntry {
         id: format!("{id}/pay/{reference}"),

@@ -6,28 +6,13 @@
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
+use super::accounts::known_account;
 use super::{App, AppError};
 use crate::domain::account::{self, Account, OptOut};
+use crate::domain::dunning;
 use crate::domain::hold::{self, Hold, HoldKind, HoldRelease};
 use crate::domain::plan::{self, Installment, Interval, PaymentPlan, PlanCancel, Standing};
-use crate::domain::{Patient, dunning};
 use crate::notify::{OutboxMessage, OutboxStatus};
-
-fn today(app: &App) -> NaiveDate {
-    app.now()
-        .with_timezone(&app.config().practice.timezone)
-        .date_naive()
-}
-
-/// An account must be known (a patient or a ledger) to be held or planned.
-fn known_account(app: &App, id: &str) -> Result<(), AppError> {
-    let db = app.db();
-    if db.get::<Account>(id)?.is_some() || db.get::<Patient>(id)?.is_some() {
-        Ok(())
-    } else {
-        Err(AppError::NoSuchAccount(id.to_string()))
-    }
-}
 
 /// Places a hold of `kind` on `account`.
 pub fn hold_add(
@@ -126,7 +111,7 @@ fn view(app: &App, p: PaymentPlan) -> Result<PlanView, AppError> {
     let standing = plan::standing(
         &p,
         &dunning::payments_since(&entries, p.created_at),
-        today(app),
+        app.today(),
     );
     Ok(PlanView {
         schedule: plan::schedule(&p),
@@ -311,7 +296,7 @@ mod tests {
             account: "P1".into(),
             total_cents: 10_000,
             installment_cents: 2_500,
-            start: today(&app) + chrono::Duration::days(10),
+            start: app.today() + chrono::Duration::days(10),
             interval: "monthly".into(),
             grace_days: 5,
             by: "dana".into(),

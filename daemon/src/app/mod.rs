@@ -141,6 +141,13 @@ impl App {
         self.clock.now()
     }
 
+    /// Today in the practice's timezone, by the app's clock.
+    pub fn today(&self) -> chrono::NaiveDate {
+        self.now()
+            .with_timezone(&self.cfg.practice.timezone)
+            .date_naive()
+    }
+
     /// The daemon's parts, when this app runs inside the daemon.
     pub fn daemon(&self) -> Option<&DaemonParts> {
         self.daemon.as_ref()

@@ -817,17 +817,9 @@ mod tests {
         let (_, _, sha, _) = package_hashes(pkg.path()).unwrap();
         let cfg = ConfiguredPlugins {
             entries: vec![PluginEntry {
-                name: "echo-payer".into(),
-                path: pkg.path().to_path_buf(),
                 sha256: Some(sha),
                 unpinned: false,
-                settings: Default::default(),
-                secrets: Default::default(),
-                signing_keys: Default::default(),
-                allowed_hosts: Vec::new(),
-                rate_limit_per_second: None,
-                call_timeout_secs: None,
-                limits: Default::default(),
+                ..PluginEntry::for_tests("echo-payer", pkg.path())
             }],
             trust: PluginTrust {
                 require_signatures: true,
@@ -859,17 +851,10 @@ mod tests {
         crate::store::StoreKey::generate_to(&store.key_file).unwrap();
         let (_, _, sha, _) = package_hashes(&dist("echo-payer")).unwrap();
         let entry = |sha: String| PluginEntry {
-            name: "echo-payer".into(),
-            path: dist("echo-payer"),
             sha256: Some(sha),
             unpinned: false,
             settings: [("generation".to_string(), toml::Value::Integer(5))].into(),
-            secrets: Default::default(),
-            signing_keys: Default::default(),
-            allowed_hosts: Vec::new(),
-            rate_limit_per_second: None,
-            call_timeout_secs: None,
-            limits: Default::default(),
+            ..PluginEntry::for_tests("echo-payer", &dist("echo-payer"))
         };
         let mut cfg = ConfiguredPlugins {
             entries: vec![entry(sha)],

@@ -370,7 +370,7 @@ pub fn validate(entries: &[PluginEntry], trust: &PluginTrust) -> Vec<PluginConfi
             }
         }
         for (name, r) in &e.secrets {
-            if !(r.starts_with("env:") || r.starts_with("file:")) {
+            if !is_reference(r) {
                 // The value is not repeated: it may be the secret itself.
                 p(
                     at(&format!("secrets.{name}")),
@@ -379,7 +379,7 @@ pub fn validate(entries: &[PluginEntry], trust: &PluginTrust) -> Vec<PluginConfi
             }
         }
         for (name, k) in &e.signing_keys {
-            if !(k.key.starts_with("env:") || k.key.starts_with("file:")) {
+            if !is_reference(&k.key) {
                 p(
                     at(&format!("signing_keys.{name}.key")),
                     "keys by reference only: \"env:NAME\" or \"file:PATH\"".into(),
@@ -414,6 +414,12 @@ pub fn validate(entries: &[PluginEntry], trust: &PluginTrust) -> Vec<PluginConfi
         );
     }
     problems
+}
+
+/// Whether `r` is a secret reference (`env:NAME` or `file:PATH`) rather
+/// than a value written into the configuration.
+fn is_reference(r: &str) -> bool {
+    r.starts_with("env:") || r.starts_with("file:")
 }
 
 /// Parses a hex sha256 (any case) into its canonical lower-case form.
