@@ -14,7 +14,7 @@ use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
 
 use crate::domain::{
     Address, Appointment, AppointmentStatus, Claim, ClaimState, Coverage, EligibilityStatus,
-    EligibilityVerdict, Patient, PayerPriority, PersonName, Relationship, Sex,
+    EligibilityVerdict, Patient, PayerPriority, PersonName, Relationship, ServiceLine, Sex,
 };
 use crate::plugin::bindings::{ehr_api as ehr, payer_api as pay, types as wit};
 
@@ -438,6 +438,102 @@ pub fn appointment_from(a: ehr::Appointment) -> Result<Appointment, MappingError
             ehr::AppointmentStatus::Cancelled => AppointmentStatus::Cancelled,
             ehr::AppointmentStatus::NoShow => AppointmentStatus::NoShow,
         },
+    })
+}
+
+/// An EHR encounter in the domain's terms: the visit and what a claim for
+/// it bills. Which coverage pays is the sync job's choice.
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct EncounterBill {
+    /// The EHR's encounter id.
+    pub id: String,
+    /// The patient seen.
+    pub patient_id: String,
+    /// The day of the visit.
+    pub service_date: NaiveDate,
+    /// NPI of the provider who saw the patient.
+    pub rendering_npi: String,
+    /// Place of service code.
+    pub place_of_service: String,
+    /// ICD-10-CM codes without the dot, principal first.
+    pub diagnoses: Vec<String>,
+    /// One service line per charge.
+    pub lines: Vec<ServiceLine>,
+    /// Signed by the provider: only then billable.
+    pub signed: bool,
+}
+
+impl std::fmt::Debug for EncounterBill {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Diagnoses are patient data.
+        f.debug_struct("EncounterBill")
+            .field("id", &self.id)
+            .field("lines", &self.lines.len())
+            .field("signed", &self.signed)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An EHR encounter in the domain's form. A charge without a procedure
+/// code, with a negative amount or no units, or pointing past the
+/// encounter's diagnoses is refused, naming the field.
+pub fn encounter_from(e: ehr::Encounter) -> Result<EncounterBill, MappingError> {
+    non_empty(&e.encounter_id, "encounter.encounter-id")?;
+    non_empty(&e.patient_id, "encounter.patient-id")?;
+    let service_date = date_from(e.service_date, "encounter.service-date")?;
+    let diagnoses: Vec<String> = e
+        .diagnoses
+        .iter()
+        .map(|d| d.trim().replace('.', "").to_ascii_uppercase())
+        .collect();
+    if diagnoses.iter().any(String::is_empty) {
+        return Err(MappingError {
+            field: "encounter.diagnoses",
+            reason: "an empty code",
+        });
+    }
+    let mut lines = Vec::with_capacity(e.charges.len());
+    for c in e.charges {
+        non_empty(&c.procedure.code, "encounter.charges.procedure.code")?;
+        if c.amount < 0 {
+            return Err(MappingError {
+                field: "encounter.charges.amount",
+                reason: "negative",
+            });
+        }
+        if c.units == 0 {
+            return Err(MappingError {
+                field: "encounter.charges.units",
+                reason: "zero",
+            });
+        }
+        if c.diagnosis_pointers
+            .iter()
+            .any(|&p| p == 0 || usize::from(p) > diagnoses.len())
+        {
+            return Err(MappingError {
+                field: "encounter.charges.diagnosis-pointers",
+                reason: "points past the encounter's diagnoses",
+            });
+        }
+        lines.push(ServiceLine {
+            procedure: c.procedure.code.trim().to_ascii_uppercase(),
+            modifiers: c.procedure.modifiers,
+            charge_cents: c.amount,
+            units: c.units,
+            diagnosis_pointers: c.diagnosis_pointers,
+            service_date: date_from(c.service_date, "encounter.charges.service-date")?,
+        });
+    }
+    Ok(EncounterBill {
+        id: e.encounter_id,
+        patient_id: e.patient_id,
+        service_date,
+        rendering_npi: e.rendering_npi,
+        place_of_service: e.place_of_service,
+        diagnoses,
+        lines,
+        signed: e.signed,
     })
 }
 

@@ -12,16 +12,14 @@
 use serde::{Deserialize, Serialize};
 
 use super::{App, AppError};
+use crate::domain::claim_source::{self, SourceWrite};
 use crate::domain::patient::coverages_of_member;
-use crate::domain::scrub::{self, ScrubRules};
-use crate::domain::task::raise_in;
-use crate::domain::{
-    Appointment, Claim, ClaimEvent, ClaimEventSource, ClaimState, Coverage, Patient,
-};
+use crate::domain::scrub::ScrubRules;
+use crate::domain::{Appointment, Coverage, Patient};
 use crate::intake::claims837::{self, ImportedClaim};
 use crate::intake::csv_rows::{self, CsvKind, Rows};
 use crate::intake::{Problem, Refused};
-use crate::store::{StoreError, Tx};
+use crate::store::{StoreError, Upsert};
 
 /// What an import did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,32 +46,13 @@ pub struct ImportReport {
     pub patients_created: u64,
 }
 
-/// How a write compared with what the store held.
-enum Outcome {
-    Created,
-    Updated,
-    Unchanged,
-}
-
 impl ImportReport {
-    fn count(&mut self, o: Outcome) {
+    fn count(&mut self, o: Upsert) {
         match o {
-            Outcome::Created => self.created += 1,
-            Outcome::Updated => self.updated += 1,
-            Outcome::Unchanged => self.unchanged += 1,
+            Upsert::Created => self.created += 1,
+            Upsert::Updated => self.updated += 1,
+            Upsert::Unchanged => self.unchanged += 1,
         }
-    }
-}
-
-/// Writes `r` unless the store holds it as it is.
-fn upsert<R: crate::store::Record + PartialEq>(
-    tx: &mut Tx<'_>,
-    r: &R,
-) -> Result<Outcome, StoreError> {
-    match tx.get::<R>(&r.key())? {
-        Some(old) if &old == r => Ok(Outcome::Unchanged),
-        Some(_) => tx.put(r).map(|()| Outcome::Updated),
-        None => tx.put(r).map(|()| Outcome::Created),
     }
 }
 
@@ -122,7 +101,7 @@ pub fn csv(app: &App, kind: CsvKind, file: &str, text: &str) -> Result<ImportRep
         match &rows {
             Rows::Patients(v) => {
                 for (_, p) in v {
-                    report.count(upsert(tx, p)?);
+                    report.count(tx.upsert(p)?);
                 }
             }
             Rows::Coverages(v) => {
@@ -130,12 +109,12 @@ pub fn csv(app: &App, kind: CsvKind, file: &str, text: &str) -> Result<ImportRep
                     // The file carries no verdict: keep the one on record.
                     let mut c = c.clone();
                     c.verdict = tx.get::<Coverage>(&c.id)?.and_then(|old| old.verdict);
-                    report.count(upsert(tx, &c)?);
+                    report.count(tx.upsert(&c)?);
                 }
             }
             Rows::Appointments(v) => {
                 for (_, a) in v {
-                    report.count(upsert::<Appointment>(tx, a)?);
+                    report.count(tx.upsert::<Appointment>(a)?);
                 }
             }
         }
@@ -150,22 +129,6 @@ pub fn csv(app: &App, kind: CsvKind, file: &str, text: &str) -> Result<ImportRep
         "import done"
     );
     Ok(report)
-}
-
-/// Whether two versions of a claim bill the same thing (state, history and
-/// bookkeeping aside).
-fn same_content(a: &Claim, b: &Claim) -> bool {
-    a.control_number == b.control_number
-        && a.patient_id == b.patient_id
-        && a.coverage_id == b.coverage_id
-        && a.payer_id == b.payer_id
-        && a.billing_npi == b.billing_npi
-        && a.rendering_npi == b.rendering_npi
-        && a.place_of_service == b.place_of_service
-        && a.frequency_code == b.frequency_code
-        && a.diagnoses == b.diagnoses
-        && a.lines == b.lines
-        && a.total_charge_cents == b.total_charge_cents
 }
 
 /// Binds an 837's patient and coverage to ones already on record for the
@@ -194,8 +157,7 @@ fn bind_to_known(app: &App, ic: &mut ImportedClaim) -> Result<bool, StoreError> 
     Ok(false)
 }
 
-/// The default timely filing limit: 365 days from the date of service.
-pub const DEFAULT_TIMELY_FILING_DAYS: u32 = 365;
+pub use crate::domain::scrub::DEFAULT_TIMELY_FILING_DAYS;
 
 /// Imports an 837P file (its bytes, as read by the adapter).
 pub fn claims(app: &App, file: &str, bytes: &[u8]) -> Result<ImportReport, AppError> {
@@ -244,52 +206,17 @@ pub fn claims(app: &App, file: &str, bytes: &[u8]) -> Result<ImportReport, AppEr
             if tx.get::<Coverage>(&ic.coverage.id)?.is_none() {
                 tx.put(&ic.coverage)?;
             }
-            let mut claim = ic.claim.clone();
-            match tx.get::<Claim>(&claim.id)? {
-                Some(old) if same_content(&old, &claim) => {
-                    report.unchanged += 1;
-                    continue;
-                }
-                Some(old)
-                    if !matches!(
-                        old.state,
-                        ClaimState::Draft | ClaimState::Scrubbed | ClaimState::Ready
-                    ) =>
-                {
-                    report.kept_submitted.push(old.id);
-                    continue;
-                }
-                Some(old) => {
-                    claim.state = ClaimState::Draft;
-                    claim.history = old.history;
-                    claim.revision = old.revision + 1;
-                    claim.held = old.held;
-                    claim.history.push(ClaimEvent {
-                        at: now,
-                        from: Some(old.state),
-                        to: ClaimState::Draft,
-                        source: ClaimEventSource::Import,
-                        note: Some(format!("re-imported from {file}")),
-                    });
-                    report.updated += 1;
-                }
-                None => {
-                    claim.history.push(ClaimEvent {
-                        at: now,
-                        from: None,
-                        to: ClaimState::Draft,
-                        source: ClaimEventSource::Import,
-                        note: Some(format!("imported from {file}")),
-                    });
-                    report.created += 1;
-                }
+            let origin = format!("from {file}");
+            let w = claim_source::write(tx, now, ic.claim.clone(), &origin, &rules)?;
+            match w.write {
+                SourceWrite::Created => report.created += 1,
+                SourceWrite::Updated => report.updated += 1,
+                SourceWrite::Unchanged => report.unchanged += 1,
+                SourceWrite::KeptSubmitted => report.kept_submitted.push(ic.claim.id.clone()),
             }
-            claim.problems = scrub::scrub(&claim, &rules);
-            if !claim.problems.is_empty() {
-                raise_in(tx, now, &scrub::scrub_task(&claim))?;
-                report.flagged.push(claim.id.clone());
+            if w.flagged {
+                report.flagged.push(ic.claim.id.clone());
             }
-            tx.put(&claim)?;
         }
         Ok::<_, StoreError>(report)
     })?;
@@ -307,6 +234,7 @@ pub fn claims(app: &App, file: &str, bytes: &[u8]) -> Result<ImportReport, AppEr
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::domain::{Claim, ClaimEventSource, ClaimState};
 
     const PATIENTS: &str = "id,last_name,first_name,birth_date,sex\n\
                             P1,Lee,Ann,1980-02-03,F\n\

@@ -10,6 +10,7 @@
 //! - [`appointment`]: the schedule.
 //! - [`claim`]: the professional claim and its state machine.
 //! - [`claim_batch`]: claims sent together, recorded before they go.
+//! - [`claim_source`]: a claim written as its source (837, EHR) gives it.
 //! - [`account`]: patient accounts and their ledger.
 //! - [`hold`]: holds on an account, and the one hold check jobs ask.
 //! - [`plan`]: payment plans, their schedule and standing (pure).
@@ -24,6 +25,7 @@ pub mod account;
 pub mod appointment;
 pub mod claim;
 pub mod claim_batch;
+pub mod claim_source;
 pub mod dunning;
 pub mod hold;
 pub mod patient;

@@ -28,6 +28,9 @@ impl std::fmt::Display for ScrubProblem {
     }
 }
 
+/// The default timely filing limit: 365 days from the date of service.
+pub const DEFAULT_TIMELY_FILING_DAYS: u32 = 365;
+
 /// What the scrubber needs besides the claim.
 #[derive(Debug, Clone, Copy)]
 pub struct ScrubRules {

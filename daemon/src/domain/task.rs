@@ -222,6 +222,36 @@ pub fn raise_in(
     Ok((task, true))
 }
 
+/// Closes the open task raised under `dedupe_key`, if there is one, inside
+/// the caller's transaction, noting why (a problem the job that raised it
+/// saw go away); returns whether one was closed.
+pub fn resolve_in(
+    tx: &mut Tx<'_>,
+    dedupe_key: &str,
+    now: DateTime<Utc>,
+    author: &str,
+    note: &str,
+) -> Result<bool, StoreError> {
+    let Some(d) = tx.get::<TaskDedupe>(dedupe_key)? else {
+        return Ok(false);
+    };
+    tx.remove::<TaskDedupe>(dedupe_key)?;
+    let Some(mut t) = tx.get::<Task>(&d.task_id)? else {
+        return Ok(false);
+    };
+    if t.status == TaskStatus::Closed {
+        return Ok(false);
+    }
+    t.status = TaskStatus::Closed;
+    t.notes.push(TaskNote {
+        at: now,
+        author: author.to_string(),
+        text: note.to_string(),
+    });
+    tx.put(&t)?;
+    Ok(true)
+}
+
 /// Every task, oldest first.
 pub fn all(db: &Db) -> Result<Vec<Task>, StoreError> {
     db.scan::<Task>("T")

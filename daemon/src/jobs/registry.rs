@@ -128,6 +128,7 @@ pub static KINDS: &[KindEntry] = &[
     super::claim_status::KIND,
     super::remittance_posting::KIND,
     super::dunning::KIND,
+    super::ehr_sync::KIND,
 ];
 
 /// The names of the known kinds, in registry order.

@@ -37,6 +37,17 @@ struct Pending {
     index: Option<Vec<(&'static str, String)>>,
 }
 
+/// What [`Tx::upsert`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upsert {
+    /// Nothing was at the key: written.
+    Created,
+    /// A different record was at the key: replaced.
+    Updated,
+    /// An equal record was there: nothing written.
+    Unchanged,
+}
+
 /// One run of a [`Db::transact`] closure: reads seen and writes staged.
 /// Reads see this transaction's own writes.
 pub struct Tx<'a> {
@@ -116,6 +127,17 @@ impl<'a> Tx<'a> {
             },
         );
         Ok(())
+    }
+
+    /// Stages writing `r` unless the record at `r.key()` is equal to it
+    /// already; says which. Importers use it so reading the same source
+    /// again writes nothing.
+    pub fn upsert<R: Record + PartialEq>(&mut self, r: &R) -> Result<Upsert, StoreError> {
+        match self.get::<R>(&r.key())? {
+            Some(old) if &old == r => Ok(Upsert::Unchanged),
+            Some(_) => self.put(r).map(|()| Upsert::Updated),
+            None => self.put(r).map(|()| Upsert::Created),
+        }
     }
 
     /// Stages writing `r` only if no record is at `r.key()` as this
