@@ -29,6 +29,7 @@ pub mod accounts;
 pub mod author;
 pub mod claims;
 pub mod dunning;
+pub mod ehr;
 pub mod import;
 pub mod jobs;
 pub mod plugins;

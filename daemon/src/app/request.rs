@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::accounts::{self, AccountView, AgingReport, PaymentReceipt};
 use super::claims::{self, ClaimFilter, ClaimSummary};
 use super::dunning::{self, NewPlan, OptOutView, OutboxLine, PlanView};
+use super::ehr::{self, EhrStatus};
 use super::import::{self, ImportReport};
 use super::jobs::{self, HistoryEntry, JobSummary};
 use super::plugins::{self, Reloaded};
@@ -228,6 +229,8 @@ pub enum Request {
         #[serde(default)]
         status: Option<OutboxStatus>,
     },
+    /// [`ehr::status`].
+    EhrStatus,
 }
 
 /// What an operation returned.
@@ -284,6 +287,8 @@ pub enum Reply {
     OptOut(OptOutView),
     /// Stored messages ([`Request::OutboxList`]).
     Outbox(Vec<OutboxLine>),
+    /// The EHR sync's standing ([`Request::EhrStatus`]).
+    Ehr(Box<EhrStatus>),
 }
 
 impl Request {
@@ -320,6 +325,7 @@ impl Request {
             Request::PlansCancel { .. } => "plans_cancel",
             Request::PatientsOptOut { .. } => "patients_opt_out",
             Request::OutboxList { .. } => "outbox_list",
+            Request::EhrStatus => "ehr_status",
         }
     }
 }
@@ -350,6 +356,7 @@ impl Reply {
             Reply::Plan(_) => "plan",
             Reply::OptOut(_) => "opt_out",
             Reply::Outbox(_) => "outbox",
+            Reply::Ehr(_) => "ehr",
         }
     }
 }
@@ -500,6 +507,10 @@ impl App {
             }
             Request::OutboxList { status } => {
                 self.blocking(move |a| dunning::outbox_list(a, status).map(Reply::Outbox))
+                    .await
+            }
+            Request::EhrStatus => {
+                self.blocking(move |a| ehr::status(a).map(|s| Reply::Ehr(Box::new(s))))
                     .await
             }
             Request::TasksClose { id, by, note } => {

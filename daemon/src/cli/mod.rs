@@ -25,6 +25,7 @@ macro_rules! call {
 pub mod accounts;
 pub mod claims;
 pub mod dunning;
+pub mod ehr;
 pub mod import;
 pub mod jobs;
 pub mod plugin_session;
@@ -125,6 +126,12 @@ pub enum Command {
         /// Patient verb.
         #[command(subcommand)]
         cmd: dunning::PatientsCommand,
+    },
+    /// The EHR sync: cursors, held-back resources, record counts.
+    Ehr {
+        /// EHR verb.
+        #[command(subcommand)]
+        cmd: ehr::EhrCommand,
     },
     /// The mail outbox: list stored messages.
     Outbox {
@@ -310,6 +317,7 @@ fn dispatch(cli: Cli) -> VerbResult {
         Command::Plans { cmd } => dunning::plans(cfg_flag, cmd),
         Command::Patients { cmd } => dunning::patients(cfg_flag, cmd),
         Command::Outbox { cmd } => dunning::outbox(cfg_flag, cmd),
+        Command::Ehr { cmd } => ehr::run(cfg_flag, cmd),
         Command::X12 { cmd } => Ok(x12::run(&cmd)?),
         Command::Plugins {
             cmd: plugins::PluginsCommand::Reload { pid: None },
