@@ -27,6 +27,9 @@ pub enum LedgerKind {
     PatientResponsibility,
     /// Money from the patient.
     PatientPayment,
+    /// Money the patient paid a collection agency (the gross: the agency's
+    /// fee is the practice's cost, not the patient's debt).
+    AgencyPayment,
     /// Written off by the practice.
     WriteOff,
     /// Undoes an earlier entry.
@@ -148,7 +151,9 @@ impl LedgerKind {
     /// moves whoever the reversed entry moved: see [`parties`]).
     pub fn party(&self) -> Party {
         match self {
-            LedgerKind::PatientResponsibility | LedgerKind::PatientPayment => Party::Patient,
+            LedgerKind::PatientResponsibility
+            | LedgerKind::PatientPayment
+            | LedgerKind::AgencyPayment => Party::Patient,
             _ => Party::Insurance,
         }
     }

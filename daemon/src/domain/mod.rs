@@ -13,6 +13,7 @@
 //! - [`claim_source`]: a claim written as its source (837, EHR) gives it.
 //! - [`account`]: patient accounts and their ledger.
 //! - [`hold`]: holds on an account, and the one hold check jobs ask.
+//! - [`collections`]: the gates, placements and recalls of collections.
 //! - [`plan`]: payment plans, their schedule and standing (pure).
 //! - [`dunning`]: the statement cadence, its gates and notice records.
 //! - [`remittance`]: a remittance as billd posts it and its posting plan.
@@ -26,6 +27,7 @@ pub mod appointment;
 pub mod claim;
 pub mod claim_batch;
 pub mod claim_source;
+pub mod collections;
 pub mod dunning;
 pub mod hold;
 pub mod patient;
