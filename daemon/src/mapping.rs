@@ -16,7 +16,9 @@ use crate::domain::{
     Address, Appointment, AppointmentStatus, Claim, ClaimState, Coverage, EligibilityStatus,
     EligibilityVerdict, Patient, PayerPriority, PersonName, Relationship, ServiceLine, Sex,
 };
-use crate::plugin::bindings::{ehr_api as ehr, payer_api as pay, types as wit};
+use crate::plugin::bindings::{
+    collections_api as co, ehr_api as ehr, payer_api as pay, types as wit,
+};
 
 /// A value from a connector that does not fit the domain. Names the field,
 /// never the value (it may be patient data).
@@ -535,6 +537,94 @@ pub fn encounter_from(e: ehr::Encounter) -> Result<EncounterBill, MappingError> 
         lines,
         signed: e.signed,
     })
+}
+
+/// What a placement hands the agency besides the patient: the balance and
+/// the dates a collection letter states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlacementTerms {
+    /// The balance placed, in cents.
+    pub balance_cents: i64,
+    /// When the first statement went out.
+    pub first_statement: NaiveDate,
+    /// The patient's latest payment, if any.
+    pub last_payment: Option<NaiveDate>,
+    /// The first and last day of service the balance is for.
+    pub services: (NaiveDate, NaiveDate),
+}
+
+/// The contract's placement of `patient`'s account, or `None` when the
+/// patient has no postal address (an agency cannot work an account
+/// without one). Nothing clinical goes: no codes, no diagnoses.
+pub fn placement(patient: &Patient, terms: &PlacementTerms) -> Option<co::Placement> {
+    let a = patient.address.as_ref()?;
+    Some(co::Placement {
+        account_id: patient.id.clone(),
+        debtor: co::Debtor {
+            name: person_name(&patient.name),
+            birth_date: date(patient.birth_date),
+            address: address(a),
+            phone: patient.phone.clone(),
+            email: patient.email.clone(),
+        },
+        balance: terms.balance_cents,
+        first_statement_date: date(terms.first_statement),
+        last_payment_date: terms.last_payment.map(date),
+        services_from: date(terms.services.0),
+        services_to: date(terms.services.1),
+    })
+}
+
+/// What an agency reported, in the domain's terms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AgencyEvent {
+    /// Money collected: gross, the agency's fee, what it remits.
+    Payment {
+        /// What the patient paid, in cents.
+        gross_cents: i64,
+        /// What the agency keeps.
+        fee_cents: i64,
+        /// What the practice receives.
+        net_cents: i64,
+    },
+    /// The debtor disputes the debt (the agency's words).
+    Disputed(String),
+    /// The agency closed its file (the agency's words).
+    Closed(String),
+}
+
+/// One agency update in the domain's form: (account, agency's account
+/// number, day, event). A payment whose parts do not add up (gross = fee +
+/// net, none negative) is refused, naming the field.
+pub fn agency_update_from(
+    u: co::AgencyUpdate,
+) -> Result<(String, Option<String>, NaiveDate, AgencyEvent), MappingError> {
+    non_empty(&u.account_id, "agency-update.account-id")?;
+    let day = date_from(u.occurred, "agency-update.occurred")?;
+    let event = match u.event {
+        co::AgencyEvent::PaymentCollected(p) => {
+            if p.gross < 0 || p.agency_fee < 0 || p.net < 0 {
+                return Err(MappingError {
+                    field: "agency-update.event.payment-collected",
+                    reason: "a negative amount",
+                });
+            }
+            if p.gross != p.agency_fee + p.net {
+                return Err(MappingError {
+                    field: "agency-update.event.payment-collected",
+                    reason: "gross is not agency-fee + net",
+                });
+            }
+            AgencyEvent::Payment {
+                gross_cents: p.gross,
+                fee_cents: p.agency_fee,
+                net_cents: p.net,
+            }
+        }
+        co::AgencyEvent::Disputed(why) => AgencyEvent::Disputed(why),
+        co::AgencyEvent::Closed(why) => AgencyEvent::Closed(why),
+    };
+    Ok((u.account_id, u.agency_account_id, day, event))
 }
 
 fn non_empty(s: &str, field: &'static str) -> Result<(), MappingError> {

@@ -24,20 +24,9 @@ pub fn hold_add(
 ) -> Result<Hold, AppError> {
     known_account(app, account)?;
     let now = app.now();
-    let hold = app.db().transact(|tx| {
-        let id = format!("{account}/H{:06}", tx.next_counter("hold")?);
-        let h = Hold {
-            id,
-            account_id: account.to_string(),
-            kind,
-            reason: reason.to_string(),
-            placed_by: by.to_string(),
-            placed_at: now,
-            released: None,
-        };
-        tx.put(&h)?;
-        Ok::<_, crate::store::StoreError>(h)
-    })?;
+    let hold = app
+        .db()
+        .transact(|tx| hold::place_in(tx, account, kind, reason, by, now))?;
     app.db().flush()?;
     Ok(hold)
 }

@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 use super::{App, AppError};
 use crate::domain::task::TaskDedupe;
 use crate::domain::{Appointment, Claim, Coverage, Patient};
-use crate::jobs::ehr_sync::{EhrCursor, EhrHeld, HeldResource};
+use crate::jobs::cursor::ConnectorCursor;
+use crate::jobs::ehr_sync::{EhrHeld, HeldResource, STREAMS};
 use crate::store::{Db, Record, StoreError};
 
 /// Where one listing stands.
@@ -73,22 +74,20 @@ fn count<R: Record>(db: &Db) -> Result<u64, StoreError> {
 pub fn status(app: &App) -> Result<EhrStatus, AppError> {
     let db = app.db();
     let cursors = db
-        .scan::<EhrCursor>("")?
+        .scan::<ConnectorCursor>("")?
         .into_iter()
-        .map(|c| {
-            let (connector, stream) = c.key.rsplit_once('/').unwrap_or((&c.key, ""));
-            CursorLine {
+        .filter_map(|c| {
+            let (connector, stream) = c.parts();
+            STREAMS.contains(&stream).then(|| CursorLine {
                 connector: connector.to_string(),
                 stream: stream.to_string(),
                 cursor: c.cursor.clone(),
-            }
+            })
         })
         .collect();
     let mut held = Vec::new();
     for h in db.scan::<EhrHeld>("")? {
-        let task = db
-            .get::<TaskDedupe>(&h.task_key)?
-            .map(|d| d.task_id);
+        let task = db.get::<TaskDedupe>(&h.task_key)?.map(|d| d.task_id);
         held.push(HeldLine {
             kind: match h.resource {
                 HeldResource::Coverage(_) => "Coverage",

@@ -779,7 +779,7 @@ fn job_field_checks() {
     );
     assert_eq!(
         lines[1],
-        "/etc/billd/billd.toml:22:8: job[0].kind: unknown job kind \"digset\"; known kinds: `digest`, `prune`, `eligibility`, `submission`, `claim-status`, `remittance-posting`, `dunning`, `ehr-sync`"
+        "/etc/billd/billd.toml:22:8: job[0].kind: unknown job kind \"digset\"; known kinds: `digest`, `prune`, `eligibility`, `submission`, `claim-status`, `remittance-posting`, `dunning`, `ehr-sync`, `collections`"
     );
     assert_eq!(
         lines[2],

@@ -445,7 +445,9 @@ mod tests {
             );
             assert_eq!(recall_reason(10_000, Some(&blocker)), Some(reason));
         }
-        let plan = Blocker::PaymentPlan { id: "P1/PL1".into() };
+        let plan = Blocker::PaymentPlan {
+            id: "P1/PL1".into(),
+        };
         assert!(matches!(
             qualifies(
                 &Gates::default(),

@@ -154,6 +154,29 @@ pub fn blocker(holds: &[Hold], plan_in_good_standing: Option<&str>) -> Option<Bl
     plan_in_good_standing.map(|id| Blocker::PaymentPlan { id: id.to_string() })
 }
 
+/// Places a new hold on `account` inside the caller's transaction (ids
+/// `<account>/H<number>` from the `hold` counter).
+pub fn place_in(
+    tx: &mut crate::store::Tx<'_>,
+    account: &str,
+    kind: HoldKind,
+    reason: &str,
+    by: &str,
+    now: DateTime<Utc>,
+) -> Result<Hold, StoreError> {
+    let h = Hold {
+        id: format!("{account}/H{:06}", tx.next_counter("hold")?),
+        account_id: account.to_string(),
+        kind,
+        reason: reason.to_string(),
+        placed_by: by.to_string(),
+        placed_at: now,
+        released: None,
+    };
+    tx.put(&h)?;
+    Ok(h)
+}
+
 /// An account's holds, oldest first.
 pub fn holds_of(db: &Db, account: &str) -> Result<Vec<Hold>, StoreError> {
     db.scan::<Hold>(&format!("{account}/H"))

@@ -40,6 +40,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::business_days::local_midnight;
+use super::cursor::{self, ConnectorCursor};
 use super::registry::{BuildError, JobSetup, KindEntry, Services, check_params, parse_params};
 use super::submission::check_connector;
 use super::{BoxFuture, JobError, JobKind, RetryPolicy, RunContext};
@@ -95,23 +96,6 @@ const MAX_APPOINTMENT_DAYS: u32 = 366;
 /// "no more" cannot keep a run going forever).
 const MAX_PAGES: usize = 100_000;
 
-/// Where one of the connector's listings was read up to.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EhrCursor {
-    /// `<connector>/<stream>`.
-    pub key: String,
-    /// The connector's cursor.
-    pub cursor: Option<String>,
-}
-
-impl Record for EhrCursor {
-    const COLLECTION: &'static str = "ehr_cursors";
-    const SCHEMA_VERSION: u32 = 1;
-    fn key(&self) -> String {
-        self.key.clone()
-    }
-}
-
 /// A resource held back until what it needs is there.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum HeldResource {
@@ -140,6 +124,9 @@ impl Record for EhrHeld {
     }
 }
 
+/// The names of the listings read page by page from a cursor.
+pub const STREAMS: [&str; 3] = ["patients", "coverages", "encounters"];
+
 /// The listings read page by page from a cursor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stream {
@@ -151,9 +138,9 @@ enum Stream {
 impl Stream {
     fn name(self) -> &'static str {
         match self {
-            Stream::Patients => "patients",
-            Stream::Coverages => "coverages",
-            Stream::Encounters => "encounters",
+            Stream::Patients => STREAMS[0],
+            Stream::Coverages => STREAMS[1],
+            Stream::Encounters => STREAMS[2],
         }
     }
 }
@@ -311,7 +298,7 @@ impl EhrSyncJob {
     }
 
     fn cursor_key(&self, stream: Stream) -> String {
-        format!("{}/{}", self.connector, stream.name())
+        ConnectorCursor::key_for(&self.connector, stream.name())
     }
 
     /// One run: every stage in order.
@@ -346,7 +333,7 @@ impl EhrSyncJob {
         let key = self.cursor_key(stream);
         let mut counts = SyncCounts::default();
         for _ in 0..MAX_PAGES {
-            let since = ctx.db.get::<EhrCursor>(&key)?.and_then(|c| c.cursor);
+            let since = cursor::stored(&ctx.db, &self.connector, stream.name())?;
             let call_key = ctx.effect_key(&format!(
                 "{}@{}",
                 stream.name(),
@@ -402,7 +389,7 @@ impl EhrSyncJob {
                         }
                     }
                     if moved {
-                        tx.put(&EhrCursor {
+                        tx.put(&ConnectorCursor {
                             key: key.clone(),
                             cursor: next.clone(),
                         })?;

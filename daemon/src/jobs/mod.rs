@@ -19,6 +19,8 @@
 
 pub mod business_days;
 pub mod claim_status;
+pub mod collections;
+pub mod cursor;
 pub mod digest;
 pub mod dunning;
 pub mod ehr_sync;

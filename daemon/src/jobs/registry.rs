@@ -129,6 +129,7 @@ pub static KINDS: &[KindEntry] = &[
     super::remittance_posting::KIND,
     super::dunning::KIND,
     super::ehr_sync::KIND,
+    super::collections::KIND,
 ];
 
 /// The names of the known kinds, in registry order.

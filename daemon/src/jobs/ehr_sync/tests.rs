@@ -417,7 +417,7 @@ async fn a_run_reads_each_listing_to_its_end_and_the_next_run_writes_nothing() {
     // listings this connector does not offer.
     assert_eq!((first.received, first.created), (2, 2), "{first:?}");
     assert_eq!(
-        db.get::<EhrCursor>("echo-ehr/patients")
+        db.get::<ConnectorCursor>("echo-ehr/patients")
             .unwrap()
             .unwrap()
             .cursor
