@@ -271,6 +271,7 @@ fn every_record_type_round_trips_and_survives_reopen() {
                 created_at: at(8),
                 status: OutboxStatus::Queued,
                 attempts: 0,
+                headers: Vec::new(),
             },
         );
         db.flush().unwrap();

@@ -293,6 +293,33 @@ fn the_test_harness_scripts_http_through_the_hosts_sandbox() {
 }
 
 #[test]
+fn the_test_harness_hands_billd_a_signing_key_the_plugin_only_signs_with() {
+    let key = workspace_root().join("daemon/src/plugin/testdata/ec-p384.pem");
+    let h = Harness::for_package(dist("signer"))
+        .billd(billd_bin())
+        .signing_key("assertion", &key, Some("harness-kid"))
+        .start()
+        .unwrap();
+    let window = serde_json::json!({
+        "start": {"seconds": 1_800_000_000i64, "nanoseconds": 0},
+        "end": {"seconds": 1_800_000_300i64, "nanoseconds": 0},
+    });
+    let out = h.call_with_key("appointments", "jti-h", &window).unwrap();
+    let token = out["ok"][0]["appointment-id"].as_str().expect("a token");
+    // A compact JWS: header.claims.signature, the header naming the kid.
+    let parts: Vec<&str> = token.split('.').collect();
+    assert_eq!(parts.len(), 3, "{token}");
+    use base64::Engine as _;
+    let header = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(parts[0])
+        .unwrap();
+    let header: serde_json::Value = serde_json::from_slice(&header).unwrap();
+    assert_eq!(header["kid"], "harness-kid");
+    assert_eq!(header["alg"], "ES384");
+    assert_eq!(out["ok"][0]["location"], "nothing");
+}
+
+#[test]
 fn the_test_harness_says_why_a_plugin_or_billd_is_missing() {
     let tmp = tempfile::tempdir().unwrap();
     match Harness::for_package(tmp.path()).billd(billd_bin()).start() {

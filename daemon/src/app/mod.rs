@@ -12,6 +12,7 @@
 //! - [`import`]: CSV and 837P files into the store, all or nothing.
 //! - [`claims`]: list, show, hold and release claims.
 //! - [`accounts`]: one account's ledger and balances, and aging.
+//! - [`dunning`]: holds, payment plans, opt-out, the outbox.
 //! - [`remits`]: 835 posting to the ledger and the review queue.
 //! - [`request`]: every operation as one serde request and its typed reply,
 //!   which the control socket (and the HTTP API) carry.
@@ -27,6 +28,7 @@
 pub mod accounts;
 pub mod author;
 pub mod claims;
+pub mod dunning;
 pub mod import;
 pub mod jobs;
 pub mod plugins;
@@ -139,6 +141,13 @@ impl App {
         self.clock.now()
     }
 
+    /// Today in the practice's timezone, by the app's clock.
+    pub fn today(&self) -> chrono::NaiveDate {
+        self.now()
+            .with_timezone(&self.cfg.practice.timezone)
+            .date_naive()
+    }
+
     /// The daemon's parts, when this app runs inside the daemon.
     pub fn daemon(&self) -> Option<&DaemonParts> {
         self.daemon.as_ref()
@@ -220,6 +229,12 @@ pub enum AppError {
     /// No account has that id.
     #[error("no account with id {0}")]
     NoSuchAccount(String),
+    /// No record has that id (the message names which).
+    #[error("{0}")]
+    NoSuchRecord(String),
+    /// An argument is unusable (the message names it).
+    #[error("{0}")]
+    Invalid(String),
     /// Remittance posting failed or was refused.
     #[error(transparent)]
     Posting(#[from] crate::posting::PostError),
@@ -266,15 +281,17 @@ impl AppError {
     /// The kind of failure, for adapters to map (exit codes, statuses).
     pub fn kind(&self) -> ErrorKind {
         match self {
-            AppError::NoSuchJob { .. } | AppError::NoSuchBiller(_) | AppError::BadJobs(_) => {
-                ErrorKind::Config
-            }
+            AppError::NoSuchJob { .. }
+            | AppError::NoSuchBiller(_)
+            | AppError::BadJobs(_)
+            | AppError::Invalid(_) => ErrorKind::Config,
             AppError::UnfinishedRun { .. }
             | AppError::ClaimConflict(_)
             | AppError::Posting(crate::posting::PostError::Conflict(_)) => ErrorKind::Conflict,
             AppError::Refused(_) => ErrorKind::Config,
             AppError::NoSuchClaim(_)
             | AppError::NoSuchAccount(_)
+            | AppError::NoSuchRecord(_)
             | AppError::Posting(crate::posting::PostError::NoSuchPosting(_)) => ErrorKind::NotFound,
             AppError::Task(TaskError::NotFound(_)) => ErrorKind::NotFound,
             AppError::Task(TaskError::AlreadyClosed(_)) => ErrorKind::Conflict,

@@ -333,20 +333,12 @@ mod tests {
     fn secrets_are_resolved_by_reference_and_errors_name_the_field() {
         let cfg = ConfiguredPlugins {
             entries: vec![PluginEntry {
-                name: "echo-payer".into(),
-                path: PathBuf::from("p"),
-                sha256: None,
-                unpinned: true,
-                settings: Default::default(),
                 secrets: [(
                     "api-key".to_string(),
                     "env:BILLD_TEST_SURELY_UNSET_VAR".to_string(),
                 )]
                 .into(),
-                allowed_hosts: Vec::new(),
-                rate_limit_per_second: None,
-                call_timeout_secs: None,
-                limits: Default::default(),
+                ..PluginEntry::for_tests("echo-payer", Path::new("p"))
             }],
             ..Default::default()
         };
@@ -358,16 +350,10 @@ mod tests {
     async fn the_daemon_registry_loads_from_configuration_and_reloads() {
         let (_, _, sha, _) = package_hashes(&dist("echo-payer")).unwrap();
         let entry = |generation: i64| PluginEntry {
-            name: "echo-payer".into(),
-            path: PathBuf::from("echo-payer"),
             sha256: Some(sha.clone()),
             unpinned: false,
             settings: [("generation".to_string(), toml::Value::Integer(generation))].into(),
-            secrets: Default::default(),
-            allowed_hosts: Vec::new(),
-            rate_limit_per_second: None,
-            call_timeout_secs: None,
-            limits: Default::default(),
+            ..PluginEntry::for_tests("echo-payer", Path::new("echo-payer"))
         };
         let cache = tempfile::tempdir().unwrap();
         let mut cfg = ConfiguredPlugins {

@@ -7,18 +7,21 @@
 use chrono::{DateTime, FixedOffset, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::accounts::{self, AccountView, AgingReport};
+use super::accounts::{self, AccountView, AgingReport, PaymentReceipt};
 use super::claims::{self, ClaimFilter, ClaimSummary};
+use super::dunning::{self, NewPlan, OptOutView, OutboxLine, PlanView};
 use super::import::{self, ImportReport};
 use super::jobs::{self, HistoryEntry, JobSummary};
 use super::plugins::{self, Reloaded};
 use super::remits;
 use super::tasks::{self, AddTask, TaskFilter};
 use super::{App, AppError};
+use crate::domain::hold::{Hold, HoldKind};
 use crate::domain::posting::Posting;
 use crate::domain::{Claim, Task};
 use crate::intake::csv_rows::CsvKind;
 use crate::jobs::JobRun;
+use crate::notify::OutboxStatus;
 use crate::posting::PostReport;
 
 /// An operation and its arguments.
@@ -150,6 +153,81 @@ pub enum Request {
     },
     /// [`accounts::aging`].
     AccountsAging,
+    /// [`accounts::pay`].
+    AccountsPay {
+        /// Account (patient) id.
+        id: String,
+        /// Amount in cents (more than 0).
+        cents: i64,
+        /// The receipt's id: the payment's idempotency key.
+        reference: String,
+        /// Who took the payment.
+        by: String,
+    },
+    /// [`dunning::hold_add`].
+    HoldsAdd {
+        /// Account id.
+        account: String,
+        /// Kind of hold.
+        kind: HoldKind,
+        /// Why (the biller's words).
+        reason: String,
+        /// Who places it.
+        by: String,
+    },
+    /// [`dunning::hold_remove`].
+    HoldsRemove {
+        /// Hold id.
+        id: String,
+        /// Who removes it.
+        by: String,
+    },
+    /// [`dunning::hold_list`].
+    HoldsList {
+        /// One account's only.
+        #[serde(default)]
+        account: Option<String>,
+        /// Removed ones too.
+        #[serde(default)]
+        all: bool,
+    },
+    /// [`dunning::plan_create`].
+    PlansCreate {
+        /// The plan.
+        plan: NewPlan,
+    },
+    /// [`dunning::plan_list`].
+    PlansList {
+        /// One account's only.
+        #[serde(default)]
+        account: Option<String>,
+    },
+    /// [`dunning::plan_cancel`].
+    PlansCancel {
+        /// Plan id.
+        id: String,
+        /// Who cancels it.
+        by: String,
+    },
+    /// [`dunning::opt_out`].
+    PatientsOptOut {
+        /// Patient id.
+        id: String,
+        /// Who records it.
+        by: String,
+        /// How the patient asked.
+        #[serde(default)]
+        via: Option<String>,
+        /// Withdraw the opt-out instead.
+        #[serde(default)]
+        undo: bool,
+    },
+    /// [`dunning::outbox_list`].
+    OutboxList {
+        /// Only this status.
+        #[serde(default)]
+        status: Option<OutboxStatus>,
+    },
 }
 
 /// What an operation returned.
@@ -190,6 +268,22 @@ pub enum Reply {
     Account(Box<AccountView>),
     /// The aging report ([`Request::AccountsAging`]).
     Aging(AgingReport),
+    /// A patient payment ([`Request::AccountsPay`]).
+    Payment(Box<PaymentReceipt>),
+    /// Holds ([`Request::HoldsList`]).
+    Holds(Vec<Hold>),
+    /// One hold after the operation ([`Request::HoldsAdd`],
+    /// [`Request::HoldsRemove`]).
+    Hold(Box<Hold>),
+    /// Plans ([`Request::PlansList`]).
+    Plans(Vec<PlanView>),
+    /// One plan after the operation ([`Request::PlansCreate`],
+    /// [`Request::PlansCancel`]).
+    Plan(Box<PlanView>),
+    /// A patient's opt-out ([`Request::PatientsOptOut`]).
+    OptOut(OptOutView),
+    /// Stored messages ([`Request::OutboxList`]).
+    Outbox(Vec<OutboxLine>),
 }
 
 impl Request {
@@ -217,6 +311,15 @@ impl Request {
             Request::RemitsApprove { .. } => "remits_approve",
             Request::AccountsShow { .. } => "accounts_show",
             Request::AccountsAging => "accounts_aging",
+            Request::AccountsPay { .. } => "accounts_pay",
+            Request::HoldsAdd { .. } => "holds_add",
+            Request::HoldsRemove { .. } => "holds_remove",
+            Request::HoldsList { .. } => "holds_list",
+            Request::PlansCreate { .. } => "plans_create",
+            Request::PlansList { .. } => "plans_list",
+            Request::PlansCancel { .. } => "plans_cancel",
+            Request::PatientsOptOut { .. } => "patients_opt_out",
+            Request::OutboxList { .. } => "outbox_list",
         }
     }
 }
@@ -240,6 +343,13 @@ impl Reply {
             Reply::Posting(_) => "posting",
             Reply::Account(_) => "account",
             Reply::Aging(_) => "aging",
+            Reply::Payment(_) => "payment",
+            Reply::Holds(_) => "holds",
+            Reply::Hold(_) => "hold",
+            Reply::Plans(_) => "plans",
+            Reply::Plan(_) => "plan",
+            Reply::OptOut(_) => "opt_out",
+            Reply::Outbox(_) => "outbox",
         }
     }
 }
@@ -328,6 +438,68 @@ impl App {
             }
             Request::AccountsAging => {
                 self.blocking(|a| accounts::aging(a).map(Reply::Aging))
+                    .await
+            }
+            Request::AccountsPay {
+                id,
+                cents,
+                reference,
+                by,
+            } => {
+                self.blocking(move |a| {
+                    accounts::pay(a, &id, cents, &reference, &by)
+                        .map(|r| Reply::Payment(Box::new(r)))
+                })
+                .await
+            }
+            Request::HoldsAdd {
+                account,
+                kind,
+                reason,
+                by,
+            } => {
+                self.blocking(move |a| {
+                    dunning::hold_add(a, &account, kind, &reason, &by)
+                        .map(|h| Reply::Hold(Box::new(h)))
+                })
+                .await
+            }
+            Request::HoldsRemove { id, by } => {
+                self.blocking(move |a| {
+                    dunning::hold_remove(a, &id, &by).map(|h| Reply::Hold(Box::new(h)))
+                })
+                .await
+            }
+            Request::HoldsList { account, all } => {
+                self.blocking(move |a| {
+                    dunning::hold_list(a, account.as_deref(), all).map(Reply::Holds)
+                })
+                .await
+            }
+            Request::PlansCreate { plan } => {
+                self.blocking(move |a| {
+                    dunning::plan_create(a, &plan).map(|p| Reply::Plan(Box::new(p)))
+                })
+                .await
+            }
+            Request::PlansList { account } => {
+                self.blocking(move |a| dunning::plan_list(a, account.as_deref()).map(Reply::Plans))
+                    .await
+            }
+            Request::PlansCancel { id, by } => {
+                self.blocking(move |a| {
+                    dunning::plan_cancel(a, &id, &by).map(|p| Reply::Plan(Box::new(p)))
+                })
+                .await
+            }
+            Request::PatientsOptOut { id, by, via, undo } => {
+                self.blocking(move |a| {
+                    dunning::opt_out(a, &id, &by, via.as_deref(), undo).map(Reply::OptOut)
+                })
+                .await
+            }
+            Request::OutboxList { status } => {
+                self.blocking(move |a| dunning::outbox_list(a, status).map(Reply::Outbox))
                     .await
             }
             Request::TasksClose { id, by, note } => {

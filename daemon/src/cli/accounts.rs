@@ -1,5 +1,5 @@
-//! `billd accounts`: one account's ledger and balances, and the aging of
-//! every account's open balance.
+//! `billd accounts`: one account's ledger and balances, the aging of every
+//! account's open balance, and posting a patient payment.
 
 use clap::Subcommand;
 use std::io::Write;
@@ -7,7 +7,8 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use super::tasks::print_json;
+use super::dunning::cents;
+use super::tasks::{person, print_json};
 use super::{Backend, VerbResult, load_config};
 use crate::app::{Reply, Request};
 use crate::domain::account::AGING_BUCKETS;
@@ -26,6 +27,24 @@ pub enum AccountsCommand {
     },
     /// Open balances by age (0-30, 31-60, 61-90, 91-120, over 120 days).
     Aging {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Posts a patient payment, once per receipt reference (a retry with
+    /// the same reference changes nothing).
+    Pay {
+        /// Account id (the patient id).
+        id: String,
+        /// Amount in dollars, e.g. 40.00.
+        #[arg(long)]
+        amount: String,
+        /// The receipt's id (card transaction, check number).
+        #[arg(long)]
+        reference: String,
+        /// Who took the payment [default: $USER].
+        #[arg(long)]
+        by: Option<String>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -87,6 +106,41 @@ pub fn run(cfg_flag: Option<&Path>, cmd: AccountsCommand) -> VerbResult {
                     e.source
                 );
             }
+        }
+        AccountsCommand::Pay {
+            id,
+            amount,
+            reference,
+            by,
+            json,
+        } => {
+            let cents = cents("amount", &amount)?;
+            let by = person(by);
+            let r = call!(
+                backend,
+                Request::AccountsPay {
+                    id,
+                    cents,
+                    reference,
+                    by
+                },
+                Reply::Payment
+            );
+            if json {
+                return print_json(&r, out);
+            }
+            let what = if r.posted {
+                "posted"
+            } else {
+                "already posted (nothing changed)"
+            };
+            say!(
+                out,
+                "payment {} {what}: {}; patient balance {}",
+                r.entry.id,
+                money(-r.entry.amount_cents),
+                money(r.balances.patient_cents)
+            );
         }
         AccountsCommand::Aging { json } => {
             let r = call!(backend, Request::AccountsAging, Reply::Aging);

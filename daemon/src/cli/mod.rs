@@ -24,6 +24,7 @@ macro_rules! call {
 
 pub mod accounts;
 pub mod claims;
+pub mod dunning;
 pub mod import;
 pub mod jobs;
 pub mod plugin_session;
@@ -106,6 +107,30 @@ pub enum Command {
         /// Account verb.
         #[command(subcommand)]
         cmd: accounts::AccountsCommand,
+    },
+    /// Holds on accounts (dispute, bankruptcy, ...): add, remove, list.
+    Holds {
+        /// Hold verb.
+        #[command(subcommand)]
+        cmd: dunning::HoldsCommand,
+    },
+    /// Payment plans: create, list, cancel.
+    Plans {
+        /// Plan verb.
+        #[command(subcommand)]
+        cmd: dunning::PlansCommand,
+    },
+    /// Patients: opt out of dunning email.
+    Patients {
+        /// Patient verb.
+        #[command(subcommand)]
+        cmd: dunning::PatientsCommand,
+    },
+    /// The mail outbox: list stored messages.
+    Outbox {
+        /// Outbox verb.
+        #[command(subcommand)]
+        cmd: dunning::OutboxCommand,
     },
     /// Connector plugins: list, inspect, verify, call, sign, reload.
     Plugins {
@@ -281,6 +306,10 @@ fn dispatch(cli: Cli) -> VerbResult {
         Command::Claims { cmd } => claims::run(cfg_flag, cmd),
         Command::Remits { cmd } => remits::run(cfg_flag, cmd),
         Command::Accounts { cmd } => accounts::run(cfg_flag, cmd),
+        Command::Holds { cmd } => dunning::holds(cfg_flag, cmd),
+        Command::Plans { cmd } => dunning::plans(cfg_flag, cmd),
+        Command::Patients { cmd } => dunning::patients(cfg_flag, cmd),
+        Command::Outbox { cmd } => dunning::outbox(cfg_flag, cmd),
         Command::X12 { cmd } => Ok(x12::run(&cmd)?),
         Command::Plugins {
             cmd: plugins::PluginsCommand::Reload { pid: None },

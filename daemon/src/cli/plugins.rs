@@ -139,6 +139,11 @@ pub struct Given {
     /// A secret, `NAME=VALUE` (repeatable).
     #[arg(long = "secret", value_name = "K=V", value_parser = parse_pair)]
     pub secrets: Vec<(String, String)>,
+    /// A signing key (contract 0.2.0 `signing`), `NAME=PEM_FILE` or
+    /// `NAME=PEM_FILE#KID` (repeatable). billd reads the key; the plugin
+    /// only gets what billd signs with it.
+    #[arg(long = "signing-key", value_name = "K=FILE[#KID]", value_parser = parse_pair)]
+    pub signing_keys: Vec<(String, String)>,
 }
 
 /// The connector kinds, as `--world` spells them.
@@ -238,7 +243,8 @@ pub fn run(
             if let Some(d) = http_fixtures {
                 b = b.fixtures_dir(d);
             }
-            let harness = with_given(b, &given.settings, &given.secrets).build()?;
+            let harness =
+                with_given(b, &given.settings, &given.secrets, &given.signing_keys)?.build()?;
             let rt = crate::cli::runtime().map_err(|e| anyhow!(e.message()))?;
             let stdin = std::io::stdin().lock();
             super::plugin_session::serve(&harness, &rt, stdin, std::io::stdout().lock())
@@ -261,6 +267,7 @@ pub fn run(
                 http_fixtures: http_fixtures.as_deref(),
                 settings: &given.settings,
                 secrets: &given.secrets,
+                signing_keys: &given.signing_keys,
                 idempotency_key: idempotency_key.as_deref(),
                 configured,
             })?;
@@ -282,19 +289,31 @@ pub fn run(
     }
 }
 
-/// Adds the command line's settings and secrets to a harness.
+/// Adds the command line's settings, secrets and signing keys (`NAME`,
+/// `PEM_FILE[#KID]`) to a harness; an unreadable key file is an error
+/// naming the flag and the file.
 fn with_given(
     mut b: HarnessBuilder,
     settings: &[(String, String)],
     secrets: &[(String, String)],
-) -> HarnessBuilder {
+    signing_keys: &[(String, String)],
+) -> anyhow::Result<HarnessBuilder> {
     for (k, v) in settings {
         b = b.setting(k, v);
     }
     for (k, v) in secrets {
         b = b.secret(k, v);
     }
-    b
+    for (k, v) in signing_keys {
+        let (file, kid) = match v.rsplit_once('#') {
+            Some((f, kid)) if !kid.is_empty() => (f, Some(kid)),
+            _ => (v.as_str(), None),
+        };
+        let pem = std::fs::read_to_string(file)
+            .with_context(|| format!("--signing-key {k}: reading {file}"))?;
+        b = b.signing_key(k, &pem, kid);
+    }
+    Ok(b)
 }
 
 /// The plugin's log lines and the host's warnings go to stderr, as the
@@ -555,6 +574,8 @@ pub struct CallArgs<'a> {
     pub settings: &'a [(String, String)],
     /// Secrets.
     pub secrets: &'a [(String, String)],
+    /// Signing keys, `(NAME, PEM_FILE[#KID])`.
+    pub signing_keys: &'a [(String, String)],
     /// The idempotency key.
     pub idempotency_key: Option<&'a str>,
     /// The practice's configuration: when it lists this plugin, the call
@@ -588,7 +609,7 @@ pub fn call(args: &CallArgs<'_>) -> anyhow::Result<CallOutput> {
         Some(d) => b.fixtures_dir(d),
         None => b.network(),
     };
-    let harness = with_given(b, args.settings, args.secrets).build()?;
+    let harness = with_given(b, args.settings, args.secrets, args.signing_keys)?.build()?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -717,6 +738,7 @@ mod tests {
             http_fixtures: Some(fixtures.path()),
             settings: &[("generation".into(), "7".into())],
             secrets: &[],
+            signing_keys: &[],
             idempotency_key: Some("cli-1"),
             configured: None,
         })
@@ -731,11 +753,55 @@ mod tests {
             http_fixtures: Some(fixtures.path()),
             settings: &[("generation".into(), "seven".into())],
             secrets: &[],
+            signing_keys: &[],
             idempotency_key: None,
             configured: None,
         })
         .unwrap_err();
         assert!(err.to_string().contains("generation"), "{err}");
+    }
+
+    #[test]
+    fn call_takes_a_signing_key_file_with_its_kid_and_names_a_missing_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let fixtures = tempfile::tempdir().unwrap();
+        let input = dir.path().join("window.json");
+        std::fs::write(
+            &input,
+            r#"{"start":{"seconds":1800000000,"nanoseconds":0},"end":{"seconds":1800000300,"nanoseconds":0}}"#,
+        )
+        .unwrap();
+        let pem =
+            crate::plugin::tests::workspace_root().join("daemon/src/plugin/testdata/ec-p384.pem");
+        let keys = [(
+            "assertion".to_string(),
+            format!("{}#cli-kid", pem.display()),
+        )];
+        let args = CallArgs {
+            plugin: &dist("signer"),
+            func: "appointments",
+            input: &input,
+            http_fixtures: Some(fixtures.path()),
+            settings: &[],
+            secrets: &[],
+            signing_keys: &keys,
+            idempotency_key: Some("jti-cli"),
+            configured: None,
+        };
+        let out = call(&args).unwrap();
+        let token = out.result["ok"][0]["appointment-id"].as_str().unwrap();
+        let header = jsonwebtoken::decode_header(token).expect(token);
+        assert_eq!(header.kid.as_deref(), Some("cli-kid"));
+        let missing = [("assertion".to_string(), "/nonexistent/key.pem".to_string())];
+        let err = call(&CallArgs {
+            signing_keys: &missing,
+            ..args
+        })
+        .unwrap_err();
+        assert!(
+            format!("{err:#}").contains("--signing-key assertion: reading /nonexistent/key.pem"),
+            "{err:#}"
+        );
     }
 
     #[test]
@@ -751,16 +817,9 @@ mod tests {
         let (_, _, sha, _) = package_hashes(pkg.path()).unwrap();
         let cfg = ConfiguredPlugins {
             entries: vec![PluginEntry {
-                name: "echo-payer".into(),
-                path: pkg.path().to_path_buf(),
                 sha256: Some(sha),
                 unpinned: false,
-                settings: Default::default(),
-                secrets: Default::default(),
-                allowed_hosts: Vec::new(),
-                rate_limit_per_second: None,
-                call_timeout_secs: None,
-                limits: Default::default(),
+                ..PluginEntry::for_tests("echo-payer", pkg.path())
             }],
             trust: PluginTrust {
                 require_signatures: true,
@@ -792,16 +851,10 @@ mod tests {
         crate::store::StoreKey::generate_to(&store.key_file).unwrap();
         let (_, _, sha, _) = package_hashes(&dist("echo-payer")).unwrap();
         let entry = |sha: String| PluginEntry {
-            name: "echo-payer".into(),
-            path: dist("echo-payer"),
             sha256: Some(sha),
             unpinned: false,
             settings: [("generation".to_string(), toml::Value::Integer(5))].into(),
-            secrets: Default::default(),
-            allowed_hosts: Vec::new(),
-            rate_limit_per_second: None,
-            call_timeout_secs: None,
-            limits: Default::default(),
+            ..PluginEntry::for_tests("echo-payer", &dist("echo-payer"))
         };
         let mut cfg = ConfiguredPlugins {
             entries: vec![entry(sha)],
@@ -820,6 +873,7 @@ mod tests {
                 http_fixtures: None,
                 settings: &[],
                 secrets: &[],
+                signing_keys: &[],
                 idempotency_key: Some("k"),
                 configured: Some(cfg),
             })

@@ -779,7 +779,7 @@ fn job_field_checks() {
     );
     assert_eq!(
         lines[1],
-        "/etc/billd/billd.toml:22:8: job[0].kind: unknown job kind \"digset\"; known kinds: `digest`, `prune`, `eligibility`, `submission`, `claim-status`, `remittance-posting`"
+        "/etc/billd/billd.toml:22:8: job[0].kind: unknown job kind \"digset\"; known kinds: `digest`, `prune`, `eligibility`, `submission`, `claim-status`, `remittance-posting`, `dunning`"
     );
     assert_eq!(
         lines[2],

@@ -78,6 +78,23 @@ pub struct Account {
     /// patient balance arose); `None` when nothing is owed.
     #[serde(default)]
     pub owing_since: Option<NaiveDate>,
+    /// Set when the patient opted out of dunning email (`billd patients
+    /// opt-out`, or the List-Unsubscribe of a notice).
+    #[serde(default)]
+    pub opt_out: Option<OptOut>,
+}
+
+/// A patient's opt-out of dunning email: who recorded it, when, and how
+/// the patient asked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OptOut {
+    /// Who recorded it.
+    pub by: String,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// How the patient asked (`phone`, `unsubscribe-link`, ...), if said.
+    #[serde(default)]
+    pub via: Option<String>,
 }
 
 /// The index of owing accounts by the date their balance arose.
@@ -301,6 +318,7 @@ pub fn refresh_owing_since(
             id: account_id.to_string(),
             opened_at: now,
             owing_since: None,
+            opt_out: None,
         });
         a.owing_since = since;
         Some(a)
@@ -348,6 +366,7 @@ mod tests {
                 id: id.into(),
                 opened_at: Utc::now(),
                 owing_since: since,
+                opt_out: None,
             })
             .unwrap();
         }

@@ -11,6 +11,9 @@
 //! - [`claim`]: the professional claim and its state machine.
 //! - [`claim_batch`]: claims sent together, recorded before they go.
 //! - [`account`]: patient accounts and their ledger.
+//! - [`hold`]: holds on an account, and the one hold check jobs ask.
+//! - [`plan`]: payment plans, their schedule and standing (pure).
+//! - [`dunning`]: the statement cadence, its gates and notice records.
 //! - [`remittance`]: a remittance as billd posts it and its posting plan.
 //! - [`posting`]: the durable records of posting (postings, PLB, quarantine).
 //! - [`practice`]: the practice itself and its billers.
@@ -21,7 +24,10 @@ pub mod account;
 pub mod appointment;
 pub mod claim;
 pub mod claim_batch;
+pub mod dunning;
+pub mod hold;
 pub mod patient;
+pub mod plan;
 pub mod posting;
 pub mod practice;
 pub mod remittance;

@@ -207,6 +207,7 @@ impl JobKind for DigestJob {
                         created_at: now,
                         status: OutboxStatus::Queued,
                         attempts: 0,
+                        headers: Vec::new(),
                     };
                     db.insert_new(&msg)?;
                     db.get::<OutboxMessage>(&key)?.unwrap_or(msg)

@@ -20,6 +20,7 @@
 pub mod business_days;
 pub mod claim_status;
 pub mod digest;
+pub mod dunning;
 pub mod eligibility;
 pub mod occurrence;
 pub mod prune;

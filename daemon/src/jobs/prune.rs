@@ -239,6 +239,7 @@ mod tests {
                 created_at: day(d),
                 status,
                 attempts: 1,
+                headers: Vec::new(),
             })
             .unwrap();
         }

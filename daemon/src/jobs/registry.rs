@@ -127,6 +127,7 @@ pub static KINDS: &[KindEntry] = &[
     super::submission::KIND,
     super::claim_status::KIND,
     super::remittance_posting::KIND,
+    super::dunning::KIND,
 ];
 
 /// The names of the known kinds, in registry order.

@@ -65,6 +65,9 @@ enum Transport {
 pub struct Mailer {
     from: Mailbox,
     transport: Transport,
+    /// One permit per pooled connection: lettre's pool opens extra
+    /// connections when all are busy, so deliveries wait here instead.
+    slots: tokio::sync::Semaphore,
 }
 
 impl std::fmt::Debug for Mailer {
@@ -119,9 +122,14 @@ impl Mailer {
                 Transport::Smtp(b.build())
             }
         };
+        let slots = match &cfg.transport {
+            MailTransport::Smtp { pool_max, .. } => (*pool_max).max(1) as usize,
+            MailTransport::Outbox { .. } => 16,
+        };
         Ok(Self {
             from: cfg.from.clone(),
             transport,
+            slots: tokio::sync::Semaphore::new(slots),
         })
     }
 
@@ -130,7 +138,13 @@ impl Mailer {
         Self {
             from,
             transport: Transport::Outbox(dir.to_path_buf()),
+            slots: tokio::sync::Semaphore::new(16),
         }
+    }
+
+    /// The `From:` of every message.
+    pub fn from(&self) -> &Mailbox {
+        &self.from
     }
 
     /// The email for a stored message, with a Message-ID fixed by its key.
@@ -145,6 +159,14 @@ impl Mailer {
             .message_id(Some(format!("<{}@billd>", safe_key(&msg.key))))
             .date(msg.created_at.into())
             .header(ContentType::TEXT_PLAIN);
+        for (name, value) in &msg.headers {
+            let name = lettre::message::header::HeaderName::new_from_ascii(name.clone())
+                .map_err(|e| bad(format!("header name {name:?}: {e}")))?;
+            b = b.raw_header(lettre::message::header::HeaderValue::new(
+                name,
+                value.clone(),
+            ));
+        }
         for to in &msg.to {
             let mb: Mailbox = to
                 .parse()
@@ -158,6 +180,11 @@ impl Mailer {
     /// the same outbox file, or sends the same Message-ID.
     pub async fn deliver(&self, msg: &OutboxMessage) -> Result<(), MailError> {
         let email = self.build(msg)?;
+        let _slot = self
+            .slots
+            .acquire()
+            .await
+            .map_err(|e| MailError::Config(e.to_string()))?;
         match &self.transport {
             Transport::Smtp(t) => t
                 .send(email)
@@ -202,6 +229,7 @@ mod tests {
             created_at: chrono::Utc::now(),
             status: OutboxStatus::Queued,
             attempts: 0,
+            headers: Vec::new(),
         }
     }
 

@@ -36,6 +36,10 @@ pub struct OutboxMessage {
     pub status: OutboxStatus,
     /// Send attempts.
     pub attempts: u32,
+    /// Extra headers (name, value), for example `List-Unsubscribe` on a
+    /// notice to a patient.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<(String, String)>,
 }
 
 /// The index of sent messages by the time they were queued (for

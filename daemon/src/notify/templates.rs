@@ -15,6 +15,26 @@ pub const DIGEST_BODY: &str = include_str!("../../../config/templates/digest.txt
 /// The built-in digest subject (config/templates/digest-subject.txt).
 pub const DIGEST_SUBJECT: &str = include_str!("../../../config/templates/digest-subject.txt");
 
+/// The built-in notice templates (config/templates), by name: (subject,
+/// body).
+pub const NOTICES: &[(&str, &str, &str)] = &[
+    (
+        "statement",
+        include_str!("../../../config/templates/statement-subject.txt"),
+        include_str!("../../../config/templates/statement.txt"),
+    ),
+    (
+        "reminder",
+        include_str!("../../../config/templates/reminder-subject.txt"),
+        include_str!("../../../config/templates/reminder.txt"),
+    ),
+    (
+        "final-notice",
+        include_str!("../../../config/templates/final-notice-subject.txt"),
+        include_str!("../../../config/templates/final-notice.txt"),
+    ),
+];
+
 /// Why a template could not be loaded or rendered.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -86,6 +106,37 @@ impl MailTemplates {
             .map(|p| p.display().to_string())
             .unwrap_or_else(|| "digest".into());
         Self::new(&name, subject, body)
+    }
+
+    /// The notice templates named `name`: `<dir>/<name>-subject.txt` and
+    /// `<dir>/<name>.txt` when `dir` is given, else the built-in ones
+    /// ([`NOTICES`]).
+    pub fn notice(name: &str, dir: Option<&Path>) -> Result<Self, TemplateError> {
+        let read = |p: std::path::PathBuf| {
+            std::fs::read_to_string(&p).map_err(|source| TemplateError::Read {
+                path: p.display().to_string(),
+                source,
+            })
+        };
+        match dir {
+            Some(dir) => {
+                let body = dir.join(format!("{name}.txt"));
+                let subject = read(dir.join(format!("{name}-subject.txt")))?;
+                Self::new(&body.display().to_string(), subject, read(body.clone())?)
+            }
+            None => {
+                let (_, subject, body) = NOTICES
+                    .iter()
+                    .find(|(n, _, _)| *n == name)
+                    .ok_or_else(|| TemplateError::Render {
+                        name: name.to_string(),
+                        reason: format!(
+                            "no built-in template `{name}` (built in: statement, reminder, final-notice); set template_dir"
+                        ),
+                    })?;
+                Self::new(name, subject.to_string(), body.to_string())
+            }
+        }
     }
 
     /// Renders (subject, body). The subject is trimmed to one line.

@@ -1,19 +1,22 @@
 //! Host-side bindings generated from the one WIT source of truth,
-//! `plugin-sdk/wit`. One module per world; the shared interfaces (`types`,
-//! `host`) are generated once, in [`payer`], and reused by the others, so a
-//! single implementation of the host imports serves
-//! every world.
+//! `plugin-sdk/wit` (contract 0.2.0, which imports the frozen 0.1.0 package
+//! from `plugin-sdk/wit/deps`). One module per world; the shared interfaces
+//! (`types`, `host`, `signing`) are generated once, in [`payer`], and reused
+//! by the others, so a single implementation of the host imports serves
+//! every world and every contract version: a 0.1.0 component imports a
+//! subset of what a 0.2.0 world links.
 
 // Generated code: the WIT's doc comments become the items' docs; the
 // helpers bindgen adds around them have none.
 
-/// The payer-connector world, and the shared `types` and `host` interfaces.
+/// The payer-connector world, and the shared `types`, `host` and `signing`
+/// interfaces.
 #[allow(missing_docs)]
 pub mod payer {
     wasmtime::component::bindgen!({
-        world: "payer-connector",
+        world: "billd:connector/payer-connector@0.2.0",
         path: "../plugin-sdk/wit",
-        imports: { "billd:connector/host.http-send": async | trappable, default: trappable },
+        imports: { "billd:connector/host@0.1.0.http-send": async | trappable, default: trappable },
         exports: { default: async },
         additional_derives: [PartialEq, serde::Serialize, serde::Deserialize],
     });
@@ -23,14 +26,15 @@ pub mod payer {
 #[allow(missing_docs)]
 pub mod ehr {
     wasmtime::component::bindgen!({
-        world: "ehr-connector",
+        world: "billd:connector/ehr-connector@0.2.0",
         path: "../plugin-sdk/wit",
         imports: { default: async | trappable },
         exports: { default: async },
         additional_derives: [PartialEq, serde::Serialize, serde::Deserialize],
         with: {
-            "billd:connector/types": super::payer::billd::connector::types,
-            "billd:connector/host": super::payer::billd::connector::host,
+            "billd:connector/types@0.1.0": super::payer::billd::connector0_1_0::types,
+            "billd:connector/host@0.1.0": super::payer::billd::connector0_1_0::host,
+            "billd:connector/signing@0.2.0": super::payer::billd::connector0_2_0::signing,
         },
     });
 }
@@ -39,20 +43,22 @@ pub mod ehr {
 #[allow(missing_docs)]
 pub mod collections {
     wasmtime::component::bindgen!({
-        world: "collections-connector",
+        world: "billd:connector/collections-connector@0.2.0",
         path: "../plugin-sdk/wit",
         imports: { default: async | trappable },
         exports: { default: async },
         additional_derives: [PartialEq, serde::Serialize, serde::Deserialize],
         with: {
-            "billd:connector/types": super::payer::billd::connector::types,
-            "billd:connector/host": super::payer::billd::connector::host,
+            "billd:connector/types@0.1.0": super::payer::billd::connector0_1_0::types,
+            "billd:connector/host@0.1.0": super::payer::billd::connector0_1_0::host,
+            "billd:connector/signing@0.2.0": super::payer::billd::connector0_2_0::signing,
         },
     });
 }
 
-pub use collections::exports::billd::connector::collections as collections_api;
-pub use ehr::exports::billd::connector::ehr as ehr_api;
-pub use payer::billd::connector::host as host_api;
-pub use payer::billd::connector::types;
-pub use payer::exports::billd::connector::payer as payer_api;
+pub use collections::exports::billd::connector0_1_0::collections as collections_api;
+pub use ehr::exports::billd::connector0_1_0::ehr as ehr_api;
+pub use payer::billd::connector0_1_0::host as host_api;
+pub use payer::billd::connector0_1_0::types;
+pub use payer::billd::connector0_2_0::signing as signing_api;
+pub use payer::exports::billd::connector0_1_0::payer as payer_api;

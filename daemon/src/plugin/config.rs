@@ -14,12 +14,14 @@
 //! allowed_hosts = ["http://127.0.0.1:8089"]
 //! settings = { base-url = "http://127.0.0.1:8089" }
 //! secrets = { api-key = "env:SANDBOX_PAYER_KEY" }
+//! signing_keys = { smart = { key = "file:/etc/billd/smart.pem", kid = "k1" } }
 //!
 //! [plugin_trust]
 //! require_signatures = false
 //! keys = { billd-dev = "base64 ed25519 public key" }
 //! ```
 
+use super::jwt::{SigningKey, SigningKeyRef};
 use super::manifest::{Origin, SettingValue, valid_name};
 use base64::Engine as _;
 use secrecy::SecretString;
@@ -50,6 +52,11 @@ pub struct PluginEntry {
     /// manifest declares.
     #[serde(default)]
     pub secrets: BTreeMap<String, String>,
+    /// Private keys billd signs with for the plugin (contract 0.2.0
+    /// `signing`), by the names the manifest declares: a PEM key by
+    /// reference and the `kid` to put in each token's header.
+    #[serde(default)]
+    pub signing_keys: BTreeMap<String, SigningKeyRef>,
     /// Origins (`scheme://host[:port]`) the practice lets this plugin reach;
     /// a request must be allowed here and by the manifest.
     #[serde(default)]
@@ -363,11 +370,25 @@ pub fn validate(entries: &[PluginEntry], trust: &PluginTrust) -> Vec<PluginConfi
             }
         }
         for (name, r) in &e.secrets {
-            if !(r.starts_with("env:") || r.starts_with("file:")) {
+            if !is_reference(r) {
                 // The value is not repeated: it may be the secret itself.
                 p(
                     at(&format!("secrets.{name}")),
                     "secrets by reference only: \"env:NAME\" or \"file:PATH\"".into(),
+                );
+            }
+        }
+        for (name, k) in &e.signing_keys {
+            if !is_reference(&k.key) {
+                p(
+                    at(&format!("signing_keys.{name}.key")),
+                    "keys by reference only: \"env:NAME\" or \"file:PATH\"".into(),
+                );
+            }
+            if k.kid.as_deref().is_some_and(|kid| kid.trim().is_empty()) {
+                p(
+                    at(&format!("signing_keys.{name}.kid")),
+                    "must not be empty (leave it out for no kid)".into(),
                 );
             }
         }
@@ -393,6 +414,12 @@ pub fn validate(entries: &[PluginEntry], trust: &PluginTrust) -> Vec<PluginConfi
         );
     }
     problems
+}
+
+/// Whether `r` is a secret reference (`env:NAME` or `file:PATH`) rather
+/// than a value written into the configuration.
+fn is_reference(r: &str) -> bool {
+    r.starts_with("env:") || r.starts_with("file:")
 }
 
 /// Parses a hex sha256 (any case) into its canonical lower-case form.
@@ -501,6 +528,8 @@ pub struct PluginSpec {
     pub settings: BTreeMap<String, toml::Value>,
     /// Resolved secret values.
     pub secrets: BTreeMap<String, SecretString>,
+    /// Parsed signing keys.
+    pub signing_keys: BTreeMap<String, SigningKey>,
     /// Origins the practice allows.
     pub allowed_hosts: Vec<Origin>,
     /// Limits for its calls.
@@ -517,6 +546,7 @@ impl PluginSpec {
             pin: Pin::Unpinned,
             settings: BTreeMap::new(),
             secrets: BTreeMap::new(),
+            signing_keys: BTreeMap::new(),
             allowed_hosts: Vec::new(),
             limits: CallLimits::default(),
         }
@@ -524,6 +554,24 @@ impl PluginSpec {
 }
 
 impl PluginEntry {
+    /// An unpinned entry with nothing else set, for tests to fill in.
+    #[cfg(test)]
+    pub(crate) fn for_tests(name: &str, path: &Path) -> PluginEntry {
+        PluginEntry {
+            name: name.into(),
+            path: path.to_path_buf(),
+            sha256: None,
+            unpinned: true,
+            settings: BTreeMap::new(),
+            secrets: BTreeMap::new(),
+            signing_keys: BTreeMap::new(),
+            allowed_hosts: Vec::new(),
+            rate_limit_per_second: None,
+            call_timeout_secs: None,
+            limits: LimitOverrides::default(),
+        }
+    }
+
     /// Builds the host's spec: resolves the path against `base_dir` and each
     /// secret reference through `resolve` (which must not put the value in
     /// its error). Errors name the field.
@@ -561,6 +609,14 @@ impl PluginEntry {
             let v = resolve(r).map_err(|e| problem(&format!("secrets.{name}"), e))?;
             secrets.insert(name.clone(), v);
         }
+        let mut signing_keys = BTreeMap::new();
+        for (name, k) in &self.signing_keys {
+            let field = format!("signing_keys.{name}.key");
+            let pem = resolve(&k.key).map_err(|e| problem(&field, e))?;
+            let key = SigningKey::from_pem(&pem, k.kid.clone())
+                .map_err(|e| problem(&field, e.to_string()))?;
+            signing_keys.insert(name.clone(), key);
+        }
         let mut allowed_hosts = Vec::new();
         for (j, h) in self.allowed_hosts.iter().enumerate() {
             allowed_hosts
@@ -585,6 +641,7 @@ impl PluginEntry {
             pin,
             settings: self.settings.clone(),
             secrets,
+            signing_keys,
             allowed_hosts,
             limits,
         })

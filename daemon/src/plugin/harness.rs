@@ -72,6 +72,7 @@ pub struct HarnessBuilder {
     network: bool,
     settings: Vec<(String, String)>,
     secrets: Vec<(String, String)>,
+    signing_keys: Vec<(String, String, Option<String>)>,
     clock: Option<SharedClock>,
     engine: EngineSettings,
     limits: super::CallLimits,
@@ -115,6 +116,14 @@ impl HarnessBuilder {
     /// Supplies a secret.
     pub fn secret(mut self, name: &str, value: &str) -> Self {
         self.secrets.push((name.into(), value.into()));
+        self
+    }
+
+    /// Configures a signing key (contract 0.2.0 `signing`): a PEM private
+    /// key and the `kid` for token headers, as a practice would.
+    pub fn signing_key(mut self, name: &str, pem: &str, kid: Option<&str>) -> Self {
+        self.signing_keys
+            .push((name.into(), pem.into(), kid.map(str::to_string)));
         self
     }
 
@@ -195,7 +204,18 @@ impl HarnessBuilder {
             opts.clock = c;
         }
         let host = PluginHost::new(opts)?;
+        let mut signing_keys = std::collections::BTreeMap::new();
+        for (name, pem, kid) in &self.signing_keys {
+            let key =
+                super::jwt::SigningKey::from_pem(&SecretString::from(pem.clone()), kid.clone())
+                    .map_err(|e| HarnessError::Setting {
+                        name: format!("signing_keys.{name}"),
+                        reason: e.to_string(),
+                    })?;
+            signing_keys.insert(name.clone(), key);
+        }
         let spec = PluginSpec {
+            signing_keys,
             settings,
             secrets: self
                 .secrets
@@ -247,6 +267,7 @@ impl Harness {
             network: false,
             settings: Vec::new(),
             secrets: Vec::new(),
+            signing_keys: Vec::new(),
             clock: None,
             engine: EngineSettings::default(),
             limits: super::CallLimits::default(),

@@ -12,8 +12,14 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-/// The contract version this host implements (`billd:connector@0.1.0`).
-pub const CONTRACT_VERSION: &str = "0.1.0";
+/// The contract version this host implements (`billd:connector@0.2.0`) and
+/// new plugins are built with.
+pub const CONTRACT_VERSION: &str = "0.2.0";
+
+/// The contract lines (major.minor) whose plugins this host loads: 0.2.0 is
+/// additive over 0.1.0 (the same exported interfaces, more host imports), so
+/// a 0.1 plugin links against a subset of what the host offers.
+pub const SUPPORTED_CONTRACTS: &[&str] = &["0.1", "0.2"];
 
 /// The file name of a manifest inside a plugin package.
 pub const MANIFEST_FILE: &str = "plugin.toml";
@@ -266,6 +272,10 @@ pub struct Manifest {
     /// Secrets it needs, by name.
     #[serde(default)]
     pub secrets: BTreeMap<String, SecretSpec>,
+    /// Private keys billd signs with on the plugin's behalf (contract
+    /// 0.2.0 `signing`), by name; the plugin never reads them.
+    #[serde(default, alias = "signing-keys")]
+    pub signing_keys: BTreeMap<String, SecretSpec>,
     /// Settings it accepts, by name.
     #[serde(default)]
     pub settings: BTreeMap<String, SettingSpec>,
@@ -310,7 +320,7 @@ impl Manifest {
             return Err(field(
                 "sdk_version",
                 format!(
-                    "{:?} is not compatible with this billd (contract {CONTRACT_VERSION}); rebuild the plugin with a 0.1 SDK",
+                    "{:?} is not compatible with this billd (contract {CONTRACT_VERSION}); rebuild the plugin with a 0.1 or 0.2 SDK",
                     self.sdk_version
                 ),
             ));
@@ -326,12 +336,17 @@ impl Manifest {
         for (i, h) in self.allowed_hosts.iter().enumerate() {
             Origin::parse(h).map_err(|e| field(&format!("allowed_hosts[{i}]"), e))?;
         }
-        for name in self.secrets.keys() {
-            if !valid_name(name) {
-                return Err(field(
-                    &format!("secrets.{name}"),
-                    "use lower-case letters, digits and '-'".into(),
-                ));
+        for (table, names) in [
+            ("secrets", &self.secrets),
+            ("signing_keys", &self.signing_keys),
+        ] {
+            for name in names.keys() {
+                if !valid_name(name) {
+                    return Err(field(
+                        &format!("{table}.{name}"),
+                        "use lower-case letters, digits and '-'".into(),
+                    ));
+                }
             }
         }
         for (name, spec) in &self.settings {
@@ -410,12 +425,15 @@ pub fn valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
-/// Whether a plugin built with `sdk` can run on this host: same major and
-/// minor for 0.x.
+/// Whether a plugin built with `sdk` can run on this host: its major.minor
+/// is one of [`SUPPORTED_CONTRACTS`].
 fn sdk_compatible(sdk: &str) -> bool {
-    let mine: Vec<&str> = CONTRACT_VERSION.split('.').collect();
     let theirs: Vec<&str> = sdk.trim().split('.').collect();
-    theirs.len() >= 2 && theirs[0] == mine[0] && theirs[1] == mine[1]
+    theirs.len() >= 2
+        && theirs
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        && SUPPORTED_CONTRACTS.contains(&format!("{}.{}", theirs[0], theirs[1]).as_str())
 }
 
 #[cfg(test)]
@@ -487,9 +505,18 @@ default = 50
         let e = Manifest::parse(&bad, Path::new("plugin.toml")).unwrap_err();
         assert!(e.to_string().contains("settings.max-batch.default"), "{e}");
 
-        let bad = GOOD.replace("sdk_version = \"0.1.0\"", "sdk_version = \"0.2.0\"");
-        let e = Manifest::parse(&bad, Path::new("plugin.toml")).unwrap_err();
-        assert!(e.to_string().contains("sdk_version"), "{e}");
+        for v in ["0.3.0", "1.0.0", "0", "0.x.1"] {
+            let bad = GOOD.replace("sdk_version = \"0.1.0\"", &format!("sdk_version = \"{v}\""));
+            let e = Manifest::parse(&bad, Path::new("plugin.toml")).unwrap_err();
+            assert!(e.to_string().contains("sdk_version"), "{v}: {e}");
+        }
+        for v in ["0.1.3", "0.2.0"] {
+            let ok = GOOD.replace("sdk_version = \"0.1.0\"", &format!("sdk_version = \"{v}\""));
+            assert!(
+                Manifest::parse(&ok, Path::new("plugin.toml")).is_ok(),
+                "{v}"
+            );
+        }
 
         let bad = GOOD.replace("name = \"sandbox-payer\"", "name = \"Sandbox Payer\"");
         let e = Manifest::parse(&bad, Path::new("plugin.toml")).unwrap_err();

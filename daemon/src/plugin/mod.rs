@@ -26,10 +26,13 @@
 
 pub mod bindings;
 pub mod config;
+#[cfg(test)]
+mod contract_tests;
 pub mod dynamic;
 pub mod engine;
 pub mod harness;
 pub mod http;
+pub mod jwt;
 pub mod kv;
 pub mod limits;
 pub mod logpump;
@@ -362,6 +365,8 @@ impl PluginHost {
             .map_err(|e| host_err(e.to_string()))?;
         bindings::host_api::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |s| s)
             .map_err(|e| host_err(e.to_string()))?;
+        bindings::signing_api::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |s| s)
+            .map_err(|e| host_err(e.to_string()))?;
         let log = logpump::LogPump::start(opts.log)
             .map_err(|e| host_err(format!("starting the plugin log writer: {e}")))?;
         Ok(Self {
@@ -468,19 +473,30 @@ impl PluginHost {
             problem,
         };
         let settings = config::resolve_settings(&manifest, &spec.settings).map_err(cfg_err)?;
-        for name in spec.secrets.keys() {
-            if !manifest.secrets.contains_key(name) {
+        let given_secrets: Vec<&String> = spec.secrets.keys().collect();
+        let given_keys: Vec<&String> = spec.signing_keys.keys().collect();
+        for (table, what, declared, given) in [
+            ("secrets", "secret", &manifest.secrets, given_secrets),
+            (
+                "signing_keys",
+                "signing key",
+                &manifest.signing_keys,
+                given_keys,
+            ),
+        ] {
+            if let Some(name) = given.iter().find(|n| !declared.contains_key(**n)) {
                 return Err(cfg_err(config::PluginConfigProblem {
-                    field: format!("secrets.{name}"),
-                    reason: format!("plugin {:?} declares no such secret", manifest.name),
+                    field: format!("{table}.{name}"),
+                    reason: format!("plugin {:?} declares no such {what}", manifest.name),
                 }));
             }
-        }
-        for (name, s) in &manifest.secrets {
-            if s.required && !spec.secrets.contains_key(name) {
+            if let Some((name, _)) = declared
+                .iter()
+                .find(|(n, s)| s.required && !given.contains(n))
+            {
                 return Err(cfg_err(config::PluginConfigProblem {
-                    field: format!("secrets.{name}"),
-                    reason: format!("plugin {:?} requires this secret", manifest.name),
+                    field: format!("{table}.{name}"),
+                    reason: format!("plugin {:?} requires this {what}", manifest.name),
                 }));
             }
         }
@@ -533,6 +549,7 @@ impl PluginHost {
             name: manifest.name.clone(),
             settings,
             secrets: spec.secrets.clone(),
+            signing_keys: spec.signing_keys.clone(),
             http,
             backend: self.http.clone(),
             audit: self.audit.clone(),
@@ -978,7 +995,7 @@ macro_rules! calls {
     };
 }
 
-calls! { PayerSession, World::PayerConnector, billd_connector_payer;
+calls! { PayerSession, World::PayerConnector, billd_connector0_1_0_payer;
     /// Asks whether a patient is covered on a date.
     check_eligibility => call_check_eligibility "check-eligibility"(inquiry: &pay::EligibilityInquiry as inquiry) -> pay::Eligibility;
     /// Asks where a batch of claims stands.
@@ -991,7 +1008,7 @@ calls! { PayerSession, World::PayerConnector, billd_connector_payer;
     fetch_remittances => call_fetch_remittances "fetch-remittances"(since: Option<&str> as since.map(str::to_string).as_ref()) -> pay::RemittancePage;
 }
 
-calls! { EhrSession, World::EhrConnector, billd_connector_ehr;
+calls! { EhrSession, World::EhrConnector, billd_connector0_1_0_ehr;
     /// Appointments starting inside the window.
     appointments => call_appointments "appointments"(window: ehr::Window as window) -> Vec<ehr::Appointment>;
     /// Patients changed since the cursor.
@@ -1002,7 +1019,7 @@ calls! { EhrSession, World::EhrConnector, billd_connector_ehr;
     encounters_changed => call_encounters_changed "encounters-changed"(since: Option<&str> as since.map(str::to_string).as_ref()) -> ehr::EncounterPage;
 }
 
-calls! { CollectionsSession, World::CollectionsConnector, billd_connector_collections;
+calls! { CollectionsSession, World::CollectionsConnector, billd_connector0_1_0_collections;
     /// Hands accounts to the agency.
     place_accounts => call_place_accounts "place-accounts"(placements: &[co::Placement] as placements) -> Vec<co::PlacementReceipt>;
     /// Calls accounts back.

@@ -13,9 +13,11 @@
 //! counted, and a slow log writer never holds up a call.
 
 use super::bindings::host_api::{self, HttpError, HttpRequest, HttpResponse, LogLevel};
+use super::bindings::signing_api::{self, SigningError};
 use super::bindings::types::{self, Timestamp};
 use super::config::CallLimits;
 use super::http::{AuditSink, HttpBackend, HttpPolicy};
+use super::jwt::{JwtError, SigningKey};
 use super::kv::PluginKv;
 use super::limits::{Limit, PluginEvents, Reported};
 use super::logpump::{LineLevel, LineSource, LogPump, PluginLogLine};
@@ -40,6 +42,7 @@ pub(crate) struct PluginShared {
     pub name: String,
     pub settings: BTreeMap<String, SettingValue>,
     pub secrets: BTreeMap<String, SecretString>,
+    pub signing_keys: BTreeMap<String, SigningKey>,
     pub http: HttpPolicy,
     pub backend: HttpBackend,
     pub audit: Arc<dyn AuditSink>,
@@ -271,6 +274,35 @@ impl WasiView for CallState {
 }
 
 impl types::Host for CallState {}
+
+impl signing_api::Host for CallState {
+    fn sign_jwt(
+        &mut self,
+        key: String,
+        claims_json: String,
+    ) -> wasmtime::Result<Result<String, SigningError>> {
+        let plugin = &self.shared.name;
+        let Some(k) = self.shared.signing_keys.get(&key) else {
+            tracing::warn!(plugin = %plugin, key = %key, "plugin asked to sign with a key it was not given");
+            return Ok(Err(SigningError::UnknownKey(format!(
+                "no signing key {key:?} is configured for this plugin"
+            ))));
+        };
+        let signed = k.sign(&claims_json);
+        tracing::info!(
+            target: "billd::audit",
+            plugin = %plugin,
+            key = %key,
+            alg = k.algorithm(),
+            ok = signed.is_ok(),
+            "plugin JWT signature"
+        );
+        Ok(signed.map_err(|e| match e {
+            JwtError::InvalidClaims(m) => SigningError::InvalidClaims(m),
+            JwtError::KeyUnusable(m) => SigningError::KeyUnusable(m),
+        }))
+    }
+}
 
 /// The longest log line kept from a plugin.
 const MAX_LOG_LINE: usize = 4096;

@@ -71,8 +71,8 @@ pub(crate) fn test_cache_key() -> Arc<crate::store::StoreKey> {
     Arc::new(crate::store::StoreKey::from_bytes(&[0x42; 32]))
 }
 
-struct TestHost {
-    host: PluginHost,
+pub(crate) struct TestHost {
+    pub(crate) host: PluginHost,
     audit: Arc<MemoryAudit>,
     events: Arc<RecordedEvents>,
     kv: Arc<MemStore>,
@@ -101,7 +101,7 @@ impl RecordedEvents {
     }
 }
 
-fn test_host(trust: PluginTrust) -> TestHost {
+pub(crate) fn test_host(trust: PluginTrust) -> TestHost {
     test_host_with(trust, Arc::new(TracingLog))
 }
 

@@ -461,6 +461,7 @@ fn apply(
             id: account.clone(),
             opened_at: now,
             owing_since: None,
+            opt_out: None,
         })?;
     }
     let charge = LedgerEntry {

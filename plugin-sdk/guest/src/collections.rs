@@ -4,7 +4,7 @@
 //! Implement [`CollectionsConnector`] and export it with
 //! [`export_collections_connector!`](crate::export_collections_connector).
 
-pub use crate::collections_world::exports::billd::connector::collections::{
+pub use crate::collections_world::exports::billd::connector0_1_0::collections::{
     AgencyEvent, AgencyUpdate, AgencyUpdatePage, CollectedPayment, Debtor, Placement,
     PlacementReceipt, Recall, RecallReason, RecallReceipt,
 };
@@ -48,7 +48,7 @@ macro_rules! export_collections_connector {
         #[doc(hidden)]
         pub struct __BilldCollectionsExport;
 
-        impl $crate::collections_world::exports::billd::connector::collections::Guest
+        impl $crate::collections_world::exports::billd::connector0_1_0::collections::Guest
             for __BilldCollectionsExport
         {
             fn place_accounts(

@@ -4,7 +4,7 @@
 //! Implement [`EhrConnector`] and export it with
 //! [`export_ehr_connector!`](crate::export_ehr_connector).
 
-pub use crate::ehr_world::exports::billd::connector::ehr::{
+pub use crate::ehr_world::exports::billd::connector0_1_0::ehr::{
     Appointment, AppointmentStatus, Charge, Coverage, CoveragePage, CoveragePriority, Encounter,
     EncounterPage, Patient, PatientPage, Window,
 };
@@ -48,7 +48,7 @@ macro_rules! export_ehr_connector {
         #[doc(hidden)]
         pub struct __BilldEhrExport;
 
-        impl $crate::ehr_world::exports::billd::connector::ehr::Guest for __BilldEhrExport {
+        impl $crate::ehr_world::exports::billd::connector0_1_0::ehr::Guest for __BilldEhrExport {
             fn appointments(
                 key: ::std::string::String,
                 window: $crate::ehr::Window,

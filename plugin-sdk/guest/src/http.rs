@@ -3,12 +3,12 @@
 //! timeout and a cap on the response size, and audits it (never bodies).
 //! Redirects are not followed.
 
-use crate::payer_world::billd::connector::host::{self, HttpHeader, HttpMethod};
+use crate::payer_world::billd::connector0_1_0::host::{self, HttpHeader, HttpMethod};
 use crate::types::ConnectorError;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-pub use crate::payer_world::billd::connector::host::HttpError;
+pub use crate::payer_world::billd::connector0_1_0::host::HttpError;
 
 /// A request being built.
 #[derive(Debug, Clone)]

@@ -5,10 +5,11 @@
 //! clearinghouse ([`payer`]), an EHR ([`ehr`]), or a collection agency
 //! ([`collections`]). You implement one trait in the billing vocabulary
 //! (subscribers, NPIs, CPT codes, cents) and export it with one macro; this
-//! crate generates the component bindings for `billd:connector@0.1.0` and
+//! crate generates the component bindings for `billd:connector@0.2.0` and
 //! gives you typed helpers for what billd lets a plugin do: [`http`] to the
 //! hosts your manifest and the practice allow, [`settings`], [`secrets`],
-//! [`state`] (a key-value store of your own), [`log`] and [`now`].
+//! [`signing`] (JWTs billd signs with a key you never see), [`state`] (a
+//! key-value store of your own), [`log`] and [`now`].
 //!
 //! # A complete connector
 //!
@@ -72,18 +73,19 @@
 extern crate self as billd_plugin_sdk;
 
 /// Generated bindings for the `payer-connector` world (and the shared
-/// `types` and `host` interfaces). Use [`payer`] and [`types`] instead.
+/// `types`, `host` and `signing` interfaces). Use [`payer`] and [`types`] instead.
 #[doc(hidden)]
 #[allow(missing_docs, unsafe_code)]
 pub mod payer_world {
     wit_bindgen::generate!({
-        world: "payer-connector",
+        world: "billd:connector/payer-connector@0.2.0",
         path: "../wit",
         pub_export_macro: true,
         export_macro_name: "__export_payer_connector",
         default_bindings_module: "billd_plugin_sdk::payer_world",
         runtime_path: "billd_plugin_sdk::__rt",
         additional_derives: [PartialEq, serde::Serialize, serde::Deserialize],
+        generate_all,
     });
 }
 
@@ -92,7 +94,7 @@ pub mod payer_world {
 #[allow(missing_docs, unsafe_code)]
 pub mod ehr_world {
     wit_bindgen::generate!({
-        world: "ehr-connector",
+        world: "billd:connector/ehr-connector@0.2.0",
         path: "../wit",
         pub_export_macro: true,
         export_macro_name: "__export_ehr_connector",
@@ -100,8 +102,9 @@ pub mod ehr_world {
         runtime_path: "billd_plugin_sdk::__rt",
         additional_derives: [PartialEq, serde::Serialize, serde::Deserialize],
         with: {
-            "billd:connector/types@0.1.0": crate::payer_world::billd::connector::types,
-            "billd:connector/host@0.1.0": crate::payer_world::billd::connector::host,
+            "billd:connector/types@0.1.0": crate::payer_world::billd::connector0_1_0::types,
+            "billd:connector/host@0.1.0": crate::payer_world::billd::connector0_1_0::host,
+            "billd:connector/signing@0.2.0": crate::payer_world::billd::connector0_2_0::signing,
         },
     });
 }
@@ -112,7 +115,7 @@ pub mod ehr_world {
 #[allow(missing_docs, unsafe_code)]
 pub mod collections_world {
     wit_bindgen::generate!({
-        world: "collections-connector",
+        world: "billd:connector/collections-connector@0.2.0",
         path: "../wit",
         pub_export_macro: true,
         export_macro_name: "__export_collections_connector",
@@ -120,8 +123,9 @@ pub mod collections_world {
         runtime_path: "billd_plugin_sdk::__rt",
         additional_derives: [PartialEq, serde::Serialize, serde::Deserialize],
         with: {
-            "billd:connector/types@0.1.0": crate::payer_world::billd::connector::types,
-            "billd:connector/host@0.1.0": crate::payer_world::billd::connector::host,
+            "billd:connector/types@0.1.0": crate::payer_world::billd::connector0_1_0::types,
+            "billd:connector/host@0.1.0": crate::payer_world::billd::connector0_1_0::host,
+            "billd:connector/signing@0.2.0": crate::payer_world::billd::connector0_2_0::signing,
         },
     });
 }
@@ -138,6 +142,7 @@ pub mod log;
 pub mod payer;
 pub mod secrets;
 pub mod settings;
+pub mod signing;
 pub mod state;
 pub mod types;
 
@@ -147,7 +152,7 @@ pub const SDK_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// The current time as billd sees it.
 pub fn now() -> types::Timestamp {
-    payer_world::billd::connector::host::now()
+    payer_world::billd::connector0_1_0::host::now()
 }
 
 /// Everything a connector usually needs, in one import.

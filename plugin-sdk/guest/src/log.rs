@@ -1,7 +1,7 @@
 //! Lines into billd's log, tagged with the plugin's name. Never log patient
 //! data (names, birth dates, member ids, diagnoses): use record ids.
 
-use crate::payer_world::billd::connector::host::{LogLevel, log};
+use crate::payer_world::billd::connector0_1_0::host::{LogLevel, log};
 
 /// Logs at trace level.
 pub fn trace(message: &str) {

@@ -5,7 +5,7 @@
 //! "unsupported") and export it with
 //! [`export_payer_connector!`](crate::export_payer_connector).
 
-pub use crate::payer_world::exports::billd::connector::payer::{
+pub use crate::payer_world::exports::billd::connector0_1_0::payer::{
     Acknowledgment, AcknowledgmentError, AcknowledgmentKind, AcknowledgmentOutcome,
     AcknowledgmentPage, Benefit, BenefitKind, Claim, ClaimFrequency, ClaimPayment, ClaimState,
     CoverageLevel, CoverageStatus, Eligibility, EligibilityInquiry, LinePayment, Network,
@@ -68,7 +68,7 @@ macro_rules! export_payer_connector {
         #[doc(hidden)]
         pub struct __BilldPayerExport;
 
-        impl $crate::payer_world::exports::billd::connector::payer::Guest for __BilldPayerExport {
+        impl $crate::payer_world::exports::billd::connector0_1_0::payer::Guest for __BilldPayerExport {
             fn check_eligibility(
                 key: ::std::string::String,
                 inquiry: $crate::payer::EligibilityInquiry,

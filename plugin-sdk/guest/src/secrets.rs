@@ -1,7 +1,7 @@
 //! Secrets the manifest declares and the practice supplies. Keep them out
 //! of logs and error messages.
 
-use crate::payer_world::billd::connector::host::secret;
+use crate::payer_world::billd::connector0_1_0::host::secret;
 use crate::types::ConnectorError;
 
 /// The secret called `name`, if supplied.

@@ -1,7 +1,7 @@
 //! Settings the manifest declares, with the practice's values or the
 //! manifest's defaults.
 
-use crate::payer_world::billd::connector::host::{SettingValue, setting};
+use crate::payer_world::billd::connector0_1_0::host::{SettingValue, setting};
 use crate::types::ConnectorError;
 
 /// A text setting.

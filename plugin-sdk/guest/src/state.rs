@@ -1,7 +1,7 @@
 //! This plugin's own key-value state, kept by billd between calls: cursors,
 //! tokens, records of work done under an idempotency key.
 
-use crate::payer_world::billd::connector::host::{kv_delete, kv_get, kv_set};
+use crate::payer_world::billd::connector0_1_0::host::{kv_delete, kv_get, kv_set};
 use crate::types::ConnectorError;
 use serde::Serialize;
 use serde::de::DeserializeOwned;

@@ -1,7 +1,7 @@
 //! Records shared by every connector kind: dates, money, people, providers,
 //! procedures, adjustments, and [`ConnectorError`].
 
-pub use crate::payer_world::billd::connector::types::*;
+pub use crate::payer_world::billd::connector0_1_0::types::*;
 
 impl Date {
     /// A date from its parts (not checked against the calendar).

@@ -205,6 +205,7 @@ pub struct Builder {
     fixtures_dir: Option<PathBuf>,
     settings: Vec<(String, String)>,
     secrets: Vec<(String, String)>,
+    signing_keys: Vec<(String, String)>,
 }
 
 impl std::fmt::Debug for Builder {
@@ -241,6 +242,24 @@ impl Builder {
         self
     }
 
+    /// Configures a signing key (contract 0.2.0 `signing`): billd reads the
+    /// PEM private key at `pem_file` and signs with it for the plugin,
+    /// writing `kid` into each token's header; the plugin never sees it.
+    pub fn signing_key(
+        mut self,
+        name: &str,
+        pem_file: impl AsRef<Path>,
+        kid: Option<&str>,
+    ) -> Self {
+        let mut v = pem_file.as_ref().display().to_string();
+        if let Some(kid) = kid {
+            v.push('#');
+            v.push_str(kid);
+        }
+        self.signing_keys.push((name.into(), v));
+        self
+    }
+
     fn program(&self) -> OsString {
         match &self.billd {
             Some(p) => p.clone().into_os_string(),
@@ -266,6 +285,9 @@ impl Builder {
         }
         for (k, v) in &self.secrets {
             cmd.arg("--secret").arg(format!("{k}={v}"));
+        }
+        for (k, v) in &self.signing_keys {
+            cmd.arg("--signing-key").arg(format!("{k}={v}"));
         }
         let mut child = cmd
             .stdin(Stdio::piped())
@@ -412,6 +434,7 @@ impl Harness {
             fixtures_dir: None,
             settings: Vec::new(),
             secrets: Vec::new(),
+            signing_keys: Vec::new(),
         }
     }
 
