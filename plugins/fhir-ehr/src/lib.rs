@@ -7,10 +7,14 @@
 //!   `meta.lastUpdated` seen (`_lastUpdated=gt...` on the next sync).
 //!   Encounters come with the ChargeItems (`context`) and Claims
 //!   (`encounter`) that reference them.
-//! - Auth: a static bearer token (secret `bearer-token`).
+//! - Auth ([`auth`]): SMART Backend Services (a client assertion billd
+//!   signs with the practice's key `client-key`, the access token kept in
+//!   the plugin's state and renewed before it expires or when refused), or
+//!   a static bearer token (secret `bearer-token`).
 //! - HTTP failures and OperationOutcome issues map onto the contract's
 //!   connector errors ([`fhirhttp::outcome_error`]).
 
+pub mod auth;
 pub mod cursor;
 pub mod fhirhttp;
 pub mod map;

@@ -21,7 +21,10 @@ use serde_json::Value;
 /// The NPI identifier system.
 pub const NPI_SYSTEM: &str = "http://hl7.org/fhir/sid/us-npi";
 /// CPT code systems seen in the field.
-const CPT_SYSTEMS: &[&str] = &["http://www.ama-assn.org/go/cpt", "urn:oid:2.16.840.1.113883.6.12"];
+const CPT_SYSTEMS: &[&str] = &[
+    "http://www.ama-assn.org/go/cpt",
+    "urn:oid:2.16.840.1.113883.6.12",
+];
 /// HCPCS code systems seen in the field.
 const HCPCS_SYSTEMS: &[&str] = &[
     "https://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets",
@@ -106,7 +109,10 @@ fn name(names: &Value) -> PersonName {
     let chosen = list
         .iter()
         .find(|n| n["use"] == "official")
-        .or_else(|| list.iter().find(|n| n["use"] != "maiden" && n["use"] != "old"))
+        .or_else(|| {
+            list.iter()
+                .find(|n| n["use"] != "maiden" && n["use"] != "old")
+        })
         .or(list.first());
     let Some(n) = chosen else {
         return PersonName {
@@ -132,7 +138,12 @@ fn name(names: &Value) -> PersonName {
 
 fn address(addresses: &Value) -> Option<Address> {
     let a = addresses.as_array()?.iter().find(|a| a["use"] != "old")?;
-    let lines: Vec<&str> = a["line"].as_array().into_iter().flatten().filter_map(s).collect();
+    let lines: Vec<&str> = a["line"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(s)
+        .collect();
     Some(Address {
         line1: lines.first().copied().unwrap_or_default().to_owned(),
         line2: lines.get(1).map(|l| (*l).to_owned()),
@@ -185,7 +196,9 @@ pub fn payor_key(r: &Value) -> (String, String) {
 #[must_use]
 pub fn coverage(r: &Value, subscriber: Option<&Value>) -> Option<Coverage> {
     let (payer_id, payer_name) = payor_key(r);
-    let code = r["relationship"]["coding"][0]["code"].as_str().unwrap_or("self");
+    let code = r["relationship"]["coding"][0]["code"]
+        .as_str()
+        .unwrap_or("self");
     let relationship = match code {
         "self" => None,
         "spouse" => Some(Relationship::Spouse),
@@ -237,7 +250,10 @@ pub fn coverage(r: &Value, subscriber: Option<&Value>) -> Option<Coverage> {
 /// reference a Patient and carry an NPI.
 #[must_use]
 pub fn appointment(r: &Value) -> Option<Appointment> {
-    let parts = r["participant"].as_array().map(Vec::as_slice).unwrap_or_default();
+    let parts = r["participant"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
     let start = instant(&r["start"])?;
     let minutes = r["minutesDuration"]
         .as_u64()
@@ -252,7 +268,10 @@ pub fn appointment(r: &Value) -> Option<Appointment> {
             .iter()
             .find_map(|p| reference_id(&p["actor"], "Patient"))
             .unwrap_or_default(),
-        provider_npi: parts.iter().find_map(|p| npi_of(&p["actor"])).unwrap_or_default(),
+        provider_npi: parts
+            .iter()
+            .find_map(|p| npi_of(&p["actor"]))
+            .unwrap_or_default(),
         start,
         minutes,
         status: match r["status"].as_str() {
@@ -283,7 +302,10 @@ fn place_of_service(class: &Value) -> &'static str {
 
 /// The CPT or HCPCS code of a CodeableConcept; code "" when it has none.
 fn procedure(concept: &Value) -> Procedure {
-    let codings = concept["coding"].as_array().map(Vec::as_slice).unwrap_or_default();
+    let codings = concept["coding"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
     for c in codings {
         let system = c["system"].as_str().unwrap_or_default();
         let code_set = if CPT_SYSTEMS.contains(&system) {
@@ -308,7 +330,19 @@ fn procedure(concept: &Value) -> Procedure {
     }
 }
 
-/// The ICD-10 codes of a CodeableConcept, without the dot.
+/// Whether `code` (without its dot) has the shape of an ICD-10 code: a
+/// letter, a digit, a letter or digit, then up to four letters or digits.
+fn icd10_shaped(code: &str) -> bool {
+    let b = code.as_bytes();
+    (3..=7).contains(&b.len())
+        && b[0].is_ascii_uppercase()
+        && b[1].is_ascii_digit()
+        && b[2..].iter().all(u8::is_ascii_alphanumeric)
+}
+
+/// The ICD-10 codes of a CodeableConcept, without the dot; a code of an
+/// ICD-10 system that is not shaped like one (the HL7 examples' `123456`)
+/// is left out.
 fn icd10(concept: &Value) -> Vec<String> {
     concept["coding"]
         .as_array()
@@ -316,7 +350,8 @@ fn icd10(concept: &Value) -> Vec<String> {
         .flatten()
         .filter(|c| ICD10_SYSTEMS.contains(&c["system"].as_str().unwrap_or_default()))
         .filter_map(|c| s(&c["code"]))
-        .map(|c| c.replace('.', ""))
+        .map(|c| c.trim().replace('.', "").to_ascii_uppercase())
+        .filter(|c| icd10_shaped(c))
         .collect()
 }
 
@@ -326,10 +361,13 @@ fn cents(money: &Value) -> Option<i64> {
 }
 
 fn pointer_to(diagnoses: &mut Vec<String>, code: String) -> u8 {
-    let i = diagnoses.iter().position(|d| *d == code).unwrap_or_else(|| {
-        diagnoses.push(code);
-        diagnoses.len() - 1
-    });
+    let i = diagnoses
+        .iter()
+        .position(|d| *d == code)
+        .unwrap_or_else(|| {
+            diagnoses.push(code);
+            diagnoses.len() - 1
+        });
     (i + 1).min(usize::from(u8::MAX)) as u8
 }
 
@@ -360,7 +398,9 @@ pub fn encounter(
                 pointers.push(pointer_to(&mut diagnoses, code));
             }
         }
-        let units = ci["quantity"]["value"].as_f64().map_or(1, |q| q.round().max(1.0) as u32);
+        let units = ci["quantity"]["value"]
+            .as_f64()
+            .map_or(1, |q| q.round().max(1.0) as u32);
         let amount = cents(&ci["priceOverride"])
             .or_else(|| {
                 ci["totalPriceComponent"]
@@ -396,7 +436,9 @@ pub fn encounter(
                 .filter_map(Value::as_u64)
                 .filter_map(|q| by_sequence.iter().find(|(s, _)| *s == q).map(|(_, p)| *p))
                 .collect();
-            let units = item["quantity"]["value"].as_f64().map_or(1, |q| q.round().max(1.0) as u32);
+            let units = item["quantity"]["value"]
+                .as_f64()
+                .map_or(1, |q| q.round().max(1.0) as u32);
             charges.push(Charge {
                 charge_id: format!(
                     "Claim/{}/{}",
@@ -405,7 +447,9 @@ pub fn encounter(
                 ),
                 procedure: procedure(&item["productOrService"]),
                 units,
-                amount: cents(&item["net"]).or_else(|| cents(&item["unitPrice"])).unwrap_or(0),
+                amount: cents(&item["net"])
+                    .or_else(|| cents(&item["unitPrice"]))
+                    .unwrap_or(0),
                 diagnosis_pointers: pointers,
                 service_date: date(&item["servicedDate"])
                     .or_else(|| date(&item["servicedPeriod"]["start"]))
@@ -413,7 +457,10 @@ pub fn encounter(
             });
         }
     }
-    let parts = r["participant"].as_array().map(Vec::as_slice).unwrap_or_default();
+    let parts = r["participant"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
     Some(Encounter {
         encounter_id: id,
         patient_id: reference_id(&r["subject"], "Patient").unwrap_or_default(),
@@ -439,7 +486,10 @@ mod tests {
     use super::*;
 
     fn fixture(path: &str) -> Value {
-        let p = format!("{}/../../tests/fixtures/fhir/{path}", env!("CARGO_MANIFEST_DIR"));
+        let p = format!(
+            "{}/../../tests/fixtures/fhir/{path}",
+            env!("CARGO_MANIFEST_DIR")
+        );
         serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap()
     }
 
@@ -455,7 +505,11 @@ mod tests {
             .map(|l| patient(&serde_json::from_str(l).unwrap()).unwrap())
             .collect();
         assert_eq!(mapped.len(), 13);
-        assert!(mapped.iter().all(|p| !p.name.last.is_empty() && p.birth_date.year > 1900));
+        assert!(
+            mapped
+                .iter()
+                .all(|p| !p.name.last.is_empty() && p.birth_date.year > 1900)
+        );
     }
 
     #[test]
@@ -468,7 +522,14 @@ mod tests {
         assert_eq!(c.subscriber.group_number.as_deref(), Some("CB135"));
         assert_eq!(c.relationship, None);
         assert_eq!(c.priority, CoveragePriority::Primary);
-        assert_eq!(c.start, Some(Date { year: 2011, month: 5, day: 23 }));
+        assert_eq!(
+            c.start,
+            Some(Date {
+                year: 2011,
+                month: 5,
+                day: 23
+            })
+        );
         assert!(c.active);
         let mut no_payor = fixture("hl7-r4-examples/Coverage-9876B1.json");
         no_payor.as_object_mut().unwrap().remove("payor");
@@ -509,6 +570,16 @@ mod tests {
         assert_eq!(e.charges[1].procedure.code, "");
         assert!(e.charges.len() >= 3);
         assert!(e.charges[2].charge_id.starts_with("Claim/100150/"));
+    }
+
+    #[test]
+    fn only_codes_shaped_like_icd10_are_diagnoses() {
+        let concept = |code: &str| serde_json::json!({"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": code}]});
+        assert_eq!(icd10(&concept("E11.9")), ["E119"]);
+        assert_eq!(icd10(&concept("s72.001a")), ["S72001A"]);
+        assert!(icd10(&concept("123456")).is_empty());
+        assert!(icd10(&concept("E1")).is_empty());
+        assert!(icd10(&concept("E11.99999")).is_empty());
     }
 
     #[test]
