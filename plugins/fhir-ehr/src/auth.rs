@@ -18,7 +18,7 @@ use billd_plugin_sdk::signing;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::fhirhttp::{encode, outcome_error};
+use crate::fhirhttp::{encode, outcome_error, send};
 
 /// The assertion type SMART Backend Services requires.
 pub const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -334,12 +334,13 @@ pub fn token_answer(
 pub fn exchange(smart: &Smart, now: i64, timeout_ms: u32) -> Result<CachedToken, ConnectorError> {
     let claims = assertion_claims(smart, now, &jti()?);
     let assertion = signing::sign_jwt(KEY_NAME, &claims.to_string())?;
-    let resp = Request::post(smart.token_url.clone())
-        .header("content-type", "application/x-www-form-urlencoded")
-        .header("accept", "application/json")
-        .body(token_form(smart, &assertion))
-        .timeout_ms(timeout_ms)
-        .send()?;
+    let resp = send(
+        Request::post(smart.token_url.clone())
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("accept", "application/json")
+            .body(token_form(smart, &assertion))
+            .timeout_ms(timeout_ms),
+    )?;
     let token = token_answer(
         smart,
         resp.status,

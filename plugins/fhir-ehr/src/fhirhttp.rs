@@ -17,6 +17,36 @@ use crate::auth::Auth;
 /// The longest excerpt of a server's diagnostics an error quotes.
 pub const MAX_DIAGNOSTICS: usize = 160;
 
+/// The longest wait for billd's per-plugin request rate before a request,
+/// in milliseconds; a longer one is returned as rate limiting.
+pub const MAX_PACING_WAIT_MS: u32 = 2_000;
+
+/// The most one request waits for billd's request rate in all, in
+/// milliseconds (well inside billd's default 30 s call deadline).
+pub const MAX_PACING_TOTAL_MS: u32 = 10_000;
+
+/// Sends a request through billd, waiting out billd's own per-plugin rate
+/// limit (a listing with its charge searches can make more requests than
+/// billd allows in a second), at most [`MAX_PACING_TOTAL_MS`] in all.
+///
+/// # Errors
+/// The host's refusal as a connector error (a timeout is transient, a rate
+/// limit past the waits is rate limiting).
+pub fn send(req: Request) -> Result<Response, ConnectorError> {
+    let mut waited = 0u32;
+    loop {
+        match req.clone().send() {
+            Err(billd_plugin_sdk::http::HttpError::RateLimited(ms))
+                if ms <= MAX_PACING_WAIT_MS && waited.saturating_add(ms) <= MAX_PACING_TOTAL_MS =>
+            {
+                waited += ms;
+                std::thread::sleep(std::time::Duration::from_millis(u64::from(ms)));
+            }
+            other => return other.map_err(ConnectorError::from),
+        }
+    }
+}
+
 /// Talks to one FHIR server.
 pub struct Client {
     /// The FHIR base URL, without a trailing slash.
@@ -63,7 +93,7 @@ impl Client {
             if let Some(t) = token {
                 req = req.bearer(&t);
             }
-            req.send().map_err(ConnectorError::from)
+            send(req)
         };
         let resp = send(self.auth.token(self.timeout_ms)?)?;
         if resp.status == 401 && self.auth.renewable() {
