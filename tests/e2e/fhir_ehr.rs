@@ -198,11 +198,11 @@ settings = {{ base-url = "{origin}/fhir", timeout-ms = 5000{settings} }}
 
     /// `billd plugins call` with `extra` arguments; the `ok` or `err` JSON
     /// and billd's stderr.
-    fn call_with(&self, func: &str, since: Option<&str>, extra: &[&str]) -> (Value, String) {
+    fn call_input(&self, func: &str, input: &Value, extra: &[&str]) -> (Value, String) {
         let n = self.calls.get() + 1;
         self.calls.set(n);
         let file = self.s.path(&format!("call-{n}.json"));
-        std::fs::write(&file, json!(since).to_string()).unwrap();
+        std::fs::write(&file, input.to_string()).unwrap();
         let out = self
             .s
             .billd()
@@ -218,6 +218,11 @@ settings = {{ base-url = "{origin}/fhir", timeout-ms = 5000{settings} }}
         let v = serde_json::from_slice(&out.stdout)
             .unwrap_or_else(|e| panic!("{func}: {e}: {}", String::from_utf8_lossy(&out.stdout)));
         (v, stderr(&out))
+    }
+
+    /// A `*-changed` call from `since`.
+    fn call_with(&self, func: &str, since: Option<&str>, extra: &[&str]) -> (Value, String) {
+        self.call_input(func, &json!(since), extra)
     }
 
     fn call(&self, func: &str, since: Option<&str>) -> Value {
@@ -465,4 +470,122 @@ fn a_token_within_a_minute_of_expiry_is_renewed_before_use() {
     let stats = fhir.stats();
     assert_eq!(stats["tokens_issued"], 3, "{stats}");
     assert_eq!(stats["token_refusals"], 0, "{stats}");
+}
+
+#[test]
+fn appointments_of_a_window_come_from_every_page() {
+    let fhir = Fhir::start(&[
+        "--static-token",
+        "e2e-static-token",
+        "--generate",
+        "30",
+        "--generate-day",
+        "2026-12-03",
+    ]);
+    let p = Practice::bearer(&fhir, "e2e-static-token", 4);
+    let day = |d: u32| {
+        let t = chrono::NaiveDate::from_ymd_opt(2026, 12, d)
+            .unwrap()
+            .and_hms_opt(0, 0, 0)
+            .unwrap()
+            .and_utc()
+            .timestamp();
+        json!({"seconds": t, "nanoseconds": 0})
+    };
+    let window = |from: u32, to: u32| {
+        let input = json!({"start": day(from), "end": day(to)});
+        p.call_input("appointments", &input, &[]).0
+    };
+    let v = window(3, 4);
+    let got = v["ok"].as_array().unwrap_or_else(|| panic!("{v}"));
+    assert_eq!(got.len(), 30, "30 appointments at 4 a page");
+    let unique: BTreeSet<&str> = got
+        .iter()
+        .map(|a| a["appointment-id"].as_str().unwrap())
+        .collect();
+    assert_eq!(unique.len(), 30);
+    assert!(got.iter().all(|a| a["provider-npi"] == "1234567893"), "{v}");
+    assert_eq!(window(4, 5)["ok"], json!([]));
+    assert!(
+        window(4, 3)["err"]["invalid-request"]["field"] == "window.end",
+        "an empty window is refused"
+    );
+}
+
+#[test]
+fn a_dependents_coverage_carries_the_subscriber_read_by_reference() {
+    let fhir = Fhir::start(&["--static-token", "e2e-static-token"]);
+    let p = Practice::bearer(&fhir, "e2e-static-token", 10);
+    let (all, _, cursor) = p.listing("coverages-changed", None);
+    assert_eq!(all.len(), 4, "the four HL7 example coverages");
+
+    // A child covered under Patient/example's policy, and a spouse under a
+    // RelatedPerson the server does not have.
+    let mut child = hl7("Coverage-9876B1.json");
+    child["relationship"] = json!({"coding": [{"code": "child"}]});
+    child["subscriber"] = json!({"reference": "Patient/example"});
+    fhir.put(&child);
+    let mut spouse = hl7("Coverage-7546D.json");
+    spouse["relationship"] = json!({"coding": [{"code": "spouse"}]});
+    spouse["subscriber"] = json!({"reference": "RelatedPerson/nobody"});
+    fhir.put(&spouse);
+    let (changed, _, _) = p.listing("coverages-changed", Some(cursor));
+    let by_id = |id: &str| {
+        changed
+            .iter()
+            .find(|c| c["coverage-id"] == id)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {id} in {changed:?}"))
+    };
+    assert_eq!(changed.len(), 2);
+    let c = by_id("9876B1");
+    assert_eq!(c["relationship"], "child");
+    assert_eq!(c["subscriber"]["name"]["last"], "Chalmers");
+    assert_eq!(
+        c["subscriber"]["birth-date"],
+        json!({"year": 1974, "month": 12, "day": 25})
+    );
+    let s = by_id("7546D");
+    assert_eq!(s["relationship"], "spouse");
+    assert_eq!(
+        s["subscriber"]["name"]["last"], "",
+        "not readable: left empty"
+    );
+}
+
+#[test]
+fn server_failures_map_onto_the_contracts_errors() {
+    let fhir = Fhir::start(&["--static-token", "e2e-static-token"]);
+    let p = Practice::bearer(&fhir, "e2e-static-token", 4);
+    let fault = |status: u16, retry: Option<u32>| {
+        let mut f = json!({"path": "/fhir/Patient", "status": status});
+        if let Some(r) = retry {
+            f["retry_after_seconds"] = json!(r);
+        }
+        fhir.post("/_sandbox/faults", &json!([f]).to_string());
+        p.err("patients-changed", None)
+    };
+    let e = fault(503, Some(7));
+    assert_eq!(e["rate-limited"]["retry-after-seconds"], 7, "{e}");
+    let e = fault(429, Some(3));
+    assert_eq!(e["rate-limited"]["retry-after-seconds"], 3, "{e}");
+    let e = fault(503, None);
+    assert!(
+        e["transient"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("HTTP 503"),
+        "{e}"
+    );
+    let e = fault(500, None);
+    assert!(e["transient"].is_string(), "{e}");
+    let e = fault(403, None);
+    assert!(e["authentication"].is_string(), "{e}");
+    let e = fault(400, None);
+    let msg = e["invalid-request"]["message"].as_str().unwrap_or_default();
+    assert!(msg.contains("HTTP 400"), "{e}");
+    assert!(msg.contains("fault armed by the test"), "{e}");
+    // Faults spent, the listing works.
+    let (page, _) = p.page("patients-changed", None);
+    assert_eq!(page.len(), 4);
 }

@@ -64,6 +64,16 @@ pub enum Auth {
     Smart(Smart),
 }
 
+/// A bearer token to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Token {
+    /// The token.
+    pub value: String,
+    /// Whether it is a SMART access token from an earlier call (one the
+    /// server may have revoked since), not one issued just now.
+    pub cached: bool,
+}
+
 /// An access token as kept in the plugin's state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CachedToken {
@@ -180,7 +190,8 @@ impl Auth {
         }
     }
 
-    /// Whether a refused token can be replaced by a new one (SMART).
+    /// Whether tokens are SMART access tokens (a refused one can be
+    /// dropped and replaced).
     #[must_use]
     pub fn renewable(&self) -> bool {
         matches!(self, Self::Smart(_))
@@ -192,20 +203,29 @@ impl Auth {
     ///
     /// # Errors
     /// From [`exchange`].
-    pub fn token(&self, timeout_ms: u32) -> Result<Option<String>, ConnectorError> {
+    pub fn token(&self, timeout_ms: u32) -> Result<Option<Token>, ConnectorError> {
         match self {
             Self::None => Ok(None),
-            Self::Bearer(t) => Ok(Some(t.clone())),
+            Self::Bearer(t) => Ok(Some(Token {
+                value: t.clone(),
+                cached: false,
+            })),
             Self::Smart(smart) => {
                 let now = billd_plugin_sdk::now().seconds;
                 if let Some(c) = state::get_json::<CachedToken>(TOKEN_STATE)
                     && c.usable(smart, now)
                 {
-                    return Ok(Some(c.access_token));
+                    return Ok(Some(Token {
+                        value: c.access_token,
+                        cached: true,
+                    }));
                 }
                 let fresh = exchange(smart, now, timeout_ms)?;
                 state::set_json(TOKEN_STATE, &fresh)?;
-                Ok(Some(fresh.access_token))
+                Ok(Some(Token {
+                    value: fresh.access_token,
+                    cached: false,
+                }))
             }
         }
     }

@@ -12,7 +12,7 @@
 use billd_plugin_sdk::prelude::*;
 use serde_json::Value;
 
-use crate::auth::Auth;
+use crate::auth::{Auth, Token};
 
 /// The longest excerpt of a server's diagnostics an error quotes.
 pub const MAX_DIAGNOSTICS: usize = 160;
@@ -84,22 +84,24 @@ impl Client {
     }
 
     /// One GET with FHIR JSON accepted and the credentials attached; a 401
-    /// under a SMART token is retried once with a new token.
+    /// to a SMART token kept from an earlier call drops it and is retried
+    /// once with a new one.
     fn get(&self, url: &str) -> Result<Response, ConnectorError> {
-        let send = |token: Option<String>| -> Result<Response, ConnectorError> {
+        let send_with = |token: Option<&Token>| -> Result<Response, ConnectorError> {
             let mut req = Request::get(url)
                 .header("accept", "application/fhir+json")
                 .timeout_ms(self.timeout_ms);
             if let Some(t) = token {
-                req = req.bearer(&t);
+                req = req.bearer(&t.value);
             }
             send(req)
         };
-        let resp = send(self.auth.token(self.timeout_ms)?)?;
-        if resp.status == 401 && self.auth.renewable() {
+        let token = self.auth.token(self.timeout_ms)?;
+        let resp = send_with(token.as_ref())?;
+        if resp.status == 401 && token.as_ref().is_some_and(|t| t.cached) {
             self.auth.forget()?;
             log::info("the FHIR server refused the cached access token; asking for a new one");
-            return send(self.auth.token(self.timeout_ms)?);
+            return send_with(self.auth.token(self.timeout_ms)?.as_ref());
         }
         Ok(resp)
     }
