@@ -23,6 +23,9 @@ const PORTS: std::ops::Range<u16> = 8180..8190;
 /// The kid the test key is registered under.
 const KID: &str = "fhir-e2e-p384";
 
+/// The kid the RSA test key is registered under.
+const RSA_KID: &str = "fhir-e2e-rsa";
+
 /// The SMART client id.
 const CLIENT: &str = "billd-e2e";
 
@@ -43,21 +46,46 @@ fn testdata(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// A JWKS holding the public half of the P-384 test key, as an EHR
-/// registers a backend client's key.
-fn jwks(kid: &str) -> Value {
+/// The DER of a public test key (`testdata/NAME.pub.pem`).
+fn public_der(name: &str) -> Vec<u8> {
     use base64::Engine as _;
-    let pem = std::fs::read_to_string(testdata("ec-p384.pub.pem")).unwrap();
+    let pem = std::fs::read_to_string(testdata(&format!("{name}.pub.pem"))).unwrap();
     let b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
-    let der = base64::engine::general_purpose::STANDARD
+    base64::engine::general_purpose::STANDARD
         .decode(b64)
-        .unwrap();
+        .unwrap()
+}
+
+fn b64url(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// The JWK of the P-384 test key, as an EHR registers a backend client's
+/// key.
+fn ec_jwk(kid: &str) -> Value {
+    let der = public_der("ec-p384");
     // A P-384 SubjectPublicKeyInfo ends with the uncompressed point 04||X||Y.
     assert_eq!(der.len(), 120, "not a P-384 public key");
     assert_eq!(der[23], 0x04, "not an uncompressed point");
-    let url = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    json!({"keys": [{"kty": "EC", "crv": "P-384", "kid": kid, "use": "sig", "alg": "ES384",
-                     "x": url.encode(&der[24..72]), "y": url.encode(&der[72..120])}]})
+    json!({"kty": "EC", "crv": "P-384", "kid": kid, "use": "sig", "alg": "ES384",
+           "x": b64url(&der[24..72]), "y": b64url(&der[72..120])})
+}
+
+/// The JWK of the RSA-2048 test key.
+fn rsa_jwk(kid: &str) -> Value {
+    let der = public_der("rsa-2048");
+    // An RSA-2048 SubjectPublicKeyInfo: the 256-byte modulus after its
+    // INTEGER header, then the exponent 65537.
+    assert_eq!(der.len(), 294, "not an RSA-2048 public key");
+    assert_eq!(
+        der[28..33],
+        [0x02, 0x82, 0x01, 0x01, 0x00],
+        "modulus header"
+    );
+    assert_eq!(der[289..], [0x02, 0x03, 0x01, 0x00, 0x01], "exponent 65537");
+    json!({"kty": "RSA", "kid": kid, "use": "sig", "alg": "RS384",
+           "n": b64url(&der[33..289]), "e": b64url(&[0x01, 0x00, 0x01])})
 }
 
 /// `billd-sandbox fhir` over the repository's FHIR fixtures on the first
@@ -182,6 +210,11 @@ settings = {{ base-url = "{origin}/fhir", timeout-ms = 5000{settings} }}
     }
 
     fn smart(fhir: &Fhir) -> Practice {
+        Practice::smart_with(fhir, "ec-p384.pem", KID)
+    }
+
+    /// SMART with the test key `key` (in testdata) under `kid`.
+    fn smart_with(fhir: &Fhir, key: &str, kid: &str) -> Practice {
         Practice::new(
             fhir,
             &format!(
@@ -189,8 +222,8 @@ settings = {{ base-url = "{origin}/fhir", timeout-ms = 5000{settings} }}
                 fhir.origin()
             ),
             &format!(
-                "signing_keys = {{ client-key = {{ key = \"file:{}\", kid = \"{KID}\" }} }}",
-                testdata("ec-p384.pem").display()
+                "signing_keys = {{ client-key = {{ key = \"file:{}\", kid = \"{kid}\" }} }}",
+                testdata(key).display()
             ),
             &[],
         )
@@ -386,7 +419,8 @@ fn a_bad_static_token_is_an_authentication_error() {
 fn smart_sandbox(lifetime: &str) -> (Fhir, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("client.jwks.json");
-    std::fs::write(&file, jwks(KID).to_string()).unwrap();
+    let keys = json!({"keys": [ec_jwk(KID), rsa_jwk(RSA_KID)]});
+    std::fs::write(&file, keys.to_string()).unwrap();
     let fhir = Fhir::start(&[
         "--jwks",
         file.to_str().unwrap(),
@@ -588,4 +622,20 @@ fn server_failures_map_onto_the_contracts_errors() {
     // Faults spent, the listing works.
     let (page, _) = p.page("patients-changed", None);
     assert_eq!(page.len(), 4);
+}
+
+#[test]
+fn an_rsa_key_signs_rs384_assertions_and_an_unregistered_kid_is_refused() {
+    let (fhir, _dir) = smart_sandbox("300");
+    let rsa = Practice::smart_with(&fhir, "rsa-2048.pem", RSA_KID);
+    let (page, _) = rsa.page("patients-changed", None);
+    assert_eq!(page.len(), 10);
+    assert_eq!(fhir.stats()["tokens_issued"], 1);
+    let stranger = Practice::smart_with(&fhir, "ec-p384.pem", "not-registered");
+    let err = stranger.err("patients-changed", None);
+    let msg = err["authentication"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{err}"));
+    assert!(msg.contains("invalid_client"), "{msg}");
+    assert!(msg.contains("not-registered"), "{msg}");
 }
