@@ -109,9 +109,9 @@ impl Client {
     /// Fetches a search (or a `next` page) as a Bundle.
     ///
     /// # Errors
-    /// [`outcome_error`] for a refusal; an invalid-request error for a URL
-    /// off the server's origin; a rejection coded `malformed-response` for
-    /// an answer that is not a Bundle.
+    /// [`outcome_error`] for a refusal; a rejection coded `foreign-link`
+    /// for a URL off the server's origin (credentials never go there), or
+    /// `malformed-response` for an answer that is not a Bundle.
     pub fn get_bundle(&self, url: &str) -> Result<Value, ConnectorError> {
         if origin(url) != origin(&self.base) {
             return Err(ConnectorError::rejected(
