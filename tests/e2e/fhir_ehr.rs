@@ -553,8 +553,8 @@ fn a_dependents_coverage_carries_the_subscriber_read_by_reference() {
     let (all, _, cursor) = p.listing("coverages-changed", None);
     assert_eq!(all.len(), 4, "the four HL7 example coverages");
 
-    // A child covered under Patient/example's policy, and a spouse under a
-    // RelatedPerson the server does not have.
+    // Two children covered under Patient/example's policy, and a spouse
+    // under a RelatedPerson the server does not have.
     let mut child = hl7("Coverage-9876B1.json");
     child["relationship"] = json!({"coding": [{"code": "child"}]});
     child["subscriber"] = json!({"reference": "Patient/example"});
@@ -563,7 +563,16 @@ fn a_dependents_coverage_carries_the_subscriber_read_by_reference() {
     spouse["relationship"] = json!({"coding": [{"code": "spouse"}]});
     spouse["subscriber"] = json!({"reference": "RelatedPerson/nobody"});
     fhir.put(&spouse);
-    let (changed, _, _) = p.listing("coverages-changed", Some(cursor));
+    let mut sibling = hl7("Coverage-7547E.json");
+    sibling["relationship"] = json!({"coding": [{"code": "child"}]});
+    sibling["subscriber"] = json!({"reference": "Patient/example"});
+    fhir.put(&sibling);
+    let before = fhir.stats()["requests"].as_u64().unwrap();
+    let (changed, calls, _) = p.listing("coverages-changed", Some(cursor));
+    // Two searches, and one read for each subscriber: the siblings' shared
+    // subscriber is read once.
+    assert_eq!(calls, 2);
+    assert_eq!(fhir.stats()["requests"].as_u64().unwrap() - before, 4);
     let by_id = |id: &str| {
         changed
             .iter()
@@ -571,7 +580,8 @@ fn a_dependents_coverage_carries_the_subscriber_read_by_reference() {
             .cloned()
             .unwrap_or_else(|| panic!("no {id} in {changed:?}"))
     };
-    assert_eq!(changed.len(), 2);
+    assert_eq!(changed.len(), 3);
+    assert_eq!(by_id("7547E")["subscriber"]["name"]["last"], "Chalmers");
     let c = by_id("9876B1");
     assert_eq!(c["relationship"], "child");
     assert_eq!(c["subscriber"]["name"]["last"], "Chalmers");

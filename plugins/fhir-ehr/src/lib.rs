@@ -144,6 +144,9 @@ impl EhrConnector for FhirEhr {
         let client = Client::from_settings()?;
         let (items, next) = changed_page(&client, "Coverage", since)?;
         let mut out = Vec::with_capacity(items.len());
+        // A family's dependents share a subscriber: read each one once.
+        let mut read: std::collections::HashMap<String, Option<Value>> =
+            std::collections::HashMap::new();
         for r in &items {
             let dependent = r["relationship"]["coding"][0]["code"]
                 .as_str()
@@ -153,10 +156,14 @@ impl EhrConnector for FhirEhr {
                 let readable = ["Patient/", "RelatedPerson/"]
                     .iter()
                     .any(|k| reference.starts_with(k) && !reference.contains('?'));
-                if readable {
-                    client.read(reference)?
-                } else {
+                if !readable {
                     None
+                } else if let Some(known) = read.get(reference) {
+                    known.clone()
+                } else {
+                    let got = client.read(reference)?;
+                    read.insert(reference.to_owned(), got.clone());
+                    got
                 }
             } else {
                 None
