@@ -167,15 +167,24 @@ fn is_token(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
 }
 
-/// `scheme://authority` of an `http(s)` URL.
+/// `scheme://host[:port]` of an `http(s)` URL, in lower case and without
+/// the scheme's default port, so that equal origins compare equal.
 #[must_use]
 pub fn origin(url: &str) -> Option<String> {
     let (scheme, rest) = url.split_once("://")?;
-    if !(scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https")) {
-        return None;
-    }
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    (!authority.is_empty()).then(|| format!("{}://{authority}", scheme.to_ascii_lowercase()))
+    let scheme = scheme.to_ascii_lowercase();
+    let default_port = match scheme.as_str() {
+        "http" => ":80",
+        "https" => ":443",
+        _ => return None,
+    };
+    let authority = rest
+        .split(['/', '?', '#'])
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let authority = authority.strip_suffix(default_port).unwrap_or(&authority);
+    (!authority.is_empty() && !authority.contains('@')).then(|| format!("{scheme}://{authority}"))
 }
 
 /// Percent-encodes a query value: everything but RFC 3986's unreserved
@@ -351,6 +360,13 @@ mod tests {
         assert_eq!(next_link(&json!({"resourceType": "Bundle"})), None);
         assert_eq!(origin("HTTP://h:1/fhir?x=1").as_deref(), Some("http://h:1"));
         assert_eq!(origin("http://h:1").as_deref(), Some("http://h:1"));
+        assert_eq!(
+            origin("https://EHR.example:443/fhir"),
+            origin("https://ehr.example/r4")
+        );
+        assert_eq!(origin("http://h:80/"), origin("http://h"));
+        assert_ne!(origin("https://h:80/"), origin("https://h"));
+        assert_eq!(origin("http://user@h/fhir"), None);
         assert_ne!(origin("http://h:1/fhir"), origin("http://h:2/fhir"));
         assert_eq!(origin("ftp://h/x"), None);
         assert_eq!(origin("Patient/1"), None);
