@@ -649,3 +649,23 @@ fn an_rsa_key_signs_rs384_assertions_and_an_unregistered_kid_is_refused() {
     assert!(msg.contains("invalid_client"), "{msg}");
     assert!(msg.contains("not-registered"), "{msg}");
 }
+
+#[test]
+fn an_expired_next_link_restarts_the_listing_from_its_high_water_mark() {
+    let fhir = Fhir::start(&["--static-token", "e2e-static-token"]);
+    let p = Practice::bearer(&fhir, "e2e-static-token", 4);
+    let (first, cursor) = p.page("patients-changed", None);
+    let (second, cursor) = p.page("patients-changed", Some(&cursor));
+    assert!(cursor.contains("next"), "mid-listing: {cursor}");
+    // The server forgets its search: the next link answers 410 Gone.
+    fhir.post(
+        "/_sandbox/faults",
+        r#"[{"path": "/fhir/Patient", "status": 410}]"#,
+    );
+    let (rest, _, _) = p.listing("patients-changed", Some(cursor));
+    let all: Vec<Value> = first.into_iter().chain(second).chain(rest).collect();
+    let got = ids(&all, "patient-id");
+    let unique: BTreeSet<String> = got.iter().cloned().collect();
+    assert_eq!(unique, mappable_patients(), "nothing is skipped");
+    assert!(got.len() > unique.len(), "the restart delivers some again");
+}

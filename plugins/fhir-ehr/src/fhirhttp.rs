@@ -113,28 +113,31 @@ impl Client {
     /// for a URL off the server's origin (credentials never go there), or
     /// `malformed-response` for an answer that is not a Bundle.
     pub fn get_bundle(&self, url: &str) -> Result<Value, ConnectorError> {
+        bundle_of(self.get_on_origin(url)?)
+    }
+
+    /// Follows a `next` link: `None` when the server no longer has the page
+    /// (404 or 410, as when its search results expired).
+    ///
+    /// # Errors
+    /// As [`Client::get_bundle`].
+    pub fn follow(&self, next: &str) -> Result<Option<Value>, ConnectorError> {
+        let resp = self.get_on_origin(next)?;
+        if matches!(resp.status, 404 | 410) {
+            return Ok(None);
+        }
+        bundle_of(resp).map(Some)
+    }
+
+    /// [`Client::get`] of a URL on the base's origin only.
+    fn get_on_origin(&self, url: &str) -> Result<Response, ConnectorError> {
         if origin(url) != origin(&self.base) {
             return Err(ConnectorError::rejected(
                 "foreign-link",
                 "the FHIR server linked to another origin; billd does not send credentials there",
             ));
         }
-        let resp = self.get(url)?;
-        if !(200..300).contains(&resp.status) {
-            return Err(outcome_error(
-                resp.status,
-                resp.header("retry-after"),
-                &resp.body,
-            ));
-        }
-        let bundle: Value = resp.json()?;
-        if bundle["resourceType"] != "Bundle" {
-            return Err(ConnectorError::rejected(
-                "malformed-response",
-                "a FHIR search answered with something other than a Bundle",
-            ));
-        }
-        Ok(bundle)
+        self.get(url)
     }
 
     /// Reads one resource by a relative reference (`Patient/123`): `None`
@@ -157,6 +160,25 @@ impl Client {
             s => Err(outcome_error(s, resp.header("retry-after"), &resp.body)),
         }
     }
+}
+
+/// The Bundle a search answered.
+fn bundle_of(resp: Response) -> Result<Value, ConnectorError> {
+    if !(200..300).contains(&resp.status) {
+        return Err(outcome_error(
+            resp.status,
+            resp.header("retry-after"),
+            &resp.body,
+        ));
+    }
+    let bundle: Value = resp.json()?;
+    if bundle["resourceType"] != "Bundle" {
+        return Err(ConnectorError::rejected(
+            "malformed-response",
+            "a FHIR search answered with something other than a Bundle",
+        ));
+    }
+    Ok(bundle)
 }
 
 /// A FHIR type name or logical id (letters, digits, `-`, `.`).

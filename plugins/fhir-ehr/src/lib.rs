@@ -4,7 +4,8 @@
 //! - `patients-changed`, `coverages-changed`, `encounters-changed`: one
 //!   Bundle page per call, ordered by `_lastUpdated`; the cursor billd keeps
 //!   is JSON holding the Bundle's `next` link (mid-listing) or the highest
-//!   `meta.lastUpdated` seen (`_lastUpdated=gt...` on the next sync).
+//!   `meta.lastUpdated` seen (`_lastUpdated=gt...` on the next sync); a
+//!   `next` link the server no longer serves restarts from `ge` that mark.
 //!   Encounters come with the ChargeItems (`context`) and Claims
 //!   (`encounter`) that reference them.
 //! - Auth ([`auth`]): SMART Backend Services (a client assertion billd
@@ -56,29 +57,42 @@ fn resources(bundle: &Value) -> impl Iterator<Item = &Value> {
         .filter(|r| r["resourceType"] != "OperationOutcome")
 }
 
+/// The search of `kind` ordered by `_lastUpdated`, after (`gt`) or from
+/// (`ge`) a high-water mark.
+fn changed_search(client: &Client, kind: &str, cmp: &str, since: Option<&str>) -> String {
+    let mut url = format!(
+        "{}/{kind}?_sort=_lastUpdated&_count={}",
+        client.base,
+        page_size()
+    );
+    if let Some(hw) = since {
+        url.push_str(&format!("&_lastUpdated={cmp}{}", fhirhttp::encode(hw)));
+    }
+    url
+}
+
 /// One page of a `*-changed` listing: the resources and the cursor after.
+/// A `next` link the server no longer serves restarts the listing from
+/// (`ge`) its high-water mark: what comes again is delivered twice, which
+/// billd's upserts absorb, and nothing updated at that instant is skipped.
 fn changed_page(
     client: &Client,
     kind: &str,
     since: Option<String>,
 ) -> Result<(Vec<Value>, String), ConnectorError> {
     let cur = Cursor::parse(since.as_deref())?;
-    let url = match &cur.next {
-        Some(next) => next.clone(),
-        None => {
-            let mut url = format!(
-                "{}/{kind}?_sort=_lastUpdated&_count={}",
-                client.base,
-                page_size()
-            );
-            if let Some(hw) = &cur.since {
-                url.push_str("&_lastUpdated=gt");
-                url.push_str(&fhirhttp::encode(hw));
+    let bundle = match &cur.next {
+        Some(next) => match client.follow(next)? {
+            Some(b) => b,
+            None => {
+                log::info(&format!(
+                    "the server no longer has the next {kind} page; listing again from the last change seen"
+                ));
+                client.get_bundle(&changed_search(client, kind, "ge", cur.since.as_deref()))?
             }
-            url
-        }
+        },
+        None => client.get_bundle(&changed_search(client, kind, "gt", cur.since.as_deref()))?,
     };
-    let bundle = client.get_bundle(&url)?;
     let items: Vec<Value> = resources(&bundle).cloned().collect();
     let mut after = cur.advanced(items.iter().map(|r| &r["meta"]["lastUpdated"]));
     after.next = fhirhttp::next_link(&bundle);
