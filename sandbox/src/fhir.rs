@@ -1,6 +1,8 @@
 //! The FHIR R4 resources the `fhir` sandbox serves, and the searches billd's
 //! EHR connector makes: by type, `_lastUpdated` (gt/ge), Appointment `date`
-//! (ge/lt on `start`), `_count` with offset paging, `_id`. Test-only.
+//! (ge/lt on `start`), ChargeItem `context` and Claim `encounter` (a
+//! comma-separated list of references, any of which matches), `_count` with
+//! offset paging, `_id`, `_sort=_lastUpdated`. Test-only.
 //!
 //! Resources come from a directory of FHIR JSON (one resource or a Bundle
 //! per `.json` file, one resource a line per `.ndjson` file) and, for
@@ -69,6 +71,36 @@ fn parse_cmp(name: &str, value: &str) -> Result<(Cmp, DateTime<Utc>), SearchErro
     let t = parse_instant(rest)
         .ok_or_else(|| SearchError(format!("{name}={value}: not a FHIR date or instant")))?;
     Ok((cmp, t))
+}
+
+/// The references of a resource a reference search parameter looks at.
+type RefPath = fn(&Value) -> Vec<&str>;
+
+/// The references a reference search parameter looks at, for the ones the
+/// sandbox supports: ChargeItem `context` (`context.reference`) and Claim
+/// `encounter` (`item.encounter.reference`).
+fn reference_param(kind: &str, name: &str) -> Option<RefPath> {
+    match (kind, name) {
+        ("ChargeItem", "context") => {
+            Some(|r| r["context"]["reference"].as_str().into_iter().collect())
+        }
+        ("Claim", "encounter") => Some(|r| {
+            r["item"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|i| i["encounter"].as_array().into_iter().flatten())
+                .filter_map(|e| e["reference"].as_str())
+                .collect()
+        }),
+        _ => None,
+    }
+}
+
+/// Whether a stored reference matches a searched one: the same text, or
+/// the same `Type/id` at the end of an absolute reference.
+fn reference_matches(have: &str, want: &str) -> bool {
+    have == want || (want.contains('/') && have.ends_with(&format!("/{want}")))
 }
 
 fn holds(cmp: Cmp, have: DateTime<Utc>, want: DateTime<Utc>) -> bool {
@@ -218,6 +250,7 @@ impl FhirStore {
         let mut updated = Vec::new();
         let mut dates = Vec::new();
         let mut ids: Option<Vec<String>> = None;
+        let mut refs: Vec<(RefPath, Vec<String>)> = Vec::new();
         let mut count = 50usize;
         let mut offset = 0usize;
         for (name, value) in params {
@@ -225,6 +258,20 @@ impl FhirStore {
                 "_lastUpdated" => updated.push(parse_cmp(name, value)?),
                 "date" if kind == "Appointment" => dates.push(parse_cmp(name, value)?),
                 "_id" => ids = Some(value.split(',').map(str::to_owned).collect()),
+                name if reference_param(kind, name).is_some() => {
+                    let wanted: Vec<String> = value
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|v| !v.is_empty())
+                        .map(str::to_owned)
+                        .collect();
+                    if wanted.is_empty() {
+                        return Err(SearchError(format!("{name}= names no reference")));
+                    }
+                    if let Some(path) = reference_param(kind, name) {
+                        refs.push((path, wanted));
+                    }
+                }
                 "_count" => {
                     count = value
                         .parse::<usize>()
@@ -254,6 +301,13 @@ impl FhirStore {
             .filter(|s| {
                 ids.as_ref()
                     .is_none_or(|ids| ids.iter().any(|i| s.resource["id"] == i.as_str()))
+            })
+            .filter(|s| {
+                refs.iter().all(|(path, wanted)| {
+                    path(&s.resource)
+                        .iter()
+                        .any(|have| wanted.iter().any(|w| reference_matches(have, w)))
+                })
             })
             .filter(|s| {
                 dates.is_empty()
@@ -417,5 +471,85 @@ mod tests {
             s.search("Patient", &params(&[("_lastUpdated", "gtxx")]))
                 .is_err()
         );
+    }
+
+    fn ids(page: &Page) -> Vec<&str> {
+        page.resources
+            .iter()
+            .map(|r| r["id"].as_str().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn charge_items_by_context_and_claims_by_encounter_match_any_listed_reference() {
+        let mut s = FhirStore::default();
+        for r in [
+            json!({"resourceType": "ChargeItem", "id": "ci1", "context": {"reference": "Encounter/e1"}}),
+            json!({"resourceType": "ChargeItem", "id": "ci2", "context": {"reference": "http://x.example/fhir/Encounter/e2"}}),
+            json!({"resourceType": "ChargeItem", "id": "ci3", "context": {"reference": "Encounter/e3"}}),
+            json!({"resourceType": "Claim", "id": "cl1", "item": [
+                {"sequence": 1},
+                {"sequence": 2, "encounter": [{"reference": "Encounter/e3"}, {"reference": "Encounter/e2"}]}
+            ]}),
+            json!({"resourceType": "Claim", "id": "cl2", "item": [{"sequence": 1, "encounter": [{"reference": "Encounter/e1"}]}]}),
+        ] {
+            s.insert(r).unwrap();
+        }
+        let ci = s
+            .search(
+                "ChargeItem",
+                &params(&[("context", "Encounter/e1,Encounter/e2")]),
+            )
+            .unwrap();
+        assert_eq!(ids(&ci), ["ci1", "ci2"]);
+        let cl = s
+            .search("Claim", &params(&[("encounter", "Encounter/e2")]))
+            .unwrap();
+        assert_eq!(ids(&cl), ["cl1"]);
+        let none = s
+            .search("Claim", &params(&[("encounter", "Encounter/e9")]))
+            .unwrap();
+        assert_eq!(none.total, 0);
+        // A parameter of another type, or an empty list, is refused.
+        assert!(
+            s.search("Claim", &params(&[("context", "Encounter/e1")]))
+                .is_err()
+        );
+        assert!(
+            s.search("ChargeItem", &params(&[("context", ",")]))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn sorted_pages_after_a_high_water_mark_list_only_later_updates() {
+        let mut s = FhirStore::default();
+        s.generate(5, NaiveDate::from_ymd_opt(2026, 12, 3).unwrap());
+        let later = parse_instant("2026-06-01T12:00:00.250Z").unwrap();
+        let p = s.read("Patient", "gen-p000003").unwrap().clone();
+        s.update("Patient", "gen-p000003", p, later).unwrap();
+        let all = s
+            .search(
+                "Patient",
+                &params(&[("_sort", "_lastUpdated"), ("_count", "10")]),
+            )
+            .unwrap();
+        assert_eq!(ids(&all).last(), Some(&"gen-p000003"));
+        let mark = all.resources.last().unwrap()["meta"]["lastUpdated"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert_eq!(mark, "2026-06-01T12:00:00.250Z");
+        let after = s
+            .search(
+                "Patient",
+                &params(&[
+                    ("_sort", "_lastUpdated"),
+                    ("_lastUpdated", &format!("gt{mark}")),
+                ]),
+            )
+            .unwrap();
+        assert_eq!(after.total, 0);
+        assert!(s.search("Patient", &params(&[("_sort", "name")])).is_err());
     }
 }

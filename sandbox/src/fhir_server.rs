@@ -40,7 +40,7 @@ pub struct HttpFault {
     /// How many requests it hits (default 1).
     #[serde(default = "one")]
     pub count: u32,
-    /// `Retry-After` of a 429 (default 1).
+    /// `Retry-After` of the answer (a 429 always has one, default 1).
     #[serde(default)]
     pub retry_after_seconds: Option<u32>,
 }
@@ -146,7 +146,7 @@ fn fault_response(f: &HttpFault, token: bool) -> Response {
     } else {
         fhir_json(status, &outcome("transient", "fault armed by the test"))
     };
-    if f.status == 429 {
+    if f.status == 429 || f.retry_after_seconds.is_some() {
         let after = f.retry_after_seconds.unwrap_or(1).to_string();
         if let Ok(v) = after.parse() {
             resp.headers_mut().insert(header::RETRY_AFTER, v);

@@ -6,6 +6,7 @@ mod config_errors;
 mod crash;
 mod downtime;
 mod eligibility;
+mod fhir_ehr;
 mod mail;
 mod payer_core;
 mod payer_flow;

@@ -96,20 +96,7 @@ impl PayerSandbox {
     /// A control-API request (`/_sandbox/...`); asserts a 2xx answer and
     /// returns its body.
     pub fn control(&self, method: &str, path: &str, body: &str) -> String {
-        use std::io::{Read, Write};
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).expect("connect");
-        write!(
-            s,
-            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        )
-        .expect("write");
-        let mut out = String::new();
-        s.read_to_string(&mut out).expect("read");
-        assert!(out.starts_with("HTTP/1.1 2"), "{out}");
-        out.split_once("\r\n\r\n")
-            .map(|x| x.1.to_owned())
-            .unwrap_or_default()
+        loopback_request(self.port, method, path, body)
     }
 
     /// Arms a fault (its JSON spec, sandbox/README.md).
@@ -148,6 +135,25 @@ impl PayerSandbox {
         v.sort_by_key(|(_, p)| arrival(p));
         v
     }
+}
+
+/// One HTTP/1.1 request with a JSON body to a server on 127.0.0.1:`port`
+/// (a sandbox's control API); asserts a 2xx answer and returns its body.
+pub fn loopback_request(port: u16, method: &str, path: &str, body: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    write!(
+            s,
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .expect("write");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("read");
+    assert!(out.starts_with("HTTP/1.1 2"), "{out}");
+    out.split_once("\r\n\r\n")
+        .map(|x| x.1.to_owned())
+        .unwrap_or_default()
 }
 
 /// The head of a payer sandbox scenario: the sandbox payer, claim statuses
