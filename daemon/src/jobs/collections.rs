@@ -856,3 +856,6 @@ impl JobKind for CollectionsJob {
         self.retry
     }
 }
+
+#[cfg(test)]
+mod tests;
