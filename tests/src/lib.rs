@@ -156,6 +156,99 @@ pub fn loopback_request(port: u16, method: &str, path: &str, body: &str) -> Stri
         .unwrap_or_default()
 }
 
+/// The ports the fhir-ehr manifest allows.
+pub const FHIR_PORTS: std::ops::Range<u16> = 8180..8190;
+
+/// The built fhir-ehr package; panics with the fix if missing.
+pub fn fhir_package() -> PathBuf {
+    let p = workspace_root().join("plugins/dist/fhir-ehr");
+    assert!(
+        p.join("plugin.toml").exists(),
+        "{} is missing: run scripts/build-plugins.sh",
+        p.display()
+    );
+    p
+}
+
+/// `billd-sandbox fhir` on the first free port the fhir-ehr manifest
+/// allows; killed on drop.
+pub struct FhirSandbox {
+    child: Child,
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+}
+
+impl FhirSandbox {
+    /// The debug-built sandbox over the repository's FHIR fixtures, with
+    /// `auth` flags (`--static-token T`, `--jwks F --client-id C`).
+    pub fn start(auth: &[&str]) -> FhirSandbox {
+        let data = workspace_root().join("tests/fixtures/fhir");
+        let mut args = vec!["--data", data.to_str().expect("a UTF-8 path")];
+        args.extend_from_slice(auth);
+        Self::start_with(sandbox_bin(), &args)
+    }
+
+    /// `program fhir ARGS --listen 127.0.0.1:PORT`.
+    pub fn start_with(program: &Path, args: &[&str]) -> FhirSandbox {
+        FHIR_PORTS
+            .clone()
+            .find_map(|port| {
+                let mut child = Command::new(program)
+                    .arg("fhir")
+                    .args(args)
+                    .arg("--listen")
+                    .arg(format!("127.0.0.1:{port}"))
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .expect("billd-sandbox fhir starts");
+                let mut first = String::new();
+                let out = child.stdout.take().expect("stdout");
+                let _ = BufReader::new(out).read_line(&mut first);
+                if first.starts_with("listening on ") {
+                    Some(FhirSandbox { child, port })
+                } else {
+                    let _ = child.wait();
+                    None
+                }
+            })
+            .expect("a free port in 127.0.0.1:8180-8189 for the FHIR sandbox")
+    }
+
+    /// Its origin, `http://127.0.0.1:PORT`.
+    pub fn origin(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// What it served (`/_sandbox/stats`).
+    pub fn stats(&self) -> serde_json::Value {
+        serde_json::from_str(&loopback_request(self.port, "GET", "/_sandbox/stats", ""))
+            .expect("stats are JSON")
+    }
+
+    /// A control-API POST.
+    pub fn post(&self, path: &str, body: &str) {
+        loopback_request(self.port, "POST", path, body);
+    }
+
+    /// Replaces a resource (the sandbox stamps it updated now).
+    pub fn put(&self, resource: &serde_json::Value) {
+        let path = format!(
+            "/fhir/{}/{}",
+            resource["resourceType"].as_str().expect("a resourceType"),
+            resource["id"].as_str().expect("an id")
+        );
+        loopback_request(self.port, "PUT", &path, &resource.to_string());
+    }
+}
+
+impl Drop for FhirSandbox {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// The head of a payer sandbox scenario: the sandbox payer, claim statuses
 /// advancing one step per inquiry, and the credentials
 /// [`core_plugin_table`] gives the connector.

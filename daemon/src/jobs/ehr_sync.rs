@@ -23,7 +23,9 @@
 //! - an appointment for an unknown patient: a task; it is fetched again on
 //!   the next run anyway.
 //!
-//! Signed encounters become draft claims (billd's own patient control
+//! A signed encounter without charges bills nothing and raises nothing
+//! (it is counted); an unsigned one waits for its signature, which brings
+//! it back through the cursor. Signed encounters become draft claims (billd's own patient control
 //! number, derived from the encounter id), which the submission job scrubs
 //! and sends; a claim already sent is never changed (a task says the visit
 //! changed after submission).
@@ -179,6 +181,8 @@ pub struct SyncCounts {
     pub refused: u64,
     /// Encounters not yet signed (not billable yet).
     pub unsigned: u64,
+    /// Signed encounters without charges (nothing to bill).
+    pub no_charges: u64,
     /// Held-back resources brought in.
     pub released: u64,
 }
@@ -192,6 +196,7 @@ impl SyncCounts {
             Placed::Held => self.held += 1,
             Placed::Refused => self.refused += 1,
             Placed::Unsigned => self.unsigned += 1,
+            Placed::NoCharges => self.no_charges += 1,
         }
     }
 
@@ -203,6 +208,7 @@ impl SyncCounts {
         self.held += o.held;
         self.refused += o.refused;
         self.unsigned += o.unsigned;
+        self.no_charges += o.no_charges;
         self.released += o.released;
     }
 }
@@ -214,6 +220,7 @@ enum Placed {
     Held,
     Refused,
     Unsigned,
+    NoCharges,
 }
 
 /// A configured ehr-sync job.
@@ -317,7 +324,8 @@ impl EhrSyncJob {
         tracing::info!(
             job = %self.job, received = counts.received, created = counts.created,
             updated = counts.updated, unchanged = counts.unchanged, held = counts.held,
-            refused = counts.refused, released = counts.released, "ehr sync done"
+            refused = counts.refused, released = counts.released,
+            unsigned = counts.unsigned, no_charges = counts.no_charges, "ehr sync done"
         );
         Ok(counts)
     }
@@ -738,7 +746,10 @@ impl EhrSyncJob {
             return Ok(Placed::Unsigned);
         }
         if e.lines.is_empty() {
-            return self.refuse(tx, now, "Encounter", &id, "signed with no charges");
+            // Nothing to bill (charges are entered elsewhere, or none
+            // were): no claim, and no task for every such visit.
+            tx.remove::<EhrHeld>(&self.held_key("Encounter", &id))?;
+            return Ok(Placed::NoCharges);
         }
         if !tx.contains::<Patient>(&e.patient_id)? {
             let subject = format!(

@@ -129,7 +129,7 @@ impl EhrConnector for FhirEhr {
         }
         if unmappable > 0 {
             log::warn(&format!(
-                "{unmappable} appointments without an id or a start were left out"
+                "{unmappable} appointments without an id were left out"
             ));
         }
         Ok(out)
@@ -141,7 +141,7 @@ impl EhrConnector for FhirEhr {
         let mapped: Vec<Patient> = items.iter().filter_map(map::patient).collect();
         if mapped.len() < items.len() {
             log::warn(&format!(
-                "{} patients without an id or a birth date were left out",
+                "{} patients without an id were left out",
                 items.len() - mapped.len()
             ));
         }

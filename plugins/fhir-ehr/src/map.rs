@@ -6,8 +6,11 @@
 //! conditional `Practitioner?identifier=...|NPI`) are reduced to the id or
 //! the NPI. A value the contract requires but the resource lacks becomes an
 //! empty string (a coverage without payor has payer-id ""; a charge whose
-//! code is neither CPT nor HCPCS has code ""), so billd's sync job can
-//! raise a task for it instead of the record vanishing here.
+//! code is neither CPT nor HCPCS has code ""), and a date or instant it
+//! lacks becomes [`MISSING_DATE`] or [`MISSING_INSTANT`], which billd
+//! refuses by name, so billd's sync job can raise a task for it instead of
+//! the record vanishing here. Only a resource without an id (which nothing
+//! could refer to or fix) is left out.
 
 use billd_plugin_sdk::ehr::{
     Appointment, AppointmentStatus, Charge, Coverage, CoveragePriority, Encounter, Patient,
@@ -37,6 +40,21 @@ const ICD10_SYSTEMS: &[&str] = &[
     "http://hl7.org/fhir/sid/icd-10",
     "urn:oid:2.16.840.1.113883.6.90",
 ];
+
+/// The contract date of a date the resource lacks: no calendar day, so
+/// billd refuses it naming the field.
+pub const MISSING_DATE: Date = Date {
+    year: 0,
+    month: 0,
+    day: 0,
+};
+
+/// The contract instant of an instant the resource lacks: out of any
+/// calendar's range, so billd refuses it naming the field.
+pub const MISSING_INSTANT: Timestamp = Timestamp {
+    seconds: i64::MIN,
+    nanoseconds: 0,
+};
 
 fn s(v: &Value) -> Option<&str> {
     v.as_str().filter(|t| !t.trim().is_empty())
@@ -168,7 +186,7 @@ pub fn patient(r: &Value) -> Option<Patient> {
     Some(Patient {
         patient_id: s(&r["id"])?.to_owned(),
         name: name(&r["name"]),
-        birth_date: date(&r["birthDate"])?,
+        birth_date: date(&r["birthDate"]).unwrap_or(MISSING_DATE),
         sex: sex(&r["gender"]),
         address: address(&r["address"]),
         email: telecom(&r["telecom"], "email"),
@@ -254,11 +272,13 @@ pub fn appointment(r: &Value) -> Option<Appointment> {
         .as_array()
         .map(Vec::as_slice)
         .unwrap_or_default();
-    let start = instant(&r["start"])?;
+    let found = instant(&r["start"]);
+    let start = found.unwrap_or(MISSING_INSTANT);
     let minutes = r["minutesDuration"]
         .as_u64()
         .map(|m| m as u32)
         .or_else(|| {
+            let start = found?;
             instant(&r["end"]).map(|end| ((end.seconds - start.seconds).max(0) / 60) as u32)
         })
         .unwrap_or(0);
@@ -383,7 +403,7 @@ pub fn encounter(
     signed_statuses: &[String],
 ) -> Option<Encounter> {
     let id = s(&r["id"])?.to_owned();
-    let service_date = date(&r["period"]["start"])?;
+    let service_date = date(&r["period"]["start"]).unwrap_or(MISSING_DATE);
     let mut diagnoses: Vec<String> = Vec::new();
     for reason in r["reasonCode"].as_array().into_iter().flatten() {
         for code in icd10(reason) {
@@ -491,6 +511,27 @@ mod tests {
             env!("CARGO_MANIFEST_DIR")
         );
         serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn what_a_resource_lacks_reaches_billd_as_a_value_it_refuses() {
+        let p = patient(&serde_json::json!({"resourceType": "Patient", "id": "p1"})).unwrap();
+        assert_eq!(p.birth_date, MISSING_DATE);
+        let a = appointment(&serde_json::json!({
+            "resourceType": "Appointment", "id": "a1", "status": "booked",
+            "end": "2026-01-01T10:00:00Z"
+        }))
+        .unwrap();
+        assert_eq!((a.start, a.minutes), (MISSING_INSTANT, 0));
+        let e = encounter(
+            &serde_json::json!({"resourceType": "Encounter", "id": "e1", "status": "finished"}),
+            &[],
+            &[],
+            &["finished".to_string()],
+        )
+        .unwrap();
+        assert_eq!(e.service_date, MISSING_DATE);
+        assert!(patient(&serde_json::json!({"resourceType": "Patient"})).is_none());
     }
 
     #[test]
