@@ -16,15 +16,15 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 /// The kid the test key is registered under.
-const KID: &str = "fhir-e2e-p384";
+pub(crate) const KID: &str = "fhir-e2e-p384";
 
 /// The kid the RSA test key is registered under.
 const RSA_KID: &str = "fhir-e2e-rsa";
 
 /// The SMART client id.
-const CLIENT: &str = "billd-e2e";
+pub(crate) const CLIENT: &str = "billd-e2e";
 
-fn testdata(name: &str) -> PathBuf {
+pub(crate) fn testdata(name: &str) -> PathBuf {
     workspace_root()
         .join("daemon/src/plugin/testdata")
         .join(name)
@@ -72,7 +72,7 @@ fn rsa_jwk(kid: &str) -> Value {
            "n": b64url(&der[33..289]), "e": b64url(&[0x01, 0x00, 0x01])})
 }
 
-fn hl7(name: &str) -> Value {
+pub(crate) fn hl7(name: &str) -> Value {
     let p = workspace_root()
         .join("tests/fixtures/fhir/hl7-r4-examples")
         .join(name);
@@ -222,7 +222,7 @@ fn ids(items: &[Value], field: &str) -> Vec<String> {
 }
 
 /// The patients of the fixtures, every one with an id.
-fn fixture_patients() -> BTreeSet<String> {
+pub(crate) fn fixture_patients() -> BTreeSet<String> {
     let dir = workspace_root().join("tests/fixtures/fhir");
     let mut out = BTreeSet::new();
     for entry in std::fs::read_dir(dir.join("hl7-r4-examples")).unwrap() {
@@ -332,7 +332,7 @@ fn a_bad_static_token_is_an_authentication_error() {
     assert_eq!(fhir.stats()["tokens_issued"], 0);
 }
 
-fn smart_sandbox(lifetime: &str) -> (FhirSandbox, tempfile::TempDir) {
+pub(crate) fn smart_sandbox(lifetime: &str) -> (FhirSandbox, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("client.jwks.json");
     let keys = json!({"keys": [ec_jwk(KID), rsa_jwk(RSA_KID)]});

@@ -5,6 +5,7 @@ mod author_kit;
 mod config_errors;
 mod crash;
 mod downtime;
+mod ehr_sync;
 mod eligibility;
 mod fhir_ehr;
 mod mail;

@@ -10,7 +10,7 @@ use super::{App, AppError};
 use crate::domain::task::TaskDedupe;
 use crate::domain::{Appointment, Claim, Coverage, Patient};
 use crate::jobs::cursor::ConnectorCursor;
-use crate::jobs::ehr_sync::{EhrHeld, HeldResource, STREAMS};
+use crate::jobs::ehr_sync::{EhrHeld, HeldResource, LastSync, STREAMS};
 use crate::store::{Db, Record, StoreError};
 
 /// Where one listing stands.
@@ -59,6 +59,9 @@ pub struct EhrStatus {
     pub held: Vec<HeldLine>,
     /// Records on file.
     pub records: RecordCounts,
+    /// What each ehr-sync job's latest run did.
+    #[serde(default)]
+    pub last_syncs: Vec<LastSync>,
 }
 
 fn count<R: Record>(db: &Db) -> Result<u64, StoreError> {
@@ -108,5 +111,6 @@ pub fn status(app: &App) -> Result<EhrStatus, AppError> {
             appointments: count::<Appointment>(db)?,
             claims: count::<Claim>(db)?,
         },
+        last_syncs: db.scan::<LastSync>("")?,
     })
 }

@@ -41,6 +41,23 @@ pub fn run(cfg_flag: Option<&Path>, cmd: EhrCommand) -> VerbResult {
         r.appointments,
         r.claims
     );
+    for l in &status.last_syncs {
+        let c = &l.counts;
+        say!(
+            out,
+            "last sync {} ({}) at {}: {} received, {} created, {} updated, {} unchanged, {} held, {} refused, {} released",
+            l.job,
+            l.connector,
+            l.at.format("%Y-%m-%d %H:%M:%S"),
+            c.received,
+            c.created,
+            c.updated,
+            c.unchanged,
+            c.held,
+            c.refused,
+            c.released
+        );
+    }
     for c in &status.cursors {
         say!(
             out,

@@ -164,8 +164,8 @@ impl Items {
     }
 }
 
-/// What a run did, for its log line and the tests.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// What a run did, for its log line and `billd ehr status`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SyncCounts {
     /// Resources received from the connector.
     pub received: u64,
@@ -210,6 +210,28 @@ impl SyncCounts {
         self.unsigned += o.unsigned;
         self.no_charges += o.no_charges;
         self.released += o.released;
+    }
+}
+
+/// What the latest sync of a job did (bookkeeping, like the run record:
+/// the one write a sync that found nothing new makes).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastSync {
+    /// The job.
+    pub job: String,
+    /// The connector.
+    pub connector: String,
+    /// When it ended.
+    pub at: DateTime<Utc>,
+    /// What it did.
+    pub counts: SyncCounts,
+}
+
+impl Record for LastSync {
+    const COLLECTION: &'static str = "ehr_last_sync";
+    const SCHEMA_VERSION: u32 = 1;
+    fn key(&self) -> String {
+        self.job.clone()
     }
 }
 
@@ -321,6 +343,13 @@ impl EhrSyncJob {
         if self.claims {
             counts.merge(&self.stream(ctx, &plugin, Stream::Encounters).await?);
         }
+        ctx.db.put(&LastSync {
+            job: self.job.clone(),
+            connector: self.connector.clone(),
+            at: ctx.clock.now(),
+            counts: counts.clone(),
+        })?;
+        ctx.db.flush()?;
         tracing::info!(
             job = %self.job, received = counts.received, created = counts.created,
             updated = counts.updated, unchanged = counts.unchanged, held = counts.held,
@@ -648,9 +677,14 @@ impl EhrSyncJob {
     ) -> Result<Placed, StoreError> {
         let id = c.id.clone();
         let Some(payer) = self.payer_id(&c.payer_id, &c.payer_name).cloned() else {
+            let named = if c.payer_name.trim().is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", c.payer_name.trim())
+            };
             let subject = format!(
-                "EHR payer {:?} ({}) has no billd payer id in job {}'s `payers` table: coverage {id} is held back",
-                c.payer_id, c.payer_name, self.job
+                "EHR payer {:?}{named} has no billd payer id in job {}'s `payers` table: coverage {id} is held back",
+                c.payer_id, self.job
             );
             return self.hold(
                 tx,
@@ -724,6 +758,12 @@ impl EhrSyncJob {
         raw: ehr::Encounter,
     ) -> Result<Placed, StoreError> {
         let id = raw.encounter_id.clone();
+        if !raw.signed {
+            // Not billable yet, whatever else it lacks: its signature is a
+            // change the cursor brings back.
+            tx.remove::<EhrHeld>(&self.held_key("Encounter", &id))?;
+            return Ok(Placed::Unsigned);
+        }
         match mapping::encounter_from(raw) {
             Ok(e) => self.place_encounter(db, tx, now, e),
             Err(e) => self.refuse(tx, now, "Encounter", &id, &e.to_string()),
@@ -741,7 +781,6 @@ impl EhrSyncJob {
     ) -> Result<Placed, StoreError> {
         let id = e.id.clone();
         if !e.signed {
-            // Billable once signed: that is a change the cursor brings.
             tx.remove::<EhrHeld>(&self.held_key("Encounter", &id))?;
             return Ok(Placed::Unsigned);
         }
