@@ -1,0 +1,206 @@
+//! The EHR sync against `billd-sandbox fhir` over loopback, beside a plain
+//! HTTP client fetching the same pages in the same run.
+//!
+//! The sandbox serves N generated patients (default 10,000), each with one
+//! coverage and one appointment tomorrow. billd's figure is one whole
+//! `billd jobs run ehr` (release build): start-up, loading the real
+//! fhir-ehr plugin, every page through the sandboxed connector, mapping
+//! into the domain and writing each page with its cursor to the store. The
+//! peer is reqwest fetching the same searches (Patient, Coverage and
+//! Encounter by `_lastUpdated`, Appointment by date, 1,000 a page,
+//! following Bundle `next` links) and parsing each page as JSON.
+//!
+//! Prints resources per second for both, the ratio (target at least 0.8)
+//! and billd's peak RSS. Run: `scripts/build-plugins.sh && cargo bench -p
+//! billd-e2e --bench ehr_sync`; `BILLD_BENCH_PATIENTS` changes N.
+
+use billd_e2e::{
+    FhirSandbox, Scratch, base_config, billd_bin_profile, fhir_package, sandbox_bin_profile,
+    sha256_file,
+};
+use std::process::Command;
+use std::time::Instant;
+
+const TOKEN: &str = "bench-token";
+const PAGE: usize = 1000;
+
+fn patients() -> usize {
+    std::env::var("BILLD_BENCH_PATIENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000)
+}
+
+/// A command's wall seconds and peak RSS (KiB) under `/usr/bin/time -v`.
+fn measured(program: &std::path::Path, config: &std::path::Path, args: &[&str]) -> (f64, u64) {
+    let t0 = Instant::now();
+    let out = Command::new("/usr/bin/time")
+        .arg("-v")
+        .arg(program)
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .output()
+        .expect("/usr/bin/time runs (apt-get install time)");
+    let wall = t0.elapsed().as_secs_f64();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "billd {args:?} failed:\n{}\n{stderr}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let peak = stderr
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("Maximum resident set size (kbytes): ")
+        })
+        .and_then(|v| v.trim().parse().ok())
+        .expect("/usr/bin/time -v reports the peak RSS");
+    (wall, peak)
+}
+
+/// Fetches every page of each search; returns (resources, seconds).
+fn peer(base: &str, window: (&str, &str)) -> (usize, f64) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let searches = [
+        format!("{base}/Patient?_sort=_lastUpdated&_count={PAGE}"),
+        format!("{base}/Coverage?_sort=_lastUpdated&_count={PAGE}"),
+        format!(
+            "{base}/Appointment?date=ge{}&date=lt{}&_count={PAGE}",
+            window.0, window.1
+        ),
+        format!("{base}/Encounter?_sort=_lastUpdated&_count={PAGE}"),
+    ];
+    rt.block_on(async move {
+        let client = reqwest::Client::new();
+        let t0 = Instant::now();
+        let mut n = 0;
+        for first in searches {
+            let mut url = Some(first);
+            while let Some(u) = url {
+                let body = client
+                    .get(&u)
+                    .bearer_auth(TOKEN)
+                    .header("Accept", "application/fhir+json")
+                    .send()
+                    .await
+                    .expect("the sandbox answers")
+                    .error_for_status()
+                    .expect("a 2xx")
+                    .bytes()
+                    .await
+                    .expect("a body");
+                let bundle: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+                n += bundle["entry"].as_array().map_or(0, Vec::len);
+                url = bundle["link"].as_array().and_then(|links| {
+                    links
+                        .iter()
+                        .find(|l| l["relation"] == "next")
+                        .and_then(|l| l["url"].as_str())
+                        .map(str::to_owned)
+                });
+            }
+        }
+        (n, t0.elapsed().as_secs_f64())
+    })
+}
+
+fn main() {
+    let n = patients();
+    let billd = billd_bin_profile(true);
+    let sandbox = sandbox_bin_profile(true);
+    let tomorrow = chrono::Utc::now().date_naive() + chrono::Days::new(1);
+    let fhir = FhirSandbox::start_with(
+        sandbox,
+        &[
+            "--generate",
+            &n.to_string(),
+            "--generate-day",
+            &tomorrow.to_string(),
+            "--static-token",
+            TOKEN,
+        ],
+    );
+    let origin = fhir.origin();
+    let s = Scratch::new();
+    std::fs::write(s.path("fhir.token"), format!("{TOKEN}\n")).unwrap();
+    let pkg = fhir_package();
+    s.write_config(&format!(
+        r#"{}
+[[job]]
+name = "ehr"
+kind = "ehr-sync"
+schedule = "0 0 3 1 1 *"
+
+[job.params]
+connector = "fhir-ehr"
+appointment_days = 3
+
+[job.params.payers]
+"Organization/gen-payer" = "60054"
+
+[[plugin]]
+name = "fhir-ehr"
+path = "{}"
+sha256 = "{}"
+allowed_hosts = ["{origin}"]
+settings = {{ base-url = "{origin}/fhir", auth = "bearer", page-size = {PAGE}, timeout-ms = 60000 }}
+secrets = {{ bearer-token = "file:fhir.token" }}
+"#,
+        base_config("outbox_dir = \"outbox\""),
+        pkg.display(),
+        sha256_file(&pkg.join("fhir_ehr.wasm")),
+    ));
+    let init = Command::new(billd)
+        .arg("--config")
+        .arg(s.config())
+        .arg("init")
+        .output()
+        .expect("billd init");
+    assert!(
+        init.status.success(),
+        "{}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+
+    let (secs, peak_kib) = measured(billd, &s.config(), &["jobs", "run", "ehr"]);
+    let status = Command::new(billd)
+        .arg("--config")
+        .arg(s.config())
+        .args(["ehr", "status", "--json"])
+        .output()
+        .expect("billd ehr status");
+    let st: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status JSON");
+    let records = &st["records"];
+    for kind in ["patients", "coverages", "appointments"] {
+        assert_eq!(records[kind], n as u64, "{kind}: {st:#}");
+    }
+    let resources = 3 * n;
+
+    // The same searches over the same window as the job's (today through
+    // three days in UTC, the practice's timezone here).
+    let today = chrono::Utc::now().date_naive();
+    let start = format!("{today}T00:00:00Z");
+    let end = format!("{}T00:00:00Z", today + chrono::Days::new(3));
+    let (fetched, peer_secs) = peer(&format!("{origin}/fhir"), (&start, &end));
+    assert_eq!(fetched, resources, "the peer fetched what billd synced");
+
+    let billd_rate = resources as f64 / secs;
+    let peer_rate = fetched as f64 / peer_secs;
+    println!(
+        "ehr sync of {n} patients with their coverages and appointments ({resources} resources):"
+    );
+    println!(
+        "  billd jobs run ehr:   {billd_rate:>9.0} resources/s  {secs:.2} s  peak RSS {:.1} MiB",
+        peak_kib as f64 / 1024.0
+    );
+    println!("  plain reqwest fetch:  {peer_rate:>9.0} resources/s  {peer_secs:.2} s");
+    println!(
+        "  ratio billd/peer:     {:.2} (target at least 0.8)",
+        billd_rate / peer_rate
+    );
+}
