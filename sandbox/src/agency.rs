@@ -481,40 +481,40 @@ impl Agency {
         }
         let mut receipts = Vec::new();
         for l in req.recalls {
-            let (accepted, message) =
-                if !["PIF", "DSP", "BKR", "FAS", "REQ"].contains(&l.reason.as_str()) {
-                    (
-                        false,
-                        Some(format!(
-                            "reason `{}` is not PIF, DSP, BKR, FAS or REQ",
-                            l.reason
-                        )),
-                    )
-                } else {
-                    match self.accounts.get_mut(&l.debtor_ref) {
-                        None => (false, Some("no such account".to_owned())),
-                        Some(a)
-                            if l.agency_account
-                                .as_deref()
-                                .is_some_and(|n| n != a.agency_account) =>
-                        {
-                            (
-                                false,
-                                Some("the agency account number does not match".to_owned()),
-                            )
-                        }
-                        Some(a) => match a.standing {
-                            Standing::Open | Standing::Suspended => {
-                                a.standing = Standing::Recalled;
-                                (true, None)
-                            }
-                            Standing::Recalled => (true, Some("already recalled".to_owned())),
-                            Standing::Closed => {
-                                (false, Some("the agency closed this account".to_owned()))
-                            }
-                        },
+            let (accepted, message) = if !["PIF", "DSP", "BKR", "FAS", "REQ"]
+                .contains(&l.reason.as_str())
+            {
+                (
+                    false,
+                    Some(format!(
+                        "reason `{}` is not PIF, DSP, BKR, FAS or REQ",
+                        l.reason
+                    )),
+                )
+            } else {
+                match self.accounts.get_mut(&l.debtor_ref) {
+                    None => (false, Some("no such account".to_owned())),
+                    Some(a)
+                        if l.agency_account
+                            .as_deref()
+                            .is_some_and(|n| n != a.agency_account) =>
+                    {
+                        (
+                            false,
+                            Some("the agency account number does not match".to_owned()),
+                        )
                     }
-                };
+                    Some(a) => match a.standing {
+                        Standing::Open | Standing::Suspended => {
+                            a.standing = Standing::Recalled;
+                            (true, None)
+                        }
+                        Standing::Recalled => (true, Some("already recalled".to_owned())),
+                        // Nothing is being worked: what a recall asks for holds.
+                        Standing::Closed => (true, Some("already closed by the agency".to_owned())),
+                    },
+                }
+            };
             self.recalls.push(ReceivedRecall {
                 key: key.to_owned(),
                 debtor_ref: l.debtor_ref.clone(),
@@ -787,6 +787,16 @@ mod tests {
         ag.script(s("PIF", "PA", None), day).unwrap();
         assert_eq!(ag.accounts["PA"].standing, Standing::Closed);
         assert_eq!(ag.updates[2].gross_cents, Some(12_345 - 4000));
+        // A recall of an account the agency closed is answered yes.
+        let recall = ag.recall(
+            "r",
+            br#"{"client":"CL1","recalls":[{"debtor_ref":"PA","reason":"PIF"}]}"#,
+        );
+        assert_eq!(receipts(&recall)[0]["accepted"], true);
+        assert_eq!(
+            receipts(&recall)[0]["message"],
+            "already closed by the agency"
+        );
         assert_eq!(
             ag.script(s("PAY", "NOBODY", Some(1)), day).unwrap_err().0,
             404

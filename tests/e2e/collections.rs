@@ -239,13 +239,13 @@ fn delinquent_accounts_are_placed_once_gated_recalled_and_the_agencys_news_posts
     s.write_config(&config(&agency, UTC));
     s.init();
 
-    // Four claims for four patients; the 835 leaves 60.00 on each.
-    std::fs::write(s.path("claims.837"), claims_837(4, "AG")).unwrap();
+    // Five claims for five patients; the 835 leaves 60.00 on each.
+    std::fs::write(s.path("claims.837"), claims_837(5, "AG")).unwrap();
     ok(
         &s,
         &["import", "claims", s.path("claims.837").to_str().unwrap()],
     );
-    let controls: Vec<String> = (0..4).map(|i| format!("AG{i:04}")).collect();
+    let controls: Vec<String> = (0..5).map(|i| format!("AG{i:04}")).collect();
     let ids: Vec<String> = controls
         .iter()
         .map(|c| {
@@ -275,7 +275,8 @@ fn delinquent_accounts_are_placed_once_gated_recalled_and_the_agencys_news_posts
     for id in &ids {
         assert_eq!(patient_cents(&s, id), 6000, "{id}");
     }
-    let (placed, held, planned, later_held) = (&ids[0], &ids[1], &ids[2], &ids[3]);
+    let (placed, held, planned, later_held, paid_off) =
+        (&ids[0], &ids[1], &ids[2], &ids[3], &ids[4]);
 
     // Nothing has had a statement: the collections job places nothing.
     ok(&s, &["jobs", "run", "collections"]);
@@ -286,7 +287,7 @@ fn delinquent_accounts_are_placed_once_gated_recalled_and_the_agencys_news_posts
     s.write_config(&config(&agency, KIRITIMATI));
     ok(&s, &["jobs", "run", "dunning"]);
     let outbox = json_of(&s.run(&["outbox", "list", "--json"]));
-    assert_eq!(outbox.as_array().unwrap().len(), 8, "{outbox:#}");
+    assert_eq!(outbox.as_array().unwrap().len(), 10, "{outbox:#}");
 
     // A hold and a payment plan keep two accounts from the agency.
     ok(
@@ -327,7 +328,7 @@ fn delinquent_accounts_are_placed_once_gated_recalled_and_the_agencys_news_posts
     let lines = agency.lines();
     let mut refs: Vec<&str> = lines.iter().map(|l| l.split('|').nth(2).unwrap()).collect();
     refs.sort_unstable();
-    let mut want = [placed.as_str(), later_held.as_str()];
+    let mut want = [placed.as_str(), later_held.as_str(), paid_off.as_str()];
     want.sort_unstable();
     assert_eq!(refs, want, "{lines:#?}");
     let line = lines
@@ -348,7 +349,7 @@ fn delinquent_accounts_are_placed_once_gated_recalled_and_the_agencys_news_posts
 
     // A second run places nothing new.
     ok(&s, &["jobs", "run", "collections"]);
-    assert_eq!(agency.lines().len(), 2, "{:?}", agency.lines());
+    assert_eq!(agency.lines().len(), 3, "{:?}", agency.lines());
 
     // Held after placement: called back (bankruptcy).
     ok(
@@ -391,6 +392,15 @@ fn delinquent_accounts_are_placed_once_gated_recalled_and_the_agencys_news_posts
     ok(&s, &["jobs", "run", "collections"]);
     assert_eq!(patient_cents(&s, placed), 3500, "the payment posts once");
 
+    // Paid in full at the agency (60.00, fee 18.00): the balance is gone
+    // and the agency closed its file, so nothing is recalled.
+    agency.update(&json!({"code": "PIF", "debtor_ref": paid_off, "fee_cents": 1800}));
+    ok(&s, &["jobs", "run", "collections"]);
+    assert_eq!(patient_cents(&s, paid_off), 0);
+    ok(&s, &["jobs", "run", "collections"]);
+    let recalls = agency.get("/_sandbox/recalls")["recalls"].clone();
+    assert_eq!(recalls.as_array().unwrap().len(), 1, "{recalls:#}");
+
     // The debtor disputes at the agency: a dispute hold, and the account
     // is called back.
     agency.update(&json!({"code": "DSP", "debtor_ref": placed, "reason": "billed twice"}));
@@ -417,6 +427,7 @@ fn delinquent_accounts_are_placed_once_gated_recalled_and_the_agencys_news_posts
     assert!(kinds.contains(&"collections-dispute"), "{kinds:?}");
     assert!(!kinds.contains(&"collections-unknown-update"), "{kinds:?}");
     assert!(!kinds.contains(&"collections-bad-update"), "{kinds:?}");
+    assert!(!kinds.contains(&"collections-recall-refused"), "{kinds:?}");
 
     // The held and planned accounts never reached the agency.
     let all = agency.lines().join("\n");

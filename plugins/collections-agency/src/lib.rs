@@ -145,7 +145,7 @@ impl CollectionsConnector for Agency {
         let (mut skipped, mut unknown) = (0usize, Vec::new());
         for u in &page.updates {
             match wire::event(u) {
-                Mapped::Update(a) => items.push(a),
+                Mapped::Updates(a) => items.extend(a),
                 Mapped::Skipped(_) => skipped += 1,
                 Mapped::Unknown(code) => unknown.push(format!("{code} (seq {})", u.seq)),
             }

@@ -191,8 +191,8 @@ pub struct UpdatePage {
 /// What became of one agency update.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Mapped {
-    /// An update for billd.
-    Update(AgencyUpdate),
+    /// Updates for billd (PIF is two: the payment, then the closure).
+    Updates(Vec<AgencyUpdate>),
     /// Not one billd acts on (SUS, REI): the code, for the log.
     Skipped(&'static str),
     /// An event code this connector does not know: the code (a bounded
@@ -201,9 +201,12 @@ pub enum Mapped {
 }
 
 /// The contract's event for an agency update:
-/// - PAY (a partial payment) and PIF (the payment that pays the account in
-///   full) are `payment-collected` with the gross, fee and net as given
-///   (billd refuses parts that do not add up, with a task);
+/// - PAY (a partial payment) is `payment-collected` with the gross, fee
+///   and net as given (billd refuses parts that do not add up, with a
+///   task);
+/// - PIF (the payment that pays the account in full) is that payment and
+///   then `closed("paid in full at the agency")`: the agency has closed
+///   its file, so billd closes its placement rather than recalling it;
 /// - CAN (the agency cancelled or closed its file) is `closed`, with the
 ///   agency's reason;
 /// - DSP (the debtor disputes the debt) is `disputed`, with the reason;
@@ -230,13 +233,19 @@ pub fn event(u: &WireUpdate) -> Mapped {
             net: u.net_cents.unwrap_or_default(),
         })
     };
-    let event = match u.code.trim().to_ascii_uppercase().as_str() {
-        "PAY" | "PIF" => payment(),
-        "CAN" => AgencyEvent::Closed(format!(
+    let code = u.code.trim().to_ascii_uppercase();
+    let mut events = Vec::new();
+    match code.as_str() {
+        "PAY" => events.push(payment()),
+        "PIF" => {
+            events.push(payment());
+            events.push(AgencyEvent::Closed("paid in full at the agency".into()));
+        }
+        "CAN" => events.push(AgencyEvent::Closed(format!(
             "cancelled by the agency: {}",
             reason("no reason given")
-        )),
-        "DSP" => AgencyEvent::Disputed(reason("no reason given")),
+        ))),
+        "DSP" => events.push(AgencyEvent::Disputed(reason("no reason given"))),
         "SUS" => return Mapped::Skipped("SUS"),
         "REI" => return Mapped::Skipped("REI"),
         _ => {
@@ -248,13 +257,19 @@ pub fn event(u: &WireUpdate) -> Mapped {
                 .collect();
             return Mapped::Unknown(code);
         }
-    };
-    Mapped::Update(AgencyUpdate {
-        account_id: u.debtor_ref.clone(),
-        agency_account_id: u.agency_account.clone().filter(|a| !a.is_empty()),
-        occurred: Date::parse_iso(&u.date).unwrap_or(Date::new(0, 0, 0)),
-        event,
-    })
+    }
+    let occurred = Date::parse_iso(&u.date).unwrap_or(Date::new(0, 0, 0));
+    Mapped::Updates(
+        events
+            .into_iter()
+            .map(|event| AgencyUpdate {
+                account_id: u.debtor_ref.clone(),
+                agency_account_id: u.agency_account.clone().filter(|a| !a.is_empty()),
+                occurred,
+                event,
+            })
+            .collect(),
+    )
 }
 
 #[cfg(test)]
@@ -267,27 +282,37 @@ mod tests {
     }
 
     #[test]
-    fn payments_map_to_payment_collected_with_their_parts() {
-        for code in ["PAY", "PIF", "pif"] {
-            let u = update(json!({"seq": 3, "code": code, "debtor_ref": "P1",
+    fn payments_map_to_payment_collected_and_paid_in_full_closes_too() {
+        let paid = |code: &str| {
+            update(json!({"seq": 3, "code": code, "debtor_ref": "P1",
                 "agency_account": "AG9", "date": "2026-12-01",
-                "gross_cents": 5000, "fee_cents": 1500, "net_cents": 3500}));
-            match event(&u) {
-                Mapped::Update(a) => {
-                    assert_eq!(a.account_id, "P1");
-                    assert_eq!(a.agency_account_id.as_deref(), Some("AG9"));
-                    assert_eq!(a.occurred, Date::new(2026, 12, 1));
-                    assert_eq!(
-                        a.event,
-                        AgencyEvent::PaymentCollected(CollectedPayment {
-                            gross: 5000,
-                            agency_fee: 1500,
-                            net: 3500
-                        })
-                    );
-                }
-                other => panic!("{code}: {other:?}"),
-            }
+                "gross_cents": 5000, "fee_cents": 1500, "net_cents": 3500}))
+        };
+        let payment = AgencyEvent::PaymentCollected(CollectedPayment {
+            gross: 5000,
+            agency_fee: 1500,
+            net: 3500,
+        });
+        let Mapped::Updates(pay) = event(&paid("PAY")) else {
+            panic!("PAY");
+        };
+        assert_eq!(pay.len(), 1);
+        assert_eq!(pay[0].account_id, "P1");
+        assert_eq!(pay[0].agency_account_id.as_deref(), Some("AG9"));
+        assert_eq!(pay[0].occurred, Date::new(2026, 12, 1));
+        assert_eq!(pay[0].event, payment);
+        for code in ["PIF", "pif"] {
+            let Mapped::Updates(pif) = event(&paid(code)) else {
+                panic!("{code}");
+            };
+            let events: Vec<&AgencyEvent> = pif.iter().map(|u| &u.event).collect();
+            assert_eq!(
+                events,
+                [
+                    &payment,
+                    &AgencyEvent::Closed("paid in full at the agency".into())
+                ]
+            );
         }
     }
 
@@ -298,22 +323,22 @@ mod tests {
                 "date": "2026-12-01", "reason": reason}))
         };
         match event(&base("CAN", Some("UNCOLLECTABLE"))) {
-            Mapped::Update(a) => assert_eq!(
-                a.event,
+            Mapped::Updates(a) => assert_eq!(
+                a[0].event,
                 AgencyEvent::Closed("cancelled by the agency: UNCOLLECTABLE".into())
             ),
             other => panic!("{other:?}"),
         }
         match event(&base("DSP", Some("not my debt\nsays the debtor"))) {
-            Mapped::Update(a) => assert_eq!(
-                a.event,
+            Mapped::Updates(a) => assert_eq!(
+                a[0].event,
                 AgencyEvent::Disputed("not my debt says the debtor".into())
             ),
             other => panic!("{other:?}"),
         }
         match event(&base("DSP", None)) {
-            Mapped::Update(a) => {
-                assert_eq!(a.event, AgencyEvent::Disputed("no reason given".into()))
+            Mapped::Updates(a) => {
+                assert_eq!(a[0].event, AgencyEvent::Disputed("no reason given".into()))
             }
             other => panic!("{other:?}"),
         }
@@ -329,7 +354,7 @@ mod tests {
     fn a_date_that_does_not_parse_is_passed_as_zero_for_billd_to_refuse() {
         let u = update(json!({"seq": 1, "code": "CAN", "debtor_ref": "P1", "date": "12/01/2026"}));
         match event(&u) {
-            Mapped::Update(a) => assert_eq!(a.occurred, Date::new(0, 0, 0)),
+            Mapped::Updates(a) => assert_eq!(a[0].occurred, Date::new(0, 0, 0)),
             other => panic!("{other:?}"),
         }
     }
