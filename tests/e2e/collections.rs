@@ -14,13 +14,16 @@
 //! 10:00 UTC. Before 10:00 UTC no zone is far enough east and the test says
 //! so and stops (see the report on a test clock).
 
-use billd_e2e::{Scratch, base_config, claims_837, loopback_request, sandbox_bin, sha256_file};
-use billd_e2e::{stderr, stdout, workspace_root};
+use billd_e2e::{
+    Scratch, base_config, claims_837, loopback_request, sandbox_bin, sha256_file, start_listening,
+    stderr, stdout, wait_until, workspace_root,
+};
 use chrono::Timelike as _;
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader};
+use std::ffi::OsStr;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
+use std::time::Duration;
 
 /// The ports the collections-agency manifest allows.
 const PORTS: std::ops::Range<u16> = 8280..8290;
@@ -50,28 +53,9 @@ struct Agency {
 
 impl Agency {
     fn start() -> Agency {
-        PORTS
-            .clone()
-            .find_map(|port| {
-                let mut child = Command::new(sandbox_bin())
-                    .args(["agency", "--client-number", CLIENT, "--api-key", API_KEY])
-                    .arg("--listen")
-                    .arg(format!("127.0.0.1:{port}"))
-                    .stdout(Stdio::piped())
-                    .stderr(Stdio::null())
-                    .spawn()
-                    .expect("billd-sandbox agency starts");
-                let mut first = String::new();
-                let out = child.stdout.take().expect("stdout");
-                let _ = BufReader::new(out).read_line(&mut first);
-                if first.starts_with("listening on ") {
-                    Some(Agency { child, port })
-                } else {
-                    let _ = child.wait();
-                    None
-                }
-            })
-            .expect("a free port in 127.0.0.1:8280-8289 for the agency sandbox")
+        let args = ["agency", "--client-number", CLIENT, "--api-key", API_KEY].map(OsStr::new);
+        let (child, port) = start_listening(sandbox_bin(), &args, PORTS, "the agency sandbox");
+        Agency { child, port }
     }
 
     fn origin(&self) -> String {
@@ -122,9 +106,28 @@ fn ok(s: &Scratch, args: &[&str]) -> String {
     stdout(&out)
 }
 
-/// A dunning window around the current time in `tz` (three hours wide).
-fn window_now(tz: chrono_tz_name::Zone) -> String {
-    let local = chrono::Utc::now() + chrono::Duration::hours(tz.offset_hours);
+/// A practice time zone and its UTC offset (neither zone used keeps
+/// daylight saving time).
+#[derive(Clone, Copy)]
+struct Zone {
+    name: &'static str,
+    offset_hours: i64,
+}
+
+const UTC: Zone = Zone {
+    name: "UTC",
+    offset_hours: 0,
+};
+
+/// UTC+14: its date is a day past UTC's from 10:00 UTC.
+const KIRITIMATI: Zone = Zone {
+    name: "Pacific/Kiritimati",
+    offset_hours: 14,
+};
+
+/// A dunning window around the current time in `zone` (three hours wide).
+fn window_now(zone: Zone) -> String {
+    let local = chrono::Utc::now() + chrono::Duration::hours(zone.offset_hours);
     let start = local - chrono::Duration::hours(1);
     let end = local + chrono::Duration::hours(2);
     format!(
@@ -135,26 +138,6 @@ fn window_now(tz: chrono_tz_name::Zone) -> String {
         end.minute()
     )
 }
-
-/// The two zones the test uses, with their fixed offsets (neither keeps
-/// daylight saving time).
-mod chrono_tz_name {
-    /// A zone name and its UTC offset.
-    #[derive(Clone, Copy)]
-    pub struct Zone {
-        pub name: &'static str,
-        pub offset_hours: i64,
-    }
-    pub const UTC: Zone = Zone {
-        name: "UTC",
-        offset_hours: 0,
-    };
-    pub const KIRITIMATI: Zone = Zone {
-        name: "Pacific/Kiritimati",
-        offset_hours: 14,
-    };
-}
-use chrono_tz_name::{KIRITIMATI, UTC, Zone};
 
 /// The practice's configuration in `zone`, with the connector, a dunning
 /// job (statement day 0, final notice day 1) and the collections job.
@@ -324,7 +307,23 @@ fn delinquent_accounts_are_placed_once_gated_recalled_and_the_agencys_news_posts
         ],
     );
 
+    // This run goes through the daemon, whose log shows that every
+    // placement is audited and that no patient data (nor the key) is logged.
+    let mut d = s.start_daemon("daemon.log");
+    wait_until(Duration::from_secs(60), "the control socket", || {
+        d.log_text().contains("control socket ready")
+    });
     ok(&s, &["jobs", "run", "collections"]);
+    assert_eq!(d.stop(), Some(0), "{}", d.log_text());
+    let log = d.log_text();
+    assert_eq!(
+        log.matches("account placed with the agency").count(),
+        3,
+        "{log}"
+    );
+    for private in ["SMITH", "MAIN ST", "19730501", "3055550140", API_KEY] {
+        assert!(!log.contains(private), "{private} in the log: {log}");
+    }
     let lines = agency.lines();
     let mut refs: Vec<&str> = lines.iter().map(|l| l.split('|').nth(2).unwrap()).collect();
     refs.sort_unstable();

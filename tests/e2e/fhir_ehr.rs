@@ -9,13 +9,14 @@
 //! exchange and the recovery after it).
 
 use billd_e2e::{
-    Scratch, base_config, loopback_request, sandbox_bin, sha256_file, stderr, workspace_root,
+    Scratch, base_config, loopback_request, sandbox_bin, sha256_file, start_listening, stderr,
+    workspace_root,
 };
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
+use std::ffi::OsStr;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 
 /// The ports the fhir-ehr manifest allows.
 const PORTS: std::ops::Range<u16> = 8180..8190;
@@ -98,31 +99,10 @@ struct Fhir {
 impl Fhir {
     fn start(auth: &[&str]) -> Fhir {
         let data = workspace_root().join("tests/fixtures/fhir");
-        PORTS
-            .clone()
-            .find_map(|port| {
-                let mut child = Command::new(sandbox_bin())
-                    .arg("fhir")
-                    .arg("--data")
-                    .arg(&data)
-                    .arg("--listen")
-                    .arg(format!("127.0.0.1:{port}"))
-                    .args(auth)
-                    .stdout(Stdio::piped())
-                    .stderr(Stdio::null())
-                    .spawn()
-                    .expect("billd-sandbox fhir starts");
-                let mut first = String::new();
-                let out = child.stdout.take().expect("stdout");
-                let _ = BufReader::new(out).read_line(&mut first);
-                if first.starts_with("listening on ") {
-                    Some(Fhir { child, port })
-                } else {
-                    let _ = child.wait();
-                    None
-                }
-            })
-            .expect("a free port in 127.0.0.1:8180-8189 for the FHIR sandbox")
+        let mut args = vec![OsStr::new("fhir"), OsStr::new("--data"), data.as_os_str()];
+        args.extend(auth.iter().map(OsStr::new));
+        let (child, port) = start_listening(sandbox_bin(), &args, PORTS, "the FHIR sandbox");
+        Fhir { child, port }
     }
 
     fn origin(&self) -> String {
