@@ -2,9 +2,12 @@
 //! collections-agency connector against `billd-sandbox agency` on
 //! loopback: accounts seeded from an 837P and an 835 leaving patient
 //! responsibility, statements and final notices sent by a real `dunning`
-//! job, then placement (once), the hold and payment-plan gates, a recall
-//! of an account held after placement, an agency payment posted to the
-//! ledger and an agency dispute putting a dispute hold on the account.
+//! job, then placement (once, audited, no patient data in the log), the
+//! hold and payment-plan gates, an account refused before sending (its
+//! street holds the layout's delimiter), a recall of an account held after
+//! placement, agency payments posted to the ledger once (paid in full:
+//! closed, not recalled) and an agency dispute putting a dispute hold on
+//! the account and calling it back.
 //!
 //! billd has no test clock. The dunning cadence used here is a statement
 //! on day 0 and a final notice on day 1, and the collections job's day
@@ -222,13 +225,14 @@ fn delinquent_accounts_are_placed_once_gated_recalled_and_the_agencys_news_posts
     s.write_config(&config(&agency, UTC));
     s.init();
 
-    // Five claims for five patients; the 835 leaves 60.00 on each.
-    std::fs::write(s.path("claims.837"), claims_837(5, "AG")).unwrap();
+    // Six claims for six patients; the 835 leaves 60.00 on each. The
+    // sixth patient's street holds the layout's delimiter.
+    std::fs::write(s.path("claims.837"), claims_837(6, "AG")).unwrap();
     ok(
         &s,
         &["import", "claims", s.path("claims.837").to_str().unwrap()],
     );
-    let controls: Vec<String> = (0..5).map(|i| format!("AG{i:04}")).collect();
+    let controls: Vec<String> = (0..6).map(|i| format!("AG{i:04}")).collect();
     let ids: Vec<String> = controls
         .iter()
         .map(|c| {
@@ -240,8 +244,13 @@ fn delinquent_accounts_are_placed_once_gated_recalled_and_the_agencys_news_posts
         "id,last_name,first_name,middle_name,birth_date,sex,email,phone,address_line1,city,state,postal_code\n",
     );
     for (i, id) in ids.iter().enumerate() {
+        let street = if i == 5 {
+            "12 ELM ST | APT 3"
+        } else {
+            "236 N MAIN ST"
+        };
         csv.push_str(&format!(
-            "{id},SMITH,TED,Q,1973-05-01,M,ted{i}@example.org,305-555-014{i},236 N MAIN ST,MIAMI,FL,33413\n"
+            "{id},SMITH,TED,Q,1973-05-01,M,ted{i}@example.org,305-555-014{i},{street},MIAMI,FL,33413\n"
         ));
     }
     std::fs::write(s.path("patients.csv"), csv).unwrap();
@@ -258,8 +267,8 @@ fn delinquent_accounts_are_placed_once_gated_recalled_and_the_agencys_news_posts
     for id in &ids {
         assert_eq!(patient_cents(&s, id), 6000, "{id}");
     }
-    let (placed, held, planned, later_held, paid_off) =
-        (&ids[0], &ids[1], &ids[2], &ids[3], &ids[4]);
+    let (placed, held, planned, later_held, paid_off, delimited) =
+        (&ids[0], &ids[1], &ids[2], &ids[3], &ids[4], &ids[5]);
 
     // Nothing has had a statement: the collections job places nothing.
     ok(&s, &["jobs", "run", "collections"]);
@@ -270,7 +279,7 @@ fn delinquent_accounts_are_placed_once_gated_recalled_and_the_agencys_news_posts
     s.write_config(&config(&agency, KIRITIMATI));
     ok(&s, &["jobs", "run", "dunning"]);
     let outbox = json_of(&s.run(&["outbox", "list", "--json"]));
-    assert_eq!(outbox.as_array().unwrap().len(), 10, "{outbox:#}");
+    assert_eq!(outbox.as_array().unwrap().len(), 12, "{outbox:#}");
 
     // A hold and a payment plan keep two accounts from the agency.
     ok(
@@ -428,7 +437,23 @@ fn delinquent_accounts_are_placed_once_gated_recalled_and_the_agencys_news_posts
     assert!(!kinds.contains(&"collections-bad-update"), "{kinds:?}");
     assert!(!kinds.contains(&"collections-recall-refused"), "{kinds:?}");
 
-    // The held and planned accounts never reached the agency.
+    // The account whose street holds `|` was refused before sending: a
+    // task names the field, not the street.
+    let refused: Vec<&Value> = tasks
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["kind"] == "collections-refused")
+        .collect();
+    assert_eq!(refused.len(), 1, "{tasks:#}");
+    let subject = refused[0]["subject"].as_str().unwrap();
+    assert!(subject.contains(delimited.as_str()), "{subject}");
+    assert!(subject.contains("debtor.address.line1"), "{subject}");
+    assert!(!subject.contains("ELM"), "{subject}");
+
+    // The held, planned and refused accounts never reached the agency.
     let all = agency.lines().join("\n");
-    assert!(!all.contains(held.as_str()) && !all.contains(planned.as_str()));
+    for never in [held, planned, delimited] {
+        assert!(!all.contains(never.as_str()), "{never}: {all}");
+    }
 }
