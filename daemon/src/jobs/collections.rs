@@ -408,6 +408,9 @@ impl CollectionsJob {
         // Mark what must come back (durably) before asking.
         let mut marked = Vec::new();
         for p in collections::with_status(&ctx.db, "placed")? {
+            if p.connector != self.connector {
+                continue;
+            }
             let entries = account::entries(&ctx.db, &p.account_id)?;
             let owed = dunning::billable(&entries).map_or(0, |b| b.cents);
             let found = hold::check(&ctx.db, &p.account_id, &entries, today)?;
@@ -831,6 +834,10 @@ fn recall_reason_wit(r: RecallReason) -> co::RecallReason {
         RecallReason::PracticeRequest => co::RecallReason::PracticeRequest,
     }
 }
+
+#[cfg(test)]
+#[path = "collections_connector_tests.rs"]
+mod connector_tests;
 
 impl JobKind for CollectionsJob {
     fn kind(&self) -> &'static str {
