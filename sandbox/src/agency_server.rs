@@ -4,7 +4,9 @@
 //! bearer API key when one is set; and the control API: `POST
 //! /_sandbox/updates` scripts an update (a payment, a dispute, a closure,
 //! ...), `GET /_sandbox/placements`, `/_sandbox/recalls` and
-//! `/_sandbox/accounts` read what the agency received and holds.
+//! `/_sandbox/accounts` read what the agency received and holds; `POST
+//! /_sandbox/lose-answers {"count": N}` has the next N placement or recall
+//! requests worked but answered 503, as if the answer were lost.
 //! Test-only.
 
 use std::collections::HashMap;
@@ -28,6 +30,23 @@ pub struct Sandbox {
     pub agency: Agency,
     /// The bearer API key, if the agency requires one.
     pub api_key: Option<String>,
+    /// Placement and recall requests still to be worked but answered 503,
+    /// as when an answer is lost on the way back (armed by the test).
+    pub lose_answers: u32,
+}
+
+impl Sandbox {
+    /// The answer to send: `answer`, or a 503 when an answer is to be lost.
+    fn deliver(&mut self, answer: Answer) -> Response {
+        if self.lose_answers > 0 {
+            self.lose_answers -= 1;
+            return reply((
+                503,
+                json!({"error": "the answer was lost (fault armed by the test)"}),
+            ));
+        }
+        reply(answer)
+    }
 }
 
 type Shared = Arc<Mutex<Sandbox>>;
@@ -58,6 +77,7 @@ fn router(state: Shared) -> Router {
         .route("/_sandbox/placements", get(received_placements))
         .route("/_sandbox/recalls", get(received_recalls))
         .route("/_sandbox/accounts", get(accounts))
+        .route("/_sandbox/lose-answers", post(lose_answers))
         .with_state(state)
 }
 
@@ -90,7 +110,8 @@ async fn placements(State(state): State<Shared>, headers: HeaderMap, body: Bytes
     if let Some(r) = refused(&s, &headers) {
         return r;
     }
-    reply(s.agency.place(&idempotency_key(&headers), &body))
+    let answer = s.agency.place(&idempotency_key(&headers), &body);
+    s.deliver(answer)
 }
 
 async fn recalls(State(state): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
@@ -98,7 +119,8 @@ async fn recalls(State(state): State<Shared>, headers: HeaderMap, body: Bytes) -
     if let Some(r) = refused(&s, &headers) {
         return r;
     }
-    reply(s.agency.recall(&idempotency_key(&headers), &body))
+    let answer = s.agency.recall(&idempotency_key(&headers), &body);
+    s.deliver(answer)
 }
 
 async fn updates(
@@ -126,6 +148,17 @@ async fn script(State(state): State<Shared>, Json(script): Json<Script>) -> Resp
     }
 }
 
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoseAnswers {
+    count: u32,
+}
+
+async fn lose_answers(State(state): State<Shared>, Json(l): Json<LoseAnswers>) -> StatusCode {
+    lock(&state).lose_answers = l.count;
+    StatusCode::NO_CONTENT
+}
+
 async fn received_placements(State(state): State<Shared>) -> Json<Value> {
     let s = lock(&state);
     Json(json!({"files": s.agency.files, "replays": s.agency.replays}))
@@ -149,6 +182,7 @@ mod tests {
         let state = Arc::new(Mutex::new(Sandbox {
             agency: Agency::new("CL1"),
             api_key: api_key.map(str::to_owned),
+            lose_answers: 0,
         }));
         tokio::spawn(async move { axum::serve(listener, router(state)).await });
         format!("http://{addr}")
@@ -179,6 +213,24 @@ mod tests {
         assert_eq!(first["receipts"][0]["accepted"], true, "{first}");
         let again: Value = send().await.unwrap().json().await.unwrap();
         assert_eq!(again, first);
+        // A lost answer: the file is worked, the resend gets its answer.
+        let lose = http
+            .post(format!("{base}/_sandbox/lose-answers"))
+            .json(&json!({"count": 1}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(lose.status(), 204);
+        let other = || {
+            http.post(format!("{base}/placements"))
+                .bearer_auth("sekrit")
+                .header("idempotency-key", "k2")
+                .body(FILE.replace("|PA|", "|PB|"))
+                .send()
+        };
+        assert_eq!(other().await.unwrap().status(), 503);
+        let resent: Value = other().await.unwrap().json().await.unwrap();
+        assert_eq!(resent["receipts"][0]["accepted"], true, "{resent}");
         let got: Value = http
             .get(format!("{base}/_sandbox/placements"))
             .send()
@@ -187,8 +239,8 @@ mod tests {
             .json()
             .await
             .unwrap();
-        assert_eq!(got["files"].as_array().unwrap().len(), 1);
-        assert_eq!(got["replays"], 1);
+        assert_eq!(got["files"].as_array().unwrap().len(), 2);
+        assert_eq!(got["replays"], 2);
 
         let scripted = http
             .post(format!("{base}/_sandbox/updates"))

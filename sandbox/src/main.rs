@@ -172,6 +172,7 @@ async fn main() -> anyhow::Result<()> {
                 agency_server::Sandbox {
                     agency: agency::Agency::new(&client_number),
                     api_key,
+                    lose_answers: 0,
                 },
             )
             .await

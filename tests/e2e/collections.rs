@@ -180,6 +180,8 @@ connector = "collections-agency"
 min_balance_cents = 1000
 min_days_since_first_statement = 0
 min_days_since_final_notice = 0
+max_attempts = 3
+retry_delay = "1s"
 "#,
         base_config("outbox_dir = \"outbox\"").replace("America/New_York", zone.name),
         pkg.display(),
@@ -318,6 +320,15 @@ fn delinquent_accounts_are_placed_once_gated_recalled_and_the_agencys_news_posts
 
     // This run goes through the daemon, whose log shows that every
     // placement is audited and that no patient data (nor the key) is logged.
+    // The agency's answer to the file is lost on the way back: the run's
+    // retry sends the batch again under its key, the same file, and the
+    // agency answers it from its idempotency record.
+    loopback_request(
+        agency.port,
+        "POST",
+        "/_sandbox/lose-answers",
+        r#"{"count": 1}"#,
+    );
     let mut d = s.start_daemon("daemon.log");
     wait_until(Duration::from_secs(60), "the control socket", || {
         d.log_text().contains("control socket ready")
@@ -333,6 +344,13 @@ fn delinquent_accounts_are_placed_once_gated_recalled_and_the_agencys_news_posts
     for private in ["SMITH", "MAIN ST", "19730501", "3055550140", API_KEY] {
         assert!(!log.contains(private), "{private} in the log: {log}");
     }
+    let received = agency.get("/_sandbox/placements");
+    assert_eq!(
+        received["files"].as_array().unwrap().len(),
+        1,
+        "{received:#}"
+    );
+    assert_eq!(received["replays"], 1, "the resend was the same file");
     let lines = agency.lines();
     let mut refs: Vec<&str> = lines.iter().map(|l| l.split('|').nth(2).unwrap()).collect();
     refs.sort_unstable();

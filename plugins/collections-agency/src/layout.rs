@@ -186,18 +186,51 @@ pub fn detail(client: &str, p: &Placement) -> Result<String, Unplaceable> {
     Ok(fields.join("|"))
 }
 
-/// A placement file: the header, the detail lines given, the trailer.
+/// A placement file: the header, the detail lines given (in the order of
+/// their debtor references, so that the same accounts always make the same
+/// file), the trailer.
 #[must_use]
 pub fn file(client: &str, file_date: &Date, details: &[(String, i64)]) -> String {
     let total: i64 = details.iter().map(|(_, cents)| cents).sum();
     let day = file_date.to_iso().replace('-', "");
     let mut out = format!("H|{LAYOUT}|{client}|{day}|{}|{total}\n", details.len());
-    for (line, _) in details {
+    let mut ordered: Vec<&(String, i64)> = details.iter().collect();
+    // Every line starts `D|{client}|{debtor ref}|`.
+    ordered.sort_by(|a, b| a.0.cmp(&b.0));
+    for (line, _) in ordered {
         out.push_str(line);
         out.push('\n');
     }
     out.push_str(&format!("T|{}|{total}\n", details.len()));
     out
+}
+
+/// The file dates of recent batches, by idempotency key, as the plugin
+/// keeps them: a batch sent again (a retry, or billd resending after a
+/// crash, perhaps on another day) carries the date of its first send, so
+/// the agency sees the same file under the same key.
+pub type FileDates = Vec<(String, String)>;
+
+/// How many batches' file dates are kept.
+pub const KEEP_FILE_DATES: usize = 500;
+
+/// The file date of batch `key`: the one kept for it, else `today`, which
+/// is kept (the oldest entries beyond [`KEEP_FILE_DATES`] dropped).
+pub fn file_date(kept: &mut FileDates, key: &str, today: Date) -> Date {
+    if let Some(d) = kept
+        .iter()
+        .find(|(k, _)| k == key)
+        .and_then(|(_, d)| Date::parse_iso(d))
+    {
+        return d;
+    }
+    kept.retain(|(k, _)| k != key);
+    kept.push((key.to_owned(), today.to_iso()));
+    if kept.len() > KEEP_FILE_DATES {
+        let extra = kept.len() - KEEP_FILE_DATES;
+        kept.drain(..extra);
+    }
+    today
 }
 
 #[cfg(test)]
@@ -322,6 +355,32 @@ mod tests {
         let mut p = placement("A1");
         p.account_id = "P 1".into();
         assert_eq!(detail("C1", &p).unwrap_err().field, "account-id");
+    }
+
+    #[test]
+    fn the_same_accounts_make_the_same_file_in_any_order() {
+        let a = (detail("C1", &placement("A1")).unwrap(), 12_345);
+        let b = (detail("C1", &placement("B2")).unwrap(), 12_345);
+        let day = Date::new(2026, 12, 2);
+        let f = file("C1", &day, &[b.clone(), a.clone()]);
+        assert_eq!(f, file("C1", &day, &[a, b]));
+        assert!(f.lines().nth(1).unwrap().starts_with("D|C1|A1|"), "{f}");
+    }
+
+    #[test]
+    fn a_batch_sent_again_keeps_the_date_of_its_first_send() {
+        let mut kept = FileDates::new();
+        let first = Date::new(2026, 12, 2);
+        let later = Date::new(2026, 12, 5);
+        assert_eq!(file_date(&mut kept, "k1", first), first);
+        assert_eq!(file_date(&mut kept, "k2", later), later);
+        assert_eq!(file_date(&mut kept, "k1", later), first);
+        assert_eq!(kept.len(), 2);
+        for i in 0..KEEP_FILE_DATES {
+            file_date(&mut kept, &format!("n{i}"), later);
+        }
+        assert_eq!(kept.len(), KEEP_FILE_DATES);
+        assert_eq!(file_date(&mut kept, "k1", later), later, "forgotten by now");
     }
 
     #[test]

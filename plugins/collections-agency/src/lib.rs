@@ -5,7 +5,9 @@
 //!
 //! - `place-accounts`: one file per call, POSTed with billd's idempotency
 //!   key as the `Idempotency-Key` header, so a resend of the same batch is
-//!   recognised by the agency and answered with the same receipts. An
+//!   recognised by the agency and answered with the same receipts (the
+//!   file is the same bytes: its lines in debtor-reference order, its date
+//!   the first send's, kept in the plugin's state). An
 //!   account whose data cannot go in the layout is refused before sending
 //!   (a receipt naming the field); the others go.
 //! - `recall-accounts`: the accounts, their agency numbers and a reason
@@ -26,6 +28,9 @@ use transport::Transport;
 use wire::{Mapped, RecallLine, RecallRequest};
 
 struct Agency;
+
+/// The state key of the batches' file dates ([`layout::file_date`]).
+const FILE_DATES: &str = "file-dates";
 
 /// The practice's client number at the agency.
 fn client_number() -> Result<String, ConnectorError> {
@@ -77,7 +82,10 @@ impl CollectionsConnector for Agency {
         let answered = if lines.is_empty() {
             Vec::new()
         } else {
-            let file = layout::file(&client, &today()?, &lines);
+            let mut kept: layout::FileDates = state::get_json(FILE_DATES).unwrap_or_default();
+            let day = layout::file_date(&mut kept, key, today()?);
+            state::set_json(FILE_DATES, &kept)?;
+            let file = layout::file(&client, &day, &lines);
             let answer = transport.place(key, file)?;
             wire::placement_receipts(&sent, &answer)
         };
