@@ -12,6 +12,8 @@ cargo fmt --all --check
 cargo clippy --release --target wasm32-wasip2 --workspace --locked -- -D warnings
 cargo test --doc -p billd-plugin-sdk --locked
 # Connectors whose wire-format code is pure (X12 and CORE envelopes; FHIR
-# mapping, cursors, error mapping, SMART token handling) test it on the host.
+# mapping, cursors, error mapping, SMART token handling; the agency placement
+# file layout and update mapping) test it on the host.
 cargo test --lib -p core-clearinghouse --locked
 cargo test --lib -p fhir-ehr --locked
+cargo test --lib -p collections-agency --locked

@@ -1,9 +1,11 @@
-//! `billd-sandbox`: a CAQH CORE payer and a FHIR R4 EHR (with a SMART
-//! token endpoint) for billd's tests and demo. It speaks
+//! `billd-sandbox`: a CAQH CORE payer, a FHIR R4 EHR (with a SMART
+//! token endpoint) and a collection agency for billd's tests and demo. It speaks
 //! CORE Connectivity vC2.2.0 (SOAP 1.2 and HTTP+MIME) with X12 written by
 //! billd-x12, follows a scenario file, archives every payload it receives
 //! and injects faults on demand. Never part of the `billd` binary.
 
+mod agency;
+mod agency_server;
 mod envelope;
 mod faults;
 mod fhir;
@@ -73,6 +75,20 @@ enum Command {
         #[arg(long, default_value_t = 300)]
         token_lifetime: i64,
     },
+    /// A collection agency: placement files in layout BCP1, recalls,
+    /// updates behind a cursor, and a control API to script them (see
+    /// sandbox/README.md).
+    Agency {
+        /// Loopback address to listen on; port 0 picks a free port.
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: std::net::SocketAddr,
+        /// The practice's client number at the agency.
+        #[arg(long, default_value = "BILLD01")]
+        client_number: String,
+        /// The bearer API key the agency requires (none: no check).
+        #[arg(long)]
+        api_key: Option<String>,
+    },
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -141,6 +157,24 @@ async fn main() -> anyhow::Result<()> {
                     },
                 ))
             })
+            .await
+        }
+        Command::Agency {
+            listen,
+            client_number,
+            api_key,
+        } => {
+            if !listen.ip().is_loopback() {
+                anyhow::bail!("--listen {listen}: the sandbox listens on loopback only");
+            }
+            agency_server::serve(
+                listen,
+                agency_server::Sandbox {
+                    agency: agency::Agency::new(&client_number),
+                    api_key,
+                    lose_answers: 0,
+                },
+            )
             .await
         }
     }

@@ -2,6 +2,7 @@
 //! against real servers on loopback and a real store on a temp dir.
 
 mod author_kit;
+mod collections;
 mod config_errors;
 mod crash;
 mod downtime;

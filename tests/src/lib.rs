@@ -2,6 +2,7 @@
 //! binary, temporary configurations, a daemon handle that is stopped on drop,
 //! and real servers on loopback (an aiosmtpd SMTP sink).
 
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -64,28 +65,19 @@ impl PayerSandbox {
 
     /// [`PayerSandbox::start`] with a given `billd-sandbox` binary.
     pub fn start_with(program: &Path, scenario: &Path, archive: PathBuf) -> Self {
-        for port in 8090..8100u16 {
-            let mut child = Command::new(program)
-                .args(["payer", "--scenario"])
-                .arg(scenario)
-                .args(["--listen", &format!("127.0.0.1:{port}"), "--archive"])
-                .arg(&archive)
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("billd-sandbox starts");
-            let mut line = String::new();
-            let _ = BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line);
-            if line.starts_with("listening on ") {
-                return Self {
-                    child,
-                    port,
-                    archive,
-                };
-            }
-            let _ = child.wait();
+        let args = [
+            OsStr::new("payer"),
+            OsStr::new("--scenario"),
+            scenario.as_os_str(),
+            OsStr::new("--archive"),
+            archive.as_os_str(),
+        ];
+        let (child, port) = start_listening(program, &args, 8090..8100, "the sandbox");
+        Self {
+            child,
+            port,
+            archive,
         }
-        panic!("no free port in 127.0.0.1:8090-8099 for the sandbox");
     }
 
     /// Its origin, `http://127.0.0.1:PORT`.
@@ -135,6 +127,39 @@ impl PayerSandbox {
         v.sort_by_key(|(_, p)| arrival(p));
         v
     }
+}
+
+/// Starts `program ARGS --listen 127.0.0.1:PORT` on the first port of
+/// `ports` it can listen on (a sandbox prints `listening on ADDR` first),
+/// its stdout read and its stderr dropped; panics naming `what` when no
+/// port is free.
+pub fn start_listening(
+    program: &Path,
+    args: &[&OsStr],
+    ports: std::ops::Range<u16>,
+    what: &str,
+) -> (Child, u16) {
+    for port in ports.clone() {
+        let mut child = Command::new(program)
+            .args(args)
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{} does not start: {e}", program.display()));
+        let mut line = String::new();
+        let _ = BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line);
+        if line.starts_with("listening on ") {
+            return (child, port);
+        }
+        let _ = child.wait();
+    }
+    panic!(
+        "no free port in 127.0.0.1:{}-{} for {what}",
+        ports.start,
+        ports.end - 1
+    );
 }
 
 /// One HTTP/1.1 request with a JSON body to a server on 127.0.0.1:`port`
@@ -190,29 +215,10 @@ impl FhirSandbox {
 
     /// `program fhir ARGS --listen 127.0.0.1:PORT`.
     pub fn start_with(program: &Path, args: &[&str]) -> FhirSandbox {
-        FHIR_PORTS
-            .clone()
-            .find_map(|port| {
-                let mut child = Command::new(program)
-                    .arg("fhir")
-                    .args(args)
-                    .arg("--listen")
-                    .arg(format!("127.0.0.1:{port}"))
-                    .stdout(Stdio::piped())
-                    .stderr(Stdio::null())
-                    .spawn()
-                    .expect("billd-sandbox fhir starts");
-                let mut first = String::new();
-                let out = child.stdout.take().expect("stdout");
-                let _ = BufReader::new(out).read_line(&mut first);
-                if first.starts_with("listening on ") {
-                    Some(FhirSandbox { child, port })
-                } else {
-                    let _ = child.wait();
-                    None
-                }
-            })
-            .expect("a free port in 127.0.0.1:8180-8189 for the FHIR sandbox")
+        let mut all = vec![std::ffi::OsStr::new("fhir")];
+        all.extend(args.iter().map(std::ffi::OsStr::new));
+        let (child, port) = start_listening(program, &all, FHIR_PORTS, "the FHIR sandbox");
+        FhirSandbox { child, port }
     }
 
     /// Its origin, `http://127.0.0.1:PORT`.

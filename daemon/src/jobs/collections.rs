@@ -835,6 +835,10 @@ fn recall_reason_wit(r: RecallReason) -> co::RecallReason {
     }
 }
 
+#[cfg(test)]
+#[path = "collections_connector_tests.rs"]
+mod connector_tests;
+
 impl JobKind for CollectionsJob {
     fn kind(&self) -> &'static str {
         KIND.name
