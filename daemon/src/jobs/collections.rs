@@ -308,7 +308,7 @@ impl CollectionsJob {
                 return Ok(None);
             }
         };
-        let placement = open_placement_in(db, tx, &account)?;
+        let placement = placement_for_update(db, tx, &self.connector, &account)?;
         let Some(mut p) = placement else {
             self.task(
                 tx,
@@ -385,9 +385,11 @@ impl CollectionsJob {
                 )?;
             }
             AgencyEvent::Closed(why) => {
-                p.status = PlacementStatus::Closed {
-                    reason: why.clone(),
-                };
+                if p.status.is_open() {
+                    p.status = PlacementStatus::Closed {
+                        reason: why.clone(),
+                    };
+                }
                 p.log(now, "closed", Some(why));
             }
         }
@@ -771,16 +773,22 @@ impl CollectionsJob {
     }
 }
 
-/// The account's newest open placement, read again inside the
-/// transaction so the update commits only if it is still as read.
-fn open_placement_in(
+/// The placement with `connector` an update about `account` is for: its
+/// newest one the agency took (open, or recalled or closed since: money
+/// the agency collected before a recall still posts), read again inside
+/// the transaction so the update commits only if it is still as read.
+fn placement_for_update(
     db: &Db,
     tx: &mut Tx<'_>,
+    connector: &str,
     account: &str,
 ) -> Result<Option<Placement>, StoreError> {
     for listed in collections::placements_of(db, account)?.into_iter().rev() {
+        if listed.connector != connector {
+            continue;
+        }
         if let Some(p) = tx.get::<Placement>(&listed.id)?
-            && p.status.is_open()
+            && !matches!(p.status, PlacementStatus::Refused { .. })
         {
             return Ok(Some(p));
         }

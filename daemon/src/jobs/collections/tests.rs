@@ -344,3 +344,62 @@ fn params_are_checked() {
         assert_eq!(e.key, key);
     }
 }
+
+#[tokio::test]
+async fn money_collected_before_a_recall_still_posts_and_another_agencys_account_is_not_touched() {
+    let db = Db::in_memory();
+    seed(&db, "P1", 12_000, true);
+    seed(&db, "P2", 9_000, true);
+    let j = job(&db, Some(registry()));
+    j.cycle(&ctx(&db, "r1")).await.unwrap();
+    // P1 was called back; P2 belongs to another agency.
+    let p1 = collections::placements_of(&db, "P1").unwrap().remove(0);
+    db.modify::<Placement, _>(&p1.id, |p| {
+        p.status = PlacementStatus::Recalled {
+            reason: RecallReason::PracticeRequest,
+        }
+    })
+    .unwrap();
+    let p2 = collections::placements_of(&db, "P2").unwrap().remove(0);
+    db.modify::<Placement, _>(&p2.id, |p| p.connector = "other-agency".into())
+        .unwrap();
+    let pay = |a: &str| {
+        update(
+            a,
+            co::AgencyEvent::PaymentCollected(co::CollectedPayment {
+                gross: 1_000,
+                agency_fee: 300,
+                net: 700,
+            }),
+        )
+    };
+    db.transact(|tx| j.apply_update(&db, tx, now(), "page-x", 0, pay("P1")))
+        .unwrap();
+    db.transact(|tx| j.apply_update(&db, tx, now(), "page-x", 1, pay("P2")))
+        .unwrap();
+    let b = |a: &str| account::balances(&account::entries(&db, a).unwrap()).patient_cents;
+    assert_eq!(b("P1"), 11_000, "posted after the recall");
+    assert_eq!(b("P2"), 9_000, "not this agency's account");
+    let kinds: Vec<String> = task::open(&db)
+        .unwrap()
+        .into_iter()
+        .map(|t| t.kind)
+        .collect();
+    assert_eq!(kinds, ["collections-unknown-update"]);
+    // A closure after the recall keeps the placement recalled.
+    db.transact(|tx| {
+        j.apply_update(
+            &db,
+            tx,
+            now(),
+            "page-y",
+            0,
+            update("P1", co::AgencyEvent::Closed("done".into())),
+        )
+    })
+    .unwrap();
+    assert!(matches!(
+        status_of(&db, "P1"),
+        Some(PlacementStatus::Recalled { .. })
+    ));
+}
