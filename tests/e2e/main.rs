@@ -5,6 +5,7 @@ mod author_kit;
 mod config_errors;
 mod crash;
 mod downtime;
+mod dunning;
 mod eligibility;
 mod mail;
 mod payer_core;
