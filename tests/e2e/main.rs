@@ -6,6 +6,7 @@ mod collections;
 mod config_errors;
 mod crash;
 mod downtime;
+mod dunning;
 mod ehr_sync;
 mod eligibility;
 mod fhir_ehr;

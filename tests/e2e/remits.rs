@@ -3,21 +3,9 @@
 //! for approval, an unbalanced copy is quarantined (exit 1), and the same
 //! verbs answer through the running daemon.
 
-use billd_e2e::{Scratch, base_config, stderr, stdout, wait_until, workspace_root};
+use billd_e2e::{Scratch, base_config, era_835, stderr, stdout, wait_until, workspace_root};
 use serde_json::Value;
 use std::time::Duration;
-
-/// An 835 from payer `payer` (TRN03) with BPR02 `paid`, TRN02 `trace` and
-/// `claims` (CLP loops).
-fn remit(payer: &str, paid: &str, trace: &str, claims: &str) -> String {
-    let body = format!(
-        "BPR*I*{paid}*C*ACH************20260301~TRN*1*{trace}*{payer}~N1*PR*SOME PAYER~N1*PE*BEN KILDARE SERVICE*XX*1912301953~LX*1~{claims}"
-    );
-    let n = body.matches('~').count() + 2;
-    format!(
-        "ISA*00*          *00*          *ZZ*A              *ZZ*B              *260301*1200*^*00501*000000001*0*P*:~GS*HP*A*B*20260301*1200*1*X*005010X221A1~ST*835*0001~{body}SE*{n}*0001~GE*1*1~IEA*1*000000001~"
-    )
-}
 
 fn json(out: &std::process::Output) -> Value {
     assert!(out.status.success(), "{}{}", stdout(out), stderr(out));
@@ -46,7 +34,7 @@ fn remittances_post_once_wait_for_review_and_quarantine_through_the_cli_and_the_
     let patient = claim["patient_id"].as_str().unwrap().to_string();
 
     // 100.00 billed: 80.00 paid, 20.00 coinsurance to the patient.
-    let auto = remit(
+    let auto = era_835(
         "AUTOPAYER",
         "80",
         "TRACE-A",
@@ -78,7 +66,7 @@ fn remittances_post_once_wait_for_review_and_quarantine_through_the_cli_and_the_
     );
 
     // A review-mode payer: the posting waits; an unknown claim is held.
-    let review = remit(
+    let review = era_835(
         "REVIEWPAYER",
         "75",
         "TRACE-R",

@@ -369,35 +369,98 @@ fn cargo_build(package: &str, bin: &str, release: bool) -> PathBuf {
 /// (LinuxForHealth's demo.example1) with their own CLM01, member id and
 /// interchange number, ICD-10 diagnoses and a recent date of service, the
 /// patient made the subscriber (the contract's dependent carries no
-/// address, which an 837P needs), one interchange each, in one file.
+/// address, which an 837P needs), one interchange each, in one file. Every
+/// patient is named TED SMITH; [`claims_837_named`] gives each their own.
 pub fn claims_837(n: usize, prefix: &str) -> String {
+    claims_837_named(prefix, &vec![("TED".to_string(), "SMITH".to_string()); n])
+}
+
+/// The diagnosis codes (ICD-10, as the HI segment writes them) of every
+/// claim [`claims_837_named`] writes.
+pub const CLAIMS_837_DIAGNOSES: [&str; 2] = ["J029", "Z0000"];
+
+/// The procedure codes (CPT) of every claim [`claims_837_named`] writes.
+pub const CLAIMS_837_PROCEDURES: [&str; 4] = ["99213", "87070", "99214", "86663"];
+
+/// The patient's birth date (DMG03) of every claim [`claims_837_named`]
+/// writes.
+pub const CLAIMS_837_BIRTH_DATE: &str = "1973-05-01";
+
+/// The payer (NM1*PR id) of every claim [`claims_837_named`] writes.
+pub const CLAIMS_837_PAYER: &str = "999996666";
+
+/// CLM01 of claim `i` of `n` written by [`claims_837_named`]: the prefix
+/// and the claim's number, at least four digits. The member id is `M` and
+/// the same.
+pub fn control_number(prefix: &str, i: usize, n: usize) -> String {
+    let width = (n.saturating_sub(1)).to_string().len().max(4);
+    format!("{prefix}{i:0width$}")
+}
+
+/// One claim per `(first, last)` name of `names`, as [`claims_837`]
+/// writes them: claim `i` has CLM01 [`control_number`]`(prefix, i, n)` and
+/// its patient (the subscriber) is `names[i]`.
+pub fn claims_837_named(prefix: &str, names: &[(String, String)]) -> String {
     let sample = std::fs::read_to_string(
         workspace_root().join("tests/fixtures/x12/837P/lfh__demo.example1.837"),
     )
     .unwrap();
-    // CLM01 is the prefix and the claim's number, at least four digits.
-    let width = (n.saturating_sub(1)).to_string().len().max(4);
+    let n = names.len();
     let dos = (chrono::Utc::now().date_naive() - chrono::Days::new(10))
         .format("%Y%m%d")
         .to_string();
-    (0..n)
-        .map(|i| {
+    names
+        .iter()
+        .enumerate()
+        .map(|(i, (first, last))| {
+            let number = control_number(prefix, i, n);
             sample
                 .replace("HL*2*1*22*1~", "HL*2*1*22*0~")
                 .replace("SBR*P**2222-SJ", "SBR*P*18*2222-SJ")
                 .replace(
                     "NM1*IL*1*SMITH*JANE****MI*JS00111223333~\nNM1*PR*2*KEY INSURANCE COMPANY*****PI*999996666~\nHL*3*2*23*0~\nPAT*19~\nNM1*QC*1*SMITH*TED~\nN3*236 N MAIN ST~\nN4*MIAMI*FL*33413~\nDMG*D8*19730501*M~\n",
-                    "NM1*IL*1*SMITH*TED****MI*JS00111223333~\nN3*236 N MAIN ST~\nN4*MIAMI*FL*33413~\nDMG*D8*19730501*M~\nNM1*PR*2*KEY INSURANCE COMPANY*****PI*999996666~\n",
+                    &format!("NM1*IL*1*{last}*{first}****MI*JS00111223333~\nN3*236 N MAIN ST~\nN4*MIAMI*FL*33413~\nDMG*D8*19730501*M~\nNM1*PR*2*KEY INSURANCE COMPANY*****PI*999996666~\n"),
                 )
                 .replace("SE*40*0021", "SE*37*0021")
-                .replace("CLM*26463774*", &format!("CLM*{prefix}{i:0width$}*"))
-                .replace("JS00111223333", &format!("M{prefix}{i:0width$}"))
+                .replace("CLM*26463774*", &format!("CLM*{number}*"))
+                .replace("JS00111223333", &format!("M{number}"))
                 .replace("000000907", &format!("{:09}", 100 + i))
                 .replace("HI*BK:0340*BF:V7389", "HI*ABK:J029*ABF:Z0000")
                 .replace("20061003", &dos)
                 .replace("20061010", &dos)
         })
         .collect()
+}
+
+/// `n` patient names, (first, last), made of syllables so that no two
+/// patients share a first or a last name and no first name is anyone's
+/// last name: a message that names the wrong patient shows.
+pub fn distinct_names(n: usize) -> Vec<(String, String)> {
+    const FIRST: [&str; 10] = ["BA", "DE", "KI", "LO", "MU", "NA", "PE", "RI", "SO", "TU"];
+    const LAST: [&str; 10] = ["ZA", "VO", "GU", "HE", "JI", "FO", "WA", "YE", "XU", "QI"];
+    let width = (n.saturating_sub(1)).to_string().len().max(3);
+    let spell = |i: usize, syllables: &[&str; 10]| -> String {
+        format!("{i:0width$}")
+            .bytes()
+            .map(|d| syllables[usize::from(d - b'0')])
+            .collect()
+    };
+    (0..n)
+        .map(|i| (spell(i, &FIRST), format!("{}N", spell(i, &LAST))))
+        .collect()
+}
+
+/// An 835 from payer `payer` (TRN03) to the payee of the
+/// [`claims_837`] sample (Ben Kildare Service, NPI 1912301953) with BPR02
+/// `paid`, TRN02 `trace` and `claims` (CLP loops, each ending in `~`).
+pub fn era_835(payer: &str, paid: &str, trace: &str, claims: &str) -> String {
+    let body = format!(
+        "BPR*I*{paid}*C*ACH************20260301~TRN*1*{trace}*{payer}~N1*PR*SOME PAYER~N1*PE*BEN KILDARE SERVICE*XX*1912301953~LX*1~{claims}"
+    );
+    let n = body.matches('~').count() + 2;
+    format!(
+        "ISA*00*          *00*          *ZZ*A              *ZZ*B              *260301*1200*^*00501*000000001*0*P*:~GS*HP*A*B*20260301*1200*1*X*005010X221A1~ST*835*0001~{body}SE*{n}*0001~GE*1*1~IEA*1*000000001~"
+    )
 }
 
 /// A Python tool from the test virtualenv; panics with the fix if missing.
