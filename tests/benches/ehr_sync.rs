@@ -10,6 +10,9 @@
 //! Encounter by `_lastUpdated`, Appointment by date, 1,000 a page,
 //! following Bundle `next` links) and parsing each page as JSON.
 //!
+//! The plugin's request rate limit is raised from billd's default of 10
+//! a second (which paces a real EHR) to 1,000, as the peer is unthrottled.
+//!
 //! Prints resources per second for both, the ratio (target at least 0.8)
 //! and billd's peak RSS. Run: `scripts/build-plugins.sh && cargo bench -p
 //! billd-e2e --bench ehr_sync`; `BILLD_BENCH_PATIENTS` changes N.
@@ -149,6 +152,7 @@ path = "{}"
 sha256 = "{}"
 allowed_hosts = ["{origin}"]
 settings = {{ base-url = "{origin}/fhir", auth = "bearer", page-size = {PAGE}, timeout-ms = 60000 }}
+rate_limit_per_second = 1000
 secrets = {{ bearer-token = "file:fhir.token" }}
 "#,
         base_config("outbox_dir = \"outbox\""),
