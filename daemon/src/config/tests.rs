@@ -895,6 +895,7 @@ fn demo_config_loads() {
         &env(&[
             ("BILLD_DEMO_CORE_USER", "billd"),
             ("BILLD_DEMO_CORE_PASSWORD", "sandbox-password"),
+            ("BILLD_DEMO_FHIR_TOKEN", "demo-fhir-token"),
         ]),
     )
     .unwrap_or_else(|err| panic!("{err}"));
@@ -908,13 +909,19 @@ fn demo_config_loads() {
     let kinds: Vec<&str> = config.jobs.iter().map(|j| j.kind.as_str()).collect();
     assert_eq!(
         kinds,
-        ["digest", "eligibility", "submission", "claim-status"]
+        [
+            "digest",
+            "eligibility",
+            "submission",
+            "claim-status",
+            "ehr-sync"
+        ]
     );
     let job = &config.jobs[0];
     assert_eq!(job.schedule, "*/20 * * * * *");
     assert_eq!(job.timezone, config.practice.timezone);
-    assert_eq!(config.plugins.len(), 1);
-    assert_eq!(config.plugins[0].name, "core-clearinghouse");
+    let plugins: Vec<&str> = config.plugins.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(plugins, ["fhir-ehr", "core-clearinghouse"]);
 }
 
 #[test]
