@@ -18,8 +18,8 @@
 //! billd-e2e --bench ehr_sync`; `BILLD_BENCH_PATIENTS` changes N.
 
 use billd_e2e::{
-    FhirSandbox, Scratch, base_config, billd_bin_profile, fhir_package, sandbox_bin_profile,
-    sha256_file,
+    FhirSandbox, Scratch, base_config, billd_bin_profile, fhir_plugin_table, measured,
+    sandbox_bin_profile,
 };
 use std::process::Command;
 use std::time::Instant;
@@ -32,35 +32,6 @@ fn patients() -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(10_000)
-}
-
-/// A command's wall seconds and peak RSS (KiB) under `/usr/bin/time -v`.
-fn measured(program: &std::path::Path, config: &std::path::Path, args: &[&str]) -> (f64, u64) {
-    let t0 = Instant::now();
-    let out = Command::new("/usr/bin/time")
-        .arg("-v")
-        .arg(program)
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .output()
-        .expect("/usr/bin/time runs (apt-get install time)");
-    let wall = t0.elapsed().as_secs_f64();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "billd {args:?} failed:\n{}\n{stderr}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    let peak = stderr
-        .lines()
-        .find_map(|l| {
-            l.trim()
-                .strip_prefix("Maximum resident set size (kbytes): ")
-        })
-        .and_then(|v| v.trim().parse().ok())
-        .expect("/usr/bin/time -v reports the peak RSS");
-    (wall, peak)
 }
 
 /// Fetches every page of each search; returns (resources, seconds).
@@ -131,7 +102,6 @@ fn main() {
     let origin = fhir.origin();
     let s = Scratch::new();
     std::fs::write(s.path("fhir.token"), format!("{TOKEN}\n")).unwrap();
-    let pkg = fhir_package();
     s.write_config(&format!(
         r#"{}
 [[job]]
@@ -146,18 +116,13 @@ appointment_days = 3
 [job.params.payers]
 "Organization/gen-payer" = "60054"
 
-[[plugin]]
-name = "fhir-ehr"
-path = "{}"
-sha256 = "{}"
-allowed_hosts = ["{origin}"]
-settings = {{ base-url = "{origin}/fhir", auth = "bearer", page-size = {PAGE}, timeout-ms = 60000 }}
-rate_limit_per_second = 1000
-secrets = {{ bearer-token = "file:fhir.token" }}
-"#,
+{}"#,
         base_config("outbox_dir = \"outbox\""),
-        pkg.display(),
-        sha256_file(&pkg.join("fhir_ehr.wasm")),
+        fhir_plugin_table(
+            &origin,
+            &format!(", auth = \"bearer\", page-size = {PAGE}, timeout-ms = 60000"),
+            "rate_limit_per_second = 1000\nsecrets = { bearer-token = \"file:fhir.token\" }",
+        ),
     ));
     let init = Command::new(billd)
         .arg("--config")
@@ -171,7 +136,7 @@ secrets = {{ bearer-token = "file:fhir.token" }}
         String::from_utf8_lossy(&init.stderr)
     );
 
-    let (secs, peak_kib) = measured(billd, &s.config(), &["jobs", "run", "ehr"]);
+    let (secs, peak_kib, _) = measured(billd, &s.config(), &["jobs", "run", "ehr"]);
     let status = Command::new(billd)
         .arg("--config")
         .arg(s.config())

@@ -27,7 +27,7 @@
 
 use billd_e2e::{
     PAYER_SCENARIO_HEAD, PayerSandbox, Scratch, base_config, billd_bin_profile, claims_837,
-    core_plugin_table, sandbox_bin_profile,
+    core_plugin_table, measured, sandbox_bin_profile,
 };
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -42,38 +42,6 @@ fn env_count(name: &str, default: usize) -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-/// A command's wall seconds and peak RSS (KiB), run under
-/// `/usr/bin/time -v`; panics with its output when it fails.
-fn measured(program: &Path, config: &Path, args: &[&str]) -> (f64, u64, String) {
-    let t0 = Instant::now();
-    let wrap = std::env::var("BILLD_BENCH_WRAP").unwrap_or_default();
-    let out = Command::new("/usr/bin/time")
-        .arg("-v")
-        .args(wrap.split_whitespace())
-        .arg(program)
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .output()
-        .expect("/usr/bin/time runs (apt-get install time)");
-    let wall = t0.elapsed().as_secs_f64();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "billd {args:?} failed:\n{stdout}\n{stderr}"
-    );
-    let peak = stderr
-        .lines()
-        .find_map(|l| {
-            l.trim()
-                .strip_prefix("Maximum resident set size (kbytes): ")
-        })
-        .and_then(|v| v.trim().parse().ok())
-        .expect("/usr/bin/time -v reports the peak RSS");
-    (wall, peak, stdout)
 }
 
 fn billd(bin: &Path, config: &Path, args: &[&str]) -> String {

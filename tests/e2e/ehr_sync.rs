@@ -8,7 +8,7 @@
 //! task the next run recovers from.
 
 use crate::fhir_ehr::{CLIENT, KID, fixture_patients, hl7, smart_sandbox, testdata};
-use billd_e2e::{FhirSandbox, Scratch, base_config, fhir_package, sha256_file, stderr, stdout};
+use billd_e2e::{FhirSandbox, Scratch, base_config, fhir_plugin_table, stderr, stdout};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
@@ -29,8 +29,6 @@ fn practice(fhir: &FhirSandbox, auth: &str, extra: &str, files: &[(&str, &str)])
     for (name, text) in files {
         std::fs::write(s.path(name), text).unwrap();
     }
-    let pkg = fhir_package();
-    let origin = fhir.origin();
     s.write_config(&format!(
         r#"{}
 [[job]]
@@ -44,17 +42,13 @@ appointment_days = 7
 retry_delay = "10ms"
 max_attempts = 1
 {PAYERS}
-[[plugin]]
-name = "fhir-ehr"
-path = "{}"
-sha256 = "{}"
-allowed_hosts = ["{origin}"]
-settings = {{ base-url = "{origin}/fhir", page-size = 25, timeout-ms = 10000{auth} }}
-{extra}
-"#,
+{}"#,
         base_config("outbox_dir = \"outbox\""),
-        pkg.display(),
-        sha256_file(&pkg.join("fhir_ehr.wasm")),
+        fhir_plugin_table(
+            &fhir.origin(),
+            &format!(", page-size = 25, timeout-ms = 10000{auth}"),
+            extra
+        ),
     ));
     s.init();
     s

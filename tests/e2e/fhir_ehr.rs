@@ -9,7 +9,7 @@
 //! exchange and the recovery after it).
 
 use billd_e2e::{
-    FhirSandbox, Scratch, base_config, fhir_package, sha256_file, stderr, workspace_root,
+    FhirSandbox, Scratch, base_config, fhir_package, fhir_plugin_table, stderr, workspace_root,
 };
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
@@ -93,21 +93,14 @@ impl Practice {
         for (name, text) in files {
             std::fs::write(s.path(name), text).unwrap();
         }
-        let pkg = fhir_package();
-        let origin = fhir.origin();
         s.write_config(&format!(
-            r#"{}
-[[plugin]]
-name = "fhir-ehr"
-path = "{}"
-sha256 = "{}"
-allowed_hosts = ["{origin}"]
-settings = {{ base-url = "{origin}/fhir", timeout-ms = 5000{settings} }}
-{extra}
-"#,
+            "{}\n{}",
             base_config("outbox_dir = \"outbox\""),
-            pkg.display(),
-            sha256_file(&pkg.join("fhir_ehr.wasm")),
+            fhir_plugin_table(
+                &fhir.origin(),
+                &format!(", timeout-ms = 5000{settings}"),
+                extra
+            ),
         ));
         s.init();
         Practice {

@@ -181,6 +181,40 @@ pub fn loopback_request(port: u16, method: &str, path: &str, body: &str) -> Stri
         .unwrap_or_default()
 }
 
+/// A benchmarked `program --config CONFIG ARGS`: its wall seconds, peak RSS
+/// (KiB) and stdout, run under `/usr/bin/time -v` (and the words of
+/// `BILLD_BENCH_WRAP` before it, for example a profiler); panics with its
+/// output when it fails.
+pub fn measured(program: &Path, config: &Path, args: &[&str]) -> (f64, u64, String) {
+    let t0 = Instant::now();
+    let wrap = std::env::var("BILLD_BENCH_WRAP").unwrap_or_default();
+    let out = Command::new("/usr/bin/time")
+        .arg("-v")
+        .args(wrap.split_whitespace())
+        .arg(program)
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .output()
+        .expect("/usr/bin/time runs (apt-get install time)");
+    let wall = t0.elapsed().as_secs_f64();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "billd {args:?} failed:\n{stdout}\n{stderr}"
+    );
+    let peak = stderr
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("Maximum resident set size (kbytes): ")
+        })
+        .and_then(|v| v.trim().parse().ok())
+        .expect("/usr/bin/time -v reports the peak RSS");
+    (wall, peak, stdout)
+}
+
 /// The ports the fhir-ehr manifest allows.
 pub const FHIR_PORTS: std::ops::Range<u16> = 8180..8190;
 
@@ -193,6 +227,25 @@ pub fn fhir_package() -> PathBuf {
         p.display()
     );
     p
+}
+
+/// The `[[plugin]]` table of the fhir-ehr connector (pinned by its sha256)
+/// against the FHIR server at `origin`, with `settings` inside its settings
+/// after the base URL (`, timeout-ms = 5000`) and `extra` lines after.
+pub fn fhir_plugin_table(origin: &str, settings: &str, extra: &str) -> String {
+    let pkg = fhir_package();
+    format!(
+        r#"[[plugin]]
+name = "fhir-ehr"
+path = "{}"
+sha256 = "{}"
+allowed_hosts = ["{origin}"]
+settings = {{ base-url = "{origin}/fhir"{settings} }}
+{extra}
+"#,
+        pkg.display(),
+        sha256_file(&pkg.join("fhir_ehr.wasm")),
+    )
 }
 
 /// `billd-sandbox fhir` on the first free port the fhir-ehr manifest

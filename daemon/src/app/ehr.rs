@@ -11,7 +11,6 @@ use crate::domain::task::TaskDedupe;
 use crate::domain::{Appointment, Claim, Coverage, Patient};
 use crate::jobs::cursor::ConnectorCursor;
 use crate::jobs::ehr_sync::{EhrHeld, HeldResource, LastSync, STREAMS};
-use crate::store::{Db, Record, StoreError};
 
 /// Where one listing stands.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,15 +63,6 @@ pub struct EhrStatus {
     pub last_syncs: Vec<LastSync>,
 }
 
-fn count<R: Record>(db: &Db) -> Result<u64, StoreError> {
-    let mut n = 0;
-    db.for_each::<R>("", |_| {
-        n += 1;
-        true
-    })?;
-    Ok(n)
-}
-
 /// The EHR sync's standing.
 pub fn status(app: &App) -> Result<EhrStatus, AppError> {
     let db = app.db();
@@ -106,10 +96,10 @@ pub fn status(app: &App) -> Result<EhrStatus, AppError> {
         cursors,
         held,
         records: RecordCounts {
-            patients: count::<Patient>(db)?,
-            coverages: count::<Coverage>(db)?,
-            appointments: count::<Appointment>(db)?,
-            claims: count::<Claim>(db)?,
+            patients: db.count::<Patient>()?,
+            coverages: db.count::<Coverage>()?,
+            appointments: db.count::<Appointment>()?,
+            claims: db.count::<Claim>()?,
         },
         last_syncs: db.scan::<LastSync>("")?,
     })

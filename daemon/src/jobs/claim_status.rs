@@ -26,8 +26,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::registry::{BuildError, JobSetup, KindEntry, Services, check_params, parse_params};
-use super::submission::{check_connector, connector, party};
+use super::submission::party;
 use super::{BoxFuture, JobError, JobKind, RunContext};
+use super::{check_connector, connector};
 use crate::domain::claim::{self as claims, ALL_STATES};
 use crate::domain::practice::Practice;
 use crate::domain::scrub::{FilingLimits, timely_filing_deadline};
@@ -320,7 +321,7 @@ impl ClaimStatusJob {
                 claim, &patient, &coverage, &billing,
             ));
         }
-        let plugin = connector(&self.plugins, &self.connector)?;
+        let plugin = connector(&self.plugins, &self.connector, "payer")?;
         let key = ctx.effect_key(&group[0].1.id);
         let answers = match plugin.claim_status(&key, &inquiries).await {
             Ok(Ok(a)) => a,

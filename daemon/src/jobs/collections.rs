@@ -34,8 +34,7 @@ use std::sync::Arc;
 
 use super::cursor::{self, ConnectorCursor};
 use super::registry::{BuildError, JobSetup, KindEntry, Services, check_params, parse_params};
-use super::submission::check_connector;
-use super::{BoxFuture, JobError, JobKind, RetryPolicy, RunContext};
+use super::{BoxFuture, JobError, JobKind, RetryPolicy, RunContext, check_connector};
 use crate::domain::account::{self, LedgerEntry, LedgerKind};
 use crate::domain::collections::{
     self, AccountFacts, Gates, Placement, PlacementStatus, RecallReason,
@@ -175,16 +174,7 @@ impl CollectionsJob {
     }
 
     fn plugin(&self) -> Result<Arc<LoadedPlugin>, JobError> {
-        self.plugins
-            .as_ref()
-            .and_then(|p| p.get(&self.connector))
-            .ok_or_else(|| JobError::NeedsPerson {
-                cause: "no-connector".into(),
-                message: format!(
-                    "the collections connector `{}` is not loaded",
-                    self.connector
-                ),
-            })
+        super::connector(&self.plugins, &self.connector, "collections")
     }
 
     /// One run: updates, recalls, placements.
@@ -575,7 +565,7 @@ impl CollectionsJob {
         account: &str,
         today: NaiveDate,
         counts: &mut CollectionsCounts,
-    ) -> Result<Option<(Placement, co::Placement)>, JobError> {
+    ) -> Result<Option<Placement>, JobError> {
         let db = &ctx.db;
         let entries = account::entries(db, account)?;
         let billable = dunning::billable(&entries);
@@ -597,18 +587,12 @@ impl CollectionsJob {
             return Ok(None);
         }
         let Ok(b) = billable else { return Ok(None) };
-        let Some(first) = facts.first_statement else {
-            return Ok(None);
-        };
-        let terms = PlacementTerms {
-            balance_cents: b.cents,
-            first_statement: first.with_timezone(&self.timezone).date_naive(),
-            last_payment: last_payment(&entries),
-            services: services(db, &entries)?.unwrap_or((b.since, b.since)),
-        };
-        let patient = db.get::<Patient>(account)?;
-        let wire = patient.as_ref().and_then(|p| mapping::placement(p, &terms));
-        let Some(wire) = wire else {
+        // The agency's file needs a postal address (the placement itself
+        // is built from the record when it is sent).
+        let addressed = db
+            .get::<Patient>(account)?
+            .is_some_and(|p| p.address.is_some());
+        if !addressed {
             counts.no_address += 1;
             let now = ctx.clock.now();
             db.transact(|tx| {
@@ -623,7 +607,7 @@ impl CollectionsJob {
                 )
             })?;
             return Ok(None);
-        };
+        }
         let mut p = Placement {
             id: Placement::id_for(account, b.since),
             account_id: account.to_string(),
@@ -647,21 +631,21 @@ impl CollectionsJob {
             "recorded",
             Some(format!("{} cents", b.cents)),
         );
-        Ok(Some((p, wire)))
+        Ok(Some(p))
     }
 
     async fn record_and_send(
         &self,
         ctx: &RunContext,
         plugin: &LoadedPlugin,
-        batch: Vec<(Placement, co::Placement)>,
+        batch: Vec<Placement>,
         counts: &mut CollectionsCounts,
     ) -> Result<(), JobError> {
-        let ids: Vec<&str> = batch.iter().map(|(p, _)| p.id.as_str()).collect();
+        let ids: Vec<&str> = batch.iter().map(|p| p.id.as_str()).collect();
         let key = ctx.scoped_effect_key(&format!("place/{}", derived_id("", &ids)));
         let placements: Vec<Placement> = batch
             .into_iter()
-            .map(|(mut p, _)| {
+            .map(|mut p| {
                 p.batch_key = key.clone();
                 p
             })

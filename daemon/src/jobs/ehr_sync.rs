@@ -44,8 +44,7 @@ use std::sync::Arc;
 use super::business_days::local_midnight;
 use super::cursor::{self, ConnectorCursor};
 use super::registry::{BuildError, JobSetup, KindEntry, Services, check_params, parse_params};
-use super::submission::check_connector;
-use super::{BoxFuture, JobError, JobKind, RetryPolicy, RunContext};
+use super::{BoxFuture, JobError, JobKind, RetryPolicy, RunContext, check_connector};
 use crate::domain::claim_source::{self, SourceWrite};
 use crate::domain::patient::coverages_of_patient;
 use crate::domain::practice::Practice;
@@ -257,12 +256,6 @@ pub struct EhrSyncJob {
     practice: Practice,
     timezone: chrono_tz::Tz,
     retry: RetryPolicy,
-    /// The held-back and task keys of this connector that may exist, read
-    /// before each page ([`EhrSyncJob::snapshot`]; `None`: read every
-    /// one), so bringing in a record that nothing held back costs no
-    /// lookups. A job never runs twice at once, and keys written meanwhile
-    /// are added, so a key missing here is missing from the store.
-    known: std::sync::Mutex<Option<std::collections::HashSet<String>>>,
 }
 
 impl std::fmt::Debug for EhrSyncJob {
@@ -319,76 +312,11 @@ impl EhrSyncJob {
             practice: services.practice.clone(),
             timezone: setup.timezone,
             retry: RetryPolicy::from_params(params.max_attempts, params.retry_delay.as_deref())?,
-            known: std::sync::Mutex::new(None),
         })
     }
 
-    /// Reads which held-back and task keys of this connector exist.
-    fn snapshot(&self, db: &Db) -> Result<(), StoreError> {
-        let mut keys = std::collections::HashSet::new();
-        db.for_each::<EhrHeld>(&format!("{}/", self.connector), |h| {
-            keys.insert(h.key);
-            true
-        })?;
-        db.for_each::<crate::domain::task::TaskDedupe>(&self.task_key_prefix(), |d| {
-            keys.insert(d.dedupe_key);
-            true
-        })?;
-        *self.known.lock().unwrap_or_else(|p| p.into_inner()) = Some(keys);
-        Ok(())
-    }
-
-    /// Whether a held-back or task `key` may be in the store.
-    fn may_exist(&self, key: &str) -> bool {
-        self.known
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            .is_none_or(|k| k.contains(key))
-    }
-
-    /// Notes a key about to be written.
-    fn note(&self, key: &str) {
-        if let Some(k) = self
-            .known
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_mut()
-        {
-            k.insert(key.to_string());
-        }
-    }
-
-    /// Removes the held-back record at `key` if there may be one.
-    fn unhold(&self, tx: &mut Tx<'_>, key: &str) -> Result<(), StoreError> {
-        if self.may_exist(key) {
-            tx.remove::<EhrHeld>(key)?;
-        }
-        Ok(())
-    }
-
-    /// Closes the task raised under `key`, if there may be one.
-    fn resolve(
-        &self,
-        tx: &mut Tx<'_>,
-        key: &str,
-        now: DateTime<Utc>,
-        note: &str,
-    ) -> Result<(), StoreError> {
-        if self.may_exist(key) {
-            resolve_in(tx, key, now, "ehr-sync", note)?;
-        }
-        Ok(())
-    }
-
     fn plugin(&self) -> Result<Arc<LoadedPlugin>, JobError> {
-        self.plugins
-            .as_ref()
-            .and_then(|p| p.get(&self.connector))
-            .ok_or_else(|| JobError::NeedsPerson {
-                cause: "no-connector".into(),
-                message: format!("the EHR connector `{}` is not loaded", self.connector),
-            })
+        super::connector(&self.plugins, &self.connector, "EHR")
     }
 
     fn cursor_key(&self, stream: Stream) -> String {
@@ -468,7 +396,6 @@ impl EhrSyncJob {
             let moved = next.is_some() && next != since;
             if items.len() > 0 || moved {
                 let now = ctx.clock.now();
-                self.snapshot(&ctx.db)?;
                 let page = ctx.db.transact(|tx| {
                     let mut c = SyncCounts {
                         received: items.len() as u64,
@@ -536,7 +463,6 @@ impl EhrSyncJob {
             Err(e) => return Err(super::connector_error(Err(e))),
         };
         let now = ctx.clock.now();
-        self.snapshot(&ctx.db)?;
         let counts = ctx.db.transact(|tx| {
             let mut c = SyncCounts {
                 received: list.len() as u64,
@@ -589,11 +515,7 @@ impl EhrSyncJob {
     }
 
     fn task_key(&self, problem: &str, kind: &str, id: &str) -> String {
-        format!("{}{problem}/{kind}/{id}", self.task_key_prefix())
-    }
-
-    fn task_key_prefix(&self) -> String {
-        format!("ehr/{}/", self.connector)
+        format!("ehr/{}/{problem}/{kind}/{id}", self.connector)
     }
 
     /// Raises a task about one resource (ids and field names only: the
@@ -606,7 +528,6 @@ impl EhrSyncJob {
         kind: &str,
         subject: String,
     ) -> Result<(), StoreError> {
-        self.note(&dedupe_key);
         raise_in(
             tx,
             now,
@@ -632,7 +553,7 @@ impl EhrSyncJob {
         id: &str,
         why: &str,
     ) -> Result<Placed, StoreError> {
-        self.unhold(tx, &self.held_key(kind, id))?;
+        tx.remove::<EhrHeld>(&self.held_key(kind, id))?;
         self.task(
             tx,
             now,
@@ -666,13 +587,11 @@ impl EhrSyncJob {
             task_key: task_key.clone(),
             resource,
         };
-        if self.may_exist(&held.key)
-            && let Some(old) = tx.get::<EhrHeld>(&held.key)?
+        if let Some(old) = tx.get::<EhrHeld>(&held.key)?
             && old.task_key != task_key
         {
             resolve_in(tx, &old.task_key, now, "ehr-sync", "superseded")?;
         }
-        self.note(&held.key);
         tx.upsert(&held)?;
         self.task(tx, now, task_key, task_kind, subject)?;
         Ok(Placed::Held)
@@ -686,10 +605,7 @@ impl EhrSyncJob {
         kind: &str,
         id: &str,
     ) -> Result<(), StoreError> {
-        let key = self.held_key(kind, id);
-        if self.may_exist(&key)
-            && let Some(h) = tx.get::<EhrHeld>(&key)?
-        {
+        if let Some(h) = tx.get::<EhrHeld>(&self.held_key(kind, id))? {
             tx.remove::<EhrHeld>(&h.key)?;
             resolve_in(
                 tx,
@@ -699,12 +615,14 @@ impl EhrSyncJob {
                 "imported by a later EHR sync",
             )?;
         }
-        self.resolve(
+        resolve_in(
             tx,
             &self.task_key("unusable", kind, id),
             now,
+            "ehr-sync",
             "a later version from the EHR was imported",
-        )
+        )?;
+        Ok(())
     }
 
     fn place_patient(
@@ -820,7 +738,7 @@ impl EhrSyncJob {
             )?;
             return Ok(Placed::Held);
         }
-        self.resolve(tx, &unknown, now, "the patient is known now")?;
+        resolve_in(tx, &unknown, now, "ehr-sync", "the patient is known now")?;
         self.released(tx, now, "Appointment", &id)?;
         Ok(Placed::Written(tx.upsert(&a)?))
     }
@@ -836,7 +754,7 @@ impl EhrSyncJob {
         if !raw.signed {
             // Not billable yet, whatever else it lacks: its signature is a
             // change the cursor brings back.
-            self.unhold(tx, &self.held_key("Encounter", &id))?;
+            tx.remove::<EhrHeld>(&self.held_key("Encounter", &id))?;
             return Ok(Placed::Unsigned);
         }
         match mapping::encounter_from(raw) {
@@ -856,13 +774,13 @@ impl EhrSyncJob {
     ) -> Result<Placed, StoreError> {
         let id = e.id.clone();
         if !e.signed {
-            self.unhold(tx, &self.held_key("Encounter", &id))?;
+            tx.remove::<EhrHeld>(&self.held_key("Encounter", &id))?;
             return Ok(Placed::Unsigned);
         }
         if e.lines.is_empty() {
             // Nothing to bill (charges are entered elsewhere, or none
             // were): no claim, and no task for every such visit.
-            self.unhold(tx, &self.held_key("Encounter", &id))?;
+            tx.remove::<EhrHeld>(&self.held_key("Encounter", &id))?;
             return Ok(Placed::NoCharges);
         }
         if !tx.contains::<Patient>(&e.patient_id)? {

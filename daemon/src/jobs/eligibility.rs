@@ -241,14 +241,7 @@ impl EligibilityJob {
                     coverage.patient_id
                 ))
             })?;
-        let plugin = self
-            .plugins
-            .as_ref()
-            .and_then(|p| p.get(&self.connector))
-            .ok_or_else(|| JobError::NeedsPerson {
-                cause: "no-connector".into(),
-                message: format!("the payer connector `{}` is not loaded", self.connector),
-            })?;
+        let plugin = super::connector(&self.plugins, &self.connector, "payer")?;
         let provider = mapping::provider(
             &self.practice.npi,
             &self.practice.name,

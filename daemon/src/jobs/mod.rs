@@ -143,6 +143,37 @@ pub fn connector_error(
     }
 }
 
+/// The `role` (payer, EHR, collections) connector `name` from the loaded
+/// plugins, or the error that asks a person to load it.
+pub fn connector(
+    plugins: &Option<Arc<crate::plugin::PluginRegistry>>,
+    name: &str,
+    role: &str,
+) -> Result<Arc<crate::plugin::LoadedPlugin>, JobError> {
+    plugins
+        .as_ref()
+        .and_then(|p| p.get(name))
+        .ok_or_else(|| JobError::NeedsPerson {
+            cause: "no-connector".into(),
+            message: format!("the {role} connector `{name}` is not loaded"),
+        })
+}
+
+/// Refuses a connector name the loaded plugins do not have (when plugins
+/// are loaded: a configuration check has none).
+pub fn check_connector(
+    services: &registry::Services,
+    name: &str,
+) -> Result<(), registry::BuildError> {
+    match &services.plugins {
+        Some(p) if p.get(name).is_none() => Err(registry::BuildError {
+            key: "connector".into(),
+            reason: format!("no plugin named `{name}` is configured"),
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// How often and how patiently the runner retries a failing item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {

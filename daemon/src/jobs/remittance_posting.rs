@@ -24,8 +24,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::registry::{BuildError, JobSetup, KindEntry, Services, check_params, parse_params};
-use super::submission::{check_connector, connector};
 use super::{BoxFuture, JobError, JobKind, RunContext};
+use super::{check_connector, connector};
 use crate::domain::posting::{PostingMode, PostingModes};
 use crate::domain::task::raise;
 use crate::domain::{NewTask, Priority};
@@ -274,7 +274,7 @@ impl RemittancePostingJob {
         let Some(name) = &self.connector else {
             return Ok(());
         };
-        let plugin = connector(&self.plugins, name)?;
+        let plugin = connector(&self.plugins, name, "payer")?;
         for _page in 0..1000 {
             let since = ctx.db.get::<RemitCursor>(name)?.and_then(|c| c.cursor);
             let key = ctx.effect_key(&format!("remits@{}", since.as_deref().unwrap_or("")));

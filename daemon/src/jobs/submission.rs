@@ -25,7 +25,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::registry::{BuildError, JobSetup, KindEntry, Services, check_params, parse_params};
-use super::{BoxFuture, JobError, JobKind, RunContext};
+use super::{BoxFuture, JobError, JobKind, RunContext, check_connector, connector};
 use crate::domain::claim::{self as claims, with_control_number};
 use crate::domain::claim_batch::{self, BatchState, ClaimBatch, batch_id};
 use crate::domain::practice::Practice;
@@ -115,33 +115,6 @@ impl std::fmt::Debug for SubmissionJob {
             .field("connector", &self.connector)
             .field("batch_size", &self.batch_size)
             .finish_non_exhaustive()
-    }
-}
-
-/// The connector `name` from the loaded plugins, or the error that asks a
-/// person to load it.
-pub fn connector(
-    plugins: &Option<Arc<PluginRegistry>>,
-    name: &str,
-) -> Result<Arc<crate::plugin::LoadedPlugin>, JobError> {
-    plugins
-        .as_ref()
-        .and_then(|p| p.get(name))
-        .ok_or_else(|| JobError::NeedsPerson {
-            cause: "no-connector".into(),
-            message: format!("the payer connector `{name}` is not loaded"),
-        })
-}
-
-/// Refuses a connector name the loaded plugins do not have (when plugins
-/// are loaded: a configuration check has none).
-pub fn check_connector(services: &Services, name: &str) -> Result<(), BuildError> {
-    match &services.plugins {
-        Some(p) if p.get(name).is_none() => Err(BuildError {
-            key: "connector".into(),
-            reason: format!("no plugin named `{name}` is configured"),
-        }),
-        _ => Ok(()),
     }
 }
 
@@ -283,7 +256,7 @@ impl SubmissionJob {
             let billing = mapping::billing_provider(&claim, &self.practice);
             wire.push(mapping::claim(&claim, &patient, &coverage, &billing));
         }
-        let plugin = connector(&self.plugins, &self.connector)?;
+        let plugin = connector(&self.plugins, &self.connector, "payer")?;
         let now = ctx.clock.now();
         match plugin.submit_claims(&batch.key, &wire).await {
             Ok(Ok(receipt)) => {
@@ -398,7 +371,7 @@ impl SubmissionJob {
 
     /// Fetches acknowledgments since the stored cursor and applies them.
     async fn acknowledgments(&self, ctx: &RunContext) -> Result<(), JobError> {
-        let plugin = connector(&self.plugins, &self.connector)?;
+        let plugin = connector(&self.plugins, &self.connector, "payer")?;
         for _page in 0..1000 {
             let since = ctx
                 .db
