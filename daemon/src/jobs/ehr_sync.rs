@@ -55,7 +55,7 @@ use crate::intake::claims837::claim_id;
 use crate::intake::derived_id;
 use crate::mapping::{self, EncounterBill};
 use crate::plugin::bindings::{ehr_api as ehr, types::ConnectorError};
-use crate::plugin::{LoadedPlugin, PluginRegistry};
+use crate::plugin::{CallError, LoadedPlugin, PluginRegistry};
 use crate::store::{Db, Record, StoreError, Tx, Upsert};
 
 /// `[job.params]` of an ehr-sync job.
@@ -160,6 +160,64 @@ impl Items {
             Items::Coverages(v) => v.len(),
             Items::Encounters(v) => v.len(),
         }
+    }
+}
+
+/// A page and the cursor after it, or what the connector said instead.
+type PageAnswer = Result<(Items, Option<String>), ConnectorError>;
+
+/// One listing call running on its own task, so that the job can write the
+/// page before it meanwhile. Dropped unanswered (the write before it
+/// failed), the call is abandoned.
+struct Prefetch(tokio::task::JoinHandle<Result<PageAnswer, CallError>>);
+
+impl Prefetch {
+    /// Asks for the page of `stream` after `since`, keyed by the run and
+    /// the cursor (the key a retry of the run's same page repeats).
+    fn start(
+        ctx: &RunContext,
+        plugin: &Arc<LoadedPlugin>,
+        stream: Stream,
+        since: Option<String>,
+    ) -> Prefetch {
+        let call_key = ctx.effect_key(&format!(
+            "{}@{}",
+            stream.name(),
+            since.as_deref().unwrap_or("")
+        ));
+        let plugin = Arc::clone(plugin);
+        Prefetch(tokio::spawn(async move {
+            let s = since.as_deref();
+            Ok(match stream {
+                Stream::Patients => plugin
+                    .patients_changed(&call_key, s)
+                    .await?
+                    .map(|p| (Items::Patients(p.items), p.next)),
+                Stream::Coverages => plugin
+                    .coverages_changed(&call_key, s)
+                    .await?
+                    .map(|p| (Items::Coverages(p.items), p.next)),
+                Stream::Encounters => plugin
+                    .encounters_changed(&call_key, s)
+                    .await?
+                    .map(|p| (Items::Encounters(p.items), p.next)),
+            })
+        }))
+    }
+
+    /// The connector's answer; a failed call is the job's error.
+    async fn answer(&mut self) -> Result<PageAnswer, JobError> {
+        match (&mut self.0).await {
+            Ok(Ok(answer)) => Ok(answer),
+            Ok(Err(e)) => Err(super::connector_error(Err(e))),
+            Err(e) => Err(JobError::Transient(format!("the connector call stopped: {e}"))),
+        }
+    }
+}
+
+impl Drop for Prefetch {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -354,46 +412,36 @@ impl EhrSyncJob {
 
     /// Reads a listing from its stored cursor to its end, one transaction
     /// per page (the records and the cursor after them).
+    ///
+    /// The next page is asked for as soon as a page names it, and fetched
+    /// while this one is written: the connector's network wait and parsing
+    /// overlap the store's commit. Nothing is lost to a crash in between,
+    /// since the stored cursor moves only with its page; a prefetched page
+    /// is asked for again under the same key after a restart.
     async fn stream(
         &self,
         ctx: &RunContext,
-        plugin: &LoadedPlugin,
+        plugin: &Arc<LoadedPlugin>,
         stream: Stream,
     ) -> Result<SyncCounts, JobError> {
         let key = self.cursor_key(stream);
         let mut counts = SyncCounts::default();
+        let mut since = cursor::stored(&ctx.db, &self.connector, stream.name())?;
+        let mut fetch = Prefetch::start(ctx, plugin, stream, since.clone());
         for _ in 0..MAX_PAGES {
-            let since = cursor::stored(&ctx.db, &self.connector, stream.name())?;
-            let call_key = ctx.effect_key(&format!(
-                "{}@{}",
-                stream.name(),
-                since.as_deref().unwrap_or("")
-            ));
-            let s = since.as_deref();
-            let got = match stream {
-                Stream::Patients => plugin
-                    .patients_changed(&call_key, s)
-                    .await
-                    .map(|r| r.map(|p| (Items::Patients(p.items), p.next))),
-                Stream::Coverages => plugin
-                    .coverages_changed(&call_key, s)
-                    .await
-                    .map(|r| r.map(|p| (Items::Coverages(p.items), p.next))),
-                Stream::Encounters => plugin
-                    .encounters_changed(&call_key, s)
-                    .await
-                    .map(|r| r.map(|p| (Items::Encounters(p.items), p.next))),
-            };
+            let got = fetch.answer().await?;
             let (items, next) = match got {
-                Ok(Ok(page)) => page,
-                Ok(Err(ConnectorError::Unsupported(_))) => {
+                Ok(page) => page,
+                Err(ConnectorError::Unsupported(_)) => {
                     tracing::debug!(job = %self.job, stream = stream.name(), "the connector does not offer this listing");
                     return Ok(counts);
                 }
-                Ok(Err(e)) => return Err(super::connector_error(Ok(e))),
-                Err(e) => return Err(super::connector_error(Err(e))),
+                Err(e) => return Err(super::connector_error(Ok(e))),
             };
             let moved = next.is_some() && next != since;
+            if moved {
+                fetch = Prefetch::start(ctx, plugin, stream, next.clone());
+            }
             if items.len() > 0 || moved {
                 let now = ctx.clock.now();
                 let page = ctx.db.transact(|tx| {
@@ -432,6 +480,7 @@ impl EhrSyncJob {
             if !moved {
                 return Ok(counts);
             }
+            since = next;
         }
         Ok(counts)
     }

@@ -415,7 +415,8 @@ pub fn relaxed_commits(s: &dyn RawStore) {
     assert_eq!(get(B, "entry-2").as_deref(), Some(""));
     assert_eq!(get(A, "rec").as_deref(), Some("two"));
 
-    // Read-check-commit loops on one counter, half of the threads relaxed.
+    // Read-check-commit loops on one counter: a third of the threads
+    // relaxed, a third atomic, a third reading inside `commit_relaxed_with`.
     const THREADS: usize = 8;
     const EACH: u64 = 40;
     s.put(A, b"count", b"0").unwrap();
@@ -425,25 +426,27 @@ pub fn relaxed_commits(s: &dyn RawStore) {
             let barrier = &barrier;
             scope.spawn(move || {
                 barrier.wait();
+                let mut increment = || {
+                    let seen = s.get(A, b"count")?;
+                    let n: u64 = String::from_utf8(seen.clone().expect("present"))
+                        .unwrap()
+                        .parse()
+                        .unwrap();
+                    Ok(Batch {
+                        checks: vec![Check {
+                            collection: A.to_owned(),
+                            key: b"count".to_vec(),
+                            expected: seen,
+                        }],
+                        ops: vec![put_op(A, "count", &(n + 1).to_string())],
+                    })
+                };
                 for _ in 0..EACH {
                     loop {
-                        let seen = s.get(A, b"count").unwrap();
-                        let n: u64 = String::from_utf8(seen.clone().expect("present"))
-                            .unwrap()
-                            .parse()
-                            .unwrap();
-                        let batch = Batch {
-                            checks: vec![Check {
-                                collection: A.to_owned(),
-                                key: b"count".to_vec(),
-                                expected: seen,
-                            }],
-                            ops: vec![put_op(A, "count", &(n + 1).to_string())],
-                        };
-                        let done = if t % 2 == 0 {
-                            s.commit_relaxed(&batch).unwrap()
-                        } else {
-                            s.commit(&batch).unwrap()
+                        let done = match t % 3 {
+                            0 => s.commit_relaxed(&increment().unwrap()).unwrap(),
+                            1 => s.commit(&increment().unwrap()).unwrap(),
+                            _ => s.commit_relaxed_with(&mut increment).unwrap(),
                         };
                         if done {
                             break;

@@ -171,6 +171,49 @@ impl SledStore {
         trees.insert(collection.to_owned(), t.clone());
         Ok(t)
     }
+
+    /// Applies `batch` as plain writes, after verifying its checks when
+    /// `check`. The caller holds the commit lock.
+    fn apply_relaxed(&self, batch: &Batch, check: bool) -> Result<bool, StoreError> {
+        if check {
+            for c in &batch.checks {
+                let now = self
+                    .tree(&c.collection)?
+                    .get(&c.key)
+                    .map_err(|e| self.backend(e))?;
+                if now.as_deref() != c.expected.as_deref() {
+                    return Ok(false);
+                }
+            }
+        }
+        // Plain writes: each is atomic, the batch is not (sled's atomic
+        // batches write and sync a log buffer each). If an op fails or
+        // panics the store stays marked as cut short until it is reopened.
+        let unfinished = CutShortUnlessDone {
+            flag: &self.cut_short,
+            done: false,
+        };
+        for op in &batch.ops {
+            match op {
+                Op::Put {
+                    collection,
+                    key,
+                    value,
+                } => {
+                    self.tree(collection)?
+                        .insert(key.as_slice(), value.as_slice())
+                        .map_err(|e| self.backend(e))?;
+                }
+                Op::Remove { collection, key } => {
+                    self.tree(collection)?
+                        .remove(key.as_slice())
+                        .map_err(|e| self.backend(e))?;
+                }
+            }
+        }
+        unfinished.finish();
+        Ok(true)
+    }
 }
 
 impl RawStore for SledStore {
@@ -354,42 +397,19 @@ impl RawStore for SledStore {
 
     fn commit_relaxed(&self, batch: &Batch) -> Result<bool, StoreError> {
         let _commit = self.commit_lock.lock().unwrap_or_else(|p| p.into_inner());
-        for check in &batch.checks {
-            let now = self
-                .tree(&check.collection)?
-                .get(&check.key)
-                .map_err(|e| self.backend(e))?;
-            if now.as_deref() != check.expected.as_deref() {
-                return Ok(false);
-            }
-        }
-        // Plain writes: each is atomic, the batch is not (sled's atomic
-        // batches write and sync a log buffer each). If an op fails or
-        // panics the store stays marked as cut short until it is reopened.
-        let unfinished = CutShortUnlessDone {
-            flag: &self.cut_short,
-            done: false,
-        };
-        for op in &batch.ops {
-            match op {
-                Op::Put {
-                    collection,
-                    key,
-                    value,
-                } => {
-                    self.tree(collection)?
-                        .insert(key.as_slice(), value.as_slice())
-                        .map_err(|e| self.backend(e))?;
-                }
-                Op::Remove { collection, key } => {
-                    self.tree(collection)?
-                        .remove(key.as_slice())
-                        .map_err(|e| self.backend(e))?;
-                }
-            }
-        }
-        unfinished.finish();
-        Ok(true)
+        self.apply_relaxed(batch, true)
+    }
+
+    fn commit_relaxed_with(
+        &self,
+        prepare: &mut dyn FnMut() -> Result<Batch, StoreError>,
+    ) -> Result<bool, StoreError> {
+        // Every commit holds this lock, and only commits write the keys a
+        // batch checks: what `prepare` reads under it stays true until the
+        // batch is applied, so its checks need no second read.
+        let _commit = self.commit_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let batch = prepare()?;
+        self.apply_relaxed(&batch, false)
     }
 
     fn needs_repair(&self) -> bool {

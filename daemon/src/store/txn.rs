@@ -214,17 +214,7 @@ impl<'a> Tx<'a> {
                     &mut batch,
                 )?;
             }
-            batch.ops.push(match pending.value {
-                Some(value) => Op::Put {
-                    collection: collection.to_owned(),
-                    key,
-                    value,
-                },
-                None => Op::Remove {
-                    collection: collection.to_owned(),
-                    key,
-                },
-            });
+            batch.ops.push(write_op(collection, key, pending.value));
         }
         Ok(batch)
     }
@@ -254,12 +244,32 @@ impl Db {
             // One blind write touches one record and its own index
             // entries, which a repair rebuilds from the record after a
             // crash: it may take the backend's cheaper relaxed commit.
-            let relaxed = tx.reads.is_empty() && tx.writes.len() == 1;
-            let batch = tx.into_batch()?;
-            let committed = if relaxed {
-                self.raw.commit_relaxed(&batch)?
+            let committed = if tx.reads.is_empty() && tx.writes.len() == 1 {
+                let db = tx.db;
+                let ((collection, key), pending) =
+                    tx.writes.into_iter().next().expect("one write");
+                let mut value = Some(pending.value);
+                self.raw.commit_relaxed_with(&mut || {
+                    let value = value.take().expect("a backend prepares a batch once");
+                    let mut batch = Batch {
+                        checks: Vec::new(),
+                        ops: Vec::with_capacity(4),
+                    };
+                    if let Some(new_keys) = &pending.index {
+                        index::maintain(
+                            db.raw.as_ref(),
+                            collection,
+                            &key,
+                            value.is_some(),
+                            new_keys,
+                            &mut batch,
+                        )?;
+                    }
+                    batch.ops.push(write_op(collection, key.clone(), value));
+                    Ok(batch)
+                })?
             } else {
-                self.raw.commit(&batch)?
+                self.raw.commit(&tx.into_batch()?)?
             };
             if committed {
                 return Ok(out);
@@ -277,6 +287,21 @@ impl Db {
     /// same value. For task ids and X12 control numbers.
     pub fn next_counter(&self, name: &str) -> Result<u64, StoreError> {
         self.transact(|tx| tx.next_counter(name))
+    }
+}
+
+/// The op that stores `value` at `key` (`None` removes it).
+fn write_op(collection: &str, key: Vec<u8>, value: Option<Vec<u8>>) -> Op {
+    match value {
+        Some(value) => Op::Put {
+            collection: collection.to_owned(),
+            key,
+            value,
+        },
+        None => Op::Remove {
+            collection: collection.to_owned(),
+            key,
+        },
     }
 }
 
