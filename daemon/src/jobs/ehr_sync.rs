@@ -210,7 +210,9 @@ impl Prefetch {
         match (&mut self.0).await {
             Ok(Ok(answer)) => Ok(answer),
             Ok(Err(e)) => Err(super::connector_error(Err(e))),
-            Err(e) => Err(JobError::Transient(format!("the connector call stopped: {e}"))),
+            Err(e) => Err(JobError::Transient(format!(
+                "the connector call stopped: {e}"
+            ))),
         }
     }
 }

@@ -246,8 +246,7 @@ impl Db {
             // crash: it may take the backend's cheaper relaxed commit.
             let committed = if tx.reads.is_empty() && tx.writes.len() == 1 {
                 let db = tx.db;
-                let ((collection, key), pending) =
-                    tx.writes.into_iter().next().expect("one write");
+                let ((collection, key), pending) = tx.writes.into_iter().next().expect("one write");
                 let mut value = Some(pending.value);
                 self.raw.commit_relaxed_with(&mut || {
                     let value = value.take().expect("a backend prepares a batch once");
