@@ -722,10 +722,10 @@ pub struct SmtpSink {
     pub spool: PathBuf,
 }
 
-/// Starts `tests/support/<script>` with the test virtualenv's Python and
-/// `args`; returns the process and the port it printed on its first line.
-fn start_sink(script: &str, args: &[&OsStr]) -> (Child, u16) {
-    let mut child = Command::new(venv_tool("python"))
+/// Starts `tests/support/<script>` with `python` and `args`; returns the
+/// process and the port it printed on its first line.
+fn start_sink(python: &Path, script: &str, args: &[&OsStr]) -> (Child, u16) {
+    let mut child = Command::new(python)
         .arg(workspace_root().join("tests/support").join(script))
         .args(args)
         .stdout(Stdio::piped())
@@ -755,7 +755,7 @@ fn spooled(spool: &Path) -> Vec<serde_json::Value> {
 impl SmtpSink {
     /// Starts the sink, recording into `spool`.
     pub fn start(spool: PathBuf) -> Self {
-        let (child, port) = start_sink("smtp_sink.py", &[spool.as_os_str()]);
+        let (child, port) = start_sink(&venv_tool("python"), "smtp_sink.py", &[spool.as_os_str()]);
         Self { child, port, spool }
     }
 
@@ -788,7 +788,12 @@ impl WebhookSink {
     /// Starts the receiver verifying against `secret` (`whsec_<base64>`),
     /// recording into `spool`.
     pub fn start(spool: PathBuf, secret: &str) -> Self {
-        let (child, port) = start_sink("webhook_sink.py", &[spool.as_os_str(), OsStr::new(secret)]);
+        // The standard library is all it needs: the system's python3.
+        let (child, port) = start_sink(
+            Path::new("python3"),
+            "webhook_sink.py",
+            &[spool.as_os_str(), OsStr::new(secret)],
+        );
         Self { child, port, spool }
     }
 

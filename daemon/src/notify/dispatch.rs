@@ -2,8 +2,9 @@
 //!
 //! The domain never calls notify. Instead the daemon runs this small loop:
 //! every `[notify] interval` it reads the open tasks of each urgent kind
-//! through the store's status-and-kind index, turns each task it has not
-//! routed yet into one queued [`Delivery`] per routed destination (and a
+//! (and each kind a webhook route names) through the store's
+//! status-and-kind index, turns each task it has not routed yet into one
+//! queued [`Delivery`] per destination it goes to at once (and a
 //! [`TaskRouted`] mark, in one transaction), flushes, and then sends every
 //! queued delivery that is due. A send that fails for now (a 5xx, a
 //! connection error, a transient mail error) is retried with exponential
@@ -123,18 +124,19 @@ impl Dispatcher {
     /// One pass: queue deliveries for urgent tasks not routed yet (flushed
     /// before any is sent), then send those due.
     pub async fn pass(&self) -> Result<Pass, StoreError> {
-        let queued = self.queue_urgent()?;
+        let queued = self.queue_at_once()?;
         let mut pass = self.send_due().await?;
         pass.queued = queued;
         Ok(pass)
     }
 
-    /// Queues a delivery per routed destination of every open urgent task
-    /// not routed before; returns how many were queued. Durable on return.
-    pub fn queue_urgent(&self) -> Result<usize, StoreError> {
+    /// Queues a delivery per destination of every open task that goes out
+    /// at once (see [`NotifyConfig::sent_at_once`]) not routed before;
+    /// returns how many were queued. Durable on return.
+    pub fn queue_at_once(&self) -> Result<usize, StoreError> {
         let now = self.clock.now();
         let mut queued = 0;
-        for kind in &self.cfg.urgent {
+        for kind in &self.cfg.watched_kinds() {
             for id in task::open_ids_of_kind(&self.db, kind)? {
                 if self.db.get::<TaskRouted>(&id)?.is_some() {
                     continue;
@@ -147,7 +149,7 @@ impl Dispatcher {
                         return Ok(0);
                     };
                     let mut n = 0;
-                    for to in self.cfg.destinations(&task) {
+                    for to in self.cfg.sent_at_once(&task) {
                         if tx.insert_new(&self.delivery(&task, to, now))? {
                             n += 1;
                         }

@@ -5,6 +5,10 @@
 //! a biller (by name; their email) or a webhook (by name). The
 //! configuration fills these in and checks every name; the dispatcher
 //! ([`super::dispatch`]) and the digest job read them.
+//!
+//! Urgent tasks go at once to every destination routed. Other tasks go at
+//! once only to webhooks whose route names their kind, and to their routed
+//! billers in the digest.
 
 use std::time::Duration;
 
@@ -174,6 +178,43 @@ impl NotifyConfig {
         out
     }
 
+    /// The task kinds the dispatcher sends at once: the urgent ones, then
+    /// those a webhook route names.
+    pub fn watched_kinds(&self) -> Vec<String> {
+        let mut kinds = self.urgent.clone();
+        for r in &self.routes {
+            if matches!(r.to, Destination::Webhook(_)) {
+                for k in &r.kinds {
+                    if !kinds.contains(k) {
+                        kinds.push(k.clone());
+                    }
+                }
+            }
+        }
+        kinds
+    }
+
+    /// Where `task` goes at once, each destination once: every routed
+    /// destination of an urgent task; for any other task, the webhooks of
+    /// the routes that name its kind (its billers see it in their digest).
+    pub fn sent_at_once(&self, task: &Task) -> Vec<Destination> {
+        if self.is_urgent(&task.kind) {
+            return self.destinations(task);
+        }
+        let mut out: Vec<Destination> = Vec::new();
+        for r in &self.routes {
+            let named = r.kinds.iter().any(|k| k == &task.kind);
+            if named
+                && matches!(r.to, Destination::Webhook(_))
+                && r.matches(task)
+                && !out.contains(&r.to)
+            {
+                out.push(r.to.clone());
+            }
+        }
+        out
+    }
+
     /// Whether a route sends `task` to biller `name`.
     pub fn routes_to_biller(&self, task: &Task, name: &str) -> bool {
         self.routes
@@ -245,6 +286,22 @@ pub(crate) mod tests {
         assert!(cfg.routes_to_biller(&aetna_denial, "dana"));
         assert!(!cfg.routes_to_biller(&aetna_denial, "lee"));
         assert!(cfg.is_urgent("job-failing") && !cfg.is_urgent("denial"));
+        // At once: a non-urgent denial reaches the webhook of the route
+        // naming its kind, not the payer-only route's, nor the biller.
+        assert_eq!(
+            cfg.sent_at_once(&aetna_denial),
+            [Destination::Webhook("ops".into())]
+        );
+        assert!(
+            cfg.sent_at_once(&task("T4", "denial", Some("1")))
+                .is_empty()
+        );
+        assert_eq!(
+            cfg.sent_at_once(&task("T5", "job-failing", Some("60054"))),
+            [Destination::Webhook("ops".into())]
+        );
+        let watched = cfg.watched_kinds();
+        assert_eq!(&watched[DEFAULT_URGENT_KINDS.len()..], ["denial"]);
     }
 
     #[test]

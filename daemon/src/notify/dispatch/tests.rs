@@ -171,6 +171,7 @@ async fn an_urgent_task_goes_out_once_signed_and_a_restart_sends_nothing_more() 
         rx.port,
         vec![
             to_ops(&[]),
+            to_ops(&["claim-rejected"]),
             Route {
                 kinds: vec!["job-failing".into()],
                 payers: vec![],
@@ -179,20 +180,25 @@ async fn an_urgent_task_goes_out_once_signed_and_a_restart_sends_nothing_more() 
         ],
     );
     let urgent = s.raise("job-failing", "k1");
-    s.raise("denial", "k2"); // routed to ops too, but not urgent: the digest's
+    // Not urgent, and only the any-kind route sends it to ops: the digest's.
+    s.raise("denial", "k2");
+    // Not urgent, but a route names its kind for ops: at once, to ops.
+    let rejected = s.raise("claim-rejected", "k3");
     let first = s.dispatcher().pass().await.unwrap();
     assert_eq!(
         first,
         Pass {
-            queued: 2,
-            sent: 2,
+            queued: 3,
+            sent: 3,
             ..Default::default()
         }
     );
     let seen = rx.seen();
-    assert_eq!(seen.len(), 1, "{seen:?}");
-    let req = &seen[0];
+    let mut ids: Vec<&str> = seen.iter().map(|r| r.header("webhook-id")).collect();
+    ids.sort();
     let id = format!("{}/webhook:ops", urgent.id);
+    assert_eq!(ids, [id.clone(), format!("{}/webhook:ops", rejected.id)]);
+    let req = seen.iter().find(|r| r.header("webhook-id") == id).unwrap();
     assert_eq!(req.header("webhook-id"), id);
     let ts = req.header("webhook-timestamp");
     assert_eq!(ts, "1800000000");
@@ -222,7 +228,7 @@ async fn an_urgent_task_goes_out_once_signed_and_a_restart_sends_nothing_more() 
     // A restarted daemon, later: nothing is queued, nothing is sent again.
     s.clock.advance(chrono::Duration::hours(1));
     assert_eq!(s.dispatcher().pass().await.unwrap(), Pass::default());
-    assert_eq!(rx.seen().len(), 1);
+    assert_eq!(rx.seen().len(), 2);
 }
 
 #[tokio::test]
@@ -231,7 +237,7 @@ async fn what_was_queued_before_a_crash_is_sent_after_it_under_the_same_id() {
     let s = Setup::new(rx.port, vec![to_ops(&["job-failing"])]);
     let t = s.raise("job-failing", "k1");
     // The first daemon queued it and died before sending.
-    assert_eq!(s.dispatcher().queue_urgent().unwrap(), 1);
+    assert_eq!(s.dispatcher().queue_at_once().unwrap(), 1);
     assert!(rx.seen().is_empty());
     let after = s.dispatcher().pass().await.unwrap();
     assert_eq!((after.queued, after.sent), (0, 1));
