@@ -417,6 +417,18 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(e.plan_name.as_deref(), Some("generation 2"));
+
+        // A refused reload keeps the plugins and raises one urgent
+        // plugin-refused task however often it recurs.
+        let db = crate::store::Db::in_memory();
+        let missing = cache.path().join("no-such-billd.toml");
+        assert!(reload_from(&missing, &registry, &db).is_err());
+        assert!(reload_from(&missing, &registry, &db).is_err());
+        let open = crate::domain::task::open(&db).unwrap();
+        assert_eq!(open.len(), 1, "{open:?}");
+        assert_eq!(open[0].kind, "plugin-refused");
+        assert_eq!(open[0].priority, crate::domain::Priority::Urgent);
+        assert!(registry.get("echo-payer").is_some());
     }
 
     #[test]
