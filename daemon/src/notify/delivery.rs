@@ -57,11 +57,14 @@ pub fn delivery_key(task_id: &str, to: &Destination) -> String {
 /// The index of queued deliveries by when their next attempt is due; sent
 /// and failed ones are not in it.
 pub const QUEUED_BY_DUE: &str = "queued_due";
+/// The index of sent and failed deliveries by when they were queued (for
+/// retention); queued ones are not in it.
+pub const DONE_BY_CREATED: &str = "done_created";
 
 impl Record for Delivery {
     const COLLECTION: &'static str = "deliveries";
     const SCHEMA_VERSION: u32 = 1;
-    const INDEXES: &'static [&'static str] = &[QUEUED_BY_DUE];
+    const INDEXES: &'static [&'static str] = &[QUEUED_BY_DUE, DONE_BY_CREATED];
     fn key(&self) -> String {
         self.key.clone()
     }
@@ -69,7 +72,7 @@ impl Record for Delivery {
         if self.status == DeliveryStatus::Queued {
             vec![(QUEUED_BY_DUE, time_key(self.next_attempt_at))]
         } else {
-            Vec::new()
+            vec![(DONE_BY_CREATED, time_key(self.created_at))]
         }
     }
 }
