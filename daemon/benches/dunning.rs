@@ -251,6 +251,7 @@ fn main() {
             timezone: chrono_tz::UTC,
         },
         billers: Vec::new(),
+        notify: Default::default(),
         base_dir: dir.path().to_path_buf(),
     };
     let setup = JobSetup {

@@ -1,6 +1,6 @@
 //! The daemon's wiring, in one place: open the store, load plugins, build
-//! the jobs, start the scheduler, the signal watch and the control socket,
-//! and run until SIGTERM or SIGINT.
+//! the jobs, start the scheduler, the notification dispatcher, the signal
+//! watch and the control socket, and run until SIGTERM or SIGINT.
 //!
 //! The CLI calls this module; this module never calls the CLI. What the
 //! running parts do for a request is the app layer's business: the control
@@ -15,6 +15,7 @@ use crate::clock::{SharedClock, SystemClock};
 use crate::config::Config;
 use crate::jobs::runner::Runner;
 use crate::jobset::{JobBuildError, SHUTDOWN_GRACE, scheduled_jobs, services};
+use crate::notify::dispatch::Dispatcher;
 use crate::notify::mail::{MailError, Mailer};
 use crate::plugin::PluginRegistry;
 use crate::scheduler::runtime::{Scheduler, SchedulerError};
@@ -65,7 +66,13 @@ pub async fn run(cfg: Config, db: Db) -> Result<(), DaemonError> {
     let mailer = Arc::new(Mailer::from_config(&cfg.mail)?);
     // Plugins load before jobs are built, so jobs can call connectors.
     let plugins = load_plugins(&cfg, &db)?;
-    let services = services(&cfg, db.clone(), clock.clone(), mailer, plugins.clone());
+    let services = services(
+        &cfg,
+        db.clone(),
+        clock.clone(),
+        mailer.clone(),
+        plugins.clone(),
+    );
     let jobs = scheduled_jobs(&cfg, &services)?;
     let runner = Runner::new(db.clone(), clock.clone(), SHUTDOWN_GRACE);
     let scheduler = Arc::new(Scheduler::new(
@@ -76,7 +83,12 @@ pub async fn run(cfg: Config, db: Db) -> Result<(), DaemonError> {
         identity(),
     ));
     let cancel = CancellationToken::new();
-    spawn_signal_watch(cancel.clone(), cfg.source.clone(), plugins.clone())?;
+    spawn_signal_watch(
+        cancel.clone(),
+        cfg.source.clone(),
+        plugins.clone(),
+        db.clone(),
+    )?;
     let cfg = Arc::new(cfg);
     let app = App::in_daemon(
         cfg.clone(),
@@ -89,12 +101,25 @@ pub async fn run(cfg: Config, db: Db) -> Result<(), DaemonError> {
         cancel.clone(),
     );
     let control = tokio::spawn(crate::control::serve(app, cancel.clone()));
+    // Urgent tasks go out at once through their routes; the loop finishes
+    // its current pass on shutdown.
+    let dispatcher = Arc::new(Dispatcher::new(
+        db.clone(),
+        services.clock.clone(),
+        services.notify.clone(),
+        cfg.billers.clone(),
+        mailer,
+    ));
+    let dispatch = tokio::spawn(dispatcher.run(cancel.clone()));
     tracing::info!(
         jobs = cfg.jobs.len(),
         store = %cfg.store.path.display(),
         "billd started"
     );
     scheduler.run(cancel).await?;
+    if let Err(e) = dispatch.await {
+        tracing::warn!(error = %e, "notification dispatcher task failed");
+    }
     match control.await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => {
@@ -117,6 +142,7 @@ fn spawn_signal_watch(
     cancel: CancellationToken,
     source: std::path::PathBuf,
     plugins: Option<Arc<PluginRegistry>>,
+    db: Db,
 ) -> Result<(), DaemonError> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
@@ -135,10 +161,10 @@ fn spawn_signal_watch(
                 }
                 _ = hup.recv() => match &plugins {
                     Some(registry) => {
-                        let (source, registry) = (source.clone(), registry.clone());
+                        let (source, registry, db) = (source.clone(), registry.clone(), db.clone());
                         tracing::info!("SIGHUP: reloading plugins");
                         // reload_from logs the outcome either way.
-                        let _ = tokio::task::spawn_blocking(move || reload_from(&source, &registry)).await;
+                        let _ = tokio::task::spawn_blocking(move || reload_from(&source, &registry, &db)).await;
                     }
                     None => tracing::info!("SIGHUP: no plugins configured; nothing to reload"),
                 },

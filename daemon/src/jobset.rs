@@ -68,6 +68,7 @@ pub fn services(
         audit: Arc::new(TracingAudit),
         practice: cfg.practice.clone(),
         billers: cfg.billers.clone(),
+        notify: Arc::new(cfg.notify.clone()),
         base_dir: cfg
             .source
             .parent()

@@ -15,7 +15,9 @@
 //!   unapplied money, quarantine, review), for the app and the jobs alike.
 //! - [`domain`]: the business model (patients, coverage, appointments,
 //!   claims and their state machine, accounts and ledger, biller tasks).
-//! - [`notify`]: email (SMTP pool or outbox directory) from editable templates.
+//! - [`notify`]: email (SMTP pool or outbox directory) from editable templates;
+//!   `[notify]` routes to billers and Standard Webhooks, and the dispatcher
+//!   that sends urgent tasks at once.
 //! - [`plugin`]: connector plugins as sandboxed WebAssembly components.
 //! - [`mapping`]: the one conversion between domain types and the plugin
 //!   contract's types.
@@ -24,7 +26,7 @@
 //!   and the serde requests the adapters carry.
 //! - [`control`]: the control socket's versioned protocol, server and client.
 //! - [`daemon`]: the daemon's wiring (store, plugins, jobs, scheduler,
-//!   signals, control socket).
+//!   notification dispatcher, signals, control socket).
 //! - [`schema`]: the indexed record types, brought up to date at open.
 //! - [`cli`]: the `billd` command line, an adapter over [`app`].
 //!

@@ -241,6 +241,7 @@ fn every_record_type_round_trips_and_survives_reopen() {
                 created_at: at(6),
                 due: Some(at(7)),
                 assignee: Some("biller1".into()),
+                payer: None,
                 status: TaskStatus::Open,
                 notes: vec![TaskNote {
                     at: at(7),

@@ -8,6 +8,7 @@ use crate::domain::posting::Posting;
 use crate::domain::{Account, Appointment, Claim, Coverage, Task};
 use crate::jobs::JobRun;
 use crate::notify::OutboxMessage;
+use crate::notify::delivery::Delivery;
 use crate::scheduler::Occurrence;
 use crate::store::{Db, StoreError};
 
@@ -25,6 +26,7 @@ pub fn prepare(db: &Db) -> Result<u64, StoreError> {
     n += db.ensure_indexed::<JobRun>()?;
     n += db.ensure_indexed::<Occurrence>()?;
     n += db.ensure_indexed::<OutboxMessage>()?;
+    n += db.ensure_indexed::<Delivery>()?;
     if n > 0 {
         tracing::info!(records = n, "store indexes built");
     }

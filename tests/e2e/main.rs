@@ -11,6 +11,7 @@ mod ehr_sync;
 mod eligibility;
 mod fhir_ehr;
 mod mail;
+mod notify;
 mod payer_core;
 mod payer_flow;
 mod plugins;

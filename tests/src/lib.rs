@@ -722,39 +722,88 @@ pub struct SmtpSink {
     pub spool: PathBuf,
 }
 
+/// Starts `tests/support/<script>` with `python` and `args`; returns the
+/// process and the port it printed on its first line.
+fn start_sink(python: &Path, script: &str, args: &[&OsStr]) -> (Child, u16) {
+    let mut child = Command::new(python)
+        .arg(workspace_root().join("tests/support").join(script))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {script}: {e}"));
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().expect("stdout"))
+        .read_line(&mut line)
+        .expect("reading sink port");
+    let port = line
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("{script} printed {line:?}, not a port"));
+    (child, port)
+}
+
+/// The JSON lines a sink appended to `spool` so far.
+fn spooled(spool: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(spool)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("sink wrote JSON"))
+        .collect()
+}
+
 impl SmtpSink {
     /// Starts the sink, recording into `spool`.
     pub fn start(spool: PathBuf) -> Self {
-        let script = workspace_root().join("tests/support/smtp_sink.py");
-        let mut child = Command::new(venv_tool("python"))
-            .arg(script)
-            .arg(&spool)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("starting aiosmtpd sink");
-        let mut line = String::new();
-        BufReader::new(child.stdout.as_mut().expect("stdout"))
-            .read_line(&mut line)
-            .expect("reading sink port");
-        let port = line
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("sink printed {line:?}, not a port"));
+        let (child, port) = start_sink(&venv_tool("python"), "smtp_sink.py", &[spool.as_os_str()]);
         Self { child, port, spool }
     }
 
     /// Messages accepted so far.
     pub fn messages(&self) -> Vec<serde_json::Value> {
-        std::fs::read_to_string(&self.spool)
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).expect("sink wrote JSON"))
-            .collect()
+        spooled(&self.spool)
     }
 }
 
 impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A real HTTP webhook receiver (tests/support/webhook_sink.py) on
+/// 127.0.0.1 that checks each POST's Standard Webhooks signature with
+/// Python's hmac module; stopped on drop.
+pub struct WebhookSink {
+    child: Child,
+    /// Its port.
+    pub port: u16,
+    /// JSON lines, one per request: `id`, `timestamp`, `signature`,
+    /// `verified`, `body`, `path`.
+    pub spool: PathBuf,
+}
+
+impl WebhookSink {
+    /// Starts the receiver verifying against `secret` (`whsec_<base64>`),
+    /// recording into `spool`.
+    pub fn start(spool: PathBuf, secret: &str) -> Self {
+        // The standard library is all it needs: the system's python3.
+        let (child, port) = start_sink(
+            Path::new("python3"),
+            "webhook_sink.py",
+            &[spool.as_os_str(), OsStr::new(secret)],
+        );
+        Self { child, port, spool }
+    }
+
+    /// Requests received so far.
+    pub fn requests(&self) -> Vec<serde_json::Value> {
+        spooled(&self.spool)
+    }
+}
+
+impl Drop for WebhookSink {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

@@ -179,6 +179,7 @@ impl PluginEvents for LimitTasks {
             priority: crate::domain::Priority::Normal,
             due: None,
             assignee: None,
+            payer: None,
             dedupe_key: format!("plugin-limit:{plugin}:{}", limit.name()),
         };
         match crate::domain::task::raise(&self.db, chrono::Utc::now(), task) {
@@ -239,7 +240,11 @@ pub struct Reloaded {
 /// Re-reads the configuration at `source` and swaps its plugin set into
 /// `registry`; on any problem the old set stays. Logs the outcome (SIGHUP
 /// and the reload operation both come here). Blocks while plugins compile.
-pub fn reload_from(source: &Path, registry: &PluginRegistry) -> Result<Reloaded, AppError> {
+pub fn reload_from(
+    source: &Path,
+    registry: &PluginRegistry,
+    db: &crate::store::Db,
+) -> Result<Reloaded, AppError> {
     let outcome = Config::load(source)
         .map_err(|e| format!("configuration has problems; plugins unchanged:\n{e}"))
         .and_then(|cfg| {
@@ -271,8 +276,28 @@ pub fn reload_from(source: &Path, registry: &PluginRegistry) -> Result<Reloaded,
         }
         Err(e) => {
             tracing::error!(error = %e, "plugin reload refused");
+            raise_refused_task(db);
             Err(AppError::ReloadRefused(e))
         }
+    }
+}
+
+/// Raises the urgent `plugin-refused` task for a refused reload (one open
+/// task however often it recurs). The reasons stay in the daemon log: they
+/// name files and settings, which a task subject does not carry.
+fn raise_refused_task(db: &crate::store::Db) {
+    let task = crate::domain::NewTask {
+        kind: "plugin-refused".into(),
+        subject: "plugin reload refused; the plugins loaded before keep running (reasons in the daemon log)".into(),
+        priority: crate::domain::Priority::Urgent,
+        due: None,
+        assignee: None,
+        payer: None,
+        dedupe_key: "plugin-refused/reload".into(),
+    };
+    match crate::domain::task::raise(db, chrono::Utc::now(), task) {
+        Ok((t, fresh)) => tracing::warn!(task = %t.id, fresh, "plugin-refused task raised"),
+        Err(e) => tracing::error!(error = %e, "could not raise the plugin-refused task"),
     }
 }
 
@@ -292,7 +317,8 @@ pub async fn reload(app: &App) -> Result<Reloaded, AppError> {
         })?,
     };
     let source = app.config().source.clone();
-    tokio::task::spawn_blocking(move || reload_from(&source, &registry))
+    let db = app.db().clone();
+    tokio::task::spawn_blocking(move || reload_from(&source, &registry, &db))
         .await
         .map_err(|e| AppError::Unavailable(format!("reload task failed: {e}")))?
 }
@@ -391,6 +417,18 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(e.plan_name.as_deref(), Some("generation 2"));
+
+        // A refused reload keeps the plugins and raises one urgent
+        // plugin-refused task however often it recurs.
+        let db = crate::store::Db::in_memory();
+        let missing = cache.path().join("no-such-billd.toml");
+        assert!(reload_from(&missing, &registry, &db).is_err());
+        assert!(reload_from(&missing, &registry, &db).is_err());
+        let open = crate::domain::task::open(&db).unwrap();
+        assert_eq!(open.len(), 1, "{open:?}");
+        assert_eq!(open[0].kind, "plugin-refused");
+        assert_eq!(open[0].priority, crate::domain::Priority::Urgent);
+        assert!(registry.get("echo-payer").is_some());
     }
 
     #[test]

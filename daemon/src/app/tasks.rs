@@ -87,6 +87,7 @@ pub fn add(app: &App, new: AddTask) -> Result<Task, AppError> {
             priority: new.priority,
             due: None,
             assignee: new.assignee,
+            payer: None,
             dedupe_key: format!("manual/{serial}"),
         },
     )?;

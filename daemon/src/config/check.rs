@@ -14,7 +14,7 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 
 use super::error::SourceText;
-use super::raw::{RawBiller, RawJob, RawMail, RawPractice, RawStore};
+use super::raw::{RawBiller, RawJob, RawMail, RawNotify, RawPractice, RawStore};
 use super::secret::{SecretEnv, SecretRef};
 use super::{
     Biller, Config, ConfigError, DEFAULT_CACHE_BYTES, DEFAULT_CATCH_UP_WINDOW,
@@ -23,11 +23,14 @@ use super::{
 };
 use crate::plugin::{PluginEntry, PluginPool, PluginTrust};
 
+mod notify;
+
 const SECTIONS: &[&str] = &[
     "practice",
     "store",
     "mail",
     "billers",
+    "notify",
     "job",
     "plugin",
     "plugin_trust",
@@ -112,6 +115,8 @@ impl Checker<'_> {
         let mut store = None;
         let mut mail = None;
         let mut billers = Some(Vec::new());
+        let mut notify_raw = None;
+        let mut notify_ok = true;
         let mut jobs_raw = Vec::new();
         let mut plugins = Vec::new();
         let mut plugin_spans = Vec::new();
@@ -142,6 +147,10 @@ impl Checker<'_> {
                         .and_then(|raw| self.mail(raw, &span));
                 }
                 "billers" => billers = self.billers(value),
+                "notify" => {
+                    notify_raw = self.section::<RawNotify>("notify", value);
+                    notify_ok = notify_raw.is_some();
+                }
                 "job" => jobs_raw = self.job_entries(value),
                 "plugin" => {
                     for (i, entry) in self
@@ -196,6 +205,10 @@ impl Checker<'_> {
             .as_ref()
             .map_or(chrono_tz::UTC, |p: &Practice| p.timezone);
         let jobs = self.jobs(jobs_raw, default_tz);
+        // Routes name billers, so they are checked once all are read.
+        let notify = self
+            .notify(notify_raw, billers.as_deref())
+            .filter(|_| notify_ok);
         self.plugins(&plugins, &plugin_spans, &plugin_trust, trust_span.as_ref());
         if let Some(jobs) = &jobs {
             // Every job may run at once, each with its concurrency.
@@ -211,6 +224,7 @@ impl Checker<'_> {
             store: store?,
             mail: mail?,
             billers: billers?,
+            notify: notify?,
             jobs: jobs?,
             plugins,
             plugin_trust,

@@ -81,6 +81,9 @@ pub struct Config {
     pub mail: MailConfig,
     /// The people who receive tasks and digests, in file order.
     pub billers: Vec<Biller>,
+    /// Where task notifications go and which kinds are urgent,
+    /// `[notify]` (defaults when absent: no routes).
+    pub notify: crate::notify::routing::NotifyConfig,
     /// The scheduled jobs, in file order; names are unique.
     pub jobs: Vec<JobConfig>,
     /// The connector plugins, `[[plugin]]` in file order (secrets still as

@@ -64,3 +64,35 @@ pub(super) struct RawJob {
     pub concurrency: Option<Spanned<i64>>,
     pub params: Option<toml::Table>,
 }
+
+/// `[notify]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawNotify {
+    pub urgent: Option<Spanned<Vec<Spanned<String>>>>,
+    pub interval: Option<Spanned<String>>,
+    #[serde(default)]
+    pub webhook: Vec<Spanned<RawWebhook>>,
+    #[serde(default)]
+    pub route: Vec<Spanned<RawRoute>>,
+}
+
+/// One `[[notify.webhook]]` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawWebhook {
+    pub name: Spanned<String>,
+    pub url: Spanned<String>,
+    pub secret: Spanned<String>,
+    pub timeout: Option<Spanned<String>>,
+}
+
+/// One `[[notify.route]]` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRoute {
+    pub kinds: Option<Spanned<Vec<Spanned<String>>>>,
+    pub payers: Option<Spanned<Vec<Spanned<String>>>>,
+    pub biller: Option<Spanned<String>>,
+    pub webhook: Option<Spanned<String>>,
+}

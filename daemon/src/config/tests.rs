@@ -422,7 +422,7 @@ fn unknown_key_at_top_level() {
     assert_eq!(
         problems(&text),
         "/etc/billd/billd.toml:25:2: pratice: unknown key; expected one of `practice`, `store`, \
-         `mail`, `billers`, `job`, `plugin`, `plugin_trust`, `plugin_pool`"
+         `mail`, `billers`, `notify`, `job`, `plugin`, `plugin_trust`, `plugin_pool`"
             .replace("         ", "")
     );
     let text = format!("{BASE}\n[[jobs]]\nname = \"x\"\n");
@@ -861,8 +861,17 @@ fn workspace_root() -> PathBuf {
 #[test]
 fn example_config_loads() {
     let path = workspace_root().join("config/billd.example.toml");
-    let config = Config::load_with_env(&path, &env(&[("BILLD_SMTP_PASSWORD", "example")]))
-        .unwrap_or_else(|err| panic!("{err}"));
+    let config = Config::load_with_env(
+        &path,
+        &env(&[
+            ("BILLD_SMTP_PASSWORD", "example"),
+            (
+                "BILLD_WEBHOOK_SECRET",
+                "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            ),
+        ]),
+    )
+    .unwrap_or_else(|err| panic!("{err}"));
     let MailTransport::Smtp {
         username, password, ..
     } = &config.mail.transport
@@ -878,6 +887,9 @@ fn example_config_loads() {
         .expect("a digest job");
     assert_eq!(digest.schedule, "30 7 * * 1-5");
     assert!(!config.billers.is_empty());
+    assert_eq!(config.notify.webhooks[0].name, "billing-chat");
+    assert_eq!(config.notify.routes.len(), 2);
+    assert!(config.notify.is_urgent("job-failing"));
     // Without the variable the example names it.
     let err = Config::load_with_env(&path, &env(&[])).unwrap_err();
     assert!(
@@ -1058,5 +1070,151 @@ fn plugin_pool_bad_values_name_their_key() {
         problems(&text).contains("plugin_pool.slots: unknown"),
         "{}",
         problems(&text)
+    );
+}
+
+const SECRET_ENV: (&str, &str) = (
+    "BILLD_TEST_HOOK_SECRET",
+    "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+);
+
+/// A `[[notify.webhook]]` named `ops` whose secret is [`SECRET_ENV`].
+const OPS_WEBHOOK: &str = r#"[[notify.webhook]]
+name = "ops"
+url = "http://127.0.0.1:9000/hook"
+secret = "env:BILLD_TEST_HOOK_SECRET"
+"#;
+
+/// `BASE` with a `[notify]` section appended.
+fn with_notify(notify: &str) -> String {
+    format!("{BASE}\n{notify}")
+}
+
+#[test]
+fn notify_routes_and_webhooks_load() {
+    let text = with_notify(&format!(
+        r#"[notify]
+urgent = ["job-failing"]
+interval = "2s"
+
+{OPS_WEBHOOK}
+[[notify.route]]
+kinds = ["job-failing"]
+webhook = "ops"
+
+[[notify.route]]
+payers = ["60054"]
+biller = "ana"
+"#
+    ));
+    let cfg = Config::from_str_with_env(&text, Path::new(FILE), &env(&[SECRET_ENV]))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let n = &cfg.notify;
+    assert_eq!(n.urgent, ["job-failing"]);
+    assert_eq!(n.interval, Duration::from_secs(2));
+    assert_eq!(n.webhooks[0].secret.bytes().len(), 24);
+    assert_eq!(n.webhooks[0].timeout, Duration::from_secs(10));
+    assert_eq!(
+        n.routes[1].to,
+        crate::notify::routing::Destination::Biller("ana".into())
+    );
+    // Without [notify]: the default urgent kinds and no routes.
+    let base = load(BASE);
+    assert!(base.notify.routes.is_empty() && base.notify.is_urgent("quarantined-835"));
+}
+
+#[test]
+fn a_bad_route_or_webhook_is_named_at_its_line() {
+    let text = with_notify(
+        r#"[[notify.webhook]]
+name = "ops"
+url = "http://hooks.example.org/x?token=abc"
+secret = "env:BILLD_TEST_HOOK_SECRET"
+
+[[notify.webhook]]
+name = "ops2"
+url = "https://hooks.example.org/y"
+secret = "env:BILLD_TEST_HOOK_UNSET"
+
+[[notify.route]]
+kinds = ["job failing"]
+biller = "nobody"
+
+[[notify.route]]
+webhook = "missing"
+
+[[notify.route]]
+kinds = ["denial"]
+
+[[notify.route]]
+biller = "ana"
+webhook = "ops"
+"#,
+    );
+    let shown = problems_with(&text, &env(&[SECRET_ENV]));
+    let at = |needle: &str| format!("{FILE}:{}:", line_of(&text, needle));
+    for (needle, expected) in [
+        (
+            "url = \"http://hooks",
+            "notify.webhook[0].url: http:// is allowed only to a loopback address",
+        ),
+        (
+            "BILLD_TEST_HOOK_UNSET",
+            "notify.webhook[1].secret: environment variable BILLD_TEST_HOOK_UNSET is not set",
+        ),
+        (
+            "job failing",
+            "notify.route[0].kinds[0]: must be a task kind",
+        ),
+        (
+            "\"nobody\"",
+            "notify.route[0].biller: no biller named \"nobody\" (billers: `ana`)",
+        ),
+        (
+            "\"missing\"",
+            "notify.route[1].webhook: no [[notify.webhook]] named \"missing\"",
+        ),
+        (
+            "webhook = \"ops\"",
+            "notify.route[3].webhook: a route names one destination",
+        ),
+    ] {
+        let line = shown
+            .lines()
+            .find(|l| l.contains(expected))
+            .unwrap_or_else(|| panic!("no {expected:?} in:\n{shown}"));
+        assert!(line.starts_with(&at(needle)), "{line} not at {needle}");
+    }
+    assert!(
+        shown.contains("notify.route[2]: a route needs a destination"),
+        "{shown}"
+    );
+    // The URL (a credential for Slack-style hooks) is never echoed.
+    assert!(!shown.contains("token=abc"), "{shown}");
+}
+
+#[test]
+fn a_webhook_secret_must_be_whsec_base64_and_is_never_echoed() {
+    let text = with_notify(OPS_WEBHOOK);
+    let shown = problems_with(
+        &text,
+        &env(&[("BILLD_TEST_HOOK_SECRET", "plain-secret-value")]),
+    );
+    assert!(
+        shown.contains("notify.webhook[0].secret: a webhook secret is written whsec_<base64>"),
+        "{shown}"
+    );
+    assert!(!shown.contains("plain-secret-value"), "{shown}");
+    let inline = text.replace(
+        "env:BILLD_TEST_HOOK_SECRET",
+        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+    );
+    let shown = problems(&inline);
+    assert!(shown.contains("secrets by reference only"), "{shown}");
+    let unknown = with_notify("[[notify.route]]\nbiller = \"ana\"\nkind = [\"denial\"]\n");
+    assert!(
+        problems(&unknown).contains("notify.route[0].kind: unknown key"),
+        "{}",
+        problems(&unknown)
     );
 }

@@ -223,6 +223,7 @@ pub fn scrub_task(claim: &Claim) -> super::NewTask {
         priority: super::Priority::Normal,
         due: None,
         assignee: None,
+        payer: None,
         dedupe_key: format!("claim-scrub:{}:r{}", claim.id, claim.revision),
     }
 }

@@ -86,6 +86,10 @@ pub struct Task {
     /// Biller name it is assigned to.
     #[serde(default)]
     pub assignee: Option<String>,
+    /// The payer id of the claim or remittance it is about, when there is
+    /// one (for routing to the biller or webhook that handles that payer).
+    #[serde(default)]
+    pub payer: Option<String>,
     /// Open or closed.
     pub status: TaskStatus,
     /// Notes, oldest first.
@@ -98,7 +102,7 @@ pub struct Task {
 impl Record for Task {
     const COLLECTION: &'static str = "tasks";
     const SCHEMA_VERSION: u32 = 1;
-    const INDEXES: &'static [&'static str] = &[BY_STATUS, BY_STATUS_ASSIGNEE];
+    const INDEXES: &'static [&'static str] = &[BY_STATUS, BY_STATUS_ASSIGNEE, BY_STATUS_KIND];
     fn key(&self) -> String {
         self.id.clone()
     }
@@ -110,6 +114,7 @@ impl Record for Task {
                 BY_STATUS_ASSIGNEE,
                 format!("{status}/{}", self.assignee.as_deref().unwrap_or("")),
             ),
+            (BY_STATUS_KIND, format!("{status}/{}", self.kind)),
         ]
     }
 }
@@ -144,6 +149,8 @@ pub struct NewTask {
     pub due: Option<DateTime<Utc>>,
     /// Who it is for, if decided.
     pub assignee: Option<String>,
+    /// The payer id of the claim or remittance it is about, if any.
+    pub payer: Option<String>,
     /// The same key never opens two tasks.
     pub dedupe_key: String,
 }
@@ -168,6 +175,9 @@ pub const BY_STATUS: &str = "status";
 /// The index of tasks by status and assignee (`open/dana`; `open/` for
 /// unassigned tasks).
 pub const BY_STATUS_ASSIGNEE: &str = "status_assignee";
+
+/// The index of tasks by status and kind (`open/job-failing`).
+pub const BY_STATUS_KIND: &str = "status_kind";
 
 /// Raises a task unless an open one with the same dedupe key exists;
 /// returns the task and whether it is new. One transaction: of any number
@@ -210,6 +220,7 @@ pub fn raise_in(
         created_at: now,
         due: new.due,
         assignee: new.assignee.clone(),
+        payer: new.payer.clone(),
         status: TaskStatus::Open,
         notes: Vec::new(),
         dedupe_key: new.dedupe_key.clone(),
@@ -277,6 +288,22 @@ pub fn with_status_for(
     Ok(db
         .index_range::<Task>(
             BY_STATUS_ASSIGNEE,
+            Included(&value),
+            Included(&value),
+            None,
+            false,
+        )?
+        .items)
+}
+
+/// Ids of the open tasks of `kind`, oldest first, read through the
+/// status-and-kind index without decoding a task.
+pub fn open_ids_of_kind(db: &Db, kind: &str) -> Result<Vec<String>, StoreError> {
+    use std::ops::Bound::Included;
+    let value = format!("open/{kind}");
+    Ok(db
+        .index_range_keys::<Task>(
+            BY_STATUS_KIND,
             Included(&value),
             Included(&value),
             None,
@@ -382,6 +409,7 @@ mod tests {
             priority: Priority::Normal,
             due: None,
             assignee: None,
+            payer: None,
             dedupe_key: key.into(),
         }
     }

@@ -256,6 +256,7 @@ impl ClaimStatusJob {
                                     self.timezone,
                                 )),
                                 assignee: None,
+                                payer: None,
                                 dedupe_key: format!("timely-filing:{}", c.id),
                             },
                         )?;
@@ -457,6 +458,7 @@ impl ClaimStatusJob {
                     priority: Priority::High,
                     due: None,
                     assignee: None,
+                    payer: Some(c.payer_id.clone()),
                     dedupe_key: format!("{kind}:{}:r{}", c.id, c.revision),
                 },
             )?;

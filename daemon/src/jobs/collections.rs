@@ -213,6 +213,7 @@ impl CollectionsJob {
                 priority: Priority::Normal,
                 due: None,
                 assignee: None,
+                payer: None,
                 dedupe_key: dedupe,
             },
         )?;

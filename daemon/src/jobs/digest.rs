@@ -6,6 +6,10 @@
 //! retry after a crash sends the stored message again (same Message-ID, same
 //! outbox file) rather than a second, different digest.
 //!
+//! A biller's digest lists the open tasks assigned to them, the unassigned
+//! ones of a kind their `receives` lists, and the unassigned ones a
+//! `[[notify.route]]` sends to them (by kind and/or payer).
+//!
 //! Params (`[job.params]`): `subject_template`, `body_template` (paths,
 //! relative to the configuration file), `max_listed` (task ids listed per
 //! email, default 50), `send_when_empty` (default true: an empty digest tells
@@ -23,12 +27,14 @@ use crate::domain::practice::Biller;
 use crate::domain::task as tasks;
 use crate::domain::{Priority, Task};
 use crate::notify::mail::Mailer;
+use crate::notify::routing::{Destination, NotifyConfig};
 use crate::notify::templates::MailTemplates;
 use crate::notify::{OutboxMessage, OutboxStatus};
 
 /// Settings of one digest job.
 pub struct DigestJob {
     billers: Vec<Biller>,
+    notify: Arc<NotifyConfig>,
     mailer: Arc<Mailer>,
     templates: MailTemplates,
     practice: String,
@@ -84,6 +90,7 @@ impl DigestJob {
         })?;
         Ok(Self {
             billers: services.billers.clone(),
+            notify: services.notify.clone(),
             mailer: services.mailer.clone(),
             templates,
             practice: services.practice.name.clone(),
@@ -95,6 +102,26 @@ impl DigestJob {
 
     fn biller(&self, name: &str) -> Option<&Biller> {
         self.billers.iter().find(|b| b.name == name)
+    }
+
+    /// The open tasks `biller` should see: assigned to them, of a kind
+    /// they receive, or routed to them by `[[notify.route]]`; by id.
+    fn open_tasks(&self, db: &crate::store::Db, biller: &Biller) -> Result<Vec<Task>, JobError> {
+        let mut open = tasks::open_for(db, &biller.name, &biller.receives)?;
+        let to = Destination::Biller(biller.name.clone());
+        if self.notify.routes.iter().any(|r| r.to == to) {
+            let have: std::collections::BTreeSet<String> =
+                open.iter().map(|t| t.id.clone()).collect();
+            open.extend(
+                tasks::with_status_for(db, tasks::TaskStatus::Open, None)?
+                    .into_iter()
+                    .filter(|t| {
+                        !have.contains(&t.id) && self.notify.routes_to_biller(t, &biller.name)
+                    }),
+            );
+            open.sort_by(|a, b| a.id.cmp(&b.id));
+        }
+        Ok(open)
     }
 
     fn render(
@@ -193,7 +220,7 @@ impl JobKind for DigestJob {
                     let biller = self.biller(item).ok_or_else(|| {
                         JobError::Permanent(format!("biller {item} is no longer configured"))
                     })?;
-                    let open = tasks::open_for(db, &biller.name, &biller.receives)?;
+                    let open = self.open_tasks(db, biller)?;
                     if open.is_empty() && !self.send_when_empty {
                         return Ok(());
                     }
@@ -237,5 +264,79 @@ impl JobKind for DigestJob {
                 }
             })
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::NewTask;
+    use crate::notify::routing::Route;
+    use crate::store::Db;
+
+    fn raise(db: &Db, kind: &str, payer: Option<&str>, key: &str) -> String {
+        tasks::raise(
+            db,
+            Utc::now(),
+            NewTask {
+                kind: kind.into(),
+                subject: format!("claim C-{key}: {kind}"),
+                priority: Priority::Normal,
+                due: None,
+                assignee: None,
+                payer: payer.map(Into::into),
+                dedupe_key: key.into(),
+            },
+        )
+        .unwrap()
+        .0
+        .id
+    }
+
+    #[test]
+    fn a_digest_lists_the_tasks_routed_to_its_biller_by_kind_or_payer() {
+        let db = Db::in_memory();
+        let clock: crate::clock::SharedClock = Arc::new(crate::clock::SystemClock);
+        let dir = tempfile::tempdir().unwrap();
+        let mut services = super::super::registry::test_services(&db, clock, dir.path());
+        let biller = |name: &str| Biller {
+            name: name.into(),
+            email: format!("{name}@example.org").parse().unwrap(),
+            receives: vec!["digest".into(), "missed-run".into()],
+        };
+        services.billers = vec![biller("dana"), biller("lee")];
+        services.notify = Arc::new(NotifyConfig {
+            routes: vec![
+                Route {
+                    kinds: vec!["denial".into()],
+                    payers: vec!["60054".into()],
+                    to: Destination::Biller("dana".into()),
+                },
+                Route {
+                    kinds: vec!["claim-rejected".into()],
+                    payers: vec![],
+                    to: Destination::Biller("lee".into()),
+                },
+            ],
+            ..Default::default()
+        });
+        let setup = JobSetup {
+            name: "digest".into(),
+            timezone: chrono_tz::UTC,
+        };
+        let job = DigestJob::new(DigestParams::default(), &setup, &services).unwrap();
+        let missed = raise(&db, "missed-run", None, "1");
+        let aetna = raise(&db, "denial", Some("60054"), "2");
+        let _other_payer = raise(&db, "denial", Some("99999"), "3");
+        let rejected = raise(&db, "claim-rejected", Some("60054"), "4");
+        let ids = |name: &str| -> Vec<String> {
+            job.open_tasks(&db, job.biller(name).unwrap())
+                .unwrap()
+                .into_iter()
+                .map(|t| t.id)
+                .collect()
+        };
+        assert_eq!(ids("dana"), [missed.clone(), aetna]);
+        assert_eq!(ids("lee"), [missed, rejected]);
     }
 }

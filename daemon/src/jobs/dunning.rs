@@ -333,6 +333,7 @@ impl DunningJob {
                         priority: Priority::Normal,
                         due: None,
                         assignee: None,
+                        payer: None,
                         dedupe_key: format!(
                             "dunning-no-email/{}",
                             Notice::key_for(account_id, billable.since, step)
@@ -426,6 +427,7 @@ impl DunningJob {
                     priority: Priority::Normal,
                     due: None,
                     assignee: None,
+                    payer: None,
                     dedupe_key: format!("dunning-refused/{notice_key}"),
                 },
             )?;

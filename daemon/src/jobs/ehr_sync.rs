@@ -588,6 +588,7 @@ impl EhrSyncJob {
                 priority: Priority::Normal,
                 due: None,
                 assignee: None,
+                payer: None,
                 dedupe_key,
             },
         )?;

@@ -339,6 +339,7 @@ impl EligibilityJob {
             priority: Priority::High,
             due: Some(local_midnight(date, self.timezone)),
             assignee: None,
+            payer: None,
             dedupe_key: format!("{kind}:{}:{date}", c.id),
         })
     }

@@ -1,6 +1,6 @@
 //! The `prune` job: retention of the daemon's own bookkeeping. Finished
-//! runs with their work items, occurrences, and sent outbox messages older
-//! than `keep_days` are removed, a page at a time, each page in one
+//! runs with their work items, occurrences, sent outbox messages, and sent
+//! or failed notification deliveries older than `keep_days` are removed, a page at a time, each page in one
 //! transaction (a record and its index entries go together). Business
 //! records (claims, ledger, tasks) are never pruned here.
 //!
@@ -16,6 +16,7 @@ use super::records::FINISHED_BY_END;
 use super::registry::{BuildError, JobSetup, KindEntry, Services, check_params, parse_params};
 use super::{BoxFuture, JobError, JobKind, JobRun, RunContext, WorkItem};
 use crate::notify::OutboxMessage;
+use crate::notify::delivery::{DONE_BY_CREATED, Delivery};
 use crate::notify::outbox::SENT_BY_CREATED;
 use crate::store::{Db, Record, StoreError, time_key};
 
@@ -42,7 +43,7 @@ pub const KIND: KindEntry = KindEntry {
 const PAGE: usize = 500;
 
 /// What one prune run removes; one work item each.
-const ITEMS: [&str; 3] = ["runs", "occurrences", "outbox"];
+const ITEMS: [&str; 4] = ["runs", "occurrences", "outbox", "deliveries"];
 
 /// A configured prune job.
 #[derive(Debug)]
@@ -157,6 +158,7 @@ impl JobKind for PruneJob {
                 "runs" => prune_runs(&db, &cutoff, &run_id),
                 "occurrences" => prune_index::<Occurrence>(&db, BY_SCHEDULED, &cutoff),
                 "outbox" => prune_index::<OutboxMessage>(&db, SENT_BY_CREATED, &cutoff),
+                "deliveries" => prune_index::<Delivery>(&db, DONE_BY_CREATED, &cutoff),
                 other => Err(StoreError::Backend(format!("prune: unknown item {other}"))),
             })
             .await
@@ -176,6 +178,8 @@ mod tests {
     use crate::jobs::runner::Runner;
     use crate::jobs::{ItemState, RunOutcome, RunTrigger};
     use crate::notify::OutboxStatus;
+    use crate::notify::delivery::DeliveryStatus;
+    use crate::notify::routing::Destination;
     use chrono::{TimeZone, Utc};
     use tokio_util::sync::CancellationToken;
 
@@ -243,6 +247,26 @@ mod tests {
             })
             .unwrap();
         }
+        for (key, d, status) in [
+            ("T1/webhook:ops", 120, DeliveryStatus::Sent),
+            ("T2/webhook:ops", 120, DeliveryStatus::Failed),
+            ("T3/webhook:ops", 1, DeliveryStatus::Sent),
+            ("T4/webhook:ops", 120, DeliveryStatus::Queued),
+        ] {
+            db.put(&Delivery {
+                key: key.into(),
+                task_id: key[..2].into(),
+                to: Destination::Webhook("ops".into()),
+                subject: String::new(),
+                body: "{}".into(),
+                created_at: day(d),
+                status,
+                attempts: 1,
+                next_attempt_at: day(d),
+                last_error: None,
+            })
+            .unwrap();
+        }
         let services =
             crate::jobs::registry::test_services(&db, clock.clone(), std::path::Path::new("/"));
         let setup = JobSetup {
@@ -297,12 +321,20 @@ mod tests {
             .map(|m| m.key)
             .collect();
         assert_eq!(left, ["m-new", "m-queued"]);
+        let deliveries: Vec<String> = db
+            .scan::<Delivery>("")
+            .unwrap()
+            .into_iter()
+            .map(|d| d.key)
+            .collect();
+        assert_eq!(deliveries, ["T3/webhook:ops", "T4/webhook:ops"]);
         // The prune's own run is kept.
         assert!(db.get::<JobRun>(&run.id).unwrap().is_some());
         for report in [
             db.check_indexes::<JobRun>().unwrap(),
             db.check_indexes::<OutboxMessage>().unwrap(),
             db.check_indexes::<Occurrence>().unwrap(),
+            db.check_indexes::<Delivery>().unwrap(),
         ] {
             assert!(report.is_consistent(), "{report:?}");
         }

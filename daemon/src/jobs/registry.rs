@@ -17,6 +17,7 @@ use super::SharedJobKind;
 use crate::clock::SharedClock;
 use crate::domain::practice::{Biller, Practice};
 use crate::notify::mail::Mailer;
+use crate::notify::routing::NotifyConfig;
 use crate::plugin::{AuditSink, PluginRegistry};
 use crate::store::Db;
 
@@ -38,6 +39,8 @@ pub struct Services {
     pub practice: Practice,
     /// The billers, in configuration order.
     pub billers: Vec<Biller>,
+    /// `[notify]`: routes (the digest honours those to billers).
+    pub notify: Arc<NotifyConfig>,
     /// The configuration file's directory: relative paths in params start
     /// here.
     pub base_dir: PathBuf,
@@ -74,6 +77,7 @@ pub(crate) fn test_services(db: &Db, clock: SharedClock, base_dir: &std::path::P
             timezone: chrono_tz::UTC,
         },
         billers: vec![],
+        notify: Default::default(),
         base_dir: base_dir.to_path_buf(),
     }
 }

@@ -264,6 +264,7 @@ impl RemittancePostingJob {
                 priority: Priority::Urgent,
                 due: None,
                 assignee: None,
+                payer: None,
                 dedupe_key: format!("quarantine-file:{}", to.display()),
             },
         )?;

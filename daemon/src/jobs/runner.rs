@@ -392,6 +392,7 @@ fn raise_failure_task(
             priority: crate::domain::Priority::High,
             due: None,
             assignee: None,
+            payer: None,
             dedupe_key: format!("job-failing/{}/{cause}", ctx.job),
         },
     )?;

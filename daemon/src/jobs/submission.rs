@@ -361,6 +361,7 @@ impl SubmissionJob {
                     priority: Priority::High,
                     due: None,
                     assignee: None,
+                    payer: None,
                     dedupe_key: format!("submission-refused:{}", batch.id),
                 },
             )?;
@@ -498,6 +499,7 @@ fn apply_ack(
                     priority: Priority::High,
                     due: None,
                     assignee: None,
+                    payer: Some(c.payer_id.clone()),
                     dedupe_key: format!("claim-rejected:{id}:r{}", c.revision),
                 },
             )?;

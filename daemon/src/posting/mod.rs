@@ -408,6 +408,7 @@ fn hold_unapplied(
             priority: Priority::High,
             due: None,
             assignee: None,
+            payer: None,
             dedupe_key: format!("unapplied:{}", p.key),
         },
     )?;
@@ -517,6 +518,7 @@ fn apply(
                     priority: Priority::Normal,
                     due: None,
                     assignee: None,
+                    payer: None,
                     dedupe_key: format!("remit-state:{}", p.key),
                 },
             )?;
@@ -552,6 +554,7 @@ fn apply(
             priority: Priority::High,
             due: None,
             assignee: None,
+            payer: Some(p.payer.clone()),
             dedupe_key: format!("denial:{}", p.key),
         },
     )?;
@@ -671,6 +674,7 @@ pub fn quarantine(
                 priority: Priority::Urgent,
                 due: None,
                 assignee: None,
+                payer: None,
                 dedupe_key: format!("quarantine:{key}"),
             },
         )?;

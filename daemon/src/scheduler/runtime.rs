@@ -311,6 +311,7 @@ impl Scheduler {
                 priority,
                 due: None,
                 assignee: None,
+                payer: None,
                 dedupe_key: format!("missed/{}/{}", job.spec.name, crate::store::time_key(first)),
             },
         )?;
@@ -364,6 +365,7 @@ impl Scheduler {
                         priority: Priority::Normal,
                         due: None,
                         assignee: None,
+                        payer: None,
                         dedupe_key: format!("overrun/{name}"),
                     },
                 )?;
