@@ -138,6 +138,17 @@ impl ConfiguredPlugins {
         opts.engine = self.engine.clone();
         opts.cache_dir = self.cache_dir.clone();
         opts.trust = self.trust.clone();
+        // The daemon authenticates its code cache with the store key: with
+        // the same key, a check compiles into the cache the daemon's next
+        // start reads. Before `billd init` there is no key: nothing cached.
+        opts.cache_key = self.store.as_ref().and_then(|s| {
+            crate::store::StoreKey::load(&s.key_file)
+                .map_err(
+                    |e| tracing::debug!(error = %e, "no store key: checked plugins are not cached"),
+                )
+                .ok()
+                .map(Arc::new)
+        });
         Ok(PluginHost::new(opts)?)
     }
 }
@@ -429,6 +440,51 @@ mod tests {
         assert_eq!(open[0].kind, "plugin-refused");
         assert_eq!(open[0].priority, crate::domain::Priority::Urgent);
         assert!(registry.get("echo-payer").is_some());
+    }
+
+    #[test]
+    fn a_check_compiles_into_the_cache_the_daemon_then_loads_from() {
+        let (_, _, sha, _) = package_hashes(&dist("echo-payer")).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let key_file = dir.path().join("store.key");
+        crate::store::StoreKey::generate_to(&key_file).unwrap();
+        let cfg = ConfiguredPlugins {
+            entries: vec![PluginEntry {
+                sha256: Some(sha),
+                unpinned: false,
+                ..PluginEntry::for_tests("echo-payer", Path::new("echo-payer"))
+            }],
+            trust: PluginTrust::default(),
+            base_dir: dist("echo-payer").parent().unwrap().to_path_buf(),
+            cache_dir: Some(dir.path().join("plugin-cache")),
+            store: Some(crate::config::StoreConfig {
+                path: dir.path().join("store"),
+                key_file: key_file.clone(),
+                cache_bytes: 1 << 20,
+            }),
+            engine: EngineSettings::small(),
+        };
+        let checked = check(&cfg).unwrap();
+        let info = checked[0].outcome.as_ref().unwrap();
+        assert!(!info.from_cache, "the first check compiles");
+        let key = Arc::new(crate::store::StoreKey::load(&key_file).unwrap());
+        let registry = cfg
+            .load_registry(
+                Arc::new(crate::store::MemStore::new()),
+                Some(key),
+                Arc::new(crate::plugin::MemoryAudit::new()),
+                Arc::new(crate::plugin::TracingEvents),
+            )
+            .unwrap();
+        assert!(
+            registry.get("echo-payer").unwrap().info().from_cache,
+            "the daemon's load reads what the check compiled"
+        );
+
+        // Without a key file (before `billd init`) a check still works.
+        std::fs::remove_file(&key_file).unwrap();
+        std::fs::remove_dir_all(dir.path().join("plugin-cache")).unwrap();
+        assert!(check(&cfg).unwrap()[0].outcome.is_ok());
     }
 
     #[test]

@@ -169,7 +169,11 @@ type PageAnswer = Result<(Items, Option<String>), ConnectorError>;
 /// One listing call running on its own task, so that the job can write the
 /// page before it meanwhile. Dropped unanswered (the write before it
 /// failed), the call is abandoned.
-struct Prefetch(tokio::task::JoinHandle<Result<PageAnswer, CallError>>);
+struct Prefetch {
+    call: tokio::task::JoinHandle<Result<PageAnswer, CallError>>,
+    /// The call's outcome once waited for ([`Prefetch::settle`]).
+    settled: Option<Result<Result<PageAnswer, CallError>, tokio::task::JoinError>>,
+}
 
 impl Prefetch {
     /// Asks for the page of `stream` after `since`, keyed by the run and
@@ -186,7 +190,7 @@ impl Prefetch {
             since.as_deref().unwrap_or("")
         ));
         let plugin = Arc::clone(plugin);
-        Prefetch(tokio::spawn(async move {
+        let call = tokio::spawn(async move {
             let s = since.as_deref();
             Ok(match stream {
                 Stream::Patients => plugin
@@ -202,12 +206,25 @@ impl Prefetch {
                     .await?
                     .map(|p| (Items::Encounters(p.items), p.next)),
             })
-        }))
+        });
+        Prefetch {
+            call,
+            settled: None,
+        }
+    }
+
+    /// Waits until the call has ended, keeping its outcome for
+    /// [`Prefetch::answer`].
+    async fn settle(&mut self) {
+        if self.settled.is_none() {
+            self.settled = Some((&mut self.call).await);
+        }
     }
 
     /// The connector's answer; a failed call is the job's error.
     async fn answer(&mut self) -> Result<PageAnswer, JobError> {
-        match (&mut self.0).await {
+        self.settle().await;
+        match self.settled.take().expect("settled above") {
             Ok(Ok(answer)) => Ok(answer),
             Ok(Err(e)) => Err(super::connector_error(Err(e))),
             Err(e) => Err(JobError::Transient(format!(
@@ -218,6 +235,18 @@ impl Prefetch {
 }
 
 impl Drop for Prefetch {
+    fn drop(&mut self) {
+        self.call.abort();
+    }
+}
+
+/// The schedule call, running on its own task from the start of a run;
+/// abandoned when dropped unanswered (an earlier stage failed).
+struct Schedule(
+    tokio::task::JoinHandle<Result<Result<Vec<ehr::Appointment>, ConnectorError>, CallError>>,
+);
+
+impl Drop for Schedule {
     fn drop(&mut self) {
         self.0.abort();
     }
@@ -386,15 +415,39 @@ impl EhrSyncJob {
     /// One run: every stage in order.
     async fn sync(&self, ctx: &RunContext) -> Result<SyncCounts, JobError> {
         let plugin = self.plugin()?;
+        // The other listings' first pages and the schedule are asked for
+        // as soon as the first page of patients is in: fetching needs
+        // nothing from the store, so the connector's network waits overlap
+        // the writes, which still go in stage order. Waiting for that one
+        // answer first lets the connector open its session once (a token
+        // exchange, say) rather than once per concurrent call, and a
+        // connector that refuses stops the run after one call.
+        let mut patients = self.first_page(ctx, &plugin, Stream::Patients)?;
+        patients.1.settle().await;
+        let coverages = self.first_page(ctx, &plugin, Stream::Coverages)?;
+        let schedule = (self.appointment_days > 0).then(|| self.ask_schedule(ctx, &plugin));
+        let encounters = if self.claims {
+            Some(self.first_page(ctx, &plugin, Stream::Encounters)?)
+        } else {
+            None
+        };
         let mut counts = SyncCounts::default();
-        counts.merge(&self.stream(ctx, &plugin, Stream::Patients).await?);
-        counts.merge(&self.stream(ctx, &plugin, Stream::Coverages).await?);
+        counts.merge(
+            &self
+                .stream(ctx, &plugin, Stream::Patients, patients)
+                .await?,
+        );
+        counts.merge(
+            &self
+                .stream(ctx, &plugin, Stream::Coverages, coverages)
+                .await?,
+        );
         counts.merge(&self.release_held(ctx)?);
-        if self.appointment_days > 0 {
-            counts.merge(&self.appointments(ctx, &plugin).await?);
+        if let Some(schedule) = schedule {
+            counts.merge(&self.appointments(ctx, schedule).await?);
         }
-        if self.claims {
-            counts.merge(&self.stream(ctx, &plugin, Stream::Encounters).await?);
+        if let Some(first) = encounters {
+            counts.merge(&self.stream(ctx, &plugin, Stream::Encounters, first).await?);
         }
         ctx.db.put(&LastSync {
             job: self.job.clone(),
@@ -412,8 +465,40 @@ impl EhrSyncJob {
         Ok(counts)
     }
 
-    /// Reads a listing from its stored cursor to its end, one transaction
-    /// per page (the records and the cursor after them).
+    /// The stored cursor of `stream` and the call already asking for the
+    /// page after it.
+    fn first_page(
+        &self,
+        ctx: &RunContext,
+        plugin: &Arc<LoadedPlugin>,
+        stream: Stream,
+    ) -> Result<(Option<String>, Prefetch), JobError> {
+        let since = cursor::stored(&ctx.db, &self.connector, stream.name())?;
+        let fetch = Prefetch::start(ctx, plugin, stream, since.clone());
+        Ok((since, fetch))
+    }
+
+    /// Asks for the appointments from today (in the job's timezone) for
+    /// `appointment_days` days, on its own task.
+    fn ask_schedule(&self, ctx: &RunContext, plugin: &Arc<LoadedPlugin>) -> Schedule {
+        let today = ctx.clock.now().with_timezone(&self.timezone).date_naive();
+        let end_day = today
+            .checked_add_days(Days::new(self.appointment_days.into()))
+            .unwrap_or(today);
+        let window = ehr::Window {
+            start: mapping::timestamp(local_midnight(today, self.timezone)),
+            end: mapping::timestamp(local_midnight(end_day, self.timezone)),
+        };
+        let call_key = ctx.effect_key(&format!("appointments@{today}"));
+        let plugin = Arc::clone(plugin);
+        Schedule(tokio::spawn(async move {
+            plugin.appointments(&call_key, window).await
+        }))
+    }
+
+    /// Reads a listing from its stored cursor (the page after it is
+    /// already asked for, `first`) to its end, one transaction per page
+    /// (the records and the cursor after them).
     ///
     /// The next page is asked for as soon as a page names it, and fetched
     /// while this one is written: the connector's network wait and parsing
@@ -425,11 +510,11 @@ impl EhrSyncJob {
         ctx: &RunContext,
         plugin: &Arc<LoadedPlugin>,
         stream: Stream,
+        first: (Option<String>, Prefetch),
     ) -> Result<SyncCounts, JobError> {
         let key = self.cursor_key(stream);
         let mut counts = SyncCounts::default();
-        let mut since = cursor::stored(&ctx.db, &self.connector, stream.name())?;
-        let mut fetch = Prefetch::start(ctx, plugin, stream, since.clone());
+        let (mut since, mut fetch) = first;
         for _ in 0..MAX_PAGES {
             let got = fetch.answer().await?;
             let (items, next) = match got {
@@ -487,27 +572,21 @@ impl EhrSyncJob {
         Ok(counts)
     }
 
-    /// The appointments from today (in the job's timezone) for
-    /// `appointment_days` days.
+    /// Writes the appointments `schedule` brings, in one transaction.
     async fn appointments(
         &self,
         ctx: &RunContext,
-        plugin: &LoadedPlugin,
+        mut schedule: Schedule,
     ) -> Result<SyncCounts, JobError> {
-        let today = ctx.clock.now().with_timezone(&self.timezone).date_naive();
-        let end_day = today
-            .checked_add_days(Days::new(self.appointment_days.into()))
-            .unwrap_or(today);
-        let (start, end) = (
-            local_midnight(today, self.timezone),
-            local_midnight(end_day, self.timezone),
-        );
-        let window = ehr::Window {
-            start: mapping::timestamp(start),
-            end: mapping::timestamp(end),
+        let answer = match (&mut schedule.0).await {
+            Ok(answer) => answer,
+            Err(e) => {
+                return Err(JobError::Transient(format!(
+                    "the connector call stopped: {e}"
+                )));
+            }
         };
-        let call_key = ctx.effect_key(&format!("appointments@{today}"));
-        let list = match plugin.appointments(&call_key, window).await {
+        let list = match answer {
             Ok(Ok(v)) => v,
             Ok(Err(ConnectorError::Unsupported(_))) => return Ok(SyncCounts::default()),
             Ok(Err(e)) => return Err(super::connector_error(Ok(e))),
