@@ -384,3 +384,76 @@ async fn the_harness_configures_an_sftp_server_for_plugin_authors() {
     assert_eq!(h.sftp_audit().len(), 1);
     assert_eq!(h.sftp_audit()[0].bytes, 8);
 }
+
+/// sftp-clearinghouse hands a file over with its name in the cursor and
+/// deletes it only when asked past that cursor (which billd does after it
+/// stored the page): the file is still on the server after the call that
+/// returned it, and gone after the next.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sftp_clearinghouse_deletes_a_file_only_on_the_call_after_it_was_handed_over() {
+    let sshd = Sshd::start();
+    let outbound = sshd.folder("outbound");
+    let dir = sshd.root().join("outbound");
+    let era = |trace: &str| {
+        format!(
+            "ISA*00*          *00*          *ZZ*A              *ZZ*B              *260301*1200*^*00501*000000001*0*P*:~\
+             GS*HP*A*B*20260301*1200*1*X*005010X221A1~ST*835*0001~BPR*I*80*C*ACH************20260301~\
+             TRN*1*{trace}*P1~N1*PR*SOME PAYER*XV*P1~N1*PE*CLINIC*XX*1912301953~LX*1~\
+             CLP*C1*1*100*80*20*12*PCN1~CAS*PR*2*20~SE*9*0001~GE*1*1~IEA*1*000000001~"
+        )
+    };
+    std::fs::write(dir.join("1.835"), era("T-1")).unwrap();
+    std::fs::write(dir.join("2.835"), era("T-2")).unwrap();
+    std::fs::write(dir.join("notes.txt"), "not X12").unwrap();
+    let h = harness::Harness::builder(dist("sftp-clearinghouse"))
+        .sftp_server("clearinghouse", server_ref(&sshd))
+        .setting("outbound-dir", &outbound)
+        .build()
+        .unwrap();
+    let p = h.plugin();
+    let first = p.fetch_remittances("k1", None).await.unwrap().unwrap();
+    assert_eq!(first.items.len(), 1);
+    assert_eq!(first.items[0].trace_number, "T-1");
+    assert_eq!(first.items[0].payer_id, "P1");
+    assert_eq!(first.next.as_deref(), Some("835:1.835"));
+    assert_eq!(files_in(&dir), ["1.835", "2.835", "notes.txt"]);
+    let second = p
+        .fetch_remittances("k2", first.next.as_deref())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(second.items[0].trace_number, "T-2");
+    assert_eq!(files_in(&dir), ["2.835", "notes.txt"]);
+    // Asking past a file a second time (a retry after a crash) is fine.
+    let again = p
+        .fetch_remittances("k2", first.next.as_deref())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(again.next.as_deref(), Some("835:2.835"));
+    let last = p
+        .fetch_remittances("k3", second.next.as_deref())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(last.items.is_empty() && last.next.is_none());
+    assert_eq!(files_in(&dir), ["notes.txt"]);
+    // The acknowledgment fetch leaves what is not its kind alone.
+    let acks = p.fetch_acknowledgments("k4", None).await.unwrap().unwrap();
+    assert!(acks.items.is_empty() && acks.next.is_none());
+    assert_eq!(files_in(&dir), ["notes.txt"]);
+    let removes: Vec<String> = h
+        .sftp_audit()
+        .into_iter()
+        .filter(|r| r.op == "remove")
+        .map(|r| r.path)
+        .collect();
+    assert_eq!(
+        removes,
+        [
+            format!("{outbound}/1.835"),
+            format!("{outbound}/1.835"),
+            format!("{outbound}/2.835")
+        ]
+    );
+}
