@@ -417,34 +417,36 @@ pub(crate) async fn run_audited(
     server: String,
     op: SftpOp,
 ) -> Result<SftpOutput, SftpFailure> {
-    {
-        let mut rec = SftpAuditRecord {
-            plugin: plugin.to_string(),
-            at: SystemTime::now(),
-            server: server.clone(),
-            op: op.name().to_string(),
-            path: op.path(),
-            bytes: 0,
-            outcome: String::new(),
-        };
-        let result = run(servers, conns, call_deadline, &server, op).await;
-        match &result {
-            Ok(SftpOutput::Bytes(b)) => rec.bytes = b.len() as u64,
-            Ok(_) => {}
-            Err(e) => {
-                tracing::debug!(plugin = %plugin, server = %server, error = %e, "plugin sftp operation failed");
-            }
-        }
-        if let Err(SftpFailure::NotAllowed(_)) = &result {
+    let sent = match &op {
+        SftpOp::Put { data, .. } => data.len() as u64,
+        _ => 0,
+    };
+    let mut rec = SftpAuditRecord {
+        plugin: plugin.to_string(),
+        at: SystemTime::now(),
+        server: server.clone(),
+        op: op.name().to_string(),
+        path: op.path(),
+        bytes: 0,
+        outcome: String::new(),
+    };
+    let result = run(servers, conns, call_deadline, &server, op).await;
+    match &result {
+        Ok(SftpOutput::Bytes(b)) => rec.bytes = b.len() as u64,
+        Ok(_) => rec.bytes = sent,
+        Err(SftpFailure::NotAllowed(_)) => {
             tracing::warn!(plugin = %plugin, server = %server, "plugin asked for an SFTP server it is not allowed");
         }
-        rec.outcome = match &result {
-            Ok(_) => "ok".to_string(),
-            Err(e) => e.kind().to_string(),
-        };
-        audit.record_sftp(&rec);
-        result
+        Err(e) => {
+            tracing::debug!(plugin = %plugin, server = %server, error = %e, "plugin sftp operation failed");
+        }
     }
+    rec.outcome = match &result {
+        Ok(_) => "ok".to_string(),
+        Err(e) => e.kind().to_string(),
+    };
+    audit.record_sftp(&rec);
+    result
 }
 
 async fn run(

@@ -149,6 +149,7 @@ async fn put_list_get_rename_and_remove_against_a_real_sshd() {
             .all(|r| r.server == "drop" && r.plugin == "sftp-probe")
     );
     assert_eq!(audit[0].path, a);
+    assert_eq!(audit[0].bytes, 10);
     assert_eq!(audit[3].bytes, 15);
     assert_eq!(audit[4].path, format!("{a} -> {b}"));
     let text = format!("{audit:?}");
