@@ -11,9 +11,11 @@ fi
 cargo fmt --all --check
 cargo clippy --release --target wasm32-wasip2 --workspace --locked -- -D warnings
 cargo test --doc -p billd-plugin-sdk --locked
-# Connectors whose wire-format code is pure (X12 and CORE envelopes; FHIR
+# Connectors whose wire-format code is pure (X12 and CORE envelopes; SFTP
+# upload names, cursors and pickup order; FHIR
 # mapping, cursors, error mapping, SMART token handling; the agency placement
 # file layout and update mapping) test it on the host.
 cargo test --lib -p core-clearinghouse --locked
+cargo test --lib -p sftp-clearinghouse --locked
 cargo test --lib -p fhir-ehr --locked
 cargo test --lib -p collections-agency --locked

@@ -18,4 +18,5 @@ mod plugins;
 mod remits;
 mod schedule;
 mod second_daemon;
+mod sftp_clearinghouse;
 mod tasks;

@@ -397,6 +397,10 @@ impl SubmissionJob {
                 }
                 Ok::<_, StoreError>(())
             })?;
+            // Durable before the next call: a connector may delete what the
+            // cursor names once it is asked past it (sftp-clearinghouse
+            // removes the picked-up file then).
+            ctx.db.flush()?;
             if page.next.is_none() || page.next == since {
                 return Ok(());
             }

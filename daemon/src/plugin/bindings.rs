@@ -1,22 +1,26 @@
 //! Host-side bindings generated from the one WIT source of truth,
-//! `plugin-sdk/wit` (contract 0.2.0, which imports the frozen 0.1.0 package
-//! from `plugin-sdk/wit/deps`). One module per world; the shared interfaces
-//! (`types`, `host`, `signing`) are generated once, in [`payer`], and reused
-//! by the others, so a single implementation of the host imports serves
-//! every world and every contract version: a 0.1.0 component imports a
-//! subset of what a 0.2.0 world links.
+//! `plugin-sdk/wit` (contract 0.3.0, which imports the frozen 0.1.0 and
+//! 0.2.0 packages from `plugin-sdk/wit/deps`). One module per world; the
+//! shared interfaces (`types`, `host`, `signing`, `sftp`) are generated
+//! once, in [`payer`], and reused by the others, so a single implementation
+//! of the host imports serves every world and every contract version: a
+//! 0.1.0 or 0.2.0 component imports a subset of what a 0.3.0 world links.
 
 // Generated code: the WIT's doc comments become the items' docs; the
 // helpers bindgen adds around them have none.
 
-/// The payer-connector world, and the shared `types`, `host` and `signing`
-/// interfaces.
+/// The payer-connector world, and the shared `types`, `host`, `signing` and
+/// `sftp` interfaces.
 #[allow(missing_docs)]
 pub mod payer {
     wasmtime::component::bindgen!({
-        world: "billd:connector/payer-connector@0.2.0",
+        world: "billd:connector/payer-connector@0.3.0",
         path: "../plugin-sdk/wit",
-        imports: { "billd:connector/host@0.1.0.http-send": async | trappable, default: trappable },
+        imports: {
+            "billd:connector/host@0.1.0.http-send": async | trappable,
+            "billd:connector/sftp@0.3.0": async | trappable,
+            default: trappable,
+        },
         exports: { default: async },
         additional_derives: [PartialEq, serde::Serialize, serde::Deserialize],
     });
@@ -26,7 +30,7 @@ pub mod payer {
 #[allow(missing_docs)]
 pub mod ehr {
     wasmtime::component::bindgen!({
-        world: "billd:connector/ehr-connector@0.2.0",
+        world: "billd:connector/ehr-connector@0.3.0",
         path: "../plugin-sdk/wit",
         imports: { default: async | trappable },
         exports: { default: async },
@@ -35,6 +39,7 @@ pub mod ehr {
             "billd:connector/types@0.1.0": super::payer::billd::connector0_1_0::types,
             "billd:connector/host@0.1.0": super::payer::billd::connector0_1_0::host,
             "billd:connector/signing@0.2.0": super::payer::billd::connector0_2_0::signing,
+            "billd:connector/sftp@0.3.0": super::payer::billd::connector0_3_0::sftp,
         },
     });
 }
@@ -43,7 +48,7 @@ pub mod ehr {
 #[allow(missing_docs)]
 pub mod collections {
     wasmtime::component::bindgen!({
-        world: "billd:connector/collections-connector@0.2.0",
+        world: "billd:connector/collections-connector@0.3.0",
         path: "../plugin-sdk/wit",
         imports: { default: async | trappable },
         exports: { default: async },
@@ -52,6 +57,7 @@ pub mod collections {
             "billd:connector/types@0.1.0": super::payer::billd::connector0_1_0::types,
             "billd:connector/host@0.1.0": super::payer::billd::connector0_1_0::host,
             "billd:connector/signing@0.2.0": super::payer::billd::connector0_2_0::signing,
+            "billd:connector/sftp@0.3.0": super::payer::billd::connector0_3_0::sftp,
         },
     });
 }
@@ -61,4 +67,5 @@ pub use ehr::exports::billd::connector0_1_0::ehr as ehr_api;
 pub use payer::billd::connector0_1_0::host as host_api;
 pub use payer::billd::connector0_1_0::types;
 pub use payer::billd::connector0_2_0::signing as signing_api;
+pub use payer::billd::connector0_3_0::sftp as sftp_api;
 pub use payer::exports::billd::connector0_1_0::payer as payer_api;

@@ -16,6 +16,12 @@
 //! secrets = { api-key = "env:SANDBOX_PAYER_KEY" }
 //! signing_keys = { smart = { key = "file:/etc/billd/smart.pem", kid = "k1" } }
 //!
+//! [plugin.sftp.clearinghouse]      # contract 0.3.0 `sftp`, see `sftp`
+//! host = "sftp.clearinghouse.example"
+//! user = "practice-1234"
+//! host_key = "ssh-ed25519 AAAA…"
+//! private_key = "file:/etc/billd/clearinghouse-key"
+//!
 //! [plugin_trust]
 //! require_signatures = false
 //! keys = { billd-dev = "base64 ed25519 public key" }
@@ -23,6 +29,7 @@
 
 use super::jwt::{SigningKey, SigningKeyRef};
 use super::manifest::{Origin, SettingValue, valid_name};
+use super::sftp::{SftpServer, SftpServerRef};
 use base64::Engine as _;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
@@ -57,6 +64,11 @@ pub struct PluginEntry {
     /// reference and the `kid` to put in each token's header.
     #[serde(default)]
     pub signing_keys: BTreeMap<String, SigningKeyRef>,
+    /// SFTP servers billd reaches for the plugin (contract 0.3.0 `sftp`),
+    /// by the names the manifest declares (`[plugin.sftp.NAME]`): where,
+    /// who, the pinned host key and the credential by reference.
+    #[serde(default)]
+    pub sftp: BTreeMap<String, SftpServerRef>,
     /// Origins (`scheme://host[:port]`) the practice lets this plugin reach;
     /// a request must be allowed here and by the manifest.
     #[serde(default)]
@@ -392,6 +404,14 @@ pub fn validate(entries: &[PluginEntry], trust: &PluginTrust) -> Vec<PluginConfi
                 );
             }
         }
+        for (name, server) in &e.sftp {
+            for problem in server.validate() {
+                p(
+                    at(&format!("sftp.{name}.{}", problem.field)),
+                    problem.reason,
+                );
+            }
+        }
         if e.rate_limit_per_second == Some(0) {
             p(at("rate_limit_per_second"), "must be at least 1".into());
         }
@@ -530,6 +550,8 @@ pub struct PluginSpec {
     pub secrets: BTreeMap<String, SecretString>,
     /// Parsed signing keys.
     pub signing_keys: BTreeMap<String, SigningKey>,
+    /// SFTP servers, with credentials resolved.
+    pub sftp: BTreeMap<String, SftpServer>,
     /// Origins the practice allows.
     pub allowed_hosts: Vec<Origin>,
     /// Limits for its calls.
@@ -547,6 +569,7 @@ impl PluginSpec {
             settings: BTreeMap::new(),
             secrets: BTreeMap::new(),
             signing_keys: BTreeMap::new(),
+            sftp: BTreeMap::new(),
             allowed_hosts: Vec::new(),
             limits: CallLimits::default(),
         }
@@ -565,6 +588,7 @@ impl PluginEntry {
             settings: BTreeMap::new(),
             secrets: BTreeMap::new(),
             signing_keys: BTreeMap::new(),
+            sftp: BTreeMap::new(),
             allowed_hosts: Vec::new(),
             rate_limit_per_second: None,
             call_timeout_secs: None,
@@ -617,6 +641,13 @@ impl PluginEntry {
                 .map_err(|e| problem(&field, e.to_string()))?;
             signing_keys.insert(name.clone(), key);
         }
+        let mut sftp = BTreeMap::new();
+        for (name, server) in &self.sftp {
+            let resolved = server
+                .resolve(resolve)
+                .map_err(|e| problem(&format!("sftp.{name}.{}", e.field), e.reason))?;
+            sftp.insert(name.clone(), resolved);
+        }
         let mut allowed_hosts = Vec::new();
         for (j, h) in self.allowed_hosts.iter().enumerate() {
             allowed_hosts
@@ -642,6 +673,7 @@ impl PluginEntry {
             settings: self.settings.clone(),
             secrets,
             signing_keys,
+            sftp,
             allowed_hosts,
             limits,
         })

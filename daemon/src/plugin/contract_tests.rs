@@ -1,6 +1,7 @@
-//! Tests of the contract's versions: a component built against 0.1.0 keeps
-//! loading on this 0.2.0 host, and 0.2.0's `signing` import signs with a
-//! practice key the plugin can never read.
+//! Tests of the contract's versions: components built against 0.1.0 and
+//! 0.2.0 keep loading on this 0.3.0 host, and 0.2.0's `signing` import
+//! signs with a practice key the plugin can never read. (0.3.0's `sftp`
+//! import is tested in `sftp_tests`.)
 
 use super::bindings::ehr_api::Window;
 use super::bindings::types::Timestamp;
@@ -78,6 +79,67 @@ async fn a_component_built_against_0_1_0_keeps_loading() {
         e.plan_name.as_deref().is_some_and(|n| n.contains('7')),
         "{:?}",
         e.plan_name
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_component_built_against_0_2_0_keeps_loading_and_signing() {
+    let t = test_host(PluginTrust::default());
+    let old = workspace_root().join("daemon/src/plugin/testdata/contract-0.2.0/signer");
+    let inspection = dynamic::inspect(t.host.engine(), &old).unwrap();
+    assert!(
+        inspection
+            .imports
+            .iter()
+            .any(|i| i == "billd:connector/signing@0.2.0"),
+        "{:?}",
+        inspection.imports
+    );
+    assert!(
+        !inspection.imports.iter().any(|i| i.contains("@0.3.0")),
+        "the fixture must be a 0.2.0 build: {:?}",
+        inspection.imports
+    );
+    let entry = PluginEntry {
+        signing_keys: [(
+            "assertion".to_string(),
+            SigningKeyRef {
+                key: "file:ec-p384.pem".into(),
+                kid: Some("old".into()),
+            },
+        )]
+        .into(),
+        ..PluginEntry::for_tests("signer", &old)
+    };
+    let spec = entry
+        .to_spec(0, Path::new("."), &|_| {
+            Ok(SecretString::from(EC_KEY.to_string()))
+        })
+        .unwrap();
+    let p = t.host.load(&spec).unwrap();
+    let appts = p.appointments("jti-2", window()).await.unwrap().unwrap();
+    let header = jsonwebtoken::decode_header(&appts[0].appointment_id).unwrap();
+    assert_eq!(header.kid.as_deref(), Some("old"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_builds_import_only_what_they_use() {
+    // Built with the 0.3.0 SDK: a plugin that uses no SFTP imports none.
+    let t = test_host(PluginTrust::default());
+    let echo = dynamic::inspect(t.host.engine(), &dist("echo-payer")).unwrap();
+    assert!(
+        !echo.imports.iter().any(|i| i.contains("sftp")),
+        "{:?}",
+        echo.imports
+    );
+    let probe = dynamic::inspect(t.host.engine(), &dist("sftp-probe")).unwrap();
+    assert!(
+        probe
+            .imports
+            .iter()
+            .any(|i| i == "billd:connector/sftp@0.3.0"),
+        "{:?}",
+        probe.imports
     );
 }
 

@@ -1,5 +1,6 @@
 //! The author harness: run a plugin's exports with no daemon, against
-//! scripted HTTP responses.
+//! scripted HTTP responses (and, for plugins using contract 0.3.0's `sftp`,
+//! real SFTP servers the test configures).
 //!
 //! The harness loads a package exactly as the daemon does (same engine
 //! limits, same sandbox, same allow-list checks) but with an in-memory
@@ -29,6 +30,7 @@ use super::http::{
     Fixture, FixtureSet, HttpAuditRecord, HttpBackend, MemoryAudit, RecordedRequest,
 };
 use super::manifest::{Manifest, PackagePaths, SettingValue};
+use super::sftp::{SftpAuditRecord, SftpServerRef};
 use super::{EngineSettings, HostOptions, LoadError, LoadedPlugin, PluginHost};
 use crate::clock::SharedClock;
 use crate::store::{MemStore, RawStore};
@@ -73,6 +75,7 @@ pub struct HarnessBuilder {
     settings: Vec<(String, String)>,
     secrets: Vec<(String, String)>,
     signing_keys: Vec<(String, String, Option<String>)>,
+    sftp: Vec<(String, SftpServerRef)>,
     clock: Option<SharedClock>,
     engine: EngineSettings,
     limits: super::CallLimits,
@@ -124,6 +127,14 @@ impl HarnessBuilder {
     pub fn signing_key(mut self, name: &str, pem: &str, kid: Option<&str>) -> Self {
         self.signing_keys
             .push((name.into(), pem.into(), kid.map(str::to_string)));
+        self
+    }
+
+    /// Configures an SFTP server the manifest declares (contract 0.3.0
+    /// `sftp`), as a practice would: its `password` or `private_key` is a
+    /// reference, `file:PATH` (read from the file) or `env:NAME`.
+    pub fn sftp_server(mut self, name: &str, server: SftpServerRef) -> Self {
+        self.sftp.push((name.into(), server));
         self
     }
 
@@ -214,8 +225,20 @@ impl HarnessBuilder {
                     })?;
             signing_keys.insert(name.clone(), key);
         }
+        let mut sftp = std::collections::BTreeMap::new();
+        for (name, server) in &self.sftp {
+            let resolved =
+                server
+                    .resolve(&resolve_reference)
+                    .map_err(|e| HarnessError::Setting {
+                        name: format!("sftp.{name}.{}", e.field),
+                        reason: e.reason,
+                    })?;
+            sftp.insert(name.clone(), resolved);
+        }
         let spec = PluginSpec {
             signing_keys,
+            sftp,
             settings,
             secrets: self
                 .secrets
@@ -236,6 +259,23 @@ impl HarnessBuilder {
             fixtures,
             kv,
         })
+    }
+}
+
+/// Resolves a credential reference for [`HarnessBuilder::sftp_server`]:
+/// `file:PATH` reads the file, `env:NAME` the variable. The error never
+/// holds the value.
+fn resolve_reference(r: &str) -> Result<SecretString, String> {
+    if let Some(path) = r.strip_prefix("file:") {
+        std::fs::read_to_string(path)
+            .map(SecretString::from)
+            .map_err(|e| format!("cannot read {path}: {e}"))
+    } else if let Some(name) = r.strip_prefix("env:") {
+        std::env::var(name)
+            .map(SecretString::from)
+            .map_err(|_| format!("environment variable {name} is not set"))
+    } else {
+        Err("give a reference: \"file:PATH\" or \"env:NAME\"".into())
     }
 }
 
@@ -268,6 +308,7 @@ impl Harness {
             settings: Vec::new(),
             secrets: Vec::new(),
             signing_keys: Vec::new(),
+            sftp: Vec::new(),
             clock: None,
             engine: EngineSettings::default(),
             limits: super::CallLimits::default(),
@@ -299,6 +340,11 @@ impl Harness {
     /// Audit records of every HTTP attempt so far.
     pub fn audit(&self) -> Vec<HttpAuditRecord> {
         self.audit.records()
+    }
+
+    /// Audit records of every SFTP operation so far.
+    pub fn sftp_audit(&self) -> Vec<SftpAuditRecord> {
+        self.audit.sftp_records()
     }
 
     /// Adds a scripted response; it is matched before every fixture given

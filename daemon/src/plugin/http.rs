@@ -25,6 +25,7 @@ use super::bindings::host_api::{HttpError, HttpHeader, HttpMethod, HttpRequest, 
 use super::config::CallLimits;
 use super::limits::Limit;
 use super::manifest::Origin;
+use super::sftp::SftpAuditRecord;
 use super::state::PluginShared;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use serde::{Deserialize, Serialize};
@@ -103,6 +104,12 @@ fn cut_field(text: &str) -> String {
 pub trait AuditSink: Send + Sync + 'static {
     /// Records one attempt.
     fn record(&self, record: &HttpAuditRecord);
+
+    /// Records one SFTP operation (contract 0.3.0 `sftp`); by default as a
+    /// `tracing` event with target `billd::audit`.
+    fn record_sftp(&self, record: &SftpAuditRecord) {
+        super::sftp::trace_audit(record);
+    }
 }
 
 /// Writes audit records as `tracing` events with target `billd::audit`.
@@ -135,6 +142,7 @@ pub const MEMORY_AUDIT_CAP: usize = 10_000;
 #[derive(Debug, Default)]
 pub struct MemoryAudit {
     records: Mutex<Vec<HttpAuditRecord>>,
+    sftp: Mutex<Vec<SftpAuditRecord>>,
     overflow: AtomicU64,
 }
 
@@ -152,6 +160,11 @@ impl MemoryAudit {
             .clone()
     }
 
+    /// Every SFTP record so far, oldest first.
+    pub fn sftp_records(&self) -> Vec<SftpAuditRecord> {
+        self.sftp.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
     /// Records not kept because the log was full.
     pub fn overflow(&self) -> u64 {
         self.overflow.load(Ordering::Relaxed)
@@ -162,6 +175,16 @@ impl AuditSink for MemoryAudit {
     fn record(&self, r: &HttpAuditRecord) {
         TracingAudit.record(r);
         let mut records = self.records.lock().unwrap_or_else(|p| p.into_inner());
+        if records.len() < MEMORY_AUDIT_CAP {
+            records.push(r.clone());
+        } else {
+            self.overflow.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn record_sftp(&self, r: &SftpAuditRecord) {
+        super::sftp::trace_audit(r);
+        let mut records = self.sftp.lock().unwrap_or_else(|p| p.into_inner());
         if records.len() < MEMORY_AUDIT_CAP {
             records.push(r.clone());
         } else {

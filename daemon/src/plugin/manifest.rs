@@ -12,14 +12,15 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-/// The contract version this host implements (`billd:connector@0.2.0`) and
+/// The contract version this host implements (`billd:connector@0.3.0`) and
 /// new plugins are built with.
-pub const CONTRACT_VERSION: &str = "0.2.0";
+pub const CONTRACT_VERSION: &str = "0.3.0";
 
-/// The contract lines (major.minor) whose plugins this host loads: 0.2.0 is
-/// additive over 0.1.0 (the same exported interfaces, more host imports), so
-/// a 0.1 plugin links against a subset of what the host offers.
-pub const SUPPORTED_CONTRACTS: &[&str] = &["0.1", "0.2"];
+/// The contract lines (major.minor) whose plugins this host loads: 0.3.0 is
+/// additive over 0.2.0, which is additive over 0.1.0 (the same exported
+/// interfaces, more host imports), so an older plugin links against a
+/// subset of what the host offers.
+pub const SUPPORTED_CONTRACTS: &[&str] = &["0.1", "0.2", "0.3"];
 
 /// The file name of a manifest inside a plugin package.
 pub const MANIFEST_FILE: &str = "plugin.toml";
@@ -186,6 +187,16 @@ fn yes() -> bool {
     true
 }
 
+/// One SFTP server a plugin uses (`[sftp.NAME]`). Every declared server must
+/// be configured by the practice, and only declared ones may be.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct SftpServerSpec {
+    /// What the plugin uses it for, for the practice.
+    #[serde(default)]
+    pub description: String,
+}
+
 /// A scheme, host and port that a plugin may reach.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Origin {
@@ -276,6 +287,11 @@ pub struct Manifest {
     /// 0.2.0 `signing`), by name; the plugin never reads them.
     #[serde(default, alias = "signing-keys")]
     pub signing_keys: BTreeMap<String, SecretSpec>,
+    /// SFTP servers billd reaches for it (contract 0.3.0 `sftp`), by name;
+    /// the practice configures every one (where, who, host key,
+    /// credential), and the plugin never reads the credential.
+    #[serde(default)]
+    pub sftp: BTreeMap<String, SftpServerSpec>,
     /// Settings it accepts, by name.
     #[serde(default)]
     pub settings: BTreeMap<String, SettingSpec>,
@@ -320,7 +336,7 @@ impl Manifest {
             return Err(field(
                 "sdk_version",
                 format!(
-                    "{:?} is not compatible with this billd (contract {CONTRACT_VERSION}); rebuild the plugin with a 0.1 or 0.2 SDK",
+                    "{:?} is not compatible with this billd (contract {CONTRACT_VERSION}); rebuild the plugin with a 0.1, 0.2 or 0.3 SDK",
                     self.sdk_version
                 ),
             ));
@@ -337,10 +353,11 @@ impl Manifest {
             Origin::parse(h).map_err(|e| field(&format!("allowed_hosts[{i}]"), e))?;
         }
         for (table, names) in [
-            ("secrets", &self.secrets),
-            ("signing_keys", &self.signing_keys),
+            ("secrets", self.secrets.keys().collect::<Vec<_>>()),
+            ("signing_keys", self.signing_keys.keys().collect()),
+            ("sftp", self.sftp.keys().collect()),
         ] {
-            for name in names.keys() {
+            for name in names {
                 if !valid_name(name) {
                     return Err(field(
                         &format!("{table}.{name}"),
@@ -505,12 +522,12 @@ default = 50
         let e = Manifest::parse(&bad, Path::new("plugin.toml")).unwrap_err();
         assert!(e.to_string().contains("settings.max-batch.default"), "{e}");
 
-        for v in ["0.3.0", "1.0.0", "0", "0.x.1"] {
+        for v in ["0.4.0", "1.0.0", "0", "0.x.1"] {
             let bad = GOOD.replace("sdk_version = \"0.1.0\"", &format!("sdk_version = \"{v}\""));
             let e = Manifest::parse(&bad, Path::new("plugin.toml")).unwrap_err();
             assert!(e.to_string().contains("sdk_version"), "{v}: {e}");
         }
-        for v in ["0.1.3", "0.2.0"] {
+        for v in ["0.1.3", "0.2.0", "0.3.0"] {
             let ok = GOOD.replace("sdk_version = \"0.1.0\"", &format!("sdk_version = \"{v}\""));
             assert!(
                 Manifest::parse(&ok, Path::new("plugin.toml")).is_ok(),

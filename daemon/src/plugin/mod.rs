@@ -4,7 +4,9 @@
 //! A connector handles patient data and credentials, so this module is a
 //! security boundary. A plugin reaches only what it is granted: the host
 //! imports of `billd:connector/host` (log, HTTP to allowed origins, its
-//! declared settings and secrets, its own key-value state, the time). WASI
+//! declared settings and secrets, its own key-value state, the time), JWTs
+//! signed with keys it never sees (`signing`, 0.2.0) and files on SFTP
+//! servers reached with credentials it never sees (`sftp`, 0.3.0). WASI
 //! is linked granting nothing. Every call gets a fresh instance from an
 //! [`InstancePre`](wasmtime::component::InstancePre), a memory cap and a
 //! wall-clock deadline; a trap, a limit or a malformed result fails that call
@@ -16,7 +18,7 @@
 //! - [`manifest`]: the `plugin.toml` of a package.
 //! - [`config`]: the practice's `[[plugin]]` entries and `[plugin_trust]`.
 //! - [`signing`]: optional ed25519 package signatures.
-//! - [`http`], [`kv`], `state`: the host imports.
+//! - [`http`], [`kv`], [`jwt`], [`sftp`], `state`: the host imports.
 //! - [`limits`]: the limits a plugin can run into and how a breach is
 //!   reported ([`PluginEvents`]); [`logpump`]: plugin log lines written off
 //!   the call's path.
@@ -38,8 +40,13 @@ pub mod limits;
 pub mod logpump;
 pub mod manifest;
 pub mod registry;
+pub mod sftp;
+#[cfg(test)]
+mod sftp_tests;
 pub mod signing;
 mod state;
+#[cfg(test)]
+pub(crate) mod testing;
 #[cfg(test)]
 pub(crate) mod tests;
 
@@ -367,6 +374,8 @@ impl PluginHost {
             .map_err(|e| host_err(e.to_string()))?;
         bindings::signing_api::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |s| s)
             .map_err(|e| host_err(e.to_string()))?;
+        bindings::sftp_api::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |s| s)
+            .map_err(|e| host_err(e.to_string()))?;
         let log = logpump::LogPump::start(opts.log)
             .map_err(|e| host_err(format!("starting the plugin log writer: {e}")))?;
         Ok(Self {
@@ -501,6 +510,24 @@ impl PluginHost {
             }
         }
 
+        // Every SFTP server the manifest declares must be configured, and
+        // only those may be.
+        if let Some(name) = spec.sftp.keys().find(|n| !manifest.sftp.contains_key(*n)) {
+            return Err(cfg_err(config::PluginConfigProblem {
+                field: format!("sftp.{name}"),
+                reason: format!("plugin {:?} declares no such SFTP server", manifest.name),
+            }));
+        }
+        if let Some(name) = manifest.sftp.keys().find(|n| !spec.sftp.contains_key(*n)) {
+            return Err(cfg_err(config::PluginConfigProblem {
+                field: format!("sftp.{name}"),
+                reason: format!(
+                    "plugin {:?} uses this SFTP server: configure it ([plugin.sftp.{name}] with host, user, host_key and a password or private_key)",
+                    manifest.name
+                ),
+            }));
+        }
+
         let comp_err = |reason: String| LoadError::Component {
             plugin: plugin.clone(),
             reason,
@@ -550,6 +577,7 @@ impl PluginHost {
             settings,
             secrets: spec.secrets.clone(),
             signing_keys: spec.signing_keys.clone(),
+            sftp: spec.sftp.clone(),
             http,
             backend: self.http.clone(),
             audit: self.audit.clone(),

@@ -13,6 +13,7 @@
 //! counted, and a slow log writer never holds up a call.
 
 use super::bindings::host_api::{self, HttpError, HttpRequest, HttpResponse, LogLevel};
+use super::bindings::sftp_api::{self, Entry, SftpError};
 use super::bindings::signing_api::{self, SigningError};
 use super::bindings::types::{self, Timestamp};
 use super::config::CallLimits;
@@ -22,6 +23,7 @@ use super::kv::PluginKv;
 use super::limits::{Limit, PluginEvents, Reported};
 use super::logpump::{LineLevel, LineSource, LogPump, PluginLogLine};
 use super::manifest::SettingValue;
+use super::sftp::{SftpConnections, SftpFailure, SftpOp, SftpOutput, SftpServer};
 use crate::clock::SharedClock;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use secrecy::{ExposeSecret, SecretString};
@@ -43,6 +45,8 @@ pub(crate) struct PluginShared {
     pub settings: BTreeMap<String, SettingValue>,
     pub secrets: BTreeMap<String, SecretString>,
     pub signing_keys: BTreeMap<String, SigningKey>,
+    /// SFTP servers both declared and configured, credentials resolved.
+    pub sftp: BTreeMap<String, SftpServer>,
     pub http: HttpPolicy,
     pub backend: HttpBackend,
     pub audit: Arc<dyn AuditSink>,
@@ -133,6 +137,8 @@ pub(crate) struct CallState {
     pub deadline_hit: bool,
     pub stdout: MemoryOutputPipe,
     pub stderr: MemoryOutputPipe,
+    /// SFTP connections opened during this call (dropped with it).
+    sftp: SftpConnections,
     log_lines: u32,
     log_bytes: u64,
     log_dropped: u64,
@@ -171,6 +177,7 @@ impl CallState {
             deadline_hit: false,
             stdout,
             stderr,
+            sftp: SftpConnections::default(),
             log_lines: 0,
             log_bytes: 0,
             log_dropped: 0,
@@ -301,6 +308,105 @@ impl signing_api::Host for CallState {
             JwtError::InvalidClaims(m) => SigningError::InvalidClaims(m),
             JwtError::KeyUnusable(m) => SigningError::KeyUnusable(m),
         }))
+    }
+}
+
+impl CallState {
+    async fn sftp_op(&mut self, server: String, op: SftpOp) -> Result<SftpOutput, SftpError> {
+        let shared = self.shared.clone();
+        super::sftp::run_audited(
+            &shared.name,
+            &shared.sftp,
+            shared.audit.as_ref(),
+            &mut self.sftp,
+            self.deadline,
+            server,
+            op,
+        )
+        .await
+        .map_err(|e| match e {
+            SftpFailure::NotAllowed(m) => SftpError::NotAllowed(m),
+            SftpFailure::HostKeyMismatch(m) => SftpError::HostKeyMismatch(m),
+            SftpFailure::Auth(m) => SftpError::Auth(m),
+            SftpFailure::NotFound(m) => SftpError::NotFound(m),
+            SftpFailure::TooLarge(m) => SftpError::TooLarge(m),
+            SftpFailure::Timeout(m) => SftpError::Timeout(m),
+            SftpFailure::Io(m) => SftpError::Io(m),
+        })
+    }
+}
+
+/// Every operation goes through [`super::sftp`]: allow-list, pinned host
+/// key, timeouts, caps and the audit record.
+impl sftp_api::Host for CallState {
+    async fn list(
+        &mut self,
+        server: String,
+        dir: String,
+    ) -> wasmtime::Result<Result<Vec<Entry>, SftpError>> {
+        Ok(match self.sftp_op(server, SftpOp::List { dir }).await {
+            Ok(SftpOutput::Entries(entries)) => Ok(entries
+                .into_iter()
+                .map(|e| Entry {
+                    name: e.name,
+                    size: e.size,
+                    mtime: e.mtime.map(|s| Timestamp {
+                        seconds: i64::from(s),
+                        nanoseconds: 0,
+                    }),
+                    is_dir: e.is_dir,
+                })
+                .collect()),
+            Ok(_) => Err(SftpError::Io("unexpected answer".into())),
+            Err(e) => Err(e),
+        })
+    }
+
+    async fn get(
+        &mut self,
+        server: String,
+        path: String,
+    ) -> wasmtime::Result<Result<Vec<u8>, SftpError>> {
+        Ok(match self.sftp_op(server, SftpOp::Get { path }).await {
+            Ok(SftpOutput::Bytes(b)) => Ok(b),
+            Ok(_) => Err(SftpError::Io("unexpected answer".into())),
+            Err(e) => Err(e),
+        })
+    }
+
+    async fn put(
+        &mut self,
+        server: String,
+        path: String,
+        data: Vec<u8>,
+    ) -> wasmtime::Result<Result<(), SftpError>> {
+        Ok(self
+            .sftp_op(server, SftpOp::Put { path, data })
+            .await
+            .map(|_| ()))
+    }
+
+    async fn rename(
+        &mut self,
+        server: String,
+        from: String,
+        to: String,
+    ) -> wasmtime::Result<Result<(), SftpError>> {
+        Ok(self
+            .sftp_op(server, SftpOp::Rename { from, to })
+            .await
+            .map(|_| ()))
+    }
+
+    async fn remove(
+        &mut self,
+        server: String,
+        path: String,
+    ) -> wasmtime::Result<Result<(), SftpError>> {
+        Ok(self
+            .sftp_op(server, SftpOp::Remove { path })
+            .await
+            .map(|_| ()))
     }
 }
 

@@ -73,7 +73,7 @@ pub(crate) fn test_cache_key() -> Arc<crate::store::StoreKey> {
 
 pub(crate) struct TestHost {
     pub(crate) host: PluginHost,
-    audit: Arc<MemoryAudit>,
+    pub(crate) audit: Arc<MemoryAudit>,
     events: Arc<RecordedEvents>,
     kv: Arc<MemStore>,
 }

@@ -5,11 +5,12 @@
 //! clearinghouse ([`payer`]), an EHR ([`ehr`]), or a collection agency
 //! ([`collections`]). You implement one trait in the billing vocabulary
 //! (subscribers, NPIs, CPT codes, cents) and export it with one macro; this
-//! crate generates the component bindings for `billd:connector@0.2.0` and
+//! crate generates the component bindings for `billd:connector@0.3.0` and
 //! gives you typed helpers for what billd lets a plugin do: [`http`] to the
 //! hosts your manifest and the practice allow, [`settings`], [`secrets`],
-//! [`signing`] (JWTs billd signs with a key you never see), [`state`] (a
-//! key-value store of your own), [`log`] and [`now`].
+//! [`signing`] (JWTs billd signs with a key you never see), [`sftp`] (files
+//! on SFTP servers billd logs in to with credentials you never see),
+//! [`state`] (a key-value store of your own), [`log`] and [`now`].
 //!
 //! # A complete connector
 //!
@@ -73,12 +74,12 @@
 extern crate self as billd_plugin_sdk;
 
 /// Generated bindings for the `payer-connector` world (and the shared
-/// `types`, `host` and `signing` interfaces). Use [`payer`] and [`types`] instead.
+/// `types`, `host`, `signing` and `sftp` interfaces). Use [`payer`] and [`types`] instead.
 #[doc(hidden)]
 #[allow(missing_docs, unsafe_code)]
 pub mod payer_world {
     wit_bindgen::generate!({
-        world: "billd:connector/payer-connector@0.2.0",
+        world: "billd:connector/payer-connector@0.3.0",
         path: "../wit",
         pub_export_macro: true,
         export_macro_name: "__export_payer_connector",
@@ -94,7 +95,7 @@ pub mod payer_world {
 #[allow(missing_docs, unsafe_code)]
 pub mod ehr_world {
     wit_bindgen::generate!({
-        world: "billd:connector/ehr-connector@0.2.0",
+        world: "billd:connector/ehr-connector@0.3.0",
         path: "../wit",
         pub_export_macro: true,
         export_macro_name: "__export_ehr_connector",
@@ -105,6 +106,7 @@ pub mod ehr_world {
             "billd:connector/types@0.1.0": crate::payer_world::billd::connector0_1_0::types,
             "billd:connector/host@0.1.0": crate::payer_world::billd::connector0_1_0::host,
             "billd:connector/signing@0.2.0": crate::payer_world::billd::connector0_2_0::signing,
+            "billd:connector/sftp@0.3.0": crate::payer_world::billd::connector0_3_0::sftp,
         },
     });
 }
@@ -115,7 +117,7 @@ pub mod ehr_world {
 #[allow(missing_docs, unsafe_code)]
 pub mod collections_world {
     wit_bindgen::generate!({
-        world: "billd:connector/collections-connector@0.2.0",
+        world: "billd:connector/collections-connector@0.3.0",
         path: "../wit",
         pub_export_macro: true,
         export_macro_name: "__export_collections_connector",
@@ -126,6 +128,7 @@ pub mod collections_world {
             "billd:connector/types@0.1.0": crate::payer_world::billd::connector0_1_0::types,
             "billd:connector/host@0.1.0": crate::payer_world::billd::connector0_1_0::host,
             "billd:connector/signing@0.2.0": crate::payer_world::billd::connector0_2_0::signing,
+            "billd:connector/sftp@0.3.0": crate::payer_world::billd::connector0_3_0::sftp,
         },
     });
 }
@@ -142,6 +145,7 @@ pub mod log;
 pub mod payer;
 pub mod secrets;
 pub mod settings;
+pub mod sftp;
 pub mod signing;
 pub mod state;
 pub mod types;

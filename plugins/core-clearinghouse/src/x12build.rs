@@ -598,8 +598,10 @@ mod tests {
     }
 
     fn fixture<T: serde::de::DeserializeOwned>(name: &str) -> T {
+        // Through the crate's own name: sftp-clearinghouse compiles this
+        // file too, and runs these tests from its own directory.
         let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("fixtures")
+            .join("../core-clearinghouse/fixtures")
             .join(name);
         let v: serde_json::Value = serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap();
         serde_json::from_value(bindings_form(v, "")).unwrap()
