@@ -20,7 +20,9 @@
 //!
 //! Run: `cargo build --release -p billd && cargo bench -p billd --bench
 //! posting`. `BILLD_BIN` overrides the binary (default
-//! `<workspace>/target/release/billd`), `BILLD_BENCH_MB` the size (100).
+//! `<workspace>/target/release/billd`), `BILLD_BENCH_MB` the size (100),
+//! `BILLD_BENCH_WRAP` prefixes the measured command (for example `perf
+//! record -g -o /tmp/post.perf --`; the RSS figure is then the wrapper's).
 
 use billd::domain::claim::{Claim, ClaimState, ServiceLine};
 use billd::domain::posting::Posting;
@@ -243,8 +245,10 @@ fn seed(db: &Db, charges: &[i64], payer: &str, npi: &str) -> Result<(), StoreErr
 /// Wall seconds and peak RSS (MiB) of one run, with its stdout.
 fn timed(program: &Path, args: &[&std::ffi::OsStr]) -> (f64, f64, String) {
     let t0 = Instant::now();
+    let wrap = std::env::var("BILLD_BENCH_WRAP").unwrap_or_default();
     let out = Command::new("/usr/bin/time")
         .arg("-v")
+        .args(wrap.split_whitespace())
         .arg(program)
         .args(args)
         .output()
