@@ -141,24 +141,11 @@ fn submission_number(key: &str) -> Result<u64, ConnectorError> {
     Ok(n)
 }
 
-fn civil(days: i64) -> (i64, u32, u32) {
-    // Days since 1970-01-01 to (year, month, day), proleptic Gregorian.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
-}
-
 /// (X12 stamp, XML dateTime) for an instant.
 fn stamps(t: Timestamp) -> (Stamp, String) {
     let days = t.seconds.div_euclid(86_400);
     let secs = t.seconds.rem_euclid(86_400);
-    let (y, m, d) = civil(days);
+    let (y, m, d) = x12build::civil(days);
     let (hh, mm, ss) = (secs / 3600, secs % 3600 / 60, secs % 60);
     (
         Stamp {

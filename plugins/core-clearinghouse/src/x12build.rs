@@ -57,6 +57,20 @@ impl ControlNumbers for Fixed {
     }
 }
 
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian: the
+/// date of an X12 stamp.
+pub fn civil(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
 fn seg(id: &str, values: &[&str]) -> Segment {
     Segment::new(id, values)
 }
