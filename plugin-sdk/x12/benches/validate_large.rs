@@ -13,7 +13,8 @@
 //! validate_large`. `BILLD_BIN` overrides the billd binary
 //! (default `<workspace>/target/release/billd`), `BILLD_BENCH_MB` the size
 //! (100), `BILLD_BENCH_PYX12_MB` pyx12's file size (3);
-//! `BILLD_BENCH_SKIP_PYX12=1` skips pyx12.
+//! `BILLD_BENCH_SKIP_PYX12=1` skips pyx12; `BILLD_BENCH_KEEP=PATH` copies
+//! the built 835 to PATH (to profile `billd x12 validate PATH` on it).
 
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -223,6 +224,9 @@ fn main() {
     let (bytes, sets, claims) = write_835(&t, &big, env_mb("BILLD_BENCH_MB", 100.0));
     let mb = bytes as f64 / 1e6;
     println!("835: {mb:.1} MB, {sets} transaction sets, {claims} claims");
+    if let Some(keep) = std::env::var_os("BILLD_BENCH_KEEP") {
+        std::fs::copy(&big, &keep).expect("copy the 835 to BILLD_BENCH_KEEP");
+    }
 
     // In-process: the streaming library alone (and the file is clean).
     let cpu0 = cpu_seconds().0;
