@@ -9,13 +9,11 @@
 //! closed, not recalled) and an agency dispute putting a dispute hold on
 //! the account and calling it back.
 //!
-//! billd has no test clock. The dunning cadence used here is a statement
-//! on day 0 and a final notice on day 1, and the collections job's day
-//! gates are 0; the day-1 step is reached without waiting by running the
-//! second dunning pass with the practice in `Pacific/Kiritimati` (UTC+14),
-//! whose date is a day past the UTC date the balance was posted on from
-//! 10:00 UTC. Before 10:00 UTC no zone is far enough east and the test says
-//! so and stops (see the report on a test clock).
+//! The dunning cadence used here is a statement on day 0 and a final notice
+//! on day 1, and the collections job's day gates are 0. The day between
+//! them passes without waiting: the 835 is posted and the statements sent
+//! with the wall clock a day back (libfaketime, [`Scratch::run_shifted`]),
+//! the final notices and everything after at the real time.
 
 use billd_e2e::{
     Scratch, base_config, claims_837, loopback_request, sandbox_bin, sha256_file, start_listening,
@@ -109,30 +107,12 @@ fn ok(s: &Scratch, args: &[&str]) -> String {
     stdout(&out)
 }
 
-/// A practice time zone and its UTC offset (neither zone used keeps
-/// daylight saving time).
-#[derive(Clone, Copy)]
-struct Zone {
-    name: &'static str,
-    offset_hours: i64,
-}
-
-const UTC: Zone = Zone {
-    name: "UTC",
-    offset_hours: 0,
-};
-
-/// UTC+14: its date is a day past UTC's from 10:00 UTC.
-const KIRITIMATI: Zone = Zone {
-    name: "Pacific/Kiritimati",
-    offset_hours: 14,
-};
-
-/// A dunning window around the current time in `zone` (three hours wide).
-fn window_now(zone: Zone) -> String {
-    let local = chrono::Utc::now() + chrono::Duration::hours(zone.offset_hours);
-    let start = local - chrono::Duration::hours(1);
-    let end = local + chrono::Duration::hours(2);
+/// A dunning window around the current time of day in UTC (three hours
+/// wide; it may run past midnight).
+fn window_now() -> String {
+    let now = chrono::Utc::now();
+    let start = now - chrono::Duration::hours(1);
+    let end = now + chrono::Duration::hours(2);
     format!(
         "{:02}:{:02}-{:02}:{:02}",
         start.hour(),
@@ -142,9 +122,9 @@ fn window_now(zone: Zone) -> String {
     )
 }
 
-/// The practice's configuration in `zone`, with the connector, a dunning
+/// The practice's configuration (in UTC), with the connector, a dunning
 /// job (statement day 0, final notice day 1) and the collections job.
-fn config(agency: &Agency, zone: Zone) -> String {
+fn config(agency: &Agency) -> String {
     let pkg = package();
     let origin = agency.origin();
     format!(
@@ -183,10 +163,10 @@ min_days_since_final_notice = 0
 max_attempts = 3
 retry_delay = "1s"
 "#,
-        base_config("outbox_dir = \"outbox\"").replace("America/New_York", zone.name),
+        base_config("outbox_dir = \"outbox\"").replace("America/New_York", "UTC"),
         pkg.display(),
         sha256_file(&pkg.join("collections_agency.wasm")),
-        window_now(zone),
+        window_now(),
     )
 }
 
@@ -215,16 +195,10 @@ fn patient_cents(s: &Scratch, account: &str) -> i64 {
 
 #[test]
 fn delinquent_accounts_are_placed_once_gated_recalled_and_the_agencys_news_posts_back() {
-    if chrono::Utc::now().hour() < 10 {
-        eprintln!(
-            "collections e2e: needs 10:00-24:00 UTC (a practice date a day past the UTC posting date, see the module doc); not run"
-        );
-        return;
-    }
     let agency = Agency::start();
     let s = Scratch::new();
     std::fs::write(s.path("agency.key"), format!("{API_KEY}\n")).unwrap();
-    s.write_config(&config(&agency, UTC));
+    s.write_config(&config(&agency));
     s.init();
 
     // Six claims for six patients; the 835 leaves 60.00 on each. The
@@ -265,7 +239,9 @@ fn delinquent_accounts_are_placed_once_gated_recalled_and_the_agencys_news_posts
         ],
     );
     std::fs::write(s.path("era.835"), remit(&controls)).unwrap();
-    ok(&s, &["remits", "post", s.path("era.835").to_str().unwrap()]);
+    // Posted yesterday, so today is day 1 of the patients' balances.
+    let yesterday = s.run_shifted(-1, &["remits", "post", s.path("era.835").to_str().unwrap()]);
+    assert!(yesterday.status.success(), "{}", stderr(&yesterday));
     for id in &ids {
         assert_eq!(patient_cents(&s, id), 6000, "{id}");
     }
@@ -276,9 +252,9 @@ fn delinquent_accounts_are_placed_once_gated_recalled_and_the_agencys_news_posts
     ok(&s, &["jobs", "run", "collections"]);
     assert!(agency.lines().is_empty(), "{:?}", agency.lines());
 
-    // Statements today (UTC), final notices "tomorrow" (UTC+14).
-    ok(&s, &["jobs", "run", "dunning"]);
-    s.write_config(&config(&agency, KIRITIMATI));
+    // Statements yesterday, final notices today.
+    let yesterday = s.run_shifted(-1, &["jobs", "run", "dunning"]);
+    assert!(yesterday.status.success(), "{}", stderr(&yesterday));
     ok(&s, &["jobs", "run", "dunning"]);
     let outbox = json_of(&s.run(&["outbox", "list", "--json"]));
     assert_eq!(outbox.as_array().unwrap().len(), 12, "{outbox:#}");

@@ -578,6 +578,30 @@ impl Scratch {
         self.billd().args(args).output().expect("running billd")
     }
 
+    /// Runs `billd ARGS` to completion with its wall clock `days` days off
+    /// (negative: in the past), under libfaketime (`faketime`, which
+    /// `scripts/test` installs); monotonic time is left alone.
+    pub fn run_shifted(&self, days: i64, args: &[&str]) -> Output {
+        let faketime = Path::new("/usr/bin/faketime");
+        assert!(
+            faketime.exists(),
+            "{} is missing: scripts/test installs it (apt-get install faketime)",
+            faketime.display()
+        );
+        let billd = self.billd();
+        let mut c = Command::new(faketime);
+        c.arg("-f")
+            .arg(format!("{days:+}d"))
+            .arg(billd.get_program())
+            .args(billd.get_args())
+            .args(args)
+            .current_dir(self.dir.path())
+            .env_remove("BILLD_CONFIG")
+            .env("BILLD_LOG", "info,billd=debug")
+            .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
+        c.output().expect("running billd under faketime")
+    }
+
     /// Runs `billd init`, asserting success.
     pub fn init(&self) {
         let out = self.run(&["init"]);
