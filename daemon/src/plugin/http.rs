@@ -377,8 +377,11 @@ pub(crate) struct HttpPolicy {
     pub allowed: Vec<Origin>,
     limiter: DefaultDirectRateLimiter,
     pub limits: CallLimits,
+    /// The audit record budget, shared by HTTP requests and SFTP
+    /// operations.
     audit_rate: DefaultDirectRateLimiter,
     suppressed: AtomicU64,
+    sftp_suppressed: AtomicU64,
 }
 
 impl HttpPolicy {
@@ -398,18 +401,37 @@ impl HttpPolicy {
             limits,
             audit_rate: RateLimiter::direct(Quota::per_second(aps).allow_burst(burst)),
             suppressed: AtomicU64::new(0),
+            sftp_suppressed: AtomicU64::new(0),
         }
+    }
+
+    /// Whether an SFTP operation's record may be written now: the count of
+    /// SFTP operations suppressed before it, or `None` (counted instead).
+    pub fn admit_sftp(&self) -> Option<u64> {
+        self.admit_counting(&self.sftp_suppressed)
     }
 
     /// Whether `rec` may be written now; if so, it carries the count of
     /// attempts suppressed before it.
     fn admit(&self, rec: &mut HttpAuditRecord) -> bool {
+        match self.admit_counting(&self.suppressed) {
+            Some(before) => {
+                rec.suppressed = before;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// One record's place in the shared audit budget: `Some(count taken
+    /// from suppressed)` when it may be written, else `None` and
+    /// `suppressed` counts it.
+    fn admit_counting(&self, suppressed: &AtomicU64) -> Option<u64> {
         if self.audit_rate.check().is_ok() {
-            rec.suppressed = self.suppressed.swap(0, Ordering::SeqCst);
-            true
+            Some(suppressed.swap(0, Ordering::SeqCst))
         } else {
-            self.suppressed.fetch_add(1, Ordering::SeqCst);
-            false
+            suppressed.fetch_add(1, Ordering::SeqCst);
+            None
         }
     }
 
@@ -420,9 +442,23 @@ impl HttpPolicy {
 }
 
 /// Writes the count of attempts the audit rate suppressed and no later
-/// record carried (at the end of a call), as one [`HttpOutcome::Suppressed`]
-/// record.
+/// record carried (at the end of a call): HTTP requests as one
+/// [`HttpOutcome::Suppressed`] record, SFTP operations as one SFTP record
+/// with outcome `suppressed`.
 pub(crate) fn flush_suppressed(shared: &PluginShared) {
+    let n = shared.http.sftp_suppressed.swap(0, Ordering::SeqCst);
+    if n > 0 {
+        shared.audit.record_sftp(&super::sftp::SftpAuditRecord {
+            plugin: shared.name.clone(),
+            at: SystemTime::now(),
+            server: "-".into(),
+            op: "-".into(),
+            path: String::new(),
+            bytes: 0,
+            outcome: "suppressed".into(),
+            suppressed: n,
+        });
+    }
     let n = shared.http.take_suppressed();
     if n > 0 {
         shared.audit.record(&HttpAuditRecord {

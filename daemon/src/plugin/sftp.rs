@@ -316,8 +316,14 @@ pub struct SftpAuditRecord {
     pub path: String,
     /// Bytes moved (read by `get`, written by `put`; 0 otherwise).
     pub bytes: u64,
-    /// `ok`, or the failure's kind (`not-allowed`, `host-key-mismatch`, …).
+    /// `ok`, or the failure's kind (`not-allowed`, `host-key-mismatch`, …);
+    /// `suppressed` for the closing count of a call whose operations the
+    /// audit rate limit did not record one by one.
     pub outcome: String,
+    /// Operations by this plugin before this one that the audit rate limit
+    /// (shared with its HTTP requests) counted but did not record.
+    #[serde(default)]
+    pub suppressed: u64,
 }
 
 /// Writes one SFTP audit record as a `tracing` event with target
@@ -331,6 +337,7 @@ pub fn trace_audit(r: &SftpAuditRecord) {
         path = %r.path,
         bytes = r.bytes,
         outcome = %r.outcome,
+        suppressed = r.suppressed,
         "plugin sftp"
     );
 }
@@ -407,11 +414,15 @@ pub(crate) struct SftpConnections {
 }
 
 /// Performs one operation for `plugin` on the server it named, within the
-/// call's deadline, and audits it (allowed or not).
+/// call's deadline, and audits it (allowed or not) when `admit` lets it:
+/// `admit` answers `Some(count of operations suppressed before)` to record,
+/// `None` when the audit rate limit counts this one instead.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn run_audited(
     plugin: &str,
     servers: &BTreeMap<String, SftpServer>,
     audit: &dyn super::AuditSink,
+    admit: impl FnOnce() -> Option<u64>,
     conns: &mut SftpConnections,
     call_deadline: Instant,
     server: String,
@@ -429,6 +440,7 @@ pub(crate) async fn run_audited(
         path: op.path(),
         bytes: 0,
         outcome: String::new(),
+        suppressed: 0,
     };
     let result = run(servers, conns, call_deadline, &server, op).await;
     match &result {
@@ -445,7 +457,10 @@ pub(crate) async fn run_audited(
         Ok(_) => "ok".to_string(),
         Err(e) => e.kind().to_string(),
     };
-    audit.record_sftp(&rec);
+    if let Some(before) = admit() {
+        rec.suppressed = before;
+        audit.record_sftp(&rec);
+    }
     result
 }
 

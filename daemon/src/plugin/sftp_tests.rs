@@ -274,6 +274,41 @@ async fn a_server_outside_the_allow_list_is_refused_and_audited() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sftp_flood_is_audited_within_the_rate_and_every_operation_counted() {
+    // No connection is needed: the server is not allowed, so each
+    // operation is refused at once, as fast as a plugin can ask.
+    let sshd = Sshd::start();
+    let t = test_host(PluginTrust::default());
+    let p = t.host.load(&probe_spec(server_ref(&sshd))).unwrap();
+    let script: Vec<Value> = (0..600)
+        .map(|i| json!({"op": "list", "server": "elsewhere", "path": format!("/{i}")}))
+        .collect();
+    let (r, _) = run(&p, Value::Array(script)).await;
+    assert_eq!(r.len(), 600);
+    assert!(r.iter().all(|v| err_kind(v) == "not-allowed"), "{r:?}");
+    let audit = sftp_audit(&t);
+    // A burst of five seconds' worth at 20 a second, a few more as the
+    // bucket refills, and one closing count.
+    assert!(audit.len() >= 100, "{} records", audit.len());
+    assert!(audit.len() <= 100 + 40 + 1, "{} records", audit.len());
+    let last = audit.last().unwrap();
+    assert_eq!(last.outcome, "suppressed", "{last:?}");
+    let recorded = audit.iter().filter(|r| r.outcome != "suppressed").count() as u64;
+    let counted: u64 = audit.iter().map(|r| r.suppressed).sum();
+    assert_eq!(
+        recorded + counted,
+        600,
+        "every operation recorded or counted"
+    );
+    assert!(
+        audit[..audit.len() - 1]
+            .iter()
+            .all(|r| r.outcome == "not-allowed" && r.server == "elsewhere"),
+        "{audit:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_credentials_and_size_caps_are_typed_errors() {
     let sshd = Sshd::start();
     let inbox = sshd.folder("inbound");

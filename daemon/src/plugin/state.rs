@@ -318,6 +318,7 @@ impl CallState {
             &shared.name,
             &shared.sftp,
             shared.audit.as_ref(),
+            || shared.http.admit_sftp(),
             &mut self.sftp,
             self.deadline,
             server,
