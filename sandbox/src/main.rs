@@ -10,6 +10,7 @@ mod envelope;
 mod faults;
 mod fhir;
 mod fhir_server;
+mod folders;
 mod payer;
 mod scenario;
 mod server;
@@ -43,6 +44,11 @@ enum Command {
         /// Directory every received payload is archived in.
         #[arg(long)]
         archive: PathBuf,
+        /// The folder an sshd serves as this payer's batch clearinghouse:
+        /// 837P uploads taken from `DIR/inbound`, 999s, 277CAs and 835s
+        /// written to `DIR/outbound` (see sandbox/README.md).
+        #[arg(long, value_name = "DIR")]
+        sftp_root: Option<PathBuf>,
     },
     /// A FHIR R4 server over fixture files, with a SMART Backend Services
     /// token endpoint (see sandbox/README.md).
@@ -99,6 +105,7 @@ async fn main() -> anyhow::Result<()> {
             scenario,
             listen,
             archive,
+            sftp_root,
         } => {
             if !listen.ip().is_loopback() {
                 anyhow::bail!("--listen {listen}: the sandbox listens on loopback only");
@@ -106,7 +113,7 @@ async fn main() -> anyhow::Result<()> {
             let scenario = scenario::Scenario::load(&scenario)?;
             std::fs::create_dir_all(&archive)
                 .map_err(|e| anyhow::anyhow!("--archive {}: {e}", archive.display()))?;
-            server::serve(scenario, listen, archive).await
+            server::serve(scenario, listen, archive, sftp_root).await
         }
         Command::Fhir {
             data,

@@ -4,7 +4,7 @@
 //! and, once a claim is finalized, its 835s through the retrieval requests.
 //! A PayloadID seen before is archived again and answered as the first time.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 
 use billd_x12::writer::SequentialControlNumbers;
@@ -104,6 +104,18 @@ pub struct Payer {
     claims: HashMap<String, ClaimRecord>,
     mailbox: Vec<(MailKind, String)>,
     numbers: SequentialControlNumbers,
+    /// Names of the files taken from the SFTP inbound folder.
+    files_taken: HashSet<String>,
+    /// How much of the mailbox is already in the SFTP outbound folder.
+    files_out: usize,
+}
+
+/// A file for the SFTP outbound folder: its name and its text.
+pub struct OutboundFile {
+    /// `NNNN-<kind>.<ext>` (`.999`, `.277`, `.835`), numbered in order.
+    pub name: String,
+    /// The X12.
+    pub text: String,
 }
 
 /// What a request answered with, before the envelope.
@@ -127,6 +139,63 @@ impl Payer {
             claims: HashMap::new(),
             mailbox: Vec::new(),
             numbers: SequentialControlNumbers::starting_at(1),
+            files_taken: HashSet::new(),
+            files_out: 0,
+        }
+    }
+
+    /// Takes a file a practice uploaded to the SFTP inbound folder:
+    /// archives it (named after the file, so a re-upload under the same
+    /// name is recognisably the same batch) and, the first time a name is
+    /// seen, processes it as an 837P batch submission (999, 277CAs and
+    /// remittances into the mailbox). A file that is not an 837P is
+    /// archived and refused.
+    ///
+    /// # Errors
+    /// The X12 problem of a file that cannot be taken, as code and text.
+    pub fn take_file(&mut self, name: &str, bytes: &[u8]) -> Result<(), (String, String)> {
+        *self.payloads.entry(PT_837.to_owned()).or_insert(0) += 1;
+        self.archive_bytes(PT_837, name, bytes);
+        if !self.files_taken.insert(name.to_owned()) {
+            return Ok(());
+        }
+        let env = self.envelope_now();
+        self.take_837(bytes, &env)?;
+        self.issue_remittances(&env);
+        Ok(())
+    }
+
+    /// The mailbox files not yet handed to the SFTP outbound folder, in
+    /// order; each is handed out once.
+    pub fn take_outbound(&mut self) -> Vec<OutboundFile> {
+        let new = self.mailbox[self.files_out..]
+            .iter()
+            .enumerate()
+            .map(|(i, (kind, text))| {
+                let (what, ext) = match kind {
+                    MailKind::Ack999 => ("ack", "999"),
+                    MailKind::Ack277Ca => ("claim-ack", "277"),
+                    MailKind::Remit835 => ("era", "835"),
+                };
+                OutboundFile {
+                    name: format!("{:04}-{what}.{ext}", self.files_out + i + 1),
+                    text: text.clone(),
+                }
+            })
+            .collect();
+        self.files_out = self.mailbox.len();
+        new
+    }
+
+    /// The payer's envelope for answers written now (the receiver filled
+    /// in per interchange).
+    fn envelope_now(&self) -> Envelope {
+        let now = Utc::now();
+        Envelope {
+            sender: self.scenario.payer.id.clone(),
+            receiver: String::new(),
+            date: now.format("%Y%m%d").to_string(),
+            time: now.format("%H%M").to_string(),
         }
     }
 
@@ -285,6 +354,11 @@ impl Payer {
     }
 
     fn archive_payload(&mut self, req: &CoreMessage) {
+        self.archive_bytes(&req.payload_type, &req.payload_id, &req.payload);
+    }
+
+    /// Archives `bytes` as `NNNN-<payload type>-<id>.x12`.
+    fn archive_bytes(&mut self, payload_type: &str, id: &str, bytes: &[u8]) {
         self.archived += 1;
         let safe = |s: &str| -> String {
             s.chars()
@@ -300,10 +374,10 @@ impl Payer {
         let name = format!(
             "{:04}-{}-{}.x12",
             self.archived,
-            safe(&req.payload_type),
-            safe(&req.payload_id)
+            safe(payload_type),
+            safe(id)
         );
-        if let Err(e) = std::fs::write(self.archive.join(&name), &req.payload) {
+        if let Err(e) = std::fs::write(self.archive.join(&name), bytes) {
             eprintln!("billd-sandbox: cannot archive {name}: {e}");
         }
     }
@@ -374,13 +448,10 @@ impl Payer {
     }
 
     fn process(&mut self, op: Operation, req: &CoreMessage) -> Outcome {
-        let now = Utc::now();
-        let payer_id = self.scenario.payer.id.clone();
+        let now_env = self.envelope_now();
         let env = |receiver: &str| Envelope {
-            sender: payer_id.clone(),
             receiver: receiver.to_owned(),
-            date: now.format("%Y%m%d").to_string(),
-            time: now.format("%H%M").to_string(),
+            ..now_env.clone()
         };
         match (op, req.payload_type.as_str()) {
             (Operation::RealTime, PT_270 | PT_276) => {

@@ -35,7 +35,7 @@ pub struct Scenario {
 
 /// The sandbox's identity.
 #[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct PayerInfo {
     /// Payer id: ISA06/GS02 of what the sandbox writes, NM109 of the payer.
     pub id: String,

@@ -24,13 +24,22 @@ type Shared = Arc<Mutex<Payer>>;
 ///
 /// # Errors
 /// When the address cannot be bound.
-pub async fn serve(scenario: Scenario, listen: SocketAddr, archive: PathBuf) -> anyhow::Result<()> {
+pub async fn serve(
+    scenario: Scenario,
+    listen: SocketAddr,
+    archive: PathBuf,
+    sftp_root: Option<PathBuf>,
+) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| anyhow::anyhow!("--listen {listen}: {e}"))?;
     let addr = listener.local_addr()?;
-    println!("listening on {addr}");
     let state: Shared = Arc::new(Mutex::new(Payer::new(scenario, archive)));
+    if let Some(root) = sftp_root {
+        crate::folders::prepare(&root)?;
+        tokio::spawn(crate::folders::feed(state.clone(), root));
+    }
+    println!("listening on {addr}");
     let app = Router::new()
         .route("/core", post(core))
         .route("/_sandbox/faults", post(arm).delete(clear))

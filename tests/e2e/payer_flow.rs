@@ -13,7 +13,6 @@ use billd_e2e::{
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
 /// The payer sandbox with the test's own scenario.
@@ -222,14 +221,7 @@ fn killed_mid_batch_then_restarted(transport: &str) {
     wait_until(Duration::from_secs(90), "the control socket", || {
         daemon.log_text().contains("control socket ready")
     });
-    let mut run = s.billd();
-    let run_log = std::fs::File::create(s.path("run.log")).unwrap();
-    let mut run = run
-        .args(["jobs", "run", "submission"])
-        .stdout(Stdio::null())
-        .stderr(run_log)
-        .spawn()
-        .unwrap();
+    let mut run = s.spawn(&["jobs", "run", "submission"], "run.log");
     wait_until(
         Duration::from_secs(120),
         "the first 837 in the archive",

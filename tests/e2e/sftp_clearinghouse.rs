@@ -4,17 +4,25 @@
 //! folder under its idempotency-key name (through a temporary name), a 999
 //! and an 835 put into the outbound folder move the claims along and post
 //! to the ledger, and each outbound file is deleted from the server only
-//! after billd stored what it held; a file of another kind stays.
+//! after billd stored what it held; a file of another kind stays. With the
+//! payer sandbox feeding the sshd's folders, claims go from upload to paid
+//! and rejected, and kill -9 of the daemon frozen inside an upload, then a
+//! restart, leaves every claim at the payer exactly once (CLM01 counted
+//! across distinct uploaded file names); every uploaded 837P passes pyx12.
 
 #[path = "../../daemon/src/plugin/testing/sshd.rs"]
 mod sshd;
 
 use billd_e2e::{
-    Scratch, base_config, claims_837, era_835, sha256_file, stderr, stdout, workspace_root,
+    PAYER_SCENARIO_HEAD, PayerSandbox, Scratch, base_config, claims_837, era_835, pyx12_passes,
+    sandbox_bin, sha256_file, stderr, stdout, wait_until, workspace_root,
 };
 use serde_json::Value;
 use sshd::Sshd;
+use std::collections::BTreeMap;
+use std::ffi::OsStr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 fn ok(out: &std::process::Output) -> String {
     assert!(out.status.success(), "{}\n{}", stdout(out), stderr(out));
@@ -193,4 +201,200 @@ fn batches_go_up_and_acks_and_remittances_come_down_deleted_only_once_stored() {
     ok(&s.run(&["jobs", "run", "submission"]));
     assert_eq!(files(&out_dir), ["c-report.txt"]);
     assert_eq!(files(&in_dir).len(), 1);
+}
+
+/// The payer sandbox behind the sshd: it takes the uploads from the
+/// inbound folder and answers in the outbound folder (sandbox/README.md,
+/// `--sftp-root`).
+fn sandbox_behind(s: &Scratch, sshd: &Sshd, scenario: &str) -> PayerSandbox {
+    let file = s.path("scenario.toml");
+    std::fs::write(&file, scenario).unwrap();
+    let root = sshd.root();
+    PayerSandbox::start_args(
+        sandbox_bin(),
+        &file,
+        s.path("archive"),
+        &[OsStr::new("--sftp-root"), root.as_os_str()],
+    )
+}
+
+/// The archived 837Ps, one per distinct uploaded file name.
+fn uploads(sandbox: &PayerSandbox) -> BTreeMap<String, PathBuf> {
+    sandbox
+        .archived("X12_837_Request_005010X222A1")
+        .into_iter()
+        .fold(BTreeMap::new(), |mut m, (name, path)| {
+            m.entry(name).or_insert(path);
+            m
+        })
+}
+
+/// How often each CLM01 reached the payer, across distinct file names.
+fn clm01_counts(sandbox: &PayerSandbox) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    for path in uploads(sandbox).values() {
+        for seg in std::fs::read_to_string(path).unwrap().split('~') {
+            if let Some(rest) = seg.trim().strip_prefix("CLM*") {
+                *counts
+                    .entry(rest.split('*').next().unwrap().to_string())
+                    .or_insert(0) += 1;
+            }
+        }
+    }
+    counts
+}
+
+#[test]
+fn the_payer_sandbox_answers_over_sftp_from_upload_to_paid_and_rejected() {
+    let sshd = Sshd::start();
+    let s = Scratch::new();
+    let sandbox = sandbox_behind(
+        &s,
+        &sshd,
+        &format!(
+            r#"{PAYER_SCENARIO_HEAD}
+[[claims]]
+claim_id = "SP0000"
+[[claims.remittances]]
+kind = "payment"
+trace_number = "SP-TRACE-1"
+payment_date = "2026-03-01"
+paid_cents = 8000
+patient_responsibility_cents = 2000
+
+[[claims]]
+claim_id = "SP0001"
+ack_277ca = "rejected"
+ack_277ca_text = "MISSING SUBSCRIBER GROUP NUMBER"
+"#
+        ),
+    );
+    let (inbound, outbound) = (sshd.folder("inbound"), sshd.folder("outbound"));
+    practice(&s, &sshd, &inbound, &outbound);
+    std::fs::write(s.path("batch.837"), claims_837(2, "SP")).unwrap();
+    ok(&s.run(&["import", "claims", s.path("batch.837").to_str().unwrap()]));
+
+    ok(&s.run(&["jobs", "run", "submission"]));
+    let out_dir = sshd.root().join("outbound");
+    // The payer answers within 100 ms: a 999, a 277CA and an 835 (the run
+    // may already have picked up the acknowledgments; the 835 waits for
+    // the remittance job).
+    wait_until(Duration::from_secs(20), "the payer's 835", || {
+        files(&out_dir).contains(&"0003-era.835".to_string())
+    });
+    assert!(files(&sshd.root().join("inbound")).is_empty());
+    assert_eq!(uploads(&sandbox).len(), 1);
+
+    // The 999 and the 277CA come down: one claim acknowledged, one rejected
+    // with a task naming the reason; both files gone from the server.
+    ok(&s.run(&["jobs", "run", "submission"]));
+    let states: BTreeMap<_, _> = claims_by_state(&s).into_iter().collect();
+    assert_eq!(states["SP0000"], "acknowledged", "{states:?}");
+    assert_eq!(states["SP0001"], "rejected", "{states:?}");
+    assert_eq!(files(&out_dir), ["0003-era.835"]);
+    let tasks = ok(&s.run(&["tasks", "list", "--json"]));
+    assert!(
+        tasks.contains("claim-rejected") && !tasks.contains("TED") && !tasks.contains("SMITH"),
+        "{tasks}"
+    );
+    let task = ok(&s.run(&["tasks", "show", "T000001"]));
+    assert!(task.contains("MISSING SUBSCRIBER GROUP NUMBER"), "{task}");
+
+    // The 835 comes down and posts; the server is left empty.
+    ok(&s.run(&["jobs", "run", "remits"]));
+    let states: BTreeMap<_, _> = claims_by_state(&s).into_iter().collect();
+    assert_eq!(states["SP0000"], "paid", "{states:?}");
+    assert!(files(&out_dir).is_empty(), "{:?}", files(&out_dir));
+    assert!(clm01_counts(&sandbox).values().all(|&n| n == 1));
+    pyx12_passes(&uploads(&sandbox).into_values().collect::<Vec<_>>());
+}
+
+/// The processes whose parent is `pid` (read from /proc).
+fn children_of(pid: u32) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|child| {
+            std::fs::read_to_string(format!("/proc/{child}/stat"))
+                .ok()
+                .and_then(|stat| {
+                    // pid (comm) state ppid ...: comm may hold spaces.
+                    let after = stat.rsplit_once(')')?.1.to_string();
+                    after.split_whitespace().nth(1)?.parse::<u32>().ok()
+                })
+                == Some(pid)
+        })
+        .collect()
+}
+
+fn signal(pids: &[u32], sig: &str) {
+    for pid in pids {
+        let _ = std::process::Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status();
+    }
+}
+
+#[test]
+fn kill_9_mid_upload_sends_every_claim_exactly_once_over_sftp() {
+    let sshd = Sshd::start();
+    let s = Scratch::new();
+    let sandbox = sandbox_behind(&s, &sshd, PAYER_SCENARIO_HEAD);
+    let (inbound, outbound) = (sshd.folder("inbound"), sshd.folder("outbound"));
+    practice(&s, &sshd, &inbound, &outbound);
+    // Small batches, so the daemon is still uploading when the first
+    // batch reaches the payer.
+    let config = std::fs::read_to_string(s.config())
+        .unwrap()
+        .replace("batch_size = 25", "batch_size = 10");
+    s.write_config(&config);
+    std::fs::write(s.path("batch.837"), claims_837(200, "KS")).unwrap();
+    ok(&s.run(&["import", "claims", s.path("batch.837").to_str().unwrap()]));
+
+    let mut daemon = s.start_daemon("daemon1.log");
+    wait_until(Duration::from_secs(90), "the control socket", || {
+        daemon.log_text().contains("control socket ready")
+    });
+    let mut run = s.spawn(&["jobs", "run", "submission"], "run.log");
+    wait_until(
+        Duration::from_secs(120),
+        "the first upload at the payer",
+        || !uploads(&sandbox).is_empty(),
+    );
+    // Freeze the sshd's sessions, so the daemon is stuck inside an SFTP
+    // operation of a batch, and kill it there.
+    let sessions = children_of(sshd.pid());
+    signal(&sessions, "-STOP");
+    daemon.kill9();
+    signal(&sessions, "-CONT");
+    let _ = run.wait();
+    let before = clm01_counts(&sandbox).len();
+    assert!(before < 200, "every batch was out before the kill");
+
+    let mut daemon = s.start_daemon("daemon2.log");
+    wait_until(
+        Duration::from_secs(180),
+        "the resumed run to finish",
+        || stdout(&s.run(&["jobs", "history", "submission", "--json"])).contains("\"succeeded\""),
+    );
+    daemon.stop();
+    let counts = clm01_counts(&sandbox);
+    assert_eq!(
+        counts.len(),
+        200,
+        "{counts:?}\n{}\n---\n{}",
+        std::fs::read_to_string(s.path("daemon1.log")).unwrap_or_default(),
+        std::fs::read_to_string(s.path("daemon2.log")).unwrap_or_default()
+    );
+    let twice: Vec<_> = counts.iter().filter(|(_, n)| **n != 1).collect();
+    assert!(twice.is_empty(), "sent more than once: {twice:?}");
+    let states = claims_by_state(&s);
+    assert!(
+        states
+            .iter()
+            .all(|(_, st)| ["submitted", "accepted", "acknowledged"].contains(&st.as_str())),
+        "{states:?}"
+    );
+    pyx12_passes(&uploads(&sandbox).into_values().collect::<Vec<_>>());
 }

@@ -65,13 +65,20 @@ impl PayerSandbox {
 
     /// [`PayerSandbox::start`] with a given `billd-sandbox` binary.
     pub fn start_with(program: &Path, scenario: &Path, archive: PathBuf) -> Self {
-        let args = [
+        Self::start_args(program, scenario, archive, &[])
+    }
+
+    /// [`PayerSandbox::start_with`] with more arguments (`--sftp-root DIR`,
+    /// sandbox/README.md).
+    pub fn start_args(program: &Path, scenario: &Path, archive: PathBuf, extra: &[&OsStr]) -> Self {
+        let mut args = vec![
             OsStr::new("payer"),
             OsStr::new("--scenario"),
             scenario.as_os_str(),
             OsStr::new("--archive"),
             archive.as_os_str(),
         ];
+        args.extend_from_slice(extra);
         let (child, port) = start_listening(program, &args, 8090..8100, "the sandbox");
         Self {
             child,
@@ -600,6 +607,18 @@ impl Scratch {
             .env("BILLD_LOG", "info,billd=debug")
             .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
         c.output().expect("running billd under faketime")
+    }
+
+    /// Starts `billd ARGS` without waiting, its stdout dropped and its
+    /// stderr in `log_name`.
+    pub fn spawn(&self, args: &[&str], log_name: &str) -> std::process::Child {
+        let log = std::fs::File::create(self.path(log_name)).expect("log file");
+        self.billd()
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("starting billd")
     }
 
     /// Runs `billd init`, asserting success.

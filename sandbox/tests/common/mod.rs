@@ -33,6 +33,11 @@ pub fn demo() -> PathBuf {
 
 /// Starts the sandbox with a scenario.
 pub fn start(scenario: &Path) -> Sandbox {
+    start_with(scenario, &[])
+}
+
+/// [`start`] with more arguments (`--sftp-root DIR`).
+pub fn start_with(scenario: &Path, extra: &[&std::ffi::OsStr]) -> Sandbox {
     let dir = tempfile::tempdir().unwrap();
     let archive = dir.path().join("archive");
     let mut child = Command::new(env!("CARGO_BIN_EXE_billd-sandbox"))
@@ -40,6 +45,7 @@ pub fn start(scenario: &Path) -> Sandbox {
         .arg(scenario)
         .args(["--listen", "127.0.0.1:0", "--archive"])
         .arg(&archive)
+        .args(extra)
         .stdout(Stdio::piped())
         .spawn()
         .expect("sandbox starts");

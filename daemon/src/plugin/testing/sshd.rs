@@ -186,6 +186,11 @@ impl Sshd {
         p.display().to_string()
     }
 
+    /// The listening sshd's process id (each session is a child of it).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// What sshd logged so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("sshd.log")).unwrap_or_default()
