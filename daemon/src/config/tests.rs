@@ -908,6 +908,7 @@ fn demo_config_loads() {
             ("BILLD_DEMO_CORE_USER", "billd"),
             ("BILLD_DEMO_CORE_PASSWORD", "sandbox-password"),
             ("BILLD_DEMO_FHIR_TOKEN", "demo-fhir-token"),
+            ("BILLD_DEMO_AGENCY_KEY", "demo-agency-key"),
         ]),
     )
     .unwrap_or_else(|err| panic!("{err}"));
@@ -926,14 +927,20 @@ fn demo_config_loads() {
             "eligibility",
             "submission",
             "claim-status",
-            "ehr-sync"
+            "ehr-sync",
+            "remittance-posting",
+            "dunning",
+            "collections"
         ]
     );
     let job = &config.jobs[0];
     assert_eq!(job.schedule, "*/20 * * * * *");
     assert_eq!(job.timezone, config.practice.timezone);
     let plugins: Vec<&str> = config.plugins.iter().map(|p| p.name.as_str()).collect();
-    assert_eq!(plugins, ["fhir-ehr", "core-clearinghouse"]);
+    assert_eq!(
+        plugins,
+        ["fhir-ehr", "core-clearinghouse", "collections-agency"]
+    );
 }
 
 #[test]
