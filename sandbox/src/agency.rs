@@ -53,7 +53,9 @@ pub struct Detail {
 /// One detail line's fate.
 pub type LineResult = Result<Detail, (Option<String>, String)>;
 
-fn is_reference(s: &str, max: usize) -> bool {
+/// Whether `s` is a reference (a debtor reference, an agency account
+/// number): 1 to `max` letters, digits, `-`, `_` or `.`.
+pub(crate) fn is_reference(s: &str, max: usize) -> bool {
     !s.is_empty()
         && s.len() <= max
         && s.bytes()
@@ -326,6 +328,28 @@ pub struct Script {
     pub date: Option<String>,
 }
 
+/// A recall request: the JSON `POST /recalls` takes (or a recall file
+/// read into it).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct RecallRequest {
+    /// The practice's client number.
+    pub client: String,
+    /// The accounts called back.
+    pub recalls: Vec<RecallLine>,
+}
+
+/// One account called back.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct RecallLine {
+    /// The debtor reference.
+    pub debtor_ref: String,
+    /// The agency's account number, when billd has it.
+    #[serde(default)]
+    pub agency_account: Option<String>,
+    /// PIF, DSP, BKR, FAS or REQ.
+    pub reason: String,
+}
+
 /// An answer: status and JSON body.
 pub type Answer = (u16, Value);
 
@@ -451,27 +475,30 @@ impl Agency {
 
     /// A recall request (JSON) under `key`.
     pub fn recall(&mut self, key: &str, body: &[u8]) -> Answer {
-        #[derive(Deserialize)]
-        struct Line {
-            debtor_ref: String,
-            #[serde(default)]
-            agency_account: Option<String>,
-            reason: String,
-        }
-        #[derive(Deserialize)]
-        struct Request {
-            client: String,
-            recalls: Vec<Line>,
-        }
+        self.recall_with(key, body, |body| {
+            serde_json::from_slice(body).map_err(|e| format!("not a recall request: {e}"))
+        })
+    }
+
+    /// A recall request under `key` in any form: `read` turns the body
+    /// into a [`RecallRequest`] (or says why the whole request is refused,
+    /// a 422). The idempotency rule is [`Agency::recall`]'s, on the body
+    /// as received.
+    pub fn recall_with(
+        &mut self,
+        key: &str,
+        body: &[u8],
+        read: impl FnOnce(&[u8]) -> Result<RecallRequest, String>,
+    ) -> Answer {
         if key.is_empty() {
             return refusal(400, "the Idempotency-Key header is required");
         }
         if let Some(a) = self.replay("recall", key, body) {
             return a;
         }
-        let req: Request = match serde_json::from_slice(body) {
+        let req = match read(body) {
             Ok(r) => r,
-            Err(e) => return refusal(422, format!("not a recall request: {e}")),
+            Err(e) => return refusal(422, e),
         };
         if req.client != self.client {
             return refusal(
@@ -560,6 +587,32 @@ impl Agency {
             200,
             json!({"updates": page, "next_cursor": next.to_string()}),
         )
+    }
+
+    /// Records a CAN update telling the client a placement line (or a
+    /// whole placement file) was refused, for clients that have no answer
+    /// channel (the SFTP folders); its sequence number comes from the same
+    /// counter as scripted updates. No account changes.
+    pub fn refusal_update(
+        &mut self,
+        debtor_ref: &str,
+        agency_account: &str,
+        reason: String,
+        today: NaiveDate,
+    ) -> u64 {
+        let seq = self.updates.len() as u64 + 1;
+        self.updates.push(Update {
+            seq,
+            code: "CAN".to_owned(),
+            debtor_ref: debtor_ref.to_owned(),
+            agency_account: agency_account.to_owned(),
+            date: today.format("%Y-%m-%d").to_string(),
+            gross_cents: None,
+            fee_cents: None,
+            net_cents: None,
+            reason: Some(reason),
+        });
+        seq
     }
 
     /// Adds a scripted update for an account the agency holds.

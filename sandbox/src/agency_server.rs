@@ -6,11 +6,14 @@
 //! ...), `GET /_sandbox/placements`, `/_sandbox/recalls` and
 //! `/_sandbox/accounts` read what the agency received and holds; `POST
 //! /_sandbox/lose-answers {"count": N}` has the next N placement or recall
-//! requests worked but answered 503, as if the answer were lost.
+//! requests worked but answered 503, as if the answer were lost. With
+//! `--sftp-root` the same agency is fed through folders as well
+//! ([`crate::agency_folders`]).
 //! Test-only.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use axum::Json;
@@ -49,22 +52,34 @@ impl Sandbox {
     }
 }
 
-type Shared = Arc<Mutex<Sandbox>>;
+/// The sandbox as the HTTP handlers and the SFTP folders share it.
+pub type Shared = Arc<Mutex<Sandbox>>;
 
 fn lock(s: &Shared) -> std::sync::MutexGuard<'_, Sandbox> {
     s.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Serves until the process is killed.
+/// Serves until the process is killed; with `sftp_root`, feeds that
+/// folder's `placements/`, `recalls/` and `updates/` too (created before
+/// the `listening on` line is printed).
 ///
 /// # Errors
-/// When the address cannot be bound.
-pub async fn serve(listen: SocketAddr, sandbox: Sandbox) -> anyhow::Result<()> {
+/// When the address cannot be bound or the folders cannot be created.
+pub async fn serve(
+    listen: SocketAddr,
+    sandbox: Sandbox,
+    sftp_root: Option<PathBuf>,
+) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| anyhow::anyhow!("--listen {listen}: {e}"))?;
+    let state: Shared = Arc::new(Mutex::new(sandbox));
+    if let Some(root) = sftp_root {
+        crate::agency_folders::prepare(&root)?;
+        tokio::spawn(crate::agency_folders::feed(state.clone(), root));
+    }
     println!("listening on {}", listener.local_addr()?);
-    axum::serve(listener, router(Arc::new(Mutex::new(sandbox)))).await?;
+    axum::serve(listener, router(state)).await?;
     Ok(())
 }
 

@@ -5,6 +5,7 @@
 //! and injects faults on demand. Never part of the `billd` binary.
 
 mod agency;
+mod agency_folders;
 mod agency_server;
 mod envelope;
 mod faults;
@@ -94,6 +95,12 @@ enum Command {
         /// The bearer API key the agency requires (none: no check).
         #[arg(long)]
         api_key: Option<String>,
+        /// The folder an sshd serves as this agency's file drop: placement
+        /// files (BCP1) taken from `DIR/placements`, recall files (BCR1)
+        /// from `DIR/recalls`, updates (BCU1) written to `DIR/updates`
+        /// (see sandbox/README.md).
+        #[arg(long, value_name = "DIR")]
+        sftp_root: Option<PathBuf>,
     },
 }
 
@@ -170,6 +177,7 @@ async fn main() -> anyhow::Result<()> {
             listen,
             client_number,
             api_key,
+            sftp_root,
         } => {
             if !listen.ip().is_loopback() {
                 anyhow::bail!("--listen {listen}: the sandbox listens on loopback only");
@@ -181,6 +189,7 @@ async fn main() -> anyhow::Result<()> {
                     api_key,
                     lose_answers: 0,
                 },
+                sftp_root,
             )
             .await
         }

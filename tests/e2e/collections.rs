@@ -9,12 +9,19 @@
 //! closed, not recalled) and an agency dispute putting a dispute hold on
 //! the account and calling it back.
 //!
+//! Over SFTP (the connector's `sftp` transport against a real sshd whose
+//! folders the agency sandbox feeds): the placement file and a recall file
+//! go up, the agency's update files come down, post once and are deleted
+//! from the server only after billd stored them; the credential never
+//! enters the plugin and the audit names every operation.
+//!
 //! The dunning cadence used here is a statement on day 0 and a final notice
 //! on day 1, and the collections job's day gates are 0. The day between
 //! them passes without waiting: the 835 is posted and the statements sent
 //! with the wall clock a day back (libfaketime, [`Scratch::run_shifted`]),
 //! the final notices and everything after at the real time.
 
+use crate::sshd::Sshd;
 use billd_e2e::{
     Scratch, base_config, claims_837, loopback_request, sandbox_bin, sha256_file, start_listening,
     stderr, stdout, wait_until, workspace_root,
@@ -55,6 +62,20 @@ struct Agency {
 impl Agency {
     fn start() -> Agency {
         let args = ["agency", "--client-number", CLIENT, "--api-key", API_KEY].map(OsStr::new);
+        let (child, port) = start_listening(sandbox_bin(), &args, PORTS, "the agency sandbox");
+        Agency { child, port }
+    }
+
+    /// The agency also taking files in the folders under `root` (an
+    /// sshd's, sandbox/README.md `--sftp-root`).
+    fn start_sftp(root: &std::path::Path) -> Agency {
+        let args = [
+            OsStr::new("agency"),
+            OsStr::new("--client-number"),
+            OsStr::new(CLIENT),
+            OsStr::new("--sftp-root"),
+            root.as_os_str(),
+        ];
         let (child, port) = start_listening(sandbox_bin(), &args, PORTS, "the agency sandbox");
         Agency { child, port }
     }
@@ -122,21 +143,65 @@ fn window_now() -> String {
     )
 }
 
-/// The practice's configuration (in UTC), with the connector, a dunning
-/// job (statement day 0, final notice day 1) and the collections job.
+/// The practice's configuration (in UTC), with the connector over HTTPS,
+/// a dunning job (statement day 0, final notice day 1) and the
+/// collections job.
 fn config(agency: &Agency) -> String {
     let pkg = package();
     let origin = agency.origin();
-    format!(
-        r#"{}
-[[plugin]]
+    practice(&format!(
+        r#"[[plugin]]
 name = "collections-agency"
 path = "{}"
 sha256 = "{}"
 allowed_hosts = ["{origin}"]
 settings = {{ base-url = "{origin}", client-number = "{CLIENT}", page-size = 2, timeout-ms = 5000 }}
 secrets = {{ api-key = "file:agency.key" }}
+"#,
+        pkg.display(),
+        sha256_file(&pkg.join("collections_agency.wasm")),
+    ))
+}
 
+/// [`config`] with the connector over SFTP to `sshd`, whose folders the
+/// agency sandbox feeds.
+fn config_sftp(sshd: &Sshd) -> String {
+    let pkg = package();
+    let root = sshd.root();
+    let dir = |d: &str| root.join(d).display().to_string();
+    practice(&format!(
+        r#"[[plugin]]
+name = "collections-agency"
+path = "{}"
+sha256 = "{}"
+settings = {{ transport = "sftp", client-number = "{CLIENT}", placements-dir = "{}", recalls-dir = "{}", updates-dir = "{}" }}
+
+[plugin.sftp.agency]
+host = "127.0.0.1"
+port = {}
+user = "{}"
+host_key = "{}"
+private_key = "file:{}"
+timeout_secs = 10
+"#,
+        pkg.display(),
+        sha256_file(&pkg.join("collections_agency.wasm")),
+        dir("placements"),
+        dir("recalls"),
+        dir("updates"),
+        sshd.port,
+        sshd.user,
+        sshd.host_key,
+        sshd.client_key.display(),
+    ))
+}
+
+/// The configuration around `plugin` (a `[[plugin]]` table): a dunning job
+/// (statement day 0, final notice day 1) and the collections job.
+fn practice(plugin: &str) -> String {
+    format!(
+        r#"{}
+{plugin}
 [[job]]
 name = "dunning"
 kind = "dunning"
@@ -164,8 +229,6 @@ max_attempts = 3
 retry_delay = "1s"
 "#,
         base_config("outbox_dir = \"outbox\"").replace("America/New_York", "UTC"),
-        pkg.display(),
-        sha256_file(&pkg.join("collections_agency.wasm")),
         window_now(),
     )
 }
@@ -193,22 +256,21 @@ fn patient_cents(s: &Scratch, account: &str) -> i64 {
     a["balances"]["patient_cents"].as_i64().unwrap()
 }
 
-#[test]
-fn delinquent_accounts_are_placed_once_gated_recalled_and_the_agencys_news_posts_back() {
-    let agency = Agency::start();
-    let s = Scratch::new();
-    std::fs::write(s.path("agency.key"), format!("{API_KEY}\n")).unwrap();
-    s.write_config(&config(&agency));
-    s.init();
-
-    // Six claims for six patients; the 835 leaves 60.00 on each. The
-    // sixth patient's street holds the layout's delimiter.
-    std::fs::write(s.path("claims.837"), claims_837(6, "AG")).unwrap();
+/// `n` claims for `n` patients (control numbers `{prefix}0000`, ...)
+/// imported, the patients' addresses from `street`, and an 835 posted
+/// yesterday leaving 60.00 on each; their account ids.
+fn seed(
+    s: &Scratch,
+    prefix: &str,
+    n: usize,
+    street: impl Fn(usize) -> &'static str,
+) -> Vec<String> {
+    std::fs::write(s.path("claims.837"), claims_837(n, prefix)).unwrap();
     ok(
-        &s,
+        s,
         &["import", "claims", s.path("claims.837").to_str().unwrap()],
     );
-    let controls: Vec<String> = (0..6).map(|i| format!("AG{i:04}")).collect();
+    let controls: Vec<String> = (0..n).map(|i| format!("{prefix}{i:04}")).collect();
     let ids: Vec<String> = controls
         .iter()
         .map(|c| {
@@ -220,18 +282,14 @@ fn delinquent_accounts_are_placed_once_gated_recalled_and_the_agencys_news_posts
         "id,last_name,first_name,middle_name,birth_date,sex,email,phone,address_line1,city,state,postal_code\n",
     );
     for (i, id) in ids.iter().enumerate() {
-        let street = if i == 5 {
-            "12 ELM ST | APT 3"
-        } else {
-            "236 N MAIN ST"
-        };
         csv.push_str(&format!(
-            "{id},SMITH,TED,Q,1973-05-01,M,ted{i}@example.org,305-555-014{i},{street},MIAMI,FL,33413\n"
+            "{id},SMITH,TED,Q,1973-05-01,M,ted{i}@example.org,305-555-014{i},{},MIAMI,FL,33413\n",
+            street(i)
         ));
     }
     std::fs::write(s.path("patients.csv"), csv).unwrap();
     ok(
-        &s,
+        s,
         &[
             "import",
             "patients",
@@ -243,8 +301,28 @@ fn delinquent_accounts_are_placed_once_gated_recalled_and_the_agencys_news_posts
     let yesterday = s.run_shifted(-1, &["remits", "post", s.path("era.835").to_str().unwrap()]);
     assert!(yesterday.status.success(), "{}", stderr(&yesterday));
     for id in &ids {
-        assert_eq!(patient_cents(&s, id), 6000, "{id}");
+        assert_eq!(patient_cents(s, id), 6000, "{id}");
     }
+    ids
+}
+
+#[test]
+fn delinquent_accounts_are_placed_once_gated_recalled_and_the_agencys_news_posts_back() {
+    let agency = Agency::start();
+    let s = Scratch::new();
+    std::fs::write(s.path("agency.key"), format!("{API_KEY}\n")).unwrap();
+    s.write_config(&config(&agency));
+    s.init();
+
+    // Six claims for six patients; the 835 leaves 60.00 on each. The
+    // sixth patient's street holds the layout's delimiter.
+    let ids = seed(&s, "AG", 6, |i| {
+        if i == 5 {
+            "12 ELM ST | APT 3"
+        } else {
+            "236 N MAIN ST"
+        }
+    });
     let (placed, held, planned, later_held, paid_off, delimited) =
         (&ids[0], &ids[1], &ids[2], &ids[3], &ids[4], &ids[5]);
 
@@ -449,5 +527,159 @@ fn delinquent_accounts_are_placed_once_gated_recalled_and_the_agencys_news_posts
     let all = agency.lines().join("\n");
     for never in [held, planned, delimited] {
         assert!(!all.contains(never.as_str()), "{never}: {all}");
+    }
+}
+
+/// The plain files in `dir`, sorted.
+fn files(dir: &std::path::Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn over_sftp_placements_and_recalls_go_up_and_the_agencys_update_files_post_once() {
+    let sshd = Sshd::start();
+    let root = sshd.root();
+    let agency = Agency::start_sftp(&root);
+    let s = Scratch::new();
+    s.write_config(&config_sftp(&sshd));
+    s.init();
+    let ids = seed(&s, "SA", 3, |_| "236 N MAIN ST");
+    let yesterday = s.run_shifted(-1, &["jobs", "run", "dunning"]);
+    assert!(yesterday.status.success(), "{}", stderr(&yesterday));
+    ok(&s, &["jobs", "run", "dunning"]);
+
+    // The placement file goes up under its key's name; the agency takes
+    // it (and removes it) and opens the three accounts.
+    ok(&s, &["jobs", "run", "collections"]);
+    wait_until(Duration::from_secs(20), "the agency's accounts", || {
+        agency.get("/_sandbox/accounts")["accounts"]
+            .as_object()
+            .is_some_and(|a| a.len() == 3)
+    });
+    let received = agency.get("/_sandbox/placements");
+    let received = received["files"].as_array().unwrap();
+    assert_eq!(received.len(), 1, "{received:#?}");
+    let name = received[0]["key"].as_str().unwrap();
+    assert!(
+        name.starts_with(&format!("BCP1-{CLIENT}-")) && name.ends_with(".txt"),
+        "{name}"
+    );
+    assert!(files(&root.join("placements")).is_empty());
+    let mut refs: Vec<String> = agency
+        .lines()
+        .iter()
+        .map(|l| l.split('|').nth(2).unwrap().to_owned())
+        .collect();
+    refs.sort();
+    let mut want = ids.clone();
+    want.sort();
+    assert_eq!(refs, want);
+    // A second run sends nothing new.
+    ok(&s, &["jobs", "run", "collections"]);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(agency.lines().len(), 3, "{:?}", agency.lines());
+
+    // The agency collects 25.00 (fee 7.50) on the first account: its
+    // update file comes down, posts, and is deleted once stored.
+    agency.update(
+        &json!({"code": "PAY", "debtor_ref": ids[0], "gross_cents": 2500, "fee_cents": 750}),
+    );
+    let updates = root.join("updates");
+    wait_until(Duration::from_secs(20), "the agency's update file", || {
+        !files(&updates).is_empty()
+    });
+    ok(&s, &["jobs", "run", "collections"]);
+    assert_eq!(patient_cents(&s, &ids[0]), 3500);
+    assert!(files(&updates).is_empty(), "{:?}", files(&updates));
+    ok(&s, &["jobs", "run", "collections"]);
+    assert_eq!(patient_cents(&s, &ids[0]), 3500, "the payment posts once");
+
+    // A broken update file is refused whole and stays on the server: the
+    // run fails naming it, nothing posts; once the agency replaces it, the
+    // updates post.
+    std::fs::write(
+        updates.join("000100-updates.txt"),
+        format!(
+            "H|BCU1|{CLIENT}|20261201|1\nU|9|PAY|{}||20261201|1000|0|1000|\nT|2\n",
+            ids[1]
+        ),
+    )
+    .unwrap();
+    let failed = s.run(&["jobs", "run", "collections"]);
+    let said = format!("{}{}", stdout(&failed), stderr(&failed));
+    assert!(said.contains("000100-updates.txt"), "{said}");
+    assert_eq!(patient_cents(&s, &ids[1]), 6000);
+    assert_eq!(files(&updates), ["000100-updates.txt"]);
+    std::fs::write(
+        updates.join("000100-updates.txt"),
+        format!(
+            "H|BCU1|{CLIENT}|20261201|1\nU|9|PAY|{}||20261201|1000|0|1000|\nT|1\n",
+            ids[1]
+        ),
+    )
+    .unwrap();
+    ok(&s, &["jobs", "run", "collections"]);
+    assert_eq!(patient_cents(&s, &ids[1]), 5000);
+    assert!(files(&updates).is_empty(), "{:?}", files(&updates));
+
+    // Held after placement: a recall file goes up and the agency stops.
+    ok(
+        &s,
+        &[
+            "holds",
+            "add",
+            &ids[2],
+            "--kind",
+            "bankruptcy",
+            "--reason",
+            "chapter 7",
+            "--by",
+            "dana",
+        ],
+    );
+    // (Through the daemon, whose log holds the audit.)
+    let mut d = s.start_daemon("daemon.log");
+    wait_until(Duration::from_secs(60), "the control socket", || {
+        d.log_text().contains("control socket ready")
+    });
+    ok(&s, &["jobs", "run", "collections"]);
+    assert_eq!(d.stop(), Some(0), "{}", d.log_text());
+    wait_until(Duration::from_secs(20), "the recall at the agency", || {
+        agency.get("/_sandbox/accounts")["accounts"][ids[2].as_str()]["standing"] == "recalled"
+    });
+    let recalls = agency.get("/_sandbox/recalls")["recalls"].clone();
+    assert_eq!(recalls.as_array().unwrap().len(), 1, "{recalls:#}");
+    assert_eq!(recalls[0]["reason"], "BKR");
+    assert!(files(&root.join("recalls")).is_empty());
+
+    // Every SFTP operation is audited (the recall file's upload among
+    // them); the credential is billd's alone.
+    // (Without the terminal colours.)
+    let log = d.log_text();
+    let mut plain = String::new();
+    let mut rest = log.as_str();
+    while let Some(i) = rest.find('\u{1b}') {
+        plain.push_str(&rest[..i]);
+        rest = rest[i..].split_once('m').map_or("", |(_, r)| r);
+    }
+    plain.push_str(rest);
+    let log = plain;
+    let audit: Vec<&str> = log.lines().filter(|l| l.contains("plugin sftp")).collect();
+    assert!(
+        audit
+            .iter()
+            .any(|l| l.contains("op=put") && l.contains("/recalls/BCR1-")),
+        "{log}"
+    );
+    let key = std::fs::read_to_string(&sshd.client_key).unwrap();
+    let secret_line = key.lines().nth(1).unwrap();
+    assert!(!log.contains(secret_line), "the key in the log");
+    for private in ["SMITH", "MAIN ST", "19730501"] {
+        assert!(!log.contains(private), "{private} in the log");
     }
 }

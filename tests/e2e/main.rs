@@ -19,4 +19,8 @@ mod remits;
 mod schedule;
 mod second_daemon;
 mod sftp_clearinghouse;
+/// The real OpenSSH server the SFTP tests start (shared with the
+/// daemon's own SFTP tests).
+#[path = "../../daemon/src/plugin/testing/sshd.rs"]
+mod sshd;
 mod tasks;

@@ -10,15 +10,12 @@
 //! restart, leaves every claim at the payer exactly once (CLM01 counted
 //! across distinct uploaded file names); every uploaded 837P passes pyx12.
 
-#[path = "../../daemon/src/plugin/testing/sshd.rs"]
-mod sshd;
-
+use crate::sshd::Sshd;
 use billd_e2e::{
     PAYER_SCENARIO_HEAD, PayerSandbox, Scratch, base_config, claims_837, era_835, pyx12_passes,
     sandbox_bin, sha256_file, stderr, stdout, wait_until, workspace_root,
 };
 use serde_json::Value;
-use sshd::Sshd;
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::path::PathBuf;

@@ -187,14 +187,19 @@ fn yes() -> bool {
     true
 }
 
-/// One SFTP server a plugin uses (`[sftp.NAME]`). Every declared server must
-/// be configured by the practice, and only declared ones may be.
+/// One SFTP server a plugin uses (`[sftp.NAME]`). Every required server must
+/// be configured by the practice, and only declared ones may be; an optional
+/// one (`required = false`, for a plugin that reaches its service another
+/// way too) may be left out, and the plugin's calls to it are then refused.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct SftpServerSpec {
     /// What the plugin uses it for, for the practice.
     #[serde(default)]
     pub description: String,
+    /// Whether the plugin cannot work without it.
+    #[serde(default = "yes")]
+    pub required: bool,
 }
 
 /// A scheme, host and port that a plugin may reach.
@@ -476,6 +481,15 @@ default = "https://api.payer.example"
 type = "integer"
 default = 50
 "#;
+
+    #[test]
+    fn sftp_servers_are_required_unless_marked_optional() {
+        let text = GOOD.replace("sdk_version = \"0.1.0\"", "sdk_version = \"0.3.0\"")
+            + "\n[sftp.drop]\ndescription = \"files\"\n\n[sftp.spare]\nrequired = false\n";
+        let m = Manifest::parse(&text, Path::new("plugin.toml")).unwrap();
+        assert!(m.sftp["drop"].required);
+        assert!(!m.sftp["spare"].required);
+    }
 
     #[test]
     fn the_old_kebab_case_keys_still_load_but_not_both_spellings() {

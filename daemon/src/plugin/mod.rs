@@ -510,15 +510,20 @@ impl PluginHost {
             }
         }
 
-        // Every SFTP server the manifest declares must be configured, and
-        // only those may be.
+        // Every SFTP server the manifest requires must be configured, and
+        // only declared ones may be.
         if let Some(name) = spec.sftp.keys().find(|n| !manifest.sftp.contains_key(*n)) {
             return Err(cfg_err(config::PluginConfigProblem {
                 field: format!("sftp.{name}"),
                 reason: format!("plugin {:?} declares no such SFTP server", manifest.name),
             }));
         }
-        if let Some(name) = manifest.sftp.keys().find(|n| !spec.sftp.contains_key(*n)) {
+        if let Some(name) = manifest
+            .sftp
+            .iter()
+            .find(|(n, s)| s.required && !spec.sftp.contains_key(*n))
+            .map(|(n, _)| n)
+        {
             return Err(cfg_err(config::PluginConfigProblem {
                 field: format!("sftp.{name}"),
                 reason: format!(

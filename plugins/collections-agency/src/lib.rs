@@ -15,8 +15,11 @@
 //! - `fetch-agency-updates`: `GET {base-url}/updates?since=CURSOR`; the
 //!   agency's event codes mapped by [`wire::event`].
 //!
-//! The transport is a setting ([`transport`]): `https` today.
+//! The transport is a setting ([`transport`]): `https`, or `sftp` over
+//! billd's SFTP capability (files in the agency's folders: the placement
+//! file, a recall file and the agency's update files, [`files`]).
 
+pub mod files;
 pub mod layout;
 pub mod transport;
 pub mod wire;
@@ -60,6 +63,15 @@ fn today() -> Result<Date, ConnectorError> {
     ))
 }
 
+/// The file date of batch `key`: its first send's, kept in state, so a
+/// resend is the same bytes.
+fn batch_date(key: &str) -> Result<Date, ConnectorError> {
+    let mut kept: layout::FileDates = state::get_json(FILE_DATES).unwrap_or_default();
+    let day = layout::file_date(&mut kept, key, today()?);
+    state::set_json(FILE_DATES, &kept)?;
+    Ok(day)
+}
+
 impl CollectionsConnector for Agency {
     fn place_accounts(
         key: &str,
@@ -82,11 +94,9 @@ impl CollectionsConnector for Agency {
         let answered = if lines.is_empty() {
             Vec::new()
         } else {
-            let mut kept: layout::FileDates = state::get_json(FILE_DATES).unwrap_or_default();
-            let day = layout::file_date(&mut kept, key, today()?);
-            state::set_json(FILE_DATES, &kept)?;
+            let day = batch_date(key)?;
             let file = layout::file(&client, &day, &lines);
-            let answer = transport.place(key, file)?;
+            let answer = transport.place(key, &client, &sent, file)?;
             wire::placement_receipts(&sent, &answer)
         };
         log::info(&format!(
@@ -136,7 +146,11 @@ impl CollectionsConnector for Agency {
                 })
                 .collect(),
         };
-        let answer = transport.recall(key, &req)?;
+        let day = match transport {
+            Transport::Https(_) => today()?,
+            Transport::Sftp(_) => batch_date(&format!("recall/{key}"))?,
+        };
+        let answer = transport.recall(key, &req, &day)?;
         let ids: Vec<String> = recalls.into_iter().map(|r| r.account_id).collect();
         Ok(wire::recall_receipts(&ids, &answer))
     }
