@@ -395,3 +395,109 @@ fn kill_9_mid_upload_sends_every_claim_exactly_once_over_sftp() {
     );
     pyx12_passes(&uploads(&sandbox).into_values().collect::<Vec<_>>());
 }
+
+/// A server file `NAME.toml` for `--sftp` / `sftp_server`: `sshd` pinned to
+/// `host_key`.
+fn server_toml(dir: &std::path::Path, name: &str, sshd: &Sshd, host_key: &str) -> PathBuf {
+    let file = dir.join(format!("{name}.toml"));
+    std::fs::write(
+        &file,
+        format!(
+            "host = \"127.0.0.1\"\nport = {}\nuser = \"{}\"\nhost_key = \"{host_key}\"\nprivate_key = \"file:{}\"\ntimeout_secs = 10\n",
+            sshd.port,
+            sshd.user,
+            sshd.client_key.display()
+        ),
+    )
+    .unwrap();
+    file
+}
+
+#[test]
+fn an_author_reaches_an_sftp_server_from_plugins_call_and_billd_plugin_test() {
+    let sshd = Sshd::start();
+    let outbound = sshd.folder("outbound");
+    let era = era_835(
+        "SANDBOXPAYER",
+        "80",
+        "AUTHOR-TRACE-1",
+        "CLP*AU0000*1*100*80*20*12*PCN1~CAS*PR*2*20~",
+    );
+    std::fs::write(sshd.root().join("outbound/a-era.835"), &era).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let good = server_toml(dir.path(), "good", &sshd, &sshd.host_key);
+    let input = dir.path().join("null.json");
+    std::fs::write(&input, "null").unwrap();
+    let call = |server: &std::path::Path| {
+        let mut arg = std::ffi::OsString::from("clearinghouse=");
+        arg.push(server);
+        std::process::Command::new(billd_e2e::billd_bin())
+            .current_dir(dir.path())
+            .env_remove("BILLD_CONFIG")
+            .args(["plugins", "call", "--plugin"])
+            .arg(package())
+            .args(["--func", "fetch-remittances", "--input"])
+            .arg(&input)
+            .args(["--setting", &format!("outbound-dir={outbound}")])
+            .arg("--sftp")
+            .arg(arg)
+            .output()
+            .unwrap()
+    };
+
+    // `billd plugins call --sftp`: the 835 comes down; stderr lists the
+    // SFTP operations; the key never shows.
+    let out = call(&good);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("AUTHOR-TRACE-1"), "{}", stdout(&out));
+    let said = stderr(&out);
+    assert!(said.contains("sftp clearinghouse list"), "{said}");
+    assert!(said.contains("sftp clearinghouse get"), "{said}");
+    let key = std::fs::read_to_string(&sshd.client_key).unwrap();
+    let secret_line = key.lines().nth(1).unwrap();
+    assert!(!stdout(&out).contains(secret_line) && !said.contains(secret_line));
+
+    // Another server's host key: refused, as an error result.
+    let wrong = server_toml(dir.path(), "wrong", &sshd, &sshd.other_host_key);
+    let out = call(&wrong);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let result: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert!(result.get("err").is_some(), "{result}");
+    assert!(
+        stderr(&out).contains("host-key-mismatch"),
+        "{}",
+        stderr(&out)
+    );
+
+    // The same through billd-plugin-test's session.
+    let h = billd_plugin_test::Harness::for_package(package())
+        .billd(billd_e2e::billd_bin())
+        .setting("outbound-dir", &outbound)
+        .sftp_server("clearinghouse", &good)
+        .start()
+        .unwrap();
+    let page = h.call_ok("fetch-remittances", &Value::Null).unwrap();
+    assert!(page.to_string().contains("AUTHOR-TRACE-1"), "{page}");
+
+    // A package the configuration lists takes its servers from there.
+    let s = Scratch::new();
+    practice(&s, &sshd, "/nowhere", &outbound);
+    let mut arg = std::ffi::OsString::from("clearinghouse=");
+    arg.push(&good);
+    let out = s
+        .billd()
+        .args(["plugins", "call", "--plugin"])
+        .arg(package())
+        .args(["--func", "fetch-remittances", "--input"])
+        .arg(&input)
+        .arg("--sftp")
+        .arg(arg)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("[plugin.sftp.clearinghouse] table applies"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -144,6 +144,14 @@ pub struct Given {
     /// only gets what billd signs with it.
     #[arg(long = "signing-key", value_name = "K=FILE[#KID]", value_parser = parse_pair)]
     pub signing_keys: Vec<(String, String)>,
+    /// An SFTP server the manifest declares (contract 0.3.0 `sftp`),
+    /// `NAME=FILE`: FILE is TOML with the fields of a practice's
+    /// `[plugin.sftp.NAME]` table (host, port, user, host_key, password or
+    /// private_key as `env:`/`file:` references, timeout_secs,
+    /// max_file_bytes). billd logs in; the plugin never sees the credential
+    /// (repeatable).
+    #[arg(long = "sftp", value_name = "NAME=FILE", value_parser = parse_pair)]
+    pub sftp: Vec<(String, String)>,
 }
 
 /// The connector kinds, as `--world` spells them.
@@ -243,8 +251,14 @@ pub fn run(
             if let Some(d) = http_fixtures {
                 b = b.fixtures_dir(d);
             }
-            let harness =
-                with_given(b, &given.settings, &given.secrets, &given.signing_keys)?.build()?;
+            let harness = with_given(
+                b,
+                &given.settings,
+                &given.secrets,
+                &given.signing_keys,
+                &given.sftp,
+            )?
+            .build()?;
             let rt = crate::cli::runtime().map_err(|e| anyhow!(e.message()))?;
             let stdin = std::io::stdin().lock();
             super::plugin_session::serve(&harness, &rt, stdin, std::io::stdout().lock())
@@ -268,6 +282,7 @@ pub fn run(
                 settings: &given.settings,
                 secrets: &given.secrets,
                 signing_keys: &given.signing_keys,
+                sftp: &given.sftp,
                 idempotency_key: idempotency_key.as_deref(),
                 configured,
             })?;
@@ -284,20 +299,35 @@ pub fn run(
                     a.bytes_received
                 );
             }
+            for a in &out.sftp_audit {
+                eprintln!(
+                    "sftp {} {} {} -> {} ({} bytes)",
+                    a.server, a.op, a.path, a.outcome, a.bytes
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
     }
 }
 
-/// Adds the command line's settings, secrets and signing keys (`NAME`,
-/// `PEM_FILE[#KID]`) to a harness; an unreadable key file is an error
-/// naming the flag and the file.
+/// Adds the command line's settings, secrets, signing keys (`NAME`,
+/// `PEM_FILE[#KID]`) and SFTP servers (`NAME`, `TOML_FILE`) to a harness;
+/// an unreadable key or server file is an error naming the flag and the
+/// file.
 fn with_given(
     mut b: HarnessBuilder,
     settings: &[(String, String)],
     secrets: &[(String, String)],
     signing_keys: &[(String, String)],
+    sftp: &[(String, String)],
 ) -> anyhow::Result<HarnessBuilder> {
+    for (name, file) in sftp {
+        let text = std::fs::read_to_string(file)
+            .with_context(|| format!("--sftp {name}: reading {file}"))?;
+        let server: crate::plugin::sftp::SftpServerRef =
+            toml::from_str(&text).map_err(|e| anyhow!("--sftp {name}: {file}: {}", e.message()))?;
+        b = b.sftp_server(name, server);
+    }
     for (k, v) in settings {
         b = b.setting(k, v);
     }
@@ -576,6 +606,8 @@ pub struct CallArgs<'a> {
     pub secrets: &'a [(String, String)],
     /// Signing keys, `(NAME, PEM_FILE[#KID])`.
     pub signing_keys: &'a [(String, String)],
+    /// SFTP servers, `(NAME, TOML_FILE)`.
+    pub sftp: &'a [(String, String)],
     /// The idempotency key.
     pub idempotency_key: Option<&'a str>,
     /// The practice's configuration: when it lists this plugin, the call
@@ -591,6 +623,8 @@ pub struct CallOutput {
     pub result: serde_json::Value,
     /// The HTTP attempts it made.
     pub audit: Vec<crate::plugin::HttpAuditRecord>,
+    /// The SFTP operations it asked for.
+    pub sftp_audit: Vec<crate::plugin::sftp::SftpAuditRecord>,
 }
 
 /// Runs `billd plugins call` and returns the result instead of printing it.
@@ -609,7 +643,8 @@ pub fn call(args: &CallArgs<'_>) -> anyhow::Result<CallOutput> {
         Some(d) => b.fixtures_dir(d),
         None => b.network(),
     };
-    let harness = with_given(b, args.settings, args.secrets, args.signing_keys)?.build()?;
+    let harness =
+        with_given(b, args.settings, args.secrets, args.signing_keys, args.sftp)?.build()?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -624,6 +659,7 @@ pub fn call(args: &CallArgs<'_>) -> anyhow::Result<CallOutput> {
     Ok(CallOutput {
         result,
         audit: harness.audit(),
+        sftp_audit: harness.sftp_audit(),
     })
 }
 
@@ -637,6 +673,11 @@ fn call_configured(
     entry: &PluginEntry,
     input: &serde_json::Value,
 ) -> anyhow::Result<CallOutput> {
+    if let Some((name, _)) = args.sftp.first() {
+        anyhow::bail!(
+            "--sftp {name}: the configuration lists this plugin, so its [plugin.sftp.{name}] table applies (pass a package the configuration does not list to use --sftp)"
+        );
+    }
     let base = cfg.base_dir.clone();
     let resolve = move |r: &str| -> Result<SecretString, String> {
         SecretRef::parse(r)
@@ -704,6 +745,7 @@ fn call_configured(
     Ok(CallOutput {
         result,
         audit: audit.records(),
+        sftp_audit: audit.sftp_records(),
     })
 }
 
@@ -739,6 +781,7 @@ mod tests {
             settings: &[("generation".into(), "7".into())],
             secrets: &[],
             signing_keys: &[],
+            sftp: &[],
             idempotency_key: Some("cli-1"),
             configured: None,
         })
@@ -754,6 +797,7 @@ mod tests {
             settings: &[("generation".into(), "seven".into())],
             secrets: &[],
             signing_keys: &[],
+            sftp: &[],
             idempotency_key: None,
             configured: None,
         })
@@ -785,6 +829,7 @@ mod tests {
             settings: &[],
             secrets: &[],
             signing_keys: &keys,
+            sftp: &[],
             idempotency_key: Some("jti-cli"),
             configured: None,
         };
@@ -874,6 +919,7 @@ mod tests {
                 settings: &[],
                 secrets: &[],
                 signing_keys: &[],
+                sftp: &[],
                 idempotency_key: Some("k"),
                 configured: Some(cfg),
             })

@@ -206,6 +206,7 @@ pub struct Builder {
     settings: Vec<(String, String)>,
     secrets: Vec<(String, String)>,
     signing_keys: Vec<(String, String)>,
+    sftp: Vec<(String, PathBuf)>,
 }
 
 impl std::fmt::Debug for Builder {
@@ -260,6 +261,18 @@ impl Builder {
         self
     }
 
+    /// Configures an SFTP server the manifest declares (contract 0.3.0
+    /// `sftp`) from a TOML file with the fields of a practice's
+    /// `[plugin.sftp.NAME]` table (`host`, `port`, `user`, `host_key`,
+    /// `password` or `private_key` as `env:`/`file:` references,
+    /// `timeout_secs`, `max_file_bytes`): billd logs in with the pinned host
+    /// key; the plugin never sees the credential.
+    pub fn sftp_server(mut self, name: &str, server_toml: impl AsRef<Path>) -> Self {
+        self.sftp
+            .push((name.into(), server_toml.as_ref().to_path_buf()));
+        self
+    }
+
     fn program(&self) -> OsString {
         match &self.billd {
             Some(p) => p.clone().into_os_string(),
@@ -288,6 +301,11 @@ impl Builder {
         }
         for (k, v) in &self.signing_keys {
             cmd.arg("--signing-key").arg(format!("{k}={v}"));
+        }
+        for (name, file) in &self.sftp {
+            let mut arg = OsString::from(format!("{name}="));
+            arg.push(file.as_os_str());
+            cmd.arg("--sftp").arg(arg);
         }
         let mut child = cmd
             .stdin(Stdio::piped())
@@ -435,6 +453,7 @@ impl Harness {
             settings: Vec::new(),
             secrets: Vec::new(),
             signing_keys: Vec::new(),
+            sftp: Vec::new(),
         }
     }
 
