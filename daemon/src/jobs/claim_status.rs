@@ -468,6 +468,12 @@ impl ClaimStatusJob {
 }
 
 impl JobKind for ClaimStatusJob {
+    fn effects_outside(&self) -> bool {
+        // Inquiries only ask; what they learn is written in one
+        // transaction with the item's outcome coming after it.
+        false
+    }
+
     fn retry_policy(&self) -> super::RetryPolicy {
         self.retry
     }

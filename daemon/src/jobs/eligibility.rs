@@ -346,6 +346,12 @@ impl EligibilityJob {
 }
 
 impl JobKind for EligibilityJob {
+    fn effects_outside(&self) -> bool {
+        // Inquiries only ask; what they learn is written in one
+        // transaction with the item's outcome coming after it.
+        false
+    }
+
     fn retry_policy(&self) -> super::RetryPolicy {
         self.retry
     }

@@ -325,6 +325,16 @@ pub trait JobKind: Send + Sync + 'static {
     fn retry_policy(&self) -> RetryPolicy {
         RetryPolicy::default()
     }
+    /// Whether working an item has an effect outside billd that a restart
+    /// must know may have happened (a claim submitted, an email sent, a
+    /// placement): the runner then makes each attempt durable (flushed)
+    /// before the kind acts, and its outcome right after. Kinds that only
+    /// ask (an eligibility or claim-status inquiry) return `false`: their
+    /// items' states are written without a flush of their own, as their
+    /// answers are, so a crash at worst asks again.
+    fn effects_outside(&self) -> bool {
+        true
+    }
 }
 
 /// A job kind shared between the scheduler and manual runs.

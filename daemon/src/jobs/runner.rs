@@ -7,7 +7,10 @@
 //! - every item is recorded `pending` before the first one starts;
 //! - an item is marked `in_flight` and flushed before its effect, and marked
 //!   `done` (flushed) after, so a restart redoes only items whose effect may
-//!   not have happened, with the same idempotency key.
+//!   not have happened, with the same idempotency key. Kinds with no effect
+//!   outside billd (inquiries, [`super::JobKind::effects_outside`]) skip
+//!   both flushes: their states ride on the next flush, and a crash at
+//!   worst asks again.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -316,7 +319,10 @@ async fn work_batch(
             let key = WorkItem::key_for(&ctx.run_id, item);
             attempts.push(set_item_state(db, &key, ItemState::InFlight, true)?);
         }
-        db.flush()?;
+        let outside = kind.effects_outside();
+        if outside {
+            db.flush()?;
+        }
         let mut results = kind.work_batch(ctx, &items).await;
         results.resize_with(items.len(), || {
             Err(JobError::Permanent(
@@ -324,6 +330,7 @@ async fn work_batch(
             ))
         });
         let mut again = Vec::new();
+        let mut failed = false;
         let mut wait = Duration::ZERO;
         for ((item, result), attempt) in items.into_iter().zip(results).zip(attempts) {
             let key = WorkItem::key_for(&ctx.run_id, &item);
@@ -345,6 +352,7 @@ async fn work_batch(
                     again.push(item);
                 }
                 Err(e) => {
+                    failed = true;
                     tracing::warn!(run = %ctx.run_id, item = %item, attempt, error = %e, "work item failed");
                     set_item_state(db, &key, ItemState::Failed, false)?;
                     db.modify::<JobRun, _>(&ctx.run_id, |r| push_error(r, format!("{item}: {e}")))?;
@@ -354,7 +362,13 @@ async fn work_batch(
                 }
             }
         }
-        db.flush()?;
+        // An outcome other than done (a retry, a failure and its task) is
+        // made durable at once; so is every outcome of a kind with effects
+        // outside. A read-only kind's done items ride on the next flush
+        // (its own, the next batch's, the run's end).
+        if outside || !again.is_empty() || failed {
+            db.flush()?;
+        }
         items = again;
         if !items.is_empty() {
             tokio::select! {
@@ -529,6 +543,7 @@ mod tests {
         needs_person: bool,
         policy: RetryPolicy,
         batch: usize,
+        read_only: bool,
         calls: Mutex<BTreeMap<String, Vec<tokio::time::Instant>>>,
         batches: Mutex<Vec<usize>>,
     }
@@ -546,6 +561,7 @@ mod tests {
                     max_delay: Duration::from_secs(600),
                 },
                 batch: 1,
+                read_only: false,
                 calls: Mutex::new(BTreeMap::new()),
                 batches: Mutex::new(Vec::new()),
             }
@@ -620,6 +636,9 @@ mod tests {
         fn retry_policy(&self) -> RetryPolicy {
             self.policy
         }
+        fn effects_outside(&self) -> bool {
+            !self.read_only
+        }
     }
 
     async fn run_flaky(db: &Db, kind: Arc<Flaky>, concurrency: usize) -> JobRun {
@@ -636,6 +655,28 @@ mod tests {
             .into_iter()
             .filter(|t| t.kind == kind)
             .collect()
+    }
+
+    #[tokio::test]
+    async fn only_kinds_with_effects_outside_wait_for_the_disk_per_item() {
+        for (read_only, most, least) in [(false, u64::MAX, 40), (true, 6, 0)] {
+            let db = test_db();
+            let mut flaky = Flaky::new(20, 0);
+            flaky.read_only = read_only;
+            let before = db.flush_count();
+            let run = run_flaky(&db, Arc::new(flaky), 1).await;
+            assert_eq!(run.outcome, RunOutcome::Succeeded);
+            assert_eq!(run.items_done, 20);
+            let flushes = db.flush_count() - before;
+            assert!(
+                (least..=most).contains(&flushes),
+                "read-only {read_only}: {flushes} flushes for 20 items"
+            );
+            // Every item's outcome is in the store all the same.
+            let items = db.scan::<WorkItem>(&format!("{}#", run.id)).unwrap();
+            assert_eq!(items.len(), 20);
+            assert!(items.iter().all(|i| i.state == ItemState::Done));
+        }
     }
 
     #[tokio::test(start_paused = true)]

@@ -348,6 +348,7 @@ pub struct Db {
     key: Arc<StoreKey>,
     /// Records opened and decoded by this `Db` and its clones.
     decodes: Arc<AtomicU64>,
+    flushes: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for Db {
@@ -386,6 +387,7 @@ impl Db {
             raw,
             key: Arc::new(key),
             decodes: Arc::new(AtomicU64::new(0)),
+            flushes: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -578,7 +580,14 @@ impl Db {
     /// Makes every write acknowledged so far durable. Call it before any
     /// external effect (see the module docs).
     pub fn flush(&self) -> Result<(), StoreError> {
+        self.flushes.fetch_add(1, Ordering::Relaxed);
         self.raw.flush()
+    }
+
+    /// How many times this `Db` (and its clones) was flushed so far. Tests
+    /// use it to show which work waits for the disk.
+    pub fn flush_count(&self) -> u64 {
+        self.flushes.load(Ordering::Relaxed)
     }
 
     /// How many records this `Db` (and its clones) has opened and decoded
