@@ -22,6 +22,7 @@ use serde_json::Value;
 
 use crate::agency::{Agency, RecallLine, RecallRequest, Update};
 use crate::agency_server::{Sandbox, Shared};
+use crate::folders::{finished, write_whole};
 
 /// How often the folders are looked at.
 const POLL: Duration = Duration::from_millis(100);
@@ -257,10 +258,8 @@ impl Feed {
         let new = &updates[updates.partition_point(|u| u.seq <= self.written)..];
         if let Some(last) = new.last() {
             let name = format!("{:06}-updates.txt", self.files + 1);
-            let dir = self.root.join("updates");
-            let part = dir.join(format!(".{name}.part"));
-            std::fs::write(&part, write_updates(&s.agency.client, today, new))?;
-            std::fs::rename(&part, dir.join(&name))?;
+            let text = write_updates(&s.agency.client, today, new);
+            write_whole(&self.root.join("updates"), &name, text.as_bytes())?;
             self.files += 1;
             self.written = last.seq;
         }
@@ -293,18 +292,6 @@ impl Feed {
         refuse_file(agency, name, bytes, &error, today);
         self.refused.insert(sent);
     }
-}
-
-/// The finished files in `dir` (not dot-names), sorted by name.
-fn finished(dir: &Path) -> std::io::Result<Vec<String>> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)?
-        .filter_map(Result::ok)
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| !n.starts_with('.'))
-        .collect();
-    names.sort();
-    Ok(names)
 }
 
 /// A CAN update for each detail line the agency refused.

@@ -6,7 +6,8 @@
 //! whose name starts with a dot are uploads still in progress, as billd's
 //! temporary names are) and removes it, and writes new mailbox files into
 //! `outbound/` under a temporary dot-name first, then renames them, so a
-//! downloader never sees half a file.
+//! downloader never sees half a file. [`finished`] and [`write_whole`] are
+//! shared with the agency's feed (`agency_folders`).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -43,13 +44,7 @@ pub async fn feed(payer: Arc<Mutex<Payer>>, root: PathBuf) {
 /// One pass: every finished upload taken, every new answer written.
 fn feed_once(payer: &Mutex<Payer>, root: &Path) -> std::io::Result<()> {
     let inbound = root.join("inbound");
-    let mut names: Vec<String> = std::fs::read_dir(&inbound)?
-        .filter_map(Result::ok)
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| !n.starts_with('.'))
-        .collect();
-    names.sort();
+    let names = finished(&inbound)?;
     let mut payer = payer
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -63,9 +58,28 @@ fn feed_once(payer: &Mutex<Payer>, root: &Path) -> std::io::Result<()> {
     }
     let outbound = root.join("outbound");
     for file in payer.take_outbound() {
-        let part = outbound.join(format!(".{}.part", file.name));
-        std::fs::write(&part, file.text.as_bytes())?;
-        std::fs::rename(&part, outbound.join(&file.name))?;
+        write_whole(&outbound, &file.name, file.text.as_bytes())?;
     }
     Ok(())
+}
+
+/// The finished uploads in `dir`, by name: plain files whose name does not
+/// start with a dot (a dot-name is an upload still in progress).
+pub fn finished(dir: &Path) -> std::io::Result<Vec<String>> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)?
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+/// Writes `dir/name` under a hidden `.name.part` first, then renames it,
+/// so a downloader never sees half a file.
+pub fn write_whole(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+    let part = dir.join(format!(".{name}.part"));
+    std::fs::write(&part, bytes)?;
+    std::fs::rename(&part, dir.join(name))
 }

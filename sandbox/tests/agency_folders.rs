@@ -6,10 +6,13 @@
 //! name places and says nothing again, and files still being uploaded
 //! (hidden names) are left alone.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
+use common::{files, spawn_listening, wait_for};
+use std::ffi::OsStr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Child;
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
@@ -61,28 +64,18 @@ impl Drop for Agency {
 }
 
 fn start(root: &Path) -> Agency {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_billd-sandbox"))
-        .args([
-            "agency",
-            "--listen",
-            "127.0.0.1:0",
-            "--client-number",
-            CLIENT,
-        ])
-        .arg("--sftp-root")
-        .arg(root)
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("sandbox starts");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("first line: {line:?}"))
-        .to_owned();
+    let mut args = [
+        "agency",
+        "--listen",
+        "127.0.0.1:0",
+        "--client-number",
+        CLIENT,
+        "--sftp-root",
+    ]
+    .map(OsStr::new)
+    .to_vec();
+    args.push(root.as_os_str());
+    let (child, addr) = spawn_listening(&args);
     Agency {
         child,
         base: format!("http://{addr}"),
@@ -91,23 +84,6 @@ fn start(root: &Path) -> Agency {
             .build()
             .unwrap(),
         http: reqwest::Client::new(),
-    }
-}
-
-fn files(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
-}
-
-fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    let until = Instant::now() + Duration::from_secs(20);
-    while !cond() {
-        assert!(Instant::now() < until, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
     }
 }
 

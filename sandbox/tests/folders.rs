@@ -9,8 +9,7 @@ mod common;
 
 use common::*;
 use std::ffi::OsStr;
-use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const SCENARIO: &str = r#"
 [payer]
@@ -33,23 +32,6 @@ claim_id = "SF2"
 ack_277ca = "rejected"
 ack_277ca_text = "MISSING SUBSCRIBER GROUP NUMBER"
 "#;
-
-fn files(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
-}
-
-fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    let until = Instant::now() + Duration::from_secs(20);
-    while !cond() {
-        assert!(Instant::now() < until, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 #[test]
 fn uploads_are_taken_and_answered_in_the_outbound_folder() {

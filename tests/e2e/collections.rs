@@ -23,8 +23,8 @@
 
 use crate::sshd::Sshd;
 use billd_e2e::{
-    Scratch, base_config, claims_837, loopback_request, sandbox_bin, sha256_file, start_listening,
-    stderr, stdout, wait_until, workspace_root,
+    Scratch, base_config, claims_837, file_names, loopback_request, sandbox_bin, sha256_file,
+    start_listening, stderr, stdout, wait_until, workspace_root,
 };
 use chrono::Timelike as _;
 use serde_json::{Value, json};
@@ -383,10 +383,7 @@ fn delinquent_accounts_are_placed_once_gated_recalled_and_the_agencys_news_posts
         "/_sandbox/lose-answers",
         r#"{"count": 1}"#,
     );
-    let mut d = s.start_daemon("daemon.log");
-    wait_until(Duration::from_secs(60), "the control socket", || {
-        d.log_text().contains("control socket ready")
-    });
+    let mut d = s.start_daemon_ready("daemon.log", Duration::from_secs(60));
     ok(&s, &["jobs", "run", "collections"]);
     assert_eq!(d.stop(), Some(0), "{}", d.log_text());
     let log = d.log_text();
@@ -530,16 +527,6 @@ fn delinquent_accounts_are_placed_once_gated_recalled_and_the_agencys_news_posts
     }
 }
 
-/// The plain files in `dir`, sorted.
-fn files(dir: &std::path::Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
-}
-
 #[test]
 fn over_sftp_placements_and_recalls_go_up_and_the_agencys_update_files_post_once() {
     let sshd = Sshd::start();
@@ -569,7 +556,7 @@ fn over_sftp_placements_and_recalls_go_up_and_the_agencys_update_files_post_once
         name.starts_with(&format!("BCP1-{CLIENT}-")) && name.ends_with(".txt"),
         "{name}"
     );
-    assert!(files(&root.join("placements")).is_empty());
+    assert!(file_names(&root.join("placements")).is_empty());
     let mut refs: Vec<String> = agency
         .lines()
         .iter()
@@ -591,11 +578,15 @@ fn over_sftp_placements_and_recalls_go_up_and_the_agencys_update_files_post_once
     );
     let updates = root.join("updates");
     wait_until(Duration::from_secs(20), "the agency's update file", || {
-        !files(&updates).is_empty()
+        !file_names(&updates).is_empty()
     });
     ok(&s, &["jobs", "run", "collections"]);
     assert_eq!(patient_cents(&s, &ids[0]), 3500);
-    assert!(files(&updates).is_empty(), "{:?}", files(&updates));
+    assert!(
+        file_names(&updates).is_empty(),
+        "{:?}",
+        file_names(&updates)
+    );
     ok(&s, &["jobs", "run", "collections"]);
     assert_eq!(patient_cents(&s, &ids[0]), 3500, "the payment posts once");
 
@@ -614,7 +605,7 @@ fn over_sftp_placements_and_recalls_go_up_and_the_agencys_update_files_post_once
     let said = format!("{}{}", stdout(&failed), stderr(&failed));
     assert!(said.contains("000100-updates.txt"), "{said}");
     assert_eq!(patient_cents(&s, &ids[1]), 6000);
-    assert_eq!(files(&updates), ["000100-updates.txt"]);
+    assert_eq!(file_names(&updates), ["000100-updates.txt"]);
     std::fs::write(
         updates.join("000100-updates.txt"),
         format!(
@@ -625,7 +616,11 @@ fn over_sftp_placements_and_recalls_go_up_and_the_agencys_update_files_post_once
     .unwrap();
     ok(&s, &["jobs", "run", "collections"]);
     assert_eq!(patient_cents(&s, &ids[1]), 5000);
-    assert!(files(&updates).is_empty(), "{:?}", files(&updates));
+    assert!(
+        file_names(&updates).is_empty(),
+        "{:?}",
+        file_names(&updates)
+    );
 
     // Held after placement: a recall file goes up and the agency stops.
     ok(
@@ -643,10 +638,7 @@ fn over_sftp_placements_and_recalls_go_up_and_the_agencys_update_files_post_once
         ],
     );
     // (Through the daemon, whose log holds the audit.)
-    let mut d = s.start_daemon("daemon.log");
-    wait_until(Duration::from_secs(60), "the control socket", || {
-        d.log_text().contains("control socket ready")
-    });
+    let mut d = s.start_daemon_ready("daemon.log", Duration::from_secs(60));
     ok(&s, &["jobs", "run", "collections"]);
     assert_eq!(d.stop(), Some(0), "{}", d.log_text());
     wait_until(Duration::from_secs(20), "the recall at the agency", || {
@@ -655,20 +647,11 @@ fn over_sftp_placements_and_recalls_go_up_and_the_agencys_update_files_post_once
     let recalls = agency.get("/_sandbox/recalls")["recalls"].clone();
     assert_eq!(recalls.as_array().unwrap().len(), 1, "{recalls:#}");
     assert_eq!(recalls[0]["reason"], "BKR");
-    assert!(files(&root.join("recalls")).is_empty());
+    assert!(file_names(&root.join("recalls")).is_empty());
 
     // Every SFTP operation is audited (the recall file's upload among
     // them); the credential is billd's alone.
-    // (Without the terminal colours.)
-    let log = d.log_text();
-    let mut plain = String::new();
-    let mut rest = log.as_str();
-    while let Some(i) = rest.find('\u{1b}') {
-        plain.push_str(&rest[..i]);
-        rest = rest[i..].split_once('m').map_or("", |(_, r)| r);
-    }
-    plain.push_str(rest);
-    let log = plain;
+    let log = d.log_plain();
     let audit: Vec<&str> = log.lines().filter(|l| l.contains("plugin sftp")).collect();
     assert!(
         audit

@@ -217,10 +217,7 @@ fn killed_mid_batch_then_restarted(transport: &str) {
     // The first batch's answer is slow (15 s, inside the plugin's 19 s
     // timeout): the daemon dies while it waits.
     sandbox.fault(r#"{"kind": "slow", "count": 1, "delay_ms": 15000}"#);
-    let mut daemon = s.start_daemon("daemon1.log");
-    wait_until(Duration::from_secs(90), "the control socket", || {
-        daemon.log_text().contains("control socket ready")
-    });
+    let mut daemon = s.start_daemon_ready("daemon1.log", Duration::from_secs(90));
     let mut run = s.spawn(&["jobs", "run", "submission"], "run.log");
     wait_until(
         Duration::from_secs(120),

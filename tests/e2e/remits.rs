@@ -3,7 +3,7 @@
 //! for approval, an unbalanced copy is quarantined (exit 1), and the same
 //! verbs answer through the running daemon.
 
-use billd_e2e::{Scratch, base_config, era_835, stderr, stdout, wait_until, workspace_root};
+use billd_e2e::{Scratch, base_config, era_835, stderr, stdout, workspace_root};
 use serde_json::Value;
 use std::time::Duration;
 
@@ -138,10 +138,7 @@ fn remittances_post_once_wait_for_review_and_quarantine_through_the_cli_and_the_
 
     // Through the daemon: the same answers.
     std::fs::create_dir_all(s.path("inbox")).unwrap();
-    let mut d = s.start_daemon("daemon.log");
-    wait_until(Duration::from_secs(60), "the control socket", || {
-        d.log_text().contains("control socket ready")
-    });
+    let mut d = s.start_daemon_ready("daemon.log", Duration::from_secs(60));
     let again = post_json(&s, "auto.835");
     assert_eq!(again["remittances"][0]["already_posted"], 1, "{again:#}");
     let through = json(&s.run(&["accounts", "aging", "--json"]));

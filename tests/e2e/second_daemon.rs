@@ -62,10 +62,7 @@ fn cli_verbs_reach_the_running_daemon() {
         base_config("outbox_dir = \"outbox\"")
     ));
     s.init();
-    let mut d = s.start_daemon("daemon.log");
-    wait_until(Duration::from_secs(60), "the control socket", || {
-        d.log_text().contains("control socket ready")
-    });
+    let mut d = s.start_daemon_ready("daemon.log", Duration::from_secs(60));
 
     let out = s.run(&[
         "tasks",

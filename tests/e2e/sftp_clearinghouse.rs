@@ -12,8 +12,8 @@
 
 use crate::sshd::Sshd;
 use billd_e2e::{
-    PAYER_SCENARIO_HEAD, PayerSandbox, Scratch, base_config, claims_837, era_835, pyx12_passes,
-    sandbox_bin, sha256_file, stderr, stdout, wait_until, workspace_root,
+    PAYER_SCENARIO_HEAD, PayerSandbox, Scratch, base_config, claims_837, era_835, file_names,
+    pyx12_passes, sandbox_bin, sha256_file, stderr, stdout, wait_until, workspace_root,
 };
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -98,15 +98,6 @@ fn claims_by_state(s: &Scratch) -> Vec<(String, String)> {
         .collect()
 }
 
-fn files(dir: &std::path::Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
-
 /// A 999 accepting the batch whose GS06 is `group`.
 fn ack_999(group: &str) -> String {
     format!(
@@ -133,7 +124,7 @@ fn batches_go_up_and_acks_and_remittances_come_down_deleted_only_once_stored() {
     let run = s.run(&["jobs", "run", "submission"]);
     let out = ok(&run);
     assert!(out.contains("0 failed"), "{out}\n{}", stderr(&run));
-    let uploaded = files(&in_dir);
+    let uploaded = file_names(&in_dir);
     assert_eq!(uploaded.len(), 1, "{uploaded:?}");
     assert!(
         uploaded[0].starts_with("billd-") && uploaded[0].ends_with(".837"),
@@ -177,7 +168,7 @@ fn batches_go_up_and_acks_and_remittances_come_down_deleted_only_once_stored() {
         "{states:?}\n{}",
         stderr(&run)
     );
-    assert_eq!(files(&out_dir), ["b-era.835", "c-report.txt"]);
+    assert_eq!(file_names(&out_dir), ["b-era.835", "c-report.txt"]);
 
     // The remittance job posts the 835, then deletes it.
     let run = s.run(&["jobs", "run", "remits"]);
@@ -188,16 +179,16 @@ fn batches_go_up_and_acks_and_remittances_come_down_deleted_only_once_stored() {
         "{states:?}\n{}\n{}\n{:?}\n{}",
         stdout(&run),
         stderr(&run),
-        files(&out_dir),
+        file_names(&out_dir),
         stdout(&s.run(&["tasks", "show", "T000001"]))
     );
-    assert_eq!(files(&out_dir), ["c-report.txt"]);
+    assert_eq!(file_names(&out_dir), ["c-report.txt"]);
 
     // Nothing is posted twice, nothing else is deleted.
     ok(&s.run(&["jobs", "run", "remits"]));
     ok(&s.run(&["jobs", "run", "submission"]));
-    assert_eq!(files(&out_dir), ["c-report.txt"]);
-    assert_eq!(files(&in_dir).len(), 1);
+    assert_eq!(file_names(&out_dir), ["c-report.txt"]);
+    assert_eq!(file_names(&in_dir).len(), 1);
 }
 
 /// The payer sandbox behind the sshd: it takes the uploads from the
@@ -277,9 +268,9 @@ ack_277ca_text = "MISSING SUBSCRIBER GROUP NUMBER"
     // may already have picked up the acknowledgments; the 835 waits for
     // the remittance job).
     wait_until(Duration::from_secs(20), "the payer's 835", || {
-        files(&out_dir).contains(&"0003-era.835".to_string())
+        file_names(&out_dir).contains(&"0003-era.835".to_string())
     });
-    assert!(files(&sshd.root().join("inbound")).is_empty());
+    assert!(file_names(&sshd.root().join("inbound")).is_empty());
     assert_eq!(uploads(&sandbox).len(), 1);
 
     // The 999 and the 277CA come down: one claim acknowledged, one rejected
@@ -288,7 +279,7 @@ ack_277ca_text = "MISSING SUBSCRIBER GROUP NUMBER"
     let states: BTreeMap<_, _> = claims_by_state(&s).into_iter().collect();
     assert_eq!(states["SP0000"], "acknowledged", "{states:?}");
     assert_eq!(states["SP0001"], "rejected", "{states:?}");
-    assert_eq!(files(&out_dir), ["0003-era.835"]);
+    assert_eq!(file_names(&out_dir), ["0003-era.835"]);
     let tasks = ok(&s.run(&["tasks", "list", "--json"]));
     assert!(
         tasks.contains("claim-rejected") && !tasks.contains("TED") && !tasks.contains("SMITH"),
@@ -301,7 +292,11 @@ ack_277ca_text = "MISSING SUBSCRIBER GROUP NUMBER"
     ok(&s.run(&["jobs", "run", "remits"]));
     let states: BTreeMap<_, _> = claims_by_state(&s).into_iter().collect();
     assert_eq!(states["SP0000"], "paid", "{states:?}");
-    assert!(files(&out_dir).is_empty(), "{:?}", files(&out_dir));
+    assert!(
+        file_names(&out_dir).is_empty(),
+        "{:?}",
+        file_names(&out_dir)
+    );
     assert!(clm01_counts(&sandbox).values().all(|&n| n == 1));
     pyx12_passes(&uploads(&sandbox).into_values().collect::<Vec<_>>());
 }
@@ -349,10 +344,7 @@ fn kill_9_mid_upload_sends_every_claim_exactly_once_over_sftp() {
     std::fs::write(s.path("batch.837"), claims_837(200, "KS")).unwrap();
     ok(&s.run(&["import", "claims", s.path("batch.837").to_str().unwrap()]));
 
-    let mut daemon = s.start_daemon("daemon1.log");
-    wait_until(Duration::from_secs(90), "the control socket", || {
-        daemon.log_text().contains("control socket ready")
-    });
+    let mut daemon = s.start_daemon_ready("daemon1.log", Duration::from_secs(90));
     let mut run = s.spawn(&["jobs", "run", "submission"], "run.log");
     wait_until(
         Duration::from_secs(120),

@@ -2,7 +2,7 @@
 //! directly and through the running daemon, with the same output and exit
 //! codes both ways.
 
-use billd_e2e::{Scratch, base_config, stderr, stdout, wait_until};
+use billd_e2e::{Scratch, base_config, stderr, stdout};
 use std::time::Duration;
 
 #[test]
@@ -47,10 +47,7 @@ fn tasks_are_assigned_to_configured_billers_here_and_through_the_daemon() {
     };
     refusals(&s);
 
-    let mut d = s.start_daemon("daemon.log");
-    wait_until(Duration::from_secs(60), "the control socket", || {
-        d.log_text().contains("control socket ready")
-    });
+    let mut d = s.start_daemon_ready("daemon.log", Duration::from_secs(60));
     refusals(&s);
     let out = s.run(&["tasks", "assign", &id, "--to", "dana", "--by", "sam"]);
     assert!(out.status.success(), "{}", stderr(&out));

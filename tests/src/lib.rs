@@ -646,6 +646,16 @@ impl Scratch {
             log: self.path(log_name),
         }
     }
+
+    /// [`Scratch::start_daemon`], then waits (at most `limit`) until its
+    /// control socket is ready.
+    pub fn start_daemon_ready(&self, log_name: &str, limit: Duration) -> Daemon {
+        let d = self.start_daemon(log_name);
+        wait_until(limit, "the control socket", || {
+            d.log_text().contains("control socket ready")
+        });
+        d
+    }
 }
 
 /// The standard header of a test configuration: practice, store, mail.
@@ -733,6 +743,30 @@ impl Daemon {
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+
+    /// The log so far without its terminal colours (ANSI escapes), so
+    /// fields read `key=value`.
+    pub fn log_plain(&self) -> String {
+        let log = self.log_text();
+        let mut plain = String::with_capacity(log.len());
+        let mut rest = log.as_str();
+        while let Some(i) = rest.find('\u{1b}') {
+            plain.push_str(&rest[..i]);
+            rest = rest[i..].split_once('m').map_or("", |(_, r)| r);
+        }
+        plain.push_str(rest);
+        plain
+    }
+}
+
+/// The names of the entries in `dir`, sorted.
+pub fn file_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
 }
 
 impl Drop for Daemon {

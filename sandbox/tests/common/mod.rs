@@ -40,12 +40,25 @@ pub fn start(scenario: &Path) -> Sandbox {
 pub fn start_with(scenario: &Path, extra: &[&std::ffi::OsStr]) -> Sandbox {
     let dir = tempfile::tempdir().unwrap();
     let archive = dir.path().join("archive");
+    let mut args: Vec<&std::ffi::OsStr> = vec!["payer".as_ref(), "--scenario".as_ref()];
+    args.push(scenario.as_os_str());
+    args.extend(["--listen", "127.0.0.1:0", "--archive"].map(std::ffi::OsStr::new));
+    args.push(archive.as_os_str());
+    args.extend_from_slice(extra);
+    let (child, addr) = spawn_listening(&args);
+    Sandbox {
+        child,
+        base: format!("http://{addr}"),
+        archive,
+        _dir: dir,
+    }
+}
+
+/// Starts `billd-sandbox ARGS` (which must include `--listen`) and reads
+/// the `listening on ADDR` line it prints first: the child and ADDR.
+pub fn spawn_listening(args: &[&std::ffi::OsStr]) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_billd-sandbox"))
-        .args(["payer", "--scenario"])
-        .arg(scenario)
-        .args(["--listen", "127.0.0.1:0", "--archive"])
-        .arg(&archive)
-        .args(extra)
+        .args(args)
         .stdout(Stdio::piped())
         .spawn()
         .expect("sandbox starts");
@@ -58,11 +71,28 @@ pub fn start_with(scenario: &Path, extra: &[&std::ffi::OsStr]) -> Sandbox {
         .strip_prefix("listening on ")
         .unwrap_or_else(|| panic!("first line: {line:?}"))
         .to_owned();
-    Sandbox {
-        child,
-        base: format!("http://{addr}"),
-        archive,
-        _dir: dir,
+    (child, addr)
+}
+
+/// The names in `dir`, sorted.
+pub fn files(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Waits (at most 20 s) until `cond` holds; panics naming `what`.
+pub fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !cond() {
+        assert!(
+            std::time::Instant::now() < until,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
 
