@@ -71,7 +71,7 @@ struct ClaimRecord {
 }
 
 /// Kinds of files in the mailbox.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum MailKind {
     Ack999,
     Ack277Ca,
@@ -108,6 +108,8 @@ pub struct Payer {
     files_taken: HashSet<String>,
     /// How much of the mailbox is already in the SFTP outbound folder.
     files_out: usize,
+    /// How many files of each kind CORE retrievals have handed out.
+    delivered: HashMap<MailKind, usize>,
 }
 
 /// A file for the SFTP outbound folder: its name and its text.
@@ -141,6 +143,7 @@ impl Payer {
             numbers: SequentialControlNumbers::starting_at(1),
             files_taken: HashSet::new(),
             files_out: 0,
+            delivered: HashMap::new(),
         }
     }
 
@@ -505,13 +508,22 @@ impl Payer {
         }
     }
 
-    fn mail(&self, kind: MailKind) -> Vec<u8> {
-        self.mailbox
+    /// The next files of `kind` no retrieval has handed out yet, oldest
+    /// first and at most `mailbox_page` of them, as a clearinghouse
+    /// mailbox hands each file out once. A retried request (the same
+    /// PayloadID) gets its first answer again from the answer cache.
+    fn mail(&mut self, kind: MailKind) -> Vec<u8> {
+        let done = self.delivered.entry(kind).or_insert(0);
+        let page: Vec<&str> = self
+            .mailbox
             .iter()
             .filter(|(k, _)| *k == kind)
+            .skip(*done)
+            .take(self.scenario.payer.mailbox_page.max(1))
             .map(|(_, t)| t.as_str())
-            .collect::<String>()
-            .into_bytes()
+            .collect();
+        *done += page.len();
+        page.concat().into_bytes()
     }
 
     fn answer_270(&self, h: &billd_x12::thl::Hierarchy, today: &str) -> Vec<billd_x12::Segment> {

@@ -43,6 +43,9 @@ pub struct PayerInfo {
     pub name: String,
     /// The CORE ReceiverID the sandbox expects and answers as SenderID.
     pub core_id: String,
+    /// At most this many files (interchanges) per CORE retrieval answer;
+    /// the rest wait for the next retrieval.
+    pub mailbox_page: usize,
 }
 
 impl Default for PayerInfo {
@@ -51,6 +54,7 @@ impl Default for PayerInfo {
             id: "SANDBOXPAYER".into(),
             name: "SANDBOX HEALTH PLAN".into(),
             core_id: "SANDBOXPAYER".into(),
+            mailbox_page: 20,
         }
     }
 }

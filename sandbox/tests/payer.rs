@@ -186,7 +186,8 @@ async fn denials_reversals_and_999_rejections_are_written_and_valid() {
         )
         .await;
     }
-    let a = soap(&sb, &retrieval("X12_835_RetrievalRequest_005010X221A1")).await;
+    let asked = retrieval("X12_835_RetrievalRequest_005010X221A1");
+    let a = soap(&sb, &asked).await;
     let doc = valid(&a.payload);
     assert_eq!(
         doc.interchanges.len(),
@@ -207,9 +208,60 @@ async fn denials_reversals_and_999_rejections_are_written_and_valid() {
         segs.iter().any(|s| s.starts_with("CLP*PCN1005*1*125*70*")),
         "{segs:?}"
     );
-    // Handed out once the claim is finalized, and again on every retrieval.
-    let again = soap(&sb, &retrieval("X12_835_RetrievalRequest_005010X221A1")).await;
+    // Handed out once: the same request again (a retry, the same
+    // PayloadID) gets the same answer; a new retrieval finds nothing more.
+    let again = soap(&sb, &asked).await;
     assert_eq!(again.payload, a.payload);
+    let next = soap(&sb, &retrieval("X12_835_RetrievalRequest_005010X221A1")).await;
+    assert_eq!(
+        (next.error_code.as_str(), next.payload.as_str()),
+        ("Success", ""),
+        "{next:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_retrieval_hands_out_at_most_a_page_of_files_oldest_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("paged.toml");
+    let text = std::fs::read_to_string(demo()).unwrap();
+    let text = text.replacen("[payer]", "[payer]\nmailbox_page = 2", 1);
+    assert!(
+        text.contains("mailbox_page = 2"),
+        "the demo scenario has a [payer] table"
+    );
+    std::fs::write(&scenario, text).unwrap();
+    let sb = start(&scenario);
+    for (i, pcn) in ["PCN1001", "PCN1002", "PCN1004", "PCN1005", "PCN1003"]
+        .iter()
+        .enumerate()
+    {
+        let a = mime(&sb, &submission(x837(&[pcn], 500 + i as u32))).await;
+        assert_eq!(a.error_code, "Success", "{a:?}");
+    }
+    let mut pages = Vec::new();
+    loop {
+        let a = mime(&sb, &retrieval("X12_999_RetrievalRequest_005010X231A1")).await;
+        assert_eq!(a.error_code, "Success", "{a:?}");
+        if a.payload.is_empty() {
+            break;
+        }
+        let doc = valid(&a.payload);
+        pages.push(
+            doc.interchanges
+                .iter()
+                .map(|i| i.header.control_number.clone())
+                .collect::<Vec<_>>(),
+        );
+        assert!(pages.len() < 10, "the mailbox never empties: {pages:?}");
+    }
+    let sizes: Vec<usize> = pages.iter().map(Vec::len).collect();
+    assert_eq!(sizes, [2, 2, 1], "{pages:?}");
+    let all: Vec<String> = pages.concat();
+    let mut sorted = all.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(all, sorted, "oldest first, each once: {pages:?}");
 }
 
 #[tokio::test]

@@ -268,14 +268,25 @@ fn payload_of(
     expected: &str,
     set: &str,
 ) -> Result<Vec<x12read::Read>, ConnectorError> {
+    payload_after(answer, expected, set, 0)
+}
+
+/// [`payload_of`] for a retrieval: only the interchanges past the cursor's
+/// ISA13 are read (an answer holding only older ones holds nothing new).
+fn payload_after(
+    answer: &Answer,
+    expected: &str,
+    set: &str,
+    after: u64,
+) -> Result<Vec<x12read::Read>, ConnectorError> {
     if answer.payload_type != expected {
         return Err(ConnectorError::transient(format!(
             "the clearinghouse answered PayloadType {:?}, expected {expected}",
             answer.payload_type
         )));
     }
-    let read = x12read::read(&answer.payload).map_err(ConnectorError::transient)?;
-    if !read.iter().flat_map(|r| &r.sets).any(|(id, _)| id == set) {
+    let read = x12read::read_after(&answer.payload, after).map_err(ConnectorError::transient)?;
+    if (after == 0 || !read.is_empty()) && !read.iter().flat_map(|r| &r.sets).any(|(id, _)| id == set) {
         return Err(ConnectorError::transient(format!(
             "the clearinghouse's answer holds no {set}"
         )));
@@ -486,7 +497,7 @@ impl PayerConnector for CoreClearinghouse {
             let answer = send(&cfg, Operation::AckRetrieval, request, &id, &[])?;
             let mut last = from;
             if !answer.payload.is_empty() {
-                for r in payload_of(&answer, answer_type, set)? {
+                for r in payload_after(&answer, answer_type, set, from)? {
                     if r.isa13 <= from {
                         continue;
                     }
@@ -520,7 +531,7 @@ impl PayerConnector for CoreClearinghouse {
         let mut items = Vec::new();
         let mut last = from;
         if !answer.payload.is_empty() {
-            for r in payload_of(&answer, "X12_835_Response_005010X221A1", "835")? {
+            for r in payload_after(&answer, "X12_835_Response_005010X221A1", "835", from)? {
                 if r.isa13 <= from {
                     continue;
                 }

@@ -52,6 +52,55 @@ pub fn read(payload: &[u8]) -> Result<Vec<Read>, String> {
         .collect())
 }
 
+/// Reads only the interchanges of a payload whose ISA13 is above `after`,
+/// so a clearinghouse that keeps handing out old files costs a scan of
+/// their ISA headers, not a parse. A payload that cannot be cut into
+/// interchanges that way is read whole, so its problem is reported where
+/// it is.
+///
+/// # Errors
+/// As [`read`], for the interchanges it reads.
+pub fn read_after(payload: &[u8], after: u64) -> Result<Vec<Read>, String> {
+    let Some(pieces) = interchanges(payload) else {
+        return Ok(read(payload)?
+            .into_iter()
+            .filter(|r| r.isa13 > after)
+            .collect());
+    };
+    let mut out = Vec::new();
+    for (isa13, piece) in pieces {
+        if isa13 > after {
+            out.extend(read(piece)?);
+        }
+    }
+    Ok(out)
+}
+
+/// Cuts a payload into its interchanges by their fixed-width ISA headers
+/// (separators at ISA positions 3 and 105) and IEA trailers: each with its
+/// ISA13. `None` when the payload is not laid out that way.
+fn interchanges(payload: &[u8]) -> Option<Vec<(u64, &[u8])>> {
+    let mut out = Vec::new();
+    let mut rest = payload.trim_ascii_start();
+    while !rest.is_empty() {
+        if rest.len() < 106 || !rest.starts_with(b"ISA") {
+            return None;
+        }
+        let (sep, term) = (rest[3], rest[105]);
+        let isa13 = rest[..106]
+            .split(|b| *b == sep)
+            .nth(13)
+            .and_then(|f| std::str::from_utf8(f).ok())
+            .and_then(|f| f.trim().parse::<u64>().ok())?;
+        let iea = [term, b'I', b'E', b'A', sep];
+        let at = rest.windows(iea.len()).position(|w| w == iea)?;
+        let end = at + 1 + rest[at + 1..].iter().position(|b| *b == term)? + 1;
+        out.push((isa13, &rest[..end]));
+        rest = rest[end..].trim_ascii_start();
+    }
+    Some(out)
+}
+
 /// `CCYYMMDD` as a date.
 pub fn date(s: &str) -> Option<Date> {
     Date::parse_iso(s.get(..8)?)
@@ -526,6 +575,34 @@ mod tests {
             segs.len() + 2
         ));
         out.into_bytes()
+    }
+
+    #[test]
+    fn read_after_parses_only_interchanges_past_the_cursor() {
+        let one = |n: u32| {
+            String::from_utf8(x12("FA", "999", "005010X231A1", "AK1*HC*1*005010X222A1\nAK9*A*1*1*1"))
+                .unwrap()
+                .replace("000000042", &format!("{n:09}"))
+        };
+        let payload = format!("{}\n{}\r\n{}", one(7), one(8), one(9));
+        let all: Vec<u64> = read_after(payload.as_bytes(), 0)
+            .unwrap()
+            .iter()
+            .map(|r| r.isa13)
+            .collect();
+        assert_eq!(all, [7, 8, 9]);
+        let newer: Vec<u64> = read_after(payload.as_bytes(), 8)
+            .unwrap()
+            .iter()
+            .map(|r| r.isa13)
+            .collect();
+        assert_eq!(newer, [9]);
+        // An old interchange that is broken is not even read.
+        let broken = format!("{}{}", one(3).replace("AK9*A*1*1*1~", ""), one(9));
+        assert_eq!(read_after(broken.as_bytes(), 5).unwrap().len(), 1);
+        assert!(read_after(broken.as_bytes(), 0).is_err());
+        // Not laid out as fixed-width interchanges: read whole, its error reported.
+        assert!(read_after(b"ISA*not x12~", 0).is_err());
     }
 
     fn segments(bytes: &[u8]) -> (u64, Vec<Segment>) {
