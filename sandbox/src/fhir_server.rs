@@ -29,7 +29,7 @@ pub struct Auth {
 
 /// A fault armed on demand: the next `count` requests whose path starts
 /// with `path` get `status` (with an OperationOutcome, or an OAuth error on
-/// the token endpoint).
+/// the token endpoint), once `after` such requests have gone through.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpFault {
@@ -43,6 +43,10 @@ pub struct HttpFault {
     /// `Retry-After` of the answer (a 429 always has one, default 1).
     #[serde(default)]
     pub retry_after_seconds: Option<u32>,
+    /// How many matching requests are answered normally first (default 0):
+    /// a fault on a listing's third page is `after = 2`.
+    #[serde(default)]
+    pub after: u32,
 }
 
 fn one() -> u32 {
@@ -78,6 +82,10 @@ impl Sandbox {
     fn take_fault(&mut self, path: &str) -> Option<HttpFault> {
         let i = self.faults.iter().position(|f| path.starts_with(&f.path))?;
         let f = &mut self.faults[i];
+        if f.after > 0 {
+            f.after -= 1;
+            return None;
+        }
         f.count -= 1;
         let out = f.clone();
         if f.count == 0 {

@@ -355,3 +355,52 @@ fn a_failed_token_exchange_becomes_a_task_and_the_next_run_recovers() {
     );
     assert_eq!(fhir.stats()["tokens_issued"], 1);
 }
+
+#[test]
+fn a_listing_failing_midway_keeps_the_pages_before_it_and_the_next_run_resumes_after_them() {
+    let tomorrow = (chrono::Utc::now().date_naive() + chrono::Days::new(1)).to_string();
+    let fhir = FhirSandbox::start_with(
+        billd_e2e::sandbox_bin(),
+        &[
+            "--generate",
+            "100",
+            "--generate-day",
+            &tomorrow,
+            "--static-token",
+            "e2e-static-token",
+        ],
+    );
+    let s = bearer(&fhir);
+    // Four pages of 25 patients; the third fails (a 400 is no retry), while
+    // the job reads pages ahead of what it writes.
+    fhir.post(
+        "/_sandbox/faults",
+        r#"[{"path": "/fhir/Patient", "status": 400, "after": 2}]"#,
+    );
+    let printed = failed_sync(&s);
+    assert!(printed.contains("1 failed"), "{printed}");
+    assert_eq!(
+        fhir.stats()["faults_pending"],
+        0,
+        "the third page was asked for"
+    );
+    let records = &status(&s)["records"];
+    assert_eq!(
+        records["patients"], 50,
+        "the two pages before it: {records}"
+    );
+    assert_eq!(records["coverages"], 0, "later stages wait: {records}");
+
+    // The next run starts after the second page, not from the start.
+    sync(&s);
+    let records = &status(&s)["records"];
+    for kind in ["patients", "coverages", "appointments"] {
+        assert_eq!(records[kind], 100, "{kind}: {records}");
+    }
+    let counts = last_counts(&s);
+    assert_eq!(
+        counts["received"], 250,
+        "patients 51-100, every coverage and appointment: {counts}"
+    );
+    assert_eq!(counts["created"], 250, "{counts}");
+}

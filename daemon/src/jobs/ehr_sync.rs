@@ -166,77 +166,115 @@ impl Items {
 /// A page and the cursor after it, or what the connector said instead.
 type PageAnswer = Result<(Items, Option<String>), ConnectorError>;
 
-/// One listing call running on its own task, so that the job can write the
-/// page before it meanwhile. Dropped unanswered (the write before it
-/// failed), the call is abandoned.
-struct Prefetch {
-    call: tokio::task::JoinHandle<Result<PageAnswer, CallError>>,
-    /// The call's outcome once waited for ([`Prefetch::settle`]).
-    settled: Option<Result<Result<PageAnswer, CallError>, tokio::task::JoinError>>,
+/// How many pages of a listing are fetched ahead of the one being written.
+/// Fetching needs nothing from the store, so the connector's network waits
+/// and parsing overlap the store's commits; a few pages keep both busy
+/// while bounding what waits in memory.
+const READ_AHEAD: usize = 3;
+
+/// A listing read on its own task, page after page from a cursor, at most
+/// [`READ_AHEAD`] pages ahead of the job writing them. Each page is asked
+/// for under the key of the run and the cursor before it (the key a retry
+/// of the run's same page repeats). Dropped (the job stopped, or a write
+/// failed), the reading is abandoned; nothing is lost, since the stored
+/// cursor moves only with its page.
+struct ReadAhead {
+    pages: tokio::sync::mpsc::Receiver<Result<PageAnswer, CallError>>,
+    task: tokio::task::JoinHandle<()>,
+    /// The next answer once waited for ([`ReadAhead::settle`]).
+    settled: Option<Result<PageAnswer, JobError>>,
 }
 
-impl Prefetch {
-    /// Asks for the page of `stream` after `since`, keyed by the run and
-    /// the cursor (the key a retry of the run's same page repeats).
+impl ReadAhead {
+    /// Starts reading `stream` after `since`.
     fn start(
         ctx: &RunContext,
         plugin: &Arc<LoadedPlugin>,
         stream: Stream,
         since: Option<String>,
-    ) -> Prefetch {
-        let call_key = ctx.effect_key(&format!(
-            "{}@{}",
-            stream.name(),
-            since.as_deref().unwrap_or("")
-        ));
+    ) -> ReadAhead {
+        let (tx, pages) = tokio::sync::mpsc::channel(READ_AHEAD);
+        let run_id = ctx.run_id.clone();
         let plugin = Arc::clone(plugin);
-        let call = tokio::spawn(async move {
-            let s = since.as_deref();
-            Ok(match stream {
-                Stream::Patients => plugin
-                    .patients_changed(&call_key, s)
-                    .await?
-                    .map(|p| (Items::Patients(p.items), p.next)),
-                Stream::Coverages => plugin
-                    .coverages_changed(&call_key, s)
-                    .await?
-                    .map(|p| (Items::Coverages(p.items), p.next)),
-                Stream::Encounters => plugin
-                    .encounters_changed(&call_key, s)
-                    .await?
-                    .map(|p| (Items::Encounters(p.items), p.next)),
-            })
+        let task = tokio::spawn(async move {
+            let mut since = since;
+            loop {
+                let call_key = format!(
+                    "{run_id}#{}@{}",
+                    stream.name(),
+                    since.as_deref().unwrap_or("")
+                );
+                let got = Self::call(&plugin, stream, &call_key, since.as_deref()).await;
+                let next = match &got {
+                    Ok(Ok((_, next))) if next.is_some() && *next != since => next.clone(),
+                    _ => None,
+                };
+                if tx.send(got).await.is_err() {
+                    return;
+                }
+                match next {
+                    Some(n) => since = Some(n),
+                    None => return,
+                }
+            }
         });
-        Prefetch {
-            call,
+        ReadAhead {
+            pages,
+            task,
             settled: None,
         }
     }
 
-    /// Waits until the call has ended, keeping its outcome for
-    /// [`Prefetch::answer`].
-    async fn settle(&mut self) {
-        if self.settled.is_none() {
-            self.settled = Some((&mut self.call).await);
-        }
+    /// One listing call.
+    async fn call(
+        plugin: &LoadedPlugin,
+        stream: Stream,
+        key: &str,
+        since: Option<&str>,
+    ) -> Result<PageAnswer, CallError> {
+        Ok(match stream {
+            Stream::Patients => plugin
+                .patients_changed(key, since)
+                .await?
+                .map(|p| (Items::Patients(p.items), p.next)),
+            Stream::Coverages => plugin
+                .coverages_changed(key, since)
+                .await?
+                .map(|p| (Items::Coverages(p.items), p.next)),
+            Stream::Encounters => plugin
+                .encounters_changed(key, since)
+                .await?
+                .map(|p| (Items::Encounters(p.items), p.next)),
+        })
     }
 
-    /// The connector's answer; a failed call is the job's error.
+    /// Waits until the next page's call has ended, keeping its outcome for
+    /// [`ReadAhead::answer`].
+    async fn settle(&mut self) {
+        if self.settled.is_some() {
+            return;
+        }
+        self.settled = Some(match self.pages.recv().await {
+            Some(Ok(answer)) => Ok(answer),
+            Some(Err(e)) => Err(super::connector_error(Err(e))),
+            // The reading task ended without an answer: it panicked.
+            None => Err(JobError::Transient(match (&mut self.task).await {
+                Err(e) => format!("the connector call stopped: {e}"),
+                Ok(()) => "the connector call stopped".to_owned(),
+            })),
+        });
+    }
+
+    /// The connector's next answer; a failed call is the job's error.
     async fn answer(&mut self) -> Result<PageAnswer, JobError> {
         self.settle().await;
-        match self.settled.take().expect("settled above") {
-            Ok(Ok(answer)) => Ok(answer),
-            Ok(Err(e)) => Err(super::connector_error(Err(e))),
-            Err(e) => Err(JobError::Transient(format!(
-                "the connector call stopped: {e}"
-            ))),
-        }
+        self.settled.take().expect("settled above")
     }
 }
 
-impl Drop for Prefetch {
+impl Drop for ReadAhead {
     fn drop(&mut self) {
-        self.call.abort();
+        self.task.abort();
     }
 }
 
@@ -432,22 +470,14 @@ impl EhrSyncJob {
             None
         };
         let mut counts = SyncCounts::default();
-        counts.merge(
-            &self
-                .stream(ctx, &plugin, Stream::Patients, patients)
-                .await?,
-        );
-        counts.merge(
-            &self
-                .stream(ctx, &plugin, Stream::Coverages, coverages)
-                .await?,
-        );
+        counts.merge(&self.stream(ctx, Stream::Patients, patients).await?);
+        counts.merge(&self.stream(ctx, Stream::Coverages, coverages).await?);
         counts.merge(&self.release_held(ctx)?);
         if let Some(schedule) = schedule {
             counts.merge(&self.appointments(ctx, schedule).await?);
         }
         if let Some(first) = encounters {
-            counts.merge(&self.stream(ctx, &plugin, Stream::Encounters, first).await?);
+            counts.merge(&self.stream(ctx, Stream::Encounters, first).await?);
         }
         ctx.db.put(&LastSync {
             job: self.job.clone(),
@@ -465,16 +495,16 @@ impl EhrSyncJob {
         Ok(counts)
     }
 
-    /// The stored cursor of `stream` and the call already asking for the
-    /// page after it.
+    /// The stored cursor of `stream` and the reading already asking for
+    /// the pages after it.
     fn first_page(
         &self,
         ctx: &RunContext,
         plugin: &Arc<LoadedPlugin>,
         stream: Stream,
-    ) -> Result<(Option<String>, Prefetch), JobError> {
+    ) -> Result<(Option<String>, ReadAhead), JobError> {
         let since = cursor::stored(&ctx.db, &self.connector, stream.name())?;
-        let fetch = Prefetch::start(ctx, plugin, stream, since.clone());
+        let fetch = ReadAhead::start(ctx, plugin, stream, since.clone());
         Ok((since, fetch))
     }
 
@@ -496,21 +526,20 @@ impl EhrSyncJob {
         }))
     }
 
-    /// Reads a listing from its stored cursor (the page after it is
-    /// already asked for, `first`) to its end, one transaction per page
+    /// Reads a listing from its stored cursor (the pages after it are
+    /// already being read, `first`) to its end, one transaction per page
     /// (the records and the cursor after them).
     ///
-    /// The next page is asked for as soon as a page names it, and fetched
-    /// while this one is written: the connector's network wait and parsing
-    /// overlap the store's commit. Nothing is lost to a crash in between,
-    /// since the stored cursor moves only with its page; a prefetched page
-    /// is asked for again under the same key after a restart.
+    /// Pages are fetched up to [`READ_AHEAD`] ahead while earlier ones are
+    /// written: the connector's network waits and parsing overlap the
+    /// store's commits. Nothing is lost to a crash in between, since the
+    /// stored cursor moves only with its page; a page read ahead is asked
+    /// for again under the same key after a restart.
     async fn stream(
         &self,
         ctx: &RunContext,
-        plugin: &Arc<LoadedPlugin>,
         stream: Stream,
-        first: (Option<String>, Prefetch),
+        first: (Option<String>, ReadAhead),
     ) -> Result<SyncCounts, JobError> {
         let key = self.cursor_key(stream);
         let mut counts = SyncCounts::default();
@@ -526,9 +555,6 @@ impl EhrSyncJob {
                 Err(e) => return Err(super::connector_error(Ok(e))),
             };
             let moved = next.is_some() && next != since;
-            if moved {
-                fetch = Prefetch::start(ctx, plugin, stream, next.clone());
-            }
             if items.len() > 0 || moved {
                 let now = ctx.clock.now();
                 let page = ctx.db.transact(|tx| {
