@@ -1,10 +1,18 @@
-//! Tests of the contract's versions: components built against 0.1.0 and
-//! 0.2.0 keep loading on this 0.3.0 host, and 0.2.0's `signing` import
-//! signs with a practice key the plugin can never read. (0.3.0's `sftp`
-//! import is tested in `sftp_tests`.)
+//! Tests of the contract's versions: components built against 0.1.0, 0.2.0
+//! and 0.3.0 keep loading on this 0.4.0 host, 0.2.0's `signing` import
+//! signs with a practice key the plugin can never read, and 0.4.0's
+//! `coordination` import answers a payer connector only about the claims
+//! of the call it serves. (0.3.0's `sftp` import is tested in
+//! `sftp_tests`.)
 
+use super::bindings::coordination_api::{
+    LineAdjudication, OtherSubscriber, PayerSequence, PriorPayer,
+};
 use super::bindings::ehr_api::Window;
-use super::bindings::types::Timestamp;
+use super::bindings::payer_api::StatusInquiry;
+use super::bindings::types::{
+    Adjustment, AdjustmentGroup, Date, Procedure, ProcedureCodeSet, Timestamp,
+};
 use super::config::{PluginEntry, PluginSpec};
 use super::jwt::SigningKeyRef;
 use super::tests::{dist, test_host, workspace_root};
@@ -47,24 +55,37 @@ fn signer_spec(kid: Option<&str>) -> PluginSpec {
         .unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_component_built_against_0_1_0_keeps_loading() {
-    let t = test_host(PluginTrust::default());
-    let old = workspace_root().join("daemon/src/plugin/testdata/contract-0.1.0/echo-payer");
-    let inspection = dynamic::inspect(t.host.engine(), &old).unwrap();
+/// The frozen build of contract `version` in `testdata`, checked to
+/// import that version's own interface and nothing of the next.
+fn frozen(t: &super::tests::TestHost, version: &str) -> PathBuf {
+    let (name, import, newer) = match version {
+        "0.1.0" => ("echo-payer", "billd:connector/host@0.1.0", "@0.2.0"),
+        "0.2.0" => ("signer", "billd:connector/signing@0.2.0", "@0.3.0"),
+        "0.3.0" => ("sftp-probe", "billd:connector/sftp@0.3.0", "@0.4.0"),
+        other => panic!("no frozen build of contract {other}"),
+    };
+    let dir = workspace_root()
+        .join("daemon/src/plugin/testdata")
+        .join(format!("contract-{version}"))
+        .join(name);
+    let inspection = dynamic::inspect(t.host.engine(), &dir).unwrap();
     assert!(
-        inspection
-            .imports
-            .iter()
-            .any(|i| i == "billd:connector/host@0.1.0"),
+        inspection.imports.iter().any(|i| i == import),
         "{:?}",
         inspection.imports
     );
     assert!(
-        !inspection.imports.iter().any(|i| i.contains("@0.2.0")),
-        "the fixture must be a 0.1.0 build: {:?}",
+        !inspection.imports.iter().any(|i| i.contains(newer)),
+        "the fixture must be a {version} build: {:?}",
         inspection.imports
     );
+    dir
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_component_built_against_0_1_0_keeps_loading() {
+    let t = test_host(PluginTrust::default());
+    let old = frozen(&t, "0.1.0");
     let mut spec = PluginSpec::unpinned("echo-payer", &old);
     spec.settings
         .insert("generation".into(), toml::Value::Integer(7));
@@ -85,21 +106,7 @@ async fn a_component_built_against_0_1_0_keeps_loading() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_component_built_against_0_2_0_keeps_loading_and_signing() {
     let t = test_host(PluginTrust::default());
-    let old = workspace_root().join("daemon/src/plugin/testdata/contract-0.2.0/signer");
-    let inspection = dynamic::inspect(t.host.engine(), &old).unwrap();
-    assert!(
-        inspection
-            .imports
-            .iter()
-            .any(|i| i == "billd:connector/signing@0.2.0"),
-        "{:?}",
-        inspection.imports
-    );
-    assert!(
-        !inspection.imports.iter().any(|i| i.contains("@0.3.0")),
-        "the fixture must be a 0.2.0 build: {:?}",
-        inspection.imports
-    );
+    let old = frozen(&t, "0.2.0");
     let entry = PluginEntry {
         signing_keys: [(
             "assertion".to_string(),
@@ -123,12 +130,41 @@ async fn a_component_built_against_0_2_0_keeps_loading_and_signing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_component_built_against_0_3_0_keeps_loading_and_reaching_sftp() {
+    let sshd = super::testing::sshd::Sshd::start();
+    let t = test_host(PluginTrust::default());
+    let old = frozen(&t, "0.3.0");
+    let p = t
+        .host
+        .load(&super::sftp_tests::probe_spec_at(
+            &old,
+            super::sftp_tests::server_ref(&sshd),
+        ))
+        .unwrap();
+    let inbox = sshd.folder("inbound");
+    let (out, _) = super::sftp_tests::run(
+        &p,
+        serde_json::json!([
+            {"op": "put", "path": format!("{inbox}/old.txt"), "text": "from 0.3.0"},
+            {"op": "get", "path": format!("{inbox}/old.txt")},
+        ]),
+    )
+    .await;
+    assert_eq!(out[0], serde_json::json!({"ok": null}), "{out:?}");
+    assert!(out[1]["ok"].is_string(), "{out:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn new_builds_import_only_what_they_use() {
-    // Built with the 0.3.0 SDK: a plugin that uses no SFTP imports none.
+    // Built with the 0.4.0 SDK: a plugin that uses no SFTP (or no
+    // coordination) imports none.
     let t = test_host(PluginTrust::default());
     let echo = dynamic::inspect(t.host.engine(), &dist("echo-payer")).unwrap();
     assert!(
-        !echo.imports.iter().any(|i| i.contains("sftp")),
+        !echo
+            .imports
+            .iter()
+            .any(|i| i.contains("sftp") || i.contains("coordination")),
         "{:?}",
         echo.imports
     );
@@ -141,6 +177,133 @@ async fn new_builds_import_only_what_they_use() {
         "{:?}",
         probe.imports
     );
+    let cob = dynamic::inspect(t.host.engine(), &dist("cob-probe")).unwrap();
+    assert!(
+        cob.imports
+            .iter()
+            .any(|i| i == "billd:connector/coordination@0.4.0"),
+        "{:?}",
+        cob.imports
+    );
+}
+
+/// A primary payer's adjudication of the test claim (100.00 on one line):
+/// 70.00 paid by line, 20.00 contractual, 10.00 coinsurance.
+fn primary(payer: &str) -> PriorPayer {
+    let date = Date {
+        year: 2026,
+        month: 11,
+        day: 20,
+    };
+    let adj = |group, reason: &str, amount| Adjustment {
+        group,
+        reason_code: reason.into(),
+        amount,
+        quantity: None,
+    };
+    PriorPayer {
+        sequence: PayerSequence::Primary,
+        payer_id: payer.into(),
+        payer_name: "First Health".into(),
+        subscriber: OtherSubscriber {
+            name: super::tests::inquiry("MP-1").subscriber.name,
+            member_id: "MP-1".into(),
+            relationship: None,
+            group_number: None,
+        },
+        payer_claim_id: Some("ICN-1".into()),
+        paid: 7_000,
+        adjustments: vec![],
+        lines: vec![LineAdjudication {
+            line_number: 1,
+            procedure: Procedure {
+                code_set: ProcedureCodeSet::Cpt,
+                code: "99213".into(),
+                modifiers: vec![],
+            },
+            charge: 10_000,
+            paid: 7_000,
+            paid_units: 1,
+            adjustments: vec![
+                adj(AdjustmentGroup::Contractual, "45", 2_000),
+                adj(AdjustmentGroup::PatientResponsibility, "2", 1_000),
+            ],
+            adjudicated: date,
+        }],
+        patient_responsibility: 1_000,
+        adjudicated: date,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_0_4_0_payer_learns_prior_payers_only_for_the_claims_of_its_call() {
+    let t = test_host(PluginTrust::default());
+    let mut spec = PluginSpec::unpinned("cob-probe", &dist("cob-probe"));
+    spec.settings.insert(
+        "also-ask".into(),
+        toml::Value::String("OTHER,NOWHERE".into()),
+    );
+    let p = t.host.load(&spec).unwrap();
+    let context = CallContext::new()
+        .with_prior_payers("A", vec![primary("PRIMARY1")])
+        .with_prior_payers("OTHER", vec![primary("PRIMARY2")]);
+    let claims = [super::tests::claim("A"), super::tests::claim("C")];
+    let receipt = p
+        .submit_claims_with("k-1", &claims, context.clone())
+        .await
+        .unwrap()
+        .unwrap();
+    let seen: serde_json::Value =
+        serde_json::from_str(receipt.message.as_deref().unwrap()).unwrap();
+    assert_eq!(
+        seen,
+        serde_json::json!({
+            "A": [{"payer": "PRIMARY1", "sequence": "P", "paid": 7000, "lines": 1, "adjusted": 3000}],
+            "C": [],
+            // In the context, but not a claim of the call: nothing.
+            "OTHER": [],
+            "NOWHERE": [],
+        })
+    );
+    // Another call of the same plugin, without a context: nothing.
+    let receipt = p.submit_claims("k-2", &claims).await.unwrap().unwrap();
+    let seen: serde_json::Value =
+        serde_json::from_str(receipt.message.as_deref().unwrap()).unwrap();
+    assert_eq!(seen["A"], serde_json::json!([]), "{seen}");
+    // Any other call: nothing either.
+    let q = super::tests::inquiry("M1");
+    let status = StatusInquiry {
+        claim_id: "A".into(),
+        payer_id: q.payer_id.clone(),
+        payer_claim_id: None,
+        provider: q.provider.clone(),
+        subscriber: q.subscriber.clone(),
+        dependent: None,
+        service_from: q.service_date,
+        service_to: q.service_date,
+        billed: 10_000,
+    };
+    let answers = p.claim_status("k-3", &[status]).await.unwrap().unwrap();
+    assert_eq!(answers[0].message.as_deref(), Some("0"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn older_payer_builds_load_beside_the_coordination_import() {
+    // The frozen 0.1.0 payer imports nothing of 0.4.0 and still answers a
+    // coordinated submission (it never asks).
+    let t = test_host(PluginTrust::default());
+    let old = frozen(&t, "0.1.0");
+    let p = t
+        .host
+        .load(&PluginSpec::unpinned("echo-payer", &old))
+        .unwrap();
+    let context = CallContext::new().with_prior_payers("A", vec![primary("PRIMARY1")]);
+    let answer = p
+        .submit_claims_with("k", &[super::tests::claim("A")], context)
+        .await
+        .unwrap();
+    // echo-payer does not submit claims: its own answer, not a host failure.
+    assert!(answer.is_err(), "{answer:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

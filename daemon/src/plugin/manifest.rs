@@ -12,15 +12,15 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-/// The contract version this host implements (`billd:connector@0.3.0`) and
+/// The contract version this host implements (`billd:connector@0.4.0`) and
 /// new plugins are built with.
-pub const CONTRACT_VERSION: &str = "0.3.0";
+pub const CONTRACT_VERSION: &str = "0.4.0";
 
-/// The contract lines (major.minor) whose plugins this host loads: 0.3.0 is
-/// additive over 0.2.0, which is additive over 0.1.0 (the same exported
-/// interfaces, more host imports), so an older plugin links against a
-/// subset of what the host offers.
-pub const SUPPORTED_CONTRACTS: &[&str] = &["0.1", "0.2", "0.3"];
+/// The contract lines (major.minor) whose plugins this host loads: 0.4.0 is
+/// additive over 0.3.0, 0.2.0 and 0.1.0 (the same exported interfaces, more
+/// host imports), so an older plugin links against a subset of what the
+/// host offers.
+pub const SUPPORTED_CONTRACTS: &[&str] = &["0.1", "0.2", "0.3", "0.4"];
 
 /// The file name of a manifest inside a plugin package.
 pub const MANIFEST_FILE: &str = "plugin.toml";
@@ -341,7 +341,7 @@ impl Manifest {
             return Err(field(
                 "sdk_version",
                 format!(
-                    "{:?} is not compatible with this billd (contract {CONTRACT_VERSION}); rebuild the plugin with a 0.1, 0.2 or 0.3 SDK",
+                    "{:?} is not compatible with this billd (contract {CONTRACT_VERSION}); rebuild the plugin with a 0.1, 0.2, 0.3 or 0.4 SDK",
                     self.sdk_version
                 ),
             ));
@@ -536,12 +536,12 @@ default = 50
         let e = Manifest::parse(&bad, Path::new("plugin.toml")).unwrap_err();
         assert!(e.to_string().contains("settings.max-batch.default"), "{e}");
 
-        for v in ["0.4.0", "1.0.0", "0", "0.x.1"] {
+        for v in ["0.5.0", "1.0.0", "0", "0.x.1"] {
             let bad = GOOD.replace("sdk_version = \"0.1.0\"", &format!("sdk_version = \"{v}\""));
             let e = Manifest::parse(&bad, Path::new("plugin.toml")).unwrap_err();
             assert!(e.to_string().contains("sdk_version"), "{v}: {e}");
         }
-        for v in ["0.1.3", "0.2.0", "0.3.0"] {
+        for v in ["0.1.3", "0.2.0", "0.3.0", "0.4.0"] {
             let ok = GOOD.replace("sdk_version = \"0.1.0\"", &format!("sdk_version = \"{v}\""));
             assert!(
                 Manifest::parse(&ok, Path::new("plugin.toml")).is_ok(),

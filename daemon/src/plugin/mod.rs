@@ -5,8 +5,11 @@
 //! security boundary. A plugin reaches only what it is granted: the host
 //! imports of `billd:connector/host` (log, HTTP to allowed origins, its
 //! declared settings and secrets, its own key-value state, the time), JWTs
-//! signed with keys it never sees (`signing`, 0.2.0) and files on SFTP
-//! servers reached with credentials it never sees (`sftp`, 0.3.0). WASI
+//! signed with keys it never sees (`signing`, 0.2.0), files on SFTP
+//! servers reached with credentials it never sees (`sftp`, 0.3.0) and, for
+//! a payer connector, the earlier payers' adjudication of the claims of the
+//! call it serves (`coordination`, 0.4.0), which the caller hands in with
+//! the call ([`CallContext`]). WASI
 //! is linked granting nothing. Every call gets a fresh instance from an
 //! [`InstancePre`](wasmtime::component::InstancePre), a memory cap and a
 //! wall-clock deadline; a trap, a limit or a malformed result fails that call
@@ -18,7 +21,8 @@
 //! - [`manifest`]: the `plugin.toml` of a package.
 //! - [`config`]: the practice's `[[plugin]]` entries and `[plugin_trust]`.
 //! - [`signing`]: optional ed25519 package signatures.
-//! - [`http`], [`kv`], [`jwt`], [`sftp`], `state`: the host imports.
+//! - [`http`], [`kv`], [`jwt`], [`sftp`], [`coordination`], `state`: the
+//!   host imports.
 //! - [`limits`]: the limits a plugin can run into and how a breach is
 //!   reported ([`PluginEvents`]); [`logpump`]: plugin log lines written off
 //!   the call's path.
@@ -30,6 +34,7 @@ pub mod bindings;
 pub mod config;
 #[cfg(test)]
 mod contract_tests;
+pub mod coordination;
 pub mod dynamic;
 pub mod engine;
 pub mod harness;
@@ -52,6 +57,7 @@ pub(crate) mod tests;
 
 pub use bindings::types::ConnectorError;
 pub use config::{CallLimits, Pin, PluginEntry, PluginPool, PluginSpec, PluginTrust};
+pub use coordination::CallContext;
 pub use engine::{EngineSettings, PluginEngine};
 pub use http::{AuditSink, HttpAuditRecord, HttpBackend, MemoryAudit, TracingAudit};
 pub use limits::{Limit, PluginEvents, TracingEvents};
@@ -376,6 +382,11 @@ impl PluginHost {
             .map_err(|e| host_err(e.to_string()))?;
         bindings::sftp_api::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |s| s)
             .map_err(|e| host_err(e.to_string()))?;
+        bindings::coordination_api::add_to_linker::<CallState, HasSelf<CallState>>(
+            &mut linker,
+            |s| s,
+        )
+        .map_err(|e| host_err(e.to_string()))?;
         let log = logpump::LogPump::start(opts.log)
             .map_err(|e| host_err(format!("starting the plugin log writer: {e}")))?;
         Ok(Self {
@@ -846,6 +857,7 @@ impl LoadedPlugin {
         &self,
         world: World,
         function: &'static str,
+        context: CallContext,
         params: P,
     ) -> Result<R, CallError>
     where
@@ -860,6 +872,7 @@ impl LoadedPlugin {
             return Err(self.wrong_world(world));
         }
         let (mut store, instance) = self.raw_instance().await?;
+        store.data_mut().context = context;
         let index = self
             .exports
             .iter()
@@ -1018,6 +1031,7 @@ macro_rules! calls {
                         .fresh_call::<(&str, $($ty,)*), (Result<$ok, ConnectorError>,)>(
                             $world,
                             $wit,
+                            CallContext::default(),
                             (key, $($arg,)*),
                         )
                         .await?;
@@ -1059,6 +1073,32 @@ calls! { CollectionsSession, World::CollectionsConnector, billd_connector0_1_0_c
     recall_accounts => call_recall_accounts "recall-accounts"(recalls: &[co::Recall] as recalls) -> Vec<co::RecallReceipt>;
     /// Payments, disputes and closures since the cursor.
     fetch_agency_updates => call_fetch_agency_updates "fetch-agency-updates"(since: Option<&str> as since.map(str::to_string).as_ref()) -> co::AgencyUpdatePage;
+}
+
+impl LoadedPlugin {
+    /// Sends a batch of claims with `context`: during the call, the
+    /// plugin's `coordination` import answers from it, and only for the
+    /// claims of this batch (whatever else `context` holds is dropped
+    /// first). [`LoadedPlugin::submit_claims`] is this with an empty
+    /// context.
+    ///
+    /// Runs in a fresh instance.
+    pub async fn submit_claims_with(
+        &self,
+        key: &str,
+        claims: &[pay::Claim],
+        context: CallContext,
+    ) -> CallResult<pay::SubmissionReceipt> {
+        let (answer,) = self
+            .fresh_call::<(&str, &[pay::Claim]), (Result<pay::SubmissionReceipt, ConnectorError>,)>(
+                World::PayerConnector,
+                "submit-claims",
+                context.only_for(claims),
+                (key, claims),
+            )
+            .await?;
+        Ok(answer)
+    }
 }
 
 /// Reads a package's manifest and component hash without loading it (for

@@ -16,7 +16,7 @@ use secrecy::SecretString;
 use serde_json::{Value, json};
 
 /// The practice's entry for the probe's `drop` server.
-fn server_ref(sshd: &Sshd) -> SftpServerRef {
+pub(super) fn server_ref(sshd: &Sshd) -> SftpServerRef {
     SftpServerRef {
         host: "127.0.0.1".into(),
         port: sshd.port,
@@ -38,9 +38,14 @@ fn resolve(r: &str) -> Result<SecretString, String> {
 }
 
 fn probe_spec(server: SftpServerRef) -> PluginSpec {
+    probe_spec_at(&dist("sftp-probe"), server)
+}
+
+/// The spec of the sftp-probe package at `path` with its `drop` server.
+pub(super) fn probe_spec_at(path: &Path, server: SftpServerRef) -> PluginSpec {
     PluginEntry {
         sftp: [("drop".to_string(), server)].into(),
-        ..PluginEntry::for_tests("sftp-probe", &dist("sftp-probe"))
+        ..PluginEntry::for_tests("sftp-probe", path)
     }
     .to_spec(0, Path::new("."), &resolve)
     .unwrap()
@@ -48,7 +53,7 @@ fn probe_spec(server: SftpServerRef) -> PluginSpec {
 
 /// Runs a script through the probe; returns each step's result and what
 /// the probe could read of the credential.
-async fn run(p: &LoadedPlugin, script: Value) -> (Vec<Value>, Value) {
+pub(super) async fn run(p: &LoadedPlugin, script: Value) -> (Vec<Value>, Value) {
     let page = p
         .patients_changed("k", Some(&script.to_string()))
         .await

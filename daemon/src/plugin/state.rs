@@ -17,6 +17,7 @@ use super::bindings::sftp_api::{self, Entry, SftpError};
 use super::bindings::signing_api::{self, SigningError};
 use super::bindings::types::{self, Timestamp};
 use super::config::CallLimits;
+use super::coordination::CallContext;
 use super::http::{AuditSink, HttpBackend, HttpPolicy};
 use super::jwt::{JwtError, SigningKey};
 use super::kv::PluginKv;
@@ -139,6 +140,9 @@ pub(crate) struct CallState {
     pub stderr: MemoryOutputPipe,
     /// SFTP connections opened during this call (dropped with it).
     sftp: SftpConnections,
+    /// What the caller handed this call for host imports to answer from
+    /// (`coordination`); empty unless the call was given one.
+    pub context: CallContext,
     log_lines: u32,
     log_bytes: u64,
     log_dropped: u64,
@@ -178,6 +182,7 @@ impl CallState {
             stdout,
             stderr,
             sftp: SftpConnections::default(),
+            context: CallContext::default(),
             log_lines: 0,
             log_bytes: 0,
             log_dropped: 0,

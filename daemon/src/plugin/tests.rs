@@ -169,6 +169,39 @@ pub(crate) fn inquiry(member: &str) -> EligibilityInquiry {
     }
 }
 
+/// A one-line claim `claim_id` to the inquiry's payer, for its subscriber.
+pub(crate) fn claim(claim_id: &str) -> pay::Claim {
+    let q = inquiry("M1");
+    pay::Claim {
+        claim_id: claim_id.into(),
+        payer_id: q.payer_id,
+        billing_provider: q.provider,
+        rendering_provider: None,
+        subscriber: q.subscriber,
+        dependent: None,
+        frequency: pay::ClaimFrequency::Original,
+        original_payer_claim_id: None,
+        place_of_service: "11".into(),
+        diagnoses: vec!["J029".into()],
+        service_lines: vec![pay::ServiceLine {
+            line_number: 1,
+            procedure: super::bindings::types::Procedure {
+                code_set: super::bindings::types::ProcedureCodeSet::Cpt,
+                code: "99213".into(),
+                modifiers: vec![],
+            },
+            diagnosis_pointers: vec![1],
+            charge: 10_000,
+            units: 1,
+            service_date: q.service_date,
+            place_of_service: None,
+            ndc: None,
+        }],
+        total_charge: 10_000,
+        prior_authorization: None,
+    }
+}
+
 /// Runs `hostile` while well-behaved eligibility calls keep running beside
 /// it; asserts every well-behaved call succeeded, and, for a hostile call
 /// that takes a while (`long`), that some finished while it still ran.

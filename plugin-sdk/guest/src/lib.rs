@@ -5,12 +5,14 @@
 //! clearinghouse ([`payer`]), an EHR ([`ehr`]), or a collection agency
 //! ([`collections`]). You implement one trait in the billing vocabulary
 //! (subscribers, NPIs, CPT codes, cents) and export it with one macro; this
-//! crate generates the component bindings for `billd:connector@0.3.0` and
+//! crate generates the component bindings for `billd:connector@0.4.0` and
 //! gives you typed helpers for what billd lets a plugin do: [`http`] to the
 //! hosts your manifest and the practice allow, [`settings`], [`secrets`],
 //! [`signing`] (JWTs billd signs with a key you never see), [`sftp`] (files
 //! on SFTP servers billd logs in to with credentials you never see),
-//! [`state`] (a key-value store of your own), [`log`] and [`now`].
+//! [`coordination`] (for a payer connector: what earlier payers paid and
+//! adjusted on a secondary claim), [`state`] (a key-value store of your
+//! own), [`log`] and [`now`].
 //!
 //! # A complete connector
 //!
@@ -73,13 +75,14 @@
 
 extern crate self as billd_plugin_sdk;
 
-/// Generated bindings for the `payer-connector` world (and the shared
-/// `types`, `host`, `signing` and `sftp` interfaces). Use [`payer`] and [`types`] instead.
+/// Generated bindings for the `payer-connector` world (its `coordination`
+/// import, and the shared `types`, `host`, `signing` and `sftp`
+/// interfaces). Use [`payer`], [`coordination`] and [`types`] instead.
 #[doc(hidden)]
 #[allow(missing_docs, unsafe_code)]
 pub mod payer_world {
     wit_bindgen::generate!({
-        world: "billd:connector/payer-connector@0.3.0",
+        world: "billd:connector/payer-connector@0.4.0",
         path: "../wit",
         pub_export_macro: true,
         export_macro_name: "__export_payer_connector",
@@ -95,7 +98,7 @@ pub mod payer_world {
 #[allow(missing_docs, unsafe_code)]
 pub mod ehr_world {
     wit_bindgen::generate!({
-        world: "billd:connector/ehr-connector@0.3.0",
+        world: "billd:connector/ehr-connector@0.4.0",
         path: "../wit",
         pub_export_macro: true,
         export_macro_name: "__export_ehr_connector",
@@ -117,7 +120,7 @@ pub mod ehr_world {
 #[allow(missing_docs, unsafe_code)]
 pub mod collections_world {
     wit_bindgen::generate!({
-        world: "billd:connector/collections-connector@0.3.0",
+        world: "billd:connector/collections-connector@0.4.0",
         path: "../wit",
         pub_export_macro: true,
         export_macro_name: "__export_collections_connector",
@@ -139,6 +142,7 @@ pub use serde as __serde;
 pub use wit_bindgen::rt as __rt;
 
 pub mod collections;
+pub mod coordination;
 pub mod ehr;
 pub mod http;
 pub mod log;
