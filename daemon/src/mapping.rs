@@ -12,12 +12,14 @@
 
 use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
 
+use crate::domain::posting::CobBasis;
+use crate::domain::remittance::{EraAdjustment, EraLine};
 use crate::domain::{
     Address, Appointment, AppointmentStatus, Claim, ClaimState, Coverage, EligibilityStatus,
     EligibilityVerdict, Patient, PayerPriority, PersonName, Relationship, ServiceLine, Sex,
 };
 use crate::plugin::bindings::{
-    collections_api as co, ehr_api as ehr, payer_api as pay, types as wit,
+    collections_api as co, coordination_api as cob, ehr_api as ehr, payer_api as pay, types as wit,
 };
 
 /// A value from a connector that does not fit the domain. Names the field,
@@ -267,6 +269,131 @@ pub fn claim(
             .collect(),
         total_charge: claim.total_charge_cents,
         prior_authorization: None,
+    }
+}
+
+/// A CAS group code (`CO`, `PR`, `OA`, `PI`, `CR`) as the contract's
+/// adjustment group; a code outside the list (the toolkit refuses such an
+/// 835 before posting) reads as `other`.
+pub fn adjustment_group_from(code: &str) -> wit::AdjustmentGroup {
+    use wit::AdjustmentGroup as G;
+    match code {
+        "CO" => G::Contractual,
+        "PR" => G::PatientResponsibility,
+        "PI" => G::PayerInitiated,
+        "CR" => G::Correction,
+        _ => G::Other,
+    }
+}
+
+fn adjustment(a: &EraAdjustment) -> wit::Adjustment {
+    wit::Adjustment {
+        group: adjustment_group_from(&a.group),
+        reason_code: a.reason.clone(),
+        amount: a.amount_cents,
+        quantity: a.quantity,
+    }
+}
+
+/// The 1-based number of the line of `lines` that the payer's line `paid`
+/// (its `index` in the remittance) adjudicated, skipping lines `taken`:
+/// the line at the same place when its procedure matches, else the first
+/// line with the same procedure and charge, else the same procedure, else
+/// the line at the same place.
+fn adjudicated_line(
+    lines: &[crate::domain::ServiceLine],
+    paid: &EraLine,
+    index: usize,
+    taken: &[u16],
+) -> Option<u16> {
+    let free = |i: usize| !taken.contains(&((i + 1) as u16));
+    let same = |l: &crate::domain::ServiceLine| l.procedure.eq_ignore_ascii_case(&paid.procedure);
+    let at = lines.get(index).filter(|_| free(index));
+    at.filter(|l| same(l))
+        .map(|_| index)
+        .or_else(|| {
+            lines
+                .iter()
+                .enumerate()
+                .position(|(i, l)| free(i) && same(l) && l.charge_cents == paid.billed_cents)
+        })
+        .or_else(|| {
+            lines
+                .iter()
+                .enumerate()
+                .position(|(i, l)| free(i) && same(l))
+        })
+        .or_else(|| at.map(|_| index))
+        .and_then(|i| u16::try_from(i + 1).ok())
+}
+
+/// What an earlier payer did with a claim, as the `coordination` import
+/// tells the connector sending `claim` to the next payer: `basis` is that
+/// payer's adjudication of claim `earlier` (billed under `coverage`, a
+/// coverage of `patient`). Line adjudications are matched to `claim`'s
+/// service lines (a payer line no line of `claim` matches is left out);
+/// the adjudication date is the payer's payment date, else the day its
+/// payment was posted.
+pub fn prior_payer(
+    basis: &CobBasis,
+    earlier: &Claim,
+    coverage: &Coverage,
+    patient: &Patient,
+    claim: &Claim,
+) -> cob::PriorPayer {
+    let (holder, dependent) = subscriber(patient, coverage);
+    let adjudicated = date(basis.adjudicated_on.unwrap_or(basis.paid_at.date_naive()));
+    let mut taken: Vec<u16> = Vec::new();
+    let mut lines = Vec::with_capacity(basis.lines.len());
+    for (i, l) in basis.lines.iter().enumerate() {
+        let Some(number) = adjudicated_line(&claim.lines, l, i, &taken) else {
+            continue;
+        };
+        taken.push(number);
+        lines.push(cob::LineAdjudication {
+            line_number: number,
+            procedure: wit::Procedure {
+                code_set: procedure_code_set(&l.procedure),
+                code: l.procedure.clone(),
+                modifiers: l.modifiers.clone(),
+            },
+            charge: l.billed_cents,
+            paid: l.paid_cents,
+            paid_units: l.units,
+            adjustments: basis
+                .adjustments
+                .iter()
+                .filter(|a| a.line == Some(i as u32))
+                .map(adjustment)
+                .collect(),
+            adjudicated,
+        });
+    }
+    cob::PriorPayer {
+        sequence: match coverage.priority {
+            PayerPriority::Primary => cob::PayerSequence::Primary,
+            PayerPriority::Secondary => cob::PayerSequence::Secondary,
+            PayerPriority::Tertiary => cob::PayerSequence::Tertiary,
+        },
+        payer_id: earlier.payer_id.clone(),
+        payer_name: coverage.payer_name.clone(),
+        subscriber: cob::OtherSubscriber {
+            name: holder.name,
+            member_id: holder.member_id,
+            relationship: dependent.map(|d| d.relationship),
+            group_number: holder.group_number,
+        },
+        payer_claim_id: basis.primary_payer_claim_number.clone(),
+        paid: basis.paid_cents,
+        adjustments: basis
+            .adjustments
+            .iter()
+            .filter(|a| a.line.is_none())
+            .map(adjustment)
+            .collect(),
+        lines,
+        patient_responsibility: basis.patient_responsibility_cents,
+        adjudicated,
     }
 }
 
@@ -653,14 +780,18 @@ pub fn adjustment_group(g: wit::AdjustmentGroup) -> &'static str {
 /// A connector's remittance as the remittance billd posts: the contract
 /// already speaks cents; the payer and trace number must not be empty.
 pub fn era_from(r: pay::Remittance) -> Result<crate::domain::remittance::Era, MappingError> {
-    use crate::domain::remittance::{Era, EraAdjustment, EraClaim, EraProviderAdjustment};
+    use crate::domain::remittance::{Era, EraAdjustment, EraClaim, EraLine, EraProviderAdjustment};
     non_empty(&r.payer_id, "remittance.payer-id")?;
     non_empty(&r.trace_number, "remittance.trace-number")?;
+    // Kept for coordination of benefits only: a date that does not exist
+    // is left out rather than refusing the remittance.
+    let paid_on = date_from(r.payment_date, "remittance.payment-date").ok();
     let adjustment = |a: wit::Adjustment, line: Option<u32>| EraAdjustment {
         group: adjustment_group(a.group).to_string(),
         reason: a.reason_code,
         amount_cents: a.amount,
         line,
+        quantity: a.quantity,
     };
     let mut claims = Vec::with_capacity(r.claims.len());
     for c in r.claims {
@@ -672,10 +803,21 @@ pub fn era_from(r: pay::Remittance) -> Result<crate::domain::remittance::Era, Ma
             .collect();
         let mut remarks = Vec::new();
         let mut unpaid_lines = 0;
+        let mut lines = Vec::with_capacity(c.lines.len());
         for (i, l) in c.lines.into_iter().enumerate() {
             if l.billed > 0 && l.paid == 0 {
                 unpaid_lines += 1;
             }
+            lines.push(EraLine {
+                procedure: l.procedure.code,
+                modifiers: l.procedure.modifiers,
+                billed_cents: l.billed,
+                paid_cents: l.paid,
+                units: l.units,
+                service_date: l
+                    .service_date
+                    .and_then(|d| date_from(d, "line-payment.service-date").ok()),
+            });
             adjustments.extend(
                 l.adjustments
                     .into_iter()
@@ -694,6 +836,8 @@ pub fn era_from(r: pay::Remittance) -> Result<crate::domain::remittance::Era, Ma
             adjustments,
             remarks,
             unpaid_lines,
+            lines,
+            paid_on,
         });
     }
     Ok(Era {

@@ -307,6 +307,15 @@ pub struct CobBasis {
     pub patient_responsibility_cents: i64,
     /// The primary's adjustments, claim and line level.
     pub adjustments: Vec<super::remittance::EraAdjustment>,
+    /// The primary's service lines as paid, in its remittance's order (an
+    /// adjustment's `line` is an index here); empty when it adjudicated
+    /// the claim as a whole (or for a record from before lines were kept).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lines: Vec<super::remittance::EraLine>,
+    /// When the primary adjudicated the claim (its payment date), when its
+    /// remittance said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adjudicated_on: Option<chrono::NaiveDate>,
     /// The primary posting's source (`835:...`).
     pub source: String,
     /// When the primary's payment was posted.

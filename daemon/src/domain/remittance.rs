@@ -8,6 +8,7 @@
 //! Nothing here reads a store: the app layer matches claims and applies
 //! the plan in one store transaction.
 
+use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -60,6 +61,35 @@ pub struct EraClaim {
     /// Service lines billed but paid nothing.
     #[serde(default)]
     pub unpaid_lines: u32,
+    /// The service lines as paid (SVC loops), in file order; their
+    /// adjustments are in `adjustments`, with `line` their index here.
+    /// Empty when the payer adjudicated the claim as a whole.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lines: Vec<EraLine>,
+    /// When the payer adjudicated the claim: the payment's date (BPR16,
+    /// else the 835's production date), when the remittance says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paid_on: Option<NaiveDate>,
+}
+
+/// One service line as paid (an 835 SVC loop), what the next payer is told
+/// of it in coordination of benefits.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct EraLine {
+    /// The procedure code as adjudicated (SVC01-2).
+    pub procedure: String,
+    /// Its modifiers (SVC01-3 to SVC01-6).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub modifiers: Vec<String>,
+    /// The line's charge (SVC02).
+    pub billed_cents: i64,
+    /// What the payer paid for it (SVC03).
+    pub paid_cents: i64,
+    /// Units of service paid (SVC05; one when absent, as the 835 means).
+    pub units: u32,
+    /// The line's date of service (DTM*472, or DTM*150), when sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_date: Option<NaiveDate>,
 }
 
 /// One CAS adjustment (group, reason, amount).
@@ -74,6 +104,9 @@ pub struct EraAdjustment {
     /// 0-based service line, `None` at claim level.
     #[serde(default)]
     pub line: Option<u32>,
+    /// The adjustment's quantity (CAS04, whole units), when sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantity: Option<u32>,
 }
 
 /// One PLB adjustment pair.
@@ -295,6 +328,7 @@ mod tests {
             reason: reason.into(),
             amount_cents: cents,
             line: None,
+            quantity: None,
         }
     }
 
@@ -309,6 +343,8 @@ mod tests {
             adjustments,
             remarks: vec![],
             unpaid_lines: 0,
+            lines: vec![],
+            paid_on: None,
         }
     }
 

@@ -8,7 +8,7 @@ use billd_x12::fields::AMOUNT_SCALE;
 use billd_x12::segments::Cas;
 use billd_x12::t835::Remittance;
 
-use crate::domain::remittance::{Era, EraAdjustment, EraClaim, EraProviderAdjustment};
+use crate::domain::remittance::{Era, EraAdjustment, EraClaim, EraLine, EraProviderAdjustment};
 
 /// Reads `r` into an [`Era`]; every amount that is not whole cents is a
 /// problem naming its segment (by its place in the transaction set).
@@ -27,6 +27,14 @@ pub fn era(r: &Remittance) -> Result<Era, Vec<String>> {
         1
     };
     let payment_cents = sign * cents(r.financial.total_payment.units(), "BPR02");
+    // The claims' adjudication date: the payment's (BPR16), else the
+    // production date (DTM*405).
+    let paid_on = r.financial.date.as_deref().and_then(ccyymmdd).or_else(|| {
+        r.header_other
+            .iter()
+            .find(|s| s.is("DTM", &["405"]))
+            .and_then(|s| ccyymmdd(s.get(2)))
+    });
     let mut claims = Vec::new();
     for (ci, c) in r.claims().enumerate() {
         let at = |seg: &str| format!("claim {} {seg}", ci + 1);
@@ -40,6 +48,7 @@ pub fn era(r: &Remittance) -> Result<Era, Vec<String>> {
                             reason: pair.reason.clone(),
                             amount_cents: cents(pair.amount.units(), &at("CAS")),
                             line,
+                            quantity: pair.quantity.as_deref().and_then(whole_units),
                         });
                     }
                 }
@@ -49,11 +58,33 @@ pub fn era(r: &Remittance) -> Result<Era, Vec<String>> {
         for s in &c.other {
             remarks.extend(remark_codes(s));
         }
+        let mut lines = Vec::with_capacity(c.services.len());
         for (si, s) in c.services.iter().enumerate() {
             push_cas(&s.adjustments, Some(si as u32), &mut cents);
             for o in &s.other {
                 remarks.extend(remark_codes(o));
             }
+            lines.push(EraLine {
+                procedure: s.svc.procedure.get(2).to_string(),
+                modifiers: s.svc.modifiers().into_iter().map(str::to_string).collect(),
+                billed_cents: cents(s.svc.charge.units(), &at("SVC02")),
+                paid_cents: cents(
+                    s.svc.payment.as_ref().map_or(0, |p| p.units()),
+                    &at("SVC03"),
+                ),
+                units: s
+                    .svc
+                    .units_paid
+                    .as_deref()
+                    .and_then(whole_units)
+                    .unwrap_or(1),
+                service_date: s
+                    .dates
+                    .iter()
+                    .find(|d| d.qualifier == "472" || d.qualifier == "150")
+                    .and_then(|d| d.date.as_deref())
+                    .and_then(ccyymmdd),
+            });
         }
         remarks.dedup();
         let unpaid_lines = c
@@ -79,6 +110,8 @@ pub fn era(r: &Remittance) -> Result<Era, Vec<String>> {
             adjustments,
             remarks,
             unpaid_lines,
+            lines,
+            paid_on,
         });
     }
     let mut provider_adjustments = Vec::new();
@@ -125,6 +158,18 @@ pub fn payer_id(r: &Remittance) -> String {
         .or_else(|| r.trace.originator.clone().filter(|v| !v.is_empty()))
         .or_else(|| r.payer.n1.name.clone())
         .unwrap_or_default()
+}
+
+/// A CCYYMMDD date; `None` when it is not one.
+fn ccyymmdd(s: &str) -> Option<chrono::NaiveDate> {
+    chrono::NaiveDate::parse_from_str(s.trim(), "%Y%m%d").ok()
+}
+
+/// A count of units (SVC05, CAS04) in whole units, rounded; `None` when it
+/// is not a non-negative number.
+fn whole_units(s: &str) -> Option<u32> {
+    let v: f64 = s.trim().parse().ok()?;
+    (v.is_finite() && v >= 0.0 && v <= f64::from(u32::MAX)).then(|| v.round() as u32)
 }
 
 /// Remark codes of an MOA (MOA03–MOA07) or LQ*HE segment.
@@ -176,6 +221,22 @@ mod tests {
         assert_eq!(c.adjustments.len(), 2);
         assert_eq!(c.adjustments[1].line, Some(0));
         assert_eq!(c.patient_share_cents(), 30_000);
+        // The line as paid, for the next payer; BPR16 is no date here, so
+        // the production date stands in for the adjudication date.
+        assert_eq!(
+            c.lines,
+            [EraLine {
+                procedure: "99211".into(),
+                modifiers: vec![],
+                billed_cents: 80_000,
+                paid_cents: 50_000,
+                units: 1,
+                service_date: chrono::NaiveDate::from_ymd_opt(2002, 3, 1),
+            }]
+        );
+        assert_eq!(c.paid_on, chrono::NaiveDate::from_ymd_opt(2002, 3, 14));
+        assert_eq!(whole_units("2.0"), Some(2));
+        assert_eq!(whole_units("-1"), None);
         assert!(era.money_problems().is_empty());
         let medicare = super::era(&first_remit("lfh__medicare-part-a.835")).unwrap();
         assert_eq!(medicare.provider_adjustments.len(), 1);

@@ -7,10 +7,12 @@
 //! each written down with a never-repeating number and a fixed idempotency
 //! key before anything is sent ([`ClaimBatch`]); (3) sends every batch not
 //! yet received, one work item each, so a retry or a restart after a crash
-//! sends the same batch under the same key; (4) fetches 999 and 277CA
-//! acknowledgments since the stored cursor and moves claims along:
-//! accepted, acknowledged (with the payer's claim number), or rejected
-//! with a task carrying the code and text.
+//! sends the same batch under the same key, a claim that follows an
+//! earlier payer's (a secondary claim) with that payer's adjudication for
+//! the connector's `coordination` import ([`prior_payers`]); (4) fetches
+//! 999 and 277CA acknowledgments since the stored cursor and moves claims
+//! along: accepted, acknowledged (with the payer's claim number), or
+//! rejected with a task carrying the code and text.
 //!
 //! Params: `connector` (required), `batch_size` (default 100, at most
 //! 5000), `timely_filing_days` (default 365) with `timely_filing_overrides`
@@ -28,13 +30,15 @@ use super::registry::{BuildError, JobSetup, KindEntry, Services, check_params, p
 use super::{BoxFuture, JobError, JobKind, RunContext, check_connector, connector};
 use crate::domain::claim::{self as claims, with_control_number};
 use crate::domain::claim_batch::{self, BatchState, ClaimBatch, batch_id};
+use crate::domain::posting::CobBasis;
 use crate::domain::practice::Practice;
 use crate::domain::scrub::{self, ScrubRules};
 use crate::domain::task::raise_in;
 use crate::domain::{Claim, ClaimEventSource, ClaimState, Coverage, NewTask, Patient, Priority};
 use crate::mapping;
-use crate::plugin::PluginRegistry;
+use crate::plugin::bindings::coordination_api::PriorPayer;
 use crate::plugin::bindings::payer_api as pay;
+use crate::plugin::{CallContext, PluginRegistry};
 use crate::store::{Record, StoreError};
 
 /// `[job.params]` of a submission job.
@@ -248,17 +252,21 @@ impl SubmissionJob {
             return Ok(());
         }
         let mut wire = Vec::with_capacity(batch.claims.len());
+        let mut context = CallContext::new();
         for (claim_id, _) in &batch.claims {
             let claim = ctx.db.get::<Claim>(claim_id)?.ok_or_else(|| {
                 JobError::Permanent(format!("batch {id}: claim {claim_id} is gone"))
             })?;
             let (patient, coverage) = party(ctx, &claim)?;
             let billing = mapping::billing_provider(&claim, &self.practice);
-            wire.push(mapping::claim(&claim, &patient, &coverage, &billing));
+            let out = mapping::claim(&claim, &patient, &coverage, &billing);
+            context =
+                context.with_prior_payers(&out.claim_id, prior_payers(ctx, &claim, &patient)?);
+            wire.push(out);
         }
         let plugin = connector(&self.plugins, &self.connector, "payer")?;
         let now = ctx.clock.now();
-        match plugin.submit_claims(&batch.key, &wire).await {
+        match plugin.submit_claims_with(&batch.key, &wire, context).await {
             Ok(Ok(receipt)) => {
                 self.record_sent(ctx, &batch, &receipt, now)?;
                 tracing::info!(job = %ctx.job, batch = id, claims = wire.len(), "batch submitted");
@@ -444,6 +452,45 @@ pub fn party(ctx: &RunContext, claim: &Claim) -> Result<(Patient, Coverage), Job
     Ok((patient, coverage))
 }
 
+/// The payers that adjudicated `claim` before the one it is billed to, the
+/// first payer first, as the connector's `coordination` import gives them:
+/// the claim's [`CobBasis`] (made when the payer before paid), that
+/// payer's claim's, and so on. Empty for a claim that follows no other.
+pub fn prior_payers(
+    ctx: &RunContext,
+    claim: &Claim,
+    patient: &Patient,
+) -> Result<Vec<PriorPayer>, JobError> {
+    let mut out = Vec::new();
+    let mut id = claim.id.clone();
+    // A primary, then a secondary: a tertiary claim follows two payers.
+    for _ in 0..2 {
+        let Some(basis) = ctx.db.get::<CobBasis>(&id)? else {
+            break;
+        };
+        let missing = |what: String| {
+            JobError::Permanent(format!(
+                "claim {}: {what} it follows is not on record",
+                claim.id
+            ))
+        };
+        let earlier = ctx
+            .db
+            .get::<Claim>(&basis.primary_claim_id)?
+            .ok_or_else(|| missing(format!("the claim {}", basis.primary_claim_id)))?;
+        let coverage = ctx
+            .db
+            .get::<Coverage>(&earlier.coverage_id)?
+            .ok_or_else(|| missing(format!("the coverage of the claim {}", earlier.id)))?;
+        out.push(mapping::prior_payer(
+            &basis, &earlier, &coverage, patient, claim,
+        ));
+        id = earlier.id;
+    }
+    out.reverse();
+    Ok(out)
+}
+
 /// Moves claims along by one 999 or 277CA.
 fn apply_ack(
     ctx: &RunContext,
@@ -551,3 +598,7 @@ impl JobKind for SubmissionJob {
         })
     }
 }
+
+#[cfg(test)]
+#[path = "submission_tests.rs"]
+mod tests;

@@ -635,6 +635,8 @@ fn follow_on(
         paid_cents: p.era.paid_cents,
         patient_responsibility_cents: p.era.patient_share_cents(),
         adjustments: p.era.adjustments.clone(),
+        lines: p.era.lines.clone(),
+        adjudicated_on: p.era.paid_on,
         source: p.source.clone(),
         paid_at: now,
     })?;

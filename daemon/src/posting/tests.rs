@@ -674,6 +674,12 @@ fn a_primary_payment_creates_the_secondary_claim_and_the_secondary_payment_settl
     );
     assert_eq!(basis.adjustments.len(), 3);
     assert_eq!(basis.primary_payer_claim_number.as_deref(), Some("PCN-P"));
+    // Adjudicated as a whole, on the payment's date (BPR16).
+    assert!(basis.lines.is_empty());
+    assert_eq!(
+        basis.adjudicated_on,
+        chrono::NaiveDate::from_ymd_opt(2024, 2, 1)
+    );
     // The patient's share waits for the secondary: nothing owed by the
     // patient yet.
     let b = balances(&account::entries(app.db(), "P-0").unwrap());
