@@ -13,6 +13,7 @@ pub mod envelope;
 pub mod x12build;
 pub mod x12read;
 
+use billd_plugin_sdk::coordination;
 use billd_plugin_sdk::payer::*;
 use billd_plugin_sdk::prelude::*;
 use billd_plugin_sdk::types::Timestamp;
@@ -456,7 +457,8 @@ impl PayerConnector for CoreClearinghouse {
         let number = submission_number(key)?;
         let (stamp, _) = stamps(now());
         let batch = number.to_string();
-        let x12 = x12build::professional_837(&cfg.parties, &stamp, number, &batch, &claims)
+        let prior: Vec<_> = claims.iter().map(coordination::prior_payers).collect();
+        let x12 = x12build::professional_837(&cfg.parties, &stamp, number, &batch, &claims, &prior)
             .map_err(|(field, message)| ConnectorError::invalid(field, message))?
             .map_err(write_error)?;
         let id = payload_id("submit-claims", key);

@@ -2,10 +2,22 @@
 //! 837P (005010X222A1), built as segments from billd's records and written
 //! by billd-x12 with envelopes numbered by the caller. Pure: tested on the
 //! host target.
+//!
+//! A claim that earlier payers adjudicated (a secondary or tertiary claim)
+//! is written with its coordination of benefits: its own SBR01 is `S` (or
+//! `T`), and each earlier payer gets a loop 2320 (SBR, CAS, AMT*D, AMT*EAF,
+//! OI) with 2330A (the other subscriber) and 2330B (the other payer, its
+//! claim control number, its adjudication date), and, when it adjudicated
+//! by line, a loop 2430 (SVD, CAS, DTP*573, AMT*EAF) under each line. An
+//! earlier payer whose amounts do not account for the charges (line
+//! charge = SVD02 + the line's CAS; claim charge = AMT*D + every CAS) is
+//! refused, naming it, rather than written.
 
+use billd_plugin_sdk::coordination::{LineAdjudication, PayerSequence, PriorPayer};
 use billd_plugin_sdk::payer::{Claim, ClaimFrequency, EligibilityInquiry, StatusInquiry};
 use billd_plugin_sdk::types::{
-    Address, Date, Dependent, PersonName, ProcedureCodeSet, Provider, Relationship, Sex,
+    Address, Adjustment, AdjustmentGroup, Date, Dependent, PersonName, Procedure, ProcedureCodeSet,
+    Provider, Relationship, Sex,
 };
 use billd_x12::WriteError;
 use billd_x12::document::{Body, Document, Generic};
@@ -352,10 +364,17 @@ pub fn status_276(
 }
 
 fn relationship(d: &Dependent) -> &'static str {
-    match d.relationship {
-        Relationship::Spouse => "01",
-        Relationship::Child => "19",
-        Relationship::Other => "G8",
+    relationship_code(Some(d.relationship))
+}
+
+/// The individual relationship code (PAT01, SBR02) of the patient to the
+/// subscriber: `18` when the patient is the subscriber.
+fn relationship_code(r: Option<Relationship>) -> &'static str {
+    match r {
+        None => "18",
+        Some(Relationship::Spouse) => "01",
+        Some(Relationship::Child) => "19",
+        Some(Relationship::Other) => "G8",
     }
 }
 
@@ -363,12 +382,16 @@ fn relationship(d: &Dependent) -> &'static str {
 pub type Invalid = (String, String);
 
 /// An 837P with every claim (one transaction set); BHT03 is `batch`.
+/// `prior_payers[i]` is how earlier payers adjudicated `claims[i]` (as the
+/// `coordination` import gives it; a missing or empty entry: a primary
+/// claim).
 pub fn professional_837(
     p: &Parties,
     stamp: &Stamp,
     number: u64,
     batch: &str,
     claims: &[Claim],
+    prior_payers: &[Vec<PriorPayer>],
 ) -> Result<Result<String, WriteError>, Invalid> {
     let mut s = vec![
         seg(
@@ -411,13 +434,14 @@ pub fn professional_837(
         s.push(seg("N4", &[city, state, zip]));
         s.push(seg("REF", &["EI", &clean(&tax.replace('-', ""), 50)]));
         for (i, c) in group {
+            let prior = prior_payers.get(i).map(Vec::as_slice).unwrap_or_default();
             let sid = next;
             next += 1;
             s.push(hl(sid, Some(bid), "22", c.dependent.is_some()));
             s.push(seg(
                 "SBR",
                 &[
-                    "P",
+                    PayerSequence::after(prior).x12_code(),
                     if c.dependent.is_none() { "18" } else { "" },
                     &clean(c.subscriber.group_number.as_deref().unwrap_or(""), 50),
                     "",
@@ -457,14 +481,22 @@ pub fn professional_837(
                 }
                 s.push(seg("DMG", &["D8", &d8(&d.birth_date), sex(&d.sex)]));
             }
-            claim_segments(&mut s, i, c)?;
+            claim_segments(&mut s, i, c, prior)?;
         }
     }
     Ok(envelope(p, stamp, number, "837", "005010X222A1", s))
 }
 
-fn claim_segments(s: &mut Vec<Segment>, i: usize, c: &Claim) -> Result<(), Invalid> {
+fn claim_segments(
+    s: &mut Vec<Segment>,
+    i: usize,
+    c: &Claim,
+    prior: &[PriorPayer],
+) -> Result<(), Invalid> {
     let field = |f: &str| format!("claims[{i}].{f}");
+    for (j, p) in prior.iter().enumerate() {
+        check_balance(c, p).map_err(|(f, m)| (field(&format!("prior-payers[{j}]{f}")), m))?;
+    }
     if c.diagnoses.is_empty() {
         return Err((field("diagnoses"), "a claim needs a diagnosis".into()));
     }
@@ -529,12 +561,11 @@ fn claim_segments(s: &mut Vec<Segment>, i: usize, c: &Claim) -> Result<(), Inval
             s.push(seg("PRV", &["PE", "PXC", &clean(t, 50)]));
         }
     }
+    for (j, p) in prior.iter().enumerate() {
+        other_payer(s, p).map_err(|m| (field(&format!("prior-payers[{j}].adjustments")), m))?;
+    }
     for (k, l) in c.service_lines.iter().enumerate() {
-        let qualifier = match l.procedure.code_set {
-            ProcedureCodeSet::Cpt | ProcedureCodeSet::Hcpcs => "HC",
-        };
-        let mut procedure = vec![qualifier.to_owned(), clean(&l.procedure.code, 48)];
-        procedure.extend(l.procedure.modifiers.iter().take(4).map(|m| clean(m, 2)));
+        let procedure = procedure_composite(&l.procedure);
         let pointers: Vec<String> = l
             .diagnosis_pointers
             .iter()
@@ -572,7 +603,216 @@ fn claim_segments(s: &mut Vec<Segment>, i: usize, c: &Claim) -> Result<(), Inval
             s.push(seg("LIN", &["", "N4", &clean(&ndc.replace('-', ""), 48)]));
             s.push(seg("CTP", &["", "", "", &l.units.to_string(), "UN"]));
         }
+        for (j, p) in prior.iter().enumerate() {
+            if let Some(a) = p.line(l.line_number) {
+                line_adjudication(s, p, a).map_err(|m| {
+                    (
+                        field(&format!("prior-payers[{j}].lines[{}]", l.line_number)),
+                        m,
+                    )
+                })?;
+            }
+        }
     }
+    Ok(())
+}
+
+/// A procedure as SV101 and SVD03 write it: `HC`, the code, up to four
+/// modifiers.
+fn procedure_composite(p: &Procedure) -> Vec<String> {
+    let qualifier = match p.code_set {
+        ProcedureCodeSet::Cpt | ProcedureCodeSet::Hcpcs => "HC",
+    };
+    let mut out = vec![qualifier.to_owned(), clean(&p.code, 48)];
+    out.extend(p.modifiers.iter().take(4).map(|m| clean(m, 2)));
+    out
+}
+
+fn adjustment_group(g: AdjustmentGroup) -> &'static str {
+    match g {
+        AdjustmentGroup::Contractual => "CO",
+        AdjustmentGroup::PatientResponsibility => "PR",
+        AdjustmentGroup::Other => "OA",
+        AdjustmentGroup::PayerInitiated => "PI",
+        AdjustmentGroup::Correction => "CR",
+    }
+}
+
+/// The most CAS segments loops 2320 and 2430 each take.
+const MAX_CAS: usize = 5;
+
+/// The CAS segments of `adjustments`: one per group code (in the order the
+/// groups first appear), the amounts (and quantities) of a repeated reason
+/// summed, at most six reasons per segment (a seventh opens another
+/// segment of the same group). Refused beyond [`MAX_CAS`] segments.
+fn cas_segments(adjustments: &[Adjustment]) -> Result<Vec<Segment>, String> {
+    /// A reason with its summed amount (cents) and quantity.
+    type Reason = (String, i64, Option<u32>);
+    let mut groups: Vec<(&'static str, Vec<Reason>)> = Vec::new();
+    for a in adjustments {
+        let g = adjustment_group(a.group);
+        let at = match groups.iter().position(|(code, _)| *code == g) {
+            Some(at) => at,
+            None => {
+                groups.push((g, Vec::new()));
+                groups.len() - 1
+            }
+        };
+        let reason = clean(&a.reason_code, 5);
+        let reasons = &mut groups[at].1;
+        match reasons.iter_mut().find(|(r, _, _)| *r == reason) {
+            Some((_, amount, quantity)) => {
+                *amount += a.amount;
+                *quantity = match (*quantity, a.quantity) {
+                    (Some(x), Some(y)) => Some(x.saturating_add(y)),
+                    _ => None,
+                };
+            }
+            None => reasons.push((reason, a.amount, a.quantity)),
+        }
+    }
+    let mut out = Vec::new();
+    for (group, reasons) in groups {
+        for chunk in reasons.chunks(6) {
+            let mut values = vec![group.to_owned()];
+            for (reason, amount_cents, quantity) in chunk {
+                values.push(reason.clone());
+                values.push(amount(*amount_cents));
+                values.push(quantity.map(|q| q.to_string()).unwrap_or_default());
+            }
+            let refs: Vec<&str> = values.iter().map(String::as_str).collect();
+            out.push(seg("CAS", &refs));
+        }
+    }
+    if out.len() > MAX_CAS {
+        return Err(format!(
+            "{} CAS segments of adjustments, more than the {MAX_CAS} an 837P loop takes",
+            out.len()
+        ));
+    }
+    Ok(out)
+}
+
+/// What of `adjustments` is the patient's (group PR).
+fn patient_share(adjustments: &[Adjustment]) -> i64 {
+    adjustments
+        .iter()
+        .filter(|a| a.group == AdjustmentGroup::PatientResponsibility)
+        .map(|a| a.amount)
+        .sum()
+}
+
+fn sum(adjustments: &[Adjustment]) -> i64 {
+    adjustments.iter().map(|a| a.amount).sum()
+}
+
+/// The COB balancing rules of an earlier payer `p` on claim `c`: each line
+/// it adjudicated is a line of the claim whose charge is SVD02 + the line's
+/// CAS; the claim's charge is AMT*D + the claim-level and line-level CAS
+/// (so, with no claim-level adjustments, AMT*D is the sum of SVD02). The
+/// error names the part (`.lines[N]`, or `` for the claim) and says why.
+fn check_balance(c: &Claim, p: &PriorPayer) -> Result<(), (String, String)> {
+    for l in &p.lines {
+        let at = format!(".lines[{}]", l.line_number);
+        let Some(line) = c
+            .service_lines
+            .iter()
+            .find(|s| s.line_number == l.line_number)
+        else {
+            return Err((at, "the claim has no such service line".into()));
+        };
+        if l.paid + sum(&l.adjustments) != line.charge {
+            return Err((
+                at,
+                format!(
+                    "the earlier payer's paid amount {} and line adjustments {} do not add up to the line's charge {}",
+                    amount(l.paid),
+                    amount(sum(&l.adjustments)),
+                    amount(line.charge)
+                ),
+            ));
+        }
+        if p.lines
+            .iter()
+            .filter(|o| o.line_number == l.line_number)
+            .count()
+            > 1
+        {
+            return Err((at, "the earlier payer adjudicated the line twice".into()));
+        }
+    }
+    if p.paid + p.adjusted() != c.total_charge {
+        return Err((
+            String::new(),
+            format!(
+                "the earlier payer's paid amount {} and adjustments {} do not add up to the claim's charge {}",
+                amount(p.paid),
+                amount(p.adjusted()),
+                amount(c.total_charge)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Loops 2320, 2330A and 2330B of earlier payer `p`.
+fn other_payer(s: &mut Vec<Segment>, p: &PriorPayer) -> Result<(), String> {
+    let sub = &p.subscriber;
+    s.push(seg(
+        "SBR",
+        &[
+            p.sequence.x12_code(),
+            relationship_code(sub.relationship),
+            &clean(sub.group_number.as_deref().unwrap_or(""), 50),
+        ],
+    ));
+    s.extend(cas_segments(&p.adjustments)?);
+    s.push(seg("AMT", &["D", &amount(p.paid)]));
+    let by_line = !p.lines.is_empty();
+    if !by_line {
+        // Adjudicated as a whole: what remains the patient's is reported
+        // here rather than per line.
+        s.push(seg("AMT", &["EAF", &amount(p.patient_responsibility)]));
+    }
+    // Benefits assigned and information released, as CLM08 and CLM09 say.
+    s.push(seg("OI", &["", "", "Y", "", "", "Y"]));
+    s.push(nm1_person(
+        "IL",
+        &sub.name,
+        "MI",
+        &clean(&sub.member_id, 80),
+    ));
+    s.push(nm1_org("PR", &p.payer_name, "PI", &clean(&p.payer_id, 80)));
+    if !by_line {
+        s.push(seg("DTP", &["573", "D8", &d8(&p.adjudicated)]));
+    }
+    if let Some(icn) = &p.payer_claim_id {
+        s.push(seg("REF", &["F8", &clean(icn, 50)]));
+    }
+    Ok(())
+}
+
+/// Loop 2430 of earlier payer `p`'s adjudication `a` of a line.
+fn line_adjudication(
+    s: &mut Vec<Segment>,
+    p: &PriorPayer,
+    a: &LineAdjudication,
+) -> Result<(), String> {
+    let mut svd = seg(
+        "SVD",
+        &[
+            &clean(&p.payer_id, 80),
+            &amount(a.paid),
+            "",
+            "",
+            &a.paid_units.to_string(),
+        ],
+    );
+    svd.elements[2] = billd_x12::Element::from_components(procedure_composite(&a.procedure));
+    s.push(svd);
+    s.extend(cas_segments(&a.adjustments)?);
+    s.push(seg("DTP", &["573", "D8", &d8(&a.adjudicated)]));
+    s.push(seg("AMT", &["EAF", &amount(patient_share(&a.adjustments))]));
     Ok(())
 }
 
@@ -669,7 +909,7 @@ mod tests {
         assert!(x.contains("NM1*IL*1*DOE*JANE****MI*M1001~"), "{x}");
 
         let claims: Vec<Claim> = fixture("claims.json");
-        let x = professional_837(&parties(), &stamp(), 8, "8", &claims)
+        let x = professional_837(&parties(), &stamp(), 8, "8", &claims, &[])
             .unwrap()
             .unwrap();
         clean_x12(&x, |b| matches!(b, billd_x12::Body::Professional(_)));
@@ -682,15 +922,396 @@ mod tests {
         assert!(x.contains("TRN*1*TRACE2-2~"), "{x}");
     }
 
+    fn adj(group: AdjustmentGroup, reason: &str, cents: i64) -> Adjustment {
+        Adjustment {
+            group,
+            reason_code: reason.into(),
+            amount: cents,
+            quantity: None,
+        }
+    }
+
+    fn date(year: u16, month: u8, day: u8) -> Date {
+        Date { year, month, day }
+    }
+
+    /// The first claim of the fixture (125.00: line 1 99213-25 100.00,
+    /// line 2 J1100 25.00), as paid by line by payer `PRIMARY1`: line 1
+    /// 60.00 paid, 20.00 contractual, 15.00 coinsurance, 5.00 deductible;
+    /// line 2 denied (25.00 contractual).
+    fn primary_by_line() -> PriorPayer {
+        use AdjustmentGroup::{Contractual as CO, PatientResponsibility as PR};
+        use billd_plugin_sdk::coordination::OtherSubscriber;
+        let line =
+            |n: u16, code: &str, set, mods: &[&str], charge, paid, adjustments| LineAdjudication {
+                line_number: n,
+                procedure: Procedure {
+                    code_set: set,
+                    code: code.into(),
+                    modifiers: mods.iter().map(|m| m.to_string()).collect(),
+                },
+                charge,
+                paid,
+                paid_units: 1,
+                adjustments,
+                adjudicated: date(2024, 2, 1),
+            };
+        PriorPayer {
+            sequence: PayerSequence::Primary,
+            payer_id: "PRIMARY1".into(),
+            payer_name: "First Health".into(),
+            subscriber: OtherSubscriber {
+                name: PersonName {
+                    last: "Doe".into(),
+                    first: "Jane".into(),
+                    middle: None,
+                    suffix: None,
+                },
+                member_id: "MP-77".into(),
+                relationship: None,
+                group_number: Some("GP-1".into()),
+            },
+            payer_claim_id: Some("ICN-P1".into()),
+            paid: 6_000,
+            adjustments: vec![],
+            lines: vec![
+                line(
+                    1,
+                    "99213",
+                    ProcedureCodeSet::Cpt,
+                    &["25"],
+                    10_000,
+                    6_000,
+                    vec![adj(CO, "45", 2_000), adj(PR, "2", 1_500), adj(PR, "1", 500)],
+                ),
+                line(
+                    2,
+                    "J1100",
+                    ProcedureCodeSet::Hcpcs,
+                    &[],
+                    2_500,
+                    0,
+                    vec![adj(CO, "97", 2_500)],
+                ),
+            ],
+            patient_responsibility: 2_000,
+            adjudicated: date(2024, 2, 1),
+        }
+    }
+
+    /// The same claim paid as a whole: 75.00 paid, 30.00 contractual,
+    /// 20.00 deductible.
+    fn primary_by_claim() -> PriorPayer {
+        use AdjustmentGroup::{Contractual as CO, PatientResponsibility as PR};
+        PriorPayer {
+            paid: 7_500,
+            adjustments: vec![adj(CO, "45", 3_000), adj(PR, "1", 2_000)],
+            lines: vec![],
+            ..primary_by_line()
+        }
+    }
+
+    /// The fixture's claim and a copy of it, `PCN1002`.
+    fn two_claims() -> Vec<Claim> {
+        let mut claims: Vec<Claim> = fixture("claims.json");
+        let mut second = claims[0].clone();
+        second.claim_id = "PCN1002".into();
+        claims.push(second);
+        claims
+    }
+
+    fn write(claims: &[Claim], prior: &[Vec<PriorPayer>]) -> String {
+        professional_837(&parties(), &stamp(), 8, "8", claims, prior)
+            .unwrap()
+            .unwrap()
+    }
+
+    fn segments(x12: &str) -> Vec<&str> {
+        x12.split('~').map(str::trim).collect()
+    }
+
+    /// The claims of an 837P read strictly by billd-x12 (after its
+    /// validator found no error).
+    fn read_claims(x12: &str) -> Vec<billd_x12::t837p::Claim> {
+        clean_x12(x12, |b| matches!(b, billd_x12::Body::Professional(_)));
+        let parsed = billd_x12::document::parse(x12.as_bytes(), billd_x12::Mode::Strict).unwrap();
+        let t = &parsed.document.interchanges[0].groups[0].transactions[0];
+        let billd_x12::Body::Professional(p) = &t.body else {
+            panic!("not an 837P")
+        };
+        p.billing_providers
+            .iter()
+            .flat_map(|b| &b.subscribers)
+            .flat_map(|s| {
+                s.claims
+                    .iter()
+                    .chain(s.patients.iter().flat_map(|p| &p.claims))
+            })
+            .cloned()
+            .collect()
+    }
+
+    fn cents(a: &billd_x12::fields::Amount) -> i64 {
+        a.units() / (billd_x12::fields::AMOUNT_SCALE / 100)
+    }
+
+    /// The sum of the amounts of the CAS segments among `segs`.
+    fn cas_total<'a>(segs: impl IntoIterator<Item = &'a Segment>) -> i64 {
+        segs.into_iter()
+            .filter(|s| s.id == "CAS")
+            .map(|s| {
+                let (cas, _) = billd_x12::segments::Cas::from_segment(s);
+                cas.adjustments
+                    .iter()
+                    .map(|a| cents(&a.amount))
+                    .sum::<i64>()
+            })
+            .sum()
+    }
+
+    /// Checks the 837P guide's COB balancing on a claim read back: for
+    /// every other payer and every line it adjudicated, SV102 = SVD02 +
+    /// the 2430 CAS; and CLM02 = AMT*D + the 2320 CAS + its 2430 CAS.
+    /// Returns, per other payer, (AMT*D, the sum of its SVD02).
+    fn balanced(c: &billd_x12::t837p::Claim) -> Vec<(i64, i64)> {
+        let mut out = Vec::new();
+        for os in &c.other_subscribers {
+            let payer = os
+                .entities
+                .iter()
+                .find(|e| e.nm1.entity == "PR")
+                .expect("2330B");
+            let id = payer.nm1.id.clone().unwrap_or_default();
+            let paid = os
+                .amounts
+                .iter()
+                .find(|a| a.qualifier == "D")
+                .map(|a| cents(&a.amount))
+                .expect("AMT*D");
+            let mut line_cas = 0;
+            let mut svd_total = 0;
+            for l in &c.lines {
+                for adj in &l.adjudications {
+                    let svd = &adj.segments[0];
+                    assert_eq!(svd.id, "SVD");
+                    if svd.get(1) != id {
+                        continue;
+                    }
+                    let svd02 = cents(&billd_x12::fields::Amount::parse(svd.get(2)).unwrap());
+                    let cas = cas_total(&adj.segments);
+                    assert_eq!(
+                        cents(&l.sv1.charge),
+                        svd02 + cas,
+                        "line {}: SV102 = SVD02 + CAS",
+                        l.lx.number
+                    );
+                    line_cas += cas;
+                    svd_total += svd02;
+                }
+            }
+            let claim_cas: i64 = os
+                .adjustments
+                .iter()
+                .flat_map(|c| &c.adjustments)
+                .map(|a| cents(&a.amount))
+                .sum();
+            assert_eq!(
+                cents(&c.clm.total_charge),
+                paid + claim_cas + line_cas,
+                "CLM02 = AMT*D + CAS"
+            );
+            out.push((paid, svd_total));
+        }
+        out
+    }
+
+    #[test]
+    fn a_secondary_claim_carries_the_primary_payers_line_adjudication() {
+        let claims = two_claims();
+        let x = write(&claims, &[vec![primary_by_line()]]);
+        let segs = segments(&x);
+        let at = |s: &str| {
+            segs.iter()
+                .position(|x| *x == s)
+                .unwrap_or_else(|| panic!("no {s} in\n{x}"))
+        };
+        // Its own payer is the secondary; the primary is the other payer.
+        assert!(segs.contains(&"SBR*S*18*GRP100******CI"), "{x}");
+        let sbr = at("SBR*P*18*GP-1");
+        assert!(sbr > at("NM1*82*1*KILDARE*BEN****XX*1245319599"), "{x}");
+        assert_eq!(
+            &segs[sbr..sbr + 6],
+            [
+                "SBR*P*18*GP-1",
+                "AMT*D*60",
+                "OI***Y***Y",
+                "NM1*IL*1*DOE*JANE****MI*MP-77",
+                "NM1*PR*2*FIRST HEALTH*****PI*PRIMARY1",
+                "REF*F8*ICN-P1",
+            ],
+            "{x}"
+        );
+        // By line: no claim-level remaining liability or date.
+        assert!(
+            !segs[sbr..at("LX*1")]
+                .iter()
+                .any(|s| s.starts_with("AMT*EAF") || s.starts_with("DTP*573")),
+            "{x}"
+        );
+        let svd = at("SVD*PRIMARY1*60*HC:99213:25**1");
+        assert!(svd > at("DTP*472*D8*20240105") && svd < at("LX*2"), "{x}");
+        assert_eq!(
+            &segs[svd..svd + 5],
+            [
+                "SVD*PRIMARY1*60*HC:99213:25**1",
+                "CAS*CO*45*20",
+                "CAS*PR*2*15**1*5",
+                "DTP*573*D8*20240201",
+                "AMT*EAF*20",
+            ],
+            "{x}"
+        );
+        let svd = at("SVD*PRIMARY1*0*HC:J1100**1");
+        assert_eq!(
+            &segs[svd..svd + 4],
+            [
+                "SVD*PRIMARY1*0*HC:J1100**1",
+                "CAS*CO*97*25",
+                "DTP*573*D8*20240201",
+                "AMT*EAF*0"
+            ],
+            "{x}"
+        );
+        // Read back strictly: the loops are where the guide puts them and
+        // the amounts balance to the cent (AMT*D = the sum of SVD02: no
+        // claim-level adjustments).
+        let read = read_claims(&x);
+        assert_eq!(read[0].other_subscribers.len(), 1);
+        assert_eq!(read[0].other_subscribers[0].entities.len(), 2);
+        assert_eq!(balanced(&read[0]), [(6_000, 6_000)]);
+        assert!(
+            read[1].other_subscribers.is_empty(),
+            "a primary claim: no 2320"
+        );
+        // The second claim is a primary one: its own SBR01 is P.
+        assert!(segs.contains(&"SBR*P*18*GRP100******CI"), "{x}");
+    }
+
+    #[test]
+    fn a_claim_paid_as_a_whole_reports_claim_level_cob() {
+        let claims: Vec<Claim> = fixture("claims.json");
+        let x = write(&claims[..1], &[vec![primary_by_claim()]]);
+        let segs = segments(&x);
+        let sbr = segs.iter().position(|s| *s == "SBR*P*18*GP-1").unwrap();
+        assert_eq!(
+            &segs[sbr..sbr + 10],
+            [
+                "SBR*P*18*GP-1",
+                "CAS*CO*45*30",
+                "CAS*PR*1*20",
+                "AMT*D*75",
+                "AMT*EAF*20",
+                "OI***Y***Y",
+                "NM1*IL*1*DOE*JANE****MI*MP-77",
+                "NM1*PR*2*FIRST HEALTH*****PI*PRIMARY1",
+                "DTP*573*D8*20240201",
+                "REF*F8*ICN-P1",
+            ],
+            "{x}"
+        );
+        assert!(!x.contains("SVD*"), "{x}");
+        assert_eq!(balanced(&read_claims(&x)[0]), [(7_500, 0)]);
+    }
+
+    #[test]
+    fn a_tertiary_claim_carries_both_earlier_payers() {
+        use AdjustmentGroup::{Contractual as CO, Other as OA, PatientResponsibility as PR};
+        let claims: Vec<Claim> = fixture("claims.json");
+        // The secondary paid 15.00 of the 20.00 the primary left, by line
+        // (its own CAS: OA 23, the primary's impact, then the rest).
+        let mut secondary = primary_by_line();
+        secondary.sequence = PayerSequence::Secondary;
+        secondary.payer_id = "SECOND2".into();
+        secondary.payer_name = "Second Mutual".into();
+        secondary.subscriber.member_id = "MS-88".into();
+        secondary.subscriber.relationship = Some(Relationship::Spouse);
+        secondary.subscriber.group_number = None;
+        secondary.payer_claim_id = None;
+        secondary.paid = 1_500;
+        secondary.patient_responsibility = 500;
+        secondary.lines[0].paid = 1_500;
+        secondary.lines[0].adjustments = vec![adj(OA, "23", 8_000), adj(PR, "2", 500)];
+        secondary.lines[1].adjustments = vec![adj(CO, "97", 2_500)];
+        let x = write(&claims[..1], &[vec![primary_by_line(), secondary]]);
+        let segs = segments(&x);
+        assert!(segs.contains(&"SBR*T*18*GRP100******CI"), "{x}");
+        assert!(segs.contains(&"SBR*P*18*GP-1"), "{x}");
+        assert!(segs.contains(&"SBR*S*01"), "{x}");
+        assert!(segs.contains(&"NM1*IL*1*DOE*JANE****MI*MS-88"), "{x}");
+        assert!(segs.contains(&"SVD*SECOND2*15*HC:99213:25**1"), "{x}");
+        assert!(segs.contains(&"CAS*OA*23*80"), "{x}");
+        let read = read_claims(&x);
+        assert_eq!(balanced(&read[0]), [(6_000, 6_000), (1_500, 1_500)]);
+    }
+
+    #[test]
+    fn earlier_payers_whose_amounts_do_not_balance_are_refused_by_name() {
+        let claims = two_claims();
+        let mut p = primary_by_line();
+        p.lines[1].paid = 100;
+        let e = professional_837(&parties(), &stamp(), 1, "1", &claims, &[vec![p]]).unwrap_err();
+        assert_eq!(e.0, "claims[0].prior-payers[0].lines[2]", "{e:?}");
+        assert!(e.1.contains("line's charge 25"), "{e:?}");
+        let mut p = primary_by_claim();
+        p.paid = 7_400;
+        let e = professional_837(&parties(), &stamp(), 1, "1", &claims, &[vec![], vec![p]])
+            .unwrap_err();
+        assert_eq!(e.0, "claims[1].prior-payers[0]", "{e:?}");
+        let mut p = primary_by_line();
+        p.lines[1].line_number = 9;
+        let e = professional_837(&parties(), &stamp(), 1, "1", &claims, &[vec![p]]).unwrap_err();
+        assert_eq!(e.0, "claims[0].prior-payers[0].lines[9]", "{e:?}");
+    }
+
+    #[test]
+    fn adjustments_are_grouped_by_code_six_reasons_a_segment_at_most_five_segments() {
+        use AdjustmentGroup::{Contractual as CO, PatientResponsibility as PR};
+        let mut a: Vec<Adjustment> = (1..=7).map(|r| adj(CO, &r.to_string(), 100)).collect();
+        a.push(adj(PR, "2", 300));
+        a.push(Adjustment {
+            quantity: Some(2),
+            ..adj(CO, "3", 50)
+        });
+        let text: Vec<String> = cas_segments(&a)
+            .unwrap()
+            .iter()
+            .map(|s| {
+                let mut out = String::new();
+                billd_x12::writer::write_segment(&mut out, s, &Default::default()).unwrap();
+                out.trim_end_matches('~').to_owned()
+            })
+            .collect();
+        assert_eq!(
+            text,
+            [
+                "CAS*CO*1*1**2*1**3*1.5**4*1**5*1**6*1",
+                "CAS*CO*7*1",
+                "CAS*PR*2*3",
+            ]
+        );
+        let many: Vec<Adjustment> = (1..=31).map(|r| adj(CO, &r.to_string(), 1)).collect();
+        assert!(cas_segments(&many).unwrap_err().contains("6 CAS segments"));
+    }
+
     #[test]
     fn a_claim_without_a_tax_id_or_diagnosis_names_the_field() {
         let mut claims: Vec<Claim> = fixture("claims.json");
         claims[0].billing_provider.tax_id = None;
-        let e = professional_837(&parties(), &stamp(), 1, "1", &claims).unwrap_err();
+        let e = professional_837(&parties(), &stamp(), 1, "1", &claims, &[]).unwrap_err();
         assert_eq!(e.0, "claims[0].billing-provider.tax-id");
         let mut claims: Vec<Claim> = fixture("claims.json");
         claims[0].diagnoses.clear();
-        let e = professional_837(&parties(), &stamp(), 1, "1", &claims).unwrap_err();
+        let e = professional_837(&parties(), &stamp(), 1, "1", &claims, &[]).unwrap_err();
         assert_eq!(e.0, "claims[0].diagnoses");
     }
 }

@@ -5,9 +5,10 @@
 //! sees.
 //!
 //! - `submit-claims` writes one 837P (built by core-clearinghouse's
-//!   `x12build`) to `inbound-dir` under a name derived from billd's
-//!   idempotency key, so a retried batch overwrites its own file instead of
-//!   adding a second one. billd uploads to a hidden temporary name and
+//!   `x12build`, a secondary claim with its coordination of benefits loops
+//!   from billd's `coordination` capability, contract 0.4.0) to
+//!   `inbound-dir` under a name derived from billd's idempotency key, so a
+//!   retried batch overwrites its own file instead of adding a second one. billd uploads to a hidden temporary name and
 //!   renames it, so the clearinghouse never picks up half a file.
 //! - `fetch-acknowledgments` and `fetch-remittances` pick up 999/277CA and
 //!   835 files from `outbound-dir` (read by core-clearinghouse's `x12read`;
@@ -32,6 +33,7 @@ pub mod x12build;
 #[path = "../../core-clearinghouse/src/x12read.rs"]
 pub mod x12read;
 
+use billd_plugin_sdk::coordination;
 use billd_plugin_sdk::payer::*;
 use billd_plugin_sdk::prelude::*;
 use billd_plugin_sdk::sftp::{self, SftpError};
@@ -293,11 +295,13 @@ impl PayerConnector for SftpClearinghouse {
         let parties = parties()?;
         let number = submission_number(key)?;
         let batch = number.to_string();
-        let x12 = x12build::professional_837(&parties, &stamp(now()), number, &batch, &claims)
-            .map_err(|(field, message)| ConnectorError::invalid(field, message))?
-            .map_err(|e| {
-                ConnectorError::invalid("request", format!("the X12 cannot be written: {e}"))
-            })?;
+        let prior: Vec<_> = claims.iter().map(coordination::prior_payers).collect();
+        let x12 =
+            x12build::professional_837(&parties, &stamp(now()), number, &batch, &claims, &prior)
+                .map_err(|(field, message)| ConnectorError::invalid(field, message))?
+                .map_err(|e| {
+                    ConnectorError::invalid("request", format!("the X12 cannot be written: {e}"))
+                })?;
         let name = upload_name(
             &text("file-prefix", "billd-"),
             &text("file-suffix", ".837"),
