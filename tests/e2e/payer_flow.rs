@@ -5,11 +5,15 @@
 //! and denied, a task for each rejection and denial; and kill -9 of the
 //! daemon in the middle of a submission batch, after which every claim is
 //! in the sandbox's archive exactly once (CLM01 counted across distinct
-//! PayloadIDs), and every archived 837P passes pyx12.
+//! PayloadIDs), and every archived 837P passes pyx12. And coordination of
+//! benefits: a primary's 835 posted for a patient with a secondary
+//! coverage, the secondary claim submitted through the same connector to
+//! the sandbox with the primary's payment and adjustments in its 2320,
+//! 2330A, 2330B and 2430 loops, to the cent.
 
 use billd_e2e::{
     PAYER_SCENARIO_HEAD, PayerSandbox, Scratch, base_config, claims_837, core_plugin_table,
-    pyx12_passes, stderr, stdout, wait_until,
+    era_835, pyx12_passes, stderr, stdout, wait_until,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -335,4 +339,225 @@ fn faults_end_in_retries_then_one_task_and_no_claim_is_lost_or_sent_twice() {
     );
     let states = claims_by_state(&s);
     assert!(states.values().all(|st| st == "acknowledged"), "{states:?}");
+}
+
+/// The elements of the segments of `x12` (an archived 837P, `~` ending
+/// segments, `*` between elements).
+fn segments(x12: &str) -> Vec<Vec<String>> {
+    x12.split('~')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| s.split('*').map(str::to_string).collect())
+        .collect()
+}
+
+/// Cents of an X12 decimal amount (`52`, `8.5`, `-3.25`).
+fn cents(amount: &str) -> i64 {
+    let (sign, digits) = match amount.strip_prefix('-') {
+        Some(rest) => (-1, rest),
+        None => (1, amount),
+    };
+    let (whole, frac) = digits.split_once('.').unwrap_or((digits, ""));
+    let frac = format!("{frac:0<2}");
+    assert_eq!(frac.len(), 2, "finer than a cent: {amount}");
+    sign * (whole.parse::<i64>().unwrap() * 100 + frac.parse::<i64>().unwrap())
+}
+
+/// The sum of the amounts of a CAS segment (CAS03, 06, ... 18).
+fn cas_cents(seg: &[String]) -> i64 {
+    (3..seg.len()).step_by(3).map(|i| cents(&seg[i])).sum()
+}
+
+/// The state of claim `id`.
+fn state_of(s: &Scratch, id: &str) -> String {
+    let shown: serde_json::Value =
+        serde_json::from_str(&ok(&s.run(&["claims", "show", id, "--json"]))).unwrap();
+    shown["state"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn a_secondary_claim_carries_the_primarys_payment_and_adjustments_to_the_cent() {
+    let s = Scratch::new();
+    let sandbox = Sandbox::start(s.path("").as_path(), PAYER_SCENARIO_HEAD);
+    practice(&s, &sandbox, "soap");
+    // One claim (CLM01 CB0000): 99213 40.00, 87070 15.00, 99214 35.00,
+    // 86663 10.00 to the primary 999996666; the patient is the subscriber.
+    std::fs::write(s.path("batch.837"), claims_837(1, "CB")).unwrap();
+    ok(&s.run(&["import", "claims", s.path("batch.837").to_str().unwrap()]));
+    let shown: serde_json::Value = serde_json::from_str(&ok(&s.run(&[
+        "claims",
+        "show",
+        "1912301953-CB0000",
+        "--json",
+    ])))
+    .unwrap();
+    let patient = shown["patient_id"].as_str().unwrap().to_string();
+    assert_eq!(state_of(&s, "1912301953-CB0000"), "draft");
+    std::fs::write(
+        s.path("coverages.csv"),
+        format!(
+            "id,patient_id,payer_id,payer_name,member_id,group_number,relationship,priority\n\
+             COV-SEC,{patient},SECONDPAYER,SECOND MUTUAL,MS42,GS9,self,secondary\n"
+        ),
+    )
+    .unwrap();
+    ok(&s.run(&[
+        "import",
+        "coverages",
+        s.path("coverages.csv").to_str().unwrap(),
+    ]));
+
+    // The primary claim goes out and is acknowledged.
+    ok(&s.run(&["jobs", "run", "submission"]));
+    assert_eq!(state_of(&s, "1912301953-CB0000"), "acknowledged");
+    assert_eq!(sandbox.submissions().len(), 1);
+
+    // The primary pays 52.00 by line and leaves 20.00 to the patient.
+    let dos = (chrono::Utc::now().date_naive() - chrono::Days::new(10))
+        .format("%Y%m%d")
+        .to_string();
+    let era = era_835(
+        "999996666",
+        "52",
+        "PRIMARY-1",
+        &format!(
+            "CLP*CB0000*1*100*52*20*12*ICN-PRIMARY~\
+             SVC*HC:99213*40*24**1~DTM*472*{dos}~CAS*CO*45*8~CAS*PR*2*8~\
+             SVC*HC:87070*15*0**1~DTM*472*{dos}~CAS*CO*97*15~\
+             SVC*HC:99214*35*20**1~DTM*472*{dos}~CAS*CO*45*5~CAS*PR*1*10~\
+             SVC*HC:86663*10*8**1~DTM*472*{dos}~CAS*PR*3*2~"
+        ),
+    );
+    std::fs::write(s.path("primary.835"), &era).unwrap();
+    let posted: serde_json::Value = serde_json::from_str(&ok(&s.run(&[
+        "remits",
+        "post",
+        s.path("primary.835").to_str().unwrap(),
+        "--json",
+    ])))
+    .unwrap();
+    assert_eq!(
+        posted["remittances"][0]["secondary_claims"],
+        serde_json::json!(["1912301953-CB0000-cob2"]),
+        "{posted:#}"
+    );
+
+    // The next run scrubs the secondary claim and sends it to its payer.
+    ok(&s.run(&["jobs", "run", "submission"]));
+    let secondary: Vec<PathBuf> = sandbox
+        .submissions()
+        .into_values()
+        .filter(|p| std::fs::read_to_string(p).unwrap().contains("SBR*S*"))
+        .collect();
+    assert_eq!(secondary.len(), 1, "{:?}", sandbox.submissions());
+    let text = std::fs::read_to_string(&secondary[0]).unwrap();
+    let segs = segments(&text);
+    let line = |s: &[String]| s.join("*");
+    let at = |want: &str| {
+        segs.iter()
+            .position(|s| line(s) == want)
+            .unwrap_or_else(|| panic!("no {want} in\n{text}"))
+    };
+    // Its own payer is the secondary; the primary is the other payer.
+    at("SBR*S*18*GS9******CI");
+    at("NM1*IL*1*SMITH*TED****MI*MS42");
+    at("NM1*PR*2*SANDBOX HEALTH PLAN*****PI*SECONDPAYER");
+    let sbr = at("SBR*P*18*2222-SJ");
+    assert!(
+        sbr > at("CLM*CB0000*100***11:B:1*Y*A*Y*Y") && sbr < at("LX*1"),
+        "{text}"
+    );
+    let cob: Vec<String> = segs[sbr..at("LX*1")].iter().map(|s| line(s)).collect();
+    assert_eq!(
+        cob,
+        [
+            "SBR*P*18*2222-SJ",
+            "AMT*D*52",
+            "OI***Y***Y",
+            "NM1*IL*1*SMITH*TED****MI*MCB0000",
+            "NM1*PR*2*KEY INSURANCE COMPANY*****PI*999996666",
+            "REF*F8*ICN-PRIMARY",
+        ],
+        "{text}"
+    );
+    // One 2430 per line, with the primary's paid amount and adjustments.
+    let loop_2430 = |first: &str| {
+        let i = at(first);
+        let len = 1 + segs[i + 1..]
+            .iter()
+            .take_while(|s| !["SVD", "LX", "SE"].contains(&s[0].as_str()))
+            .count();
+        segs[i..i + len].iter().map(|s| line(s)).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        loop_2430("SVD*999996666*24*HC:99213**1"),
+        [
+            "SVD*999996666*24*HC:99213**1",
+            "CAS*CO*45*8",
+            "CAS*PR*2*8",
+            "DTP*573*D8*20260301",
+            "AMT*EAF*8"
+        ]
+    );
+    assert_eq!(
+        loop_2430("SVD*999996666*0*HC:87070**1"),
+        [
+            "SVD*999996666*0*HC:87070**1",
+            "CAS*CO*97*15",
+            "DTP*573*D8*20260301",
+            "AMT*EAF*0"
+        ]
+    );
+    assert_eq!(
+        loop_2430("SVD*999996666*20*HC:99214**1"),
+        [
+            "SVD*999996666*20*HC:99214**1",
+            "CAS*CO*45*5",
+            "CAS*PR*1*10",
+            "DTP*573*D8*20260301",
+            "AMT*EAF*10"
+        ]
+    );
+    assert_eq!(
+        loop_2430("SVD*999996666*8*HC:86663**1"),
+        [
+            "SVD*999996666*8*HC:86663**1",
+            "CAS*PR*3*2",
+            "DTP*573*D8*20260301",
+            "AMT*EAF*2"
+        ]
+    );
+    // Balanced to the cent: each SV102 = SVD02 + its CAS, and CLM02 =
+    // AMT*D + every CAS (so, no claim-level adjustments, AMT*D = the sum
+    // of SVD02).
+    let mut charge = 0;
+    let mut svd_total = 0;
+    let mut cas_total = 0;
+    for (i, seg) in segs.iter().enumerate() {
+        if seg[0] != "SV1" {
+            continue;
+        }
+        let sv102 = cents(&seg[2]);
+        let svd = segs[i..].iter().find(|s| s[0] == "SVD").unwrap();
+        let lx_end = segs[i + 1..]
+            .iter()
+            .position(|s| s[0] == "LX" || s[0] == "SE")
+            .unwrap();
+        let line_cas: i64 = segs[i + 1..i + 1 + lx_end]
+            .iter()
+            .filter(|s| s[0] == "CAS")
+            .map(|s| cas_cents(s))
+            .sum();
+        assert_eq!(sv102, cents(&svd[2]) + line_cas, "{}", line(seg));
+        charge += sv102;
+        svd_total += cents(&svd[2]);
+        cas_total += line_cas;
+    }
+    assert_eq!(charge, 10_000);
+    assert_eq!(svd_total, 5_200, "AMT*D = the sum of SVD02");
+    assert_eq!(charge, 5_200 + cas_total, "CLM02 = AMT*D + CAS");
+    // The primary denied a line: partly paid; the secondary is on its way.
+    assert_eq!(state_of(&s, "1912301953-CB0000"), "partially_paid");
+    assert_eq!(state_of(&s, "1912301953-CB0000-cob2"), "acknowledged");
+    pyx12_passes(&[secondary[0].clone()]);
 }
