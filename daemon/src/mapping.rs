@@ -911,6 +911,13 @@ mod tests {
         assert_eq!(c.patient_share_cents(), 2_000);
         assert_eq!(c.remarks, ["N130"]);
         assert_eq!(c.payer_claim_number.as_deref(), Some("PCN"));
+        // Kept for the next payer: the line as paid and the payment date.
+        assert_eq!(c.lines.len(), 1);
+        assert_eq!(
+            (c.lines[0].procedure.as_str(), c.lines[0].units),
+            ("99213", 1)
+        );
+        assert_eq!(c.paid_on, Some(date_from(r.payment_date, "d").unwrap()));
         assert!(
             era.money_problems().is_empty(),
             "{:?}",
@@ -924,6 +931,49 @@ mod tests {
         );
     }
     use crate::domain::ServiceLine;
+
+    #[test]
+    fn a_payers_lines_match_the_claims_by_place_then_procedure_and_charge() {
+        let line = |code: &str, cents| ServiceLine {
+            procedure: code.into(),
+            modifiers: vec![],
+            charge_cents: cents,
+            units: 1,
+            diagnosis_pointers: vec![1],
+            service_date: NaiveDate::from_ymd_opt(2026, 3, 1).unwrap(),
+        };
+        let paid = |code: &str, cents| EraLine {
+            procedure: code.into(),
+            billed_cents: cents,
+            ..EraLine::default()
+        };
+        let lines = [line("99213", 100), line("J1100", 25), line("J1100", 50)];
+        // In place.
+        assert_eq!(
+            adjudicated_line(&lines, &paid("99213", 100), 0, &[]),
+            Some(1)
+        );
+        // Out of place: the same procedure and charge first.
+        assert_eq!(
+            adjudicated_line(&lines, &paid("J1100", 50), 0, &[]),
+            Some(3)
+        );
+        assert_eq!(
+            adjudicated_line(&lines, &paid("J1100", 25), 2, &[3]),
+            Some(2)
+        );
+        // A repeated procedure goes to the line not yet taken.
+        assert_eq!(
+            adjudicated_line(&lines, &paid("J1100", 99), 1, &[2]),
+            Some(3)
+        );
+        // A recoded line stays in its place; past the claim's lines, none.
+        assert_eq!(
+            adjudicated_line(&lines, &paid("99214", 100), 0, &[]),
+            Some(1)
+        );
+        assert_eq!(adjudicated_line(&lines, &paid("99214", 100), 3, &[]), None);
+    }
 
     fn patient() -> Patient {
         Patient {
