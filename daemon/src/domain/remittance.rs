@@ -74,7 +74,7 @@ pub struct EraClaim {
 
 /// One service line as paid (an 835 SVC loop), what the next payer is told
 /// of it in coordination of benefits.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct EraLine {
     /// The procedure code as adjudicated (SVC01-2).
     pub procedure: String,
@@ -121,6 +121,17 @@ pub struct EraProviderAdjustment {
     pub reference: Option<String>,
     /// Amount in cents (positive reduces the payment).
     pub amount_cents: i64,
+}
+
+impl std::fmt::Debug for EraLine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Procedures and dates of service are patient data: amounts only.
+        f.debug_struct("EraLine")
+            .field("billed_cents", &self.billed_cents)
+            .field("paid_cents", &self.paid_cents)
+            .field("units", &self.units)
+            .finish_non_exhaustive()
+    }
 }
 
 impl EraClaim {
