@@ -287,7 +287,9 @@ fn payload_after(
         )));
     }
     let read = x12read::read_after(&answer.payload, after).map_err(ConnectorError::transient)?;
-    if (after == 0 || !read.is_empty()) && !read.iter().flat_map(|r| &r.sets).any(|(id, _)| id == set) {
+    if (after == 0 || !read.is_empty())
+        && !read.iter().flat_map(|r| &r.sets).any(|(id, _)| id == set)
+    {
         return Err(ConnectorError::transient(format!(
             "the clearinghouse's answer holds no {set}"
         )));

@@ -580,9 +580,14 @@ mod tests {
     #[test]
     fn read_after_parses_only_interchanges_past_the_cursor() {
         let one = |n: u32| {
-            String::from_utf8(x12("FA", "999", "005010X231A1", "AK1*HC*1*005010X222A1\nAK9*A*1*1*1"))
-                .unwrap()
-                .replace("000000042", &format!("{n:09}"))
+            String::from_utf8(x12(
+                "FA",
+                "999",
+                "005010X231A1",
+                "AK1*HC*1*005010X222A1\nAK9*A*1*1*1",
+            ))
+            .unwrap()
+            .replace("000000042", &format!("{n:09}"))
         };
         let payload = format!("{}\n{}\r\n{}", one(7), one(8), one(9));
         let all: Vec<u64> = read_after(payload.as_bytes(), 0)
