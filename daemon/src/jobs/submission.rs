@@ -168,9 +168,11 @@ impl SubmissionJob {
     fn prepare(&self, ctx: &RunContext) -> Result<Vec<String>, JobError> {
         let now = ctx.clock.now();
         let today = now.with_timezone(&self.timezone).date_naive();
-        for claim in all_in(ctx, ClaimState::Draft)? {
+        // A page of the index at a time: memory holds one page of claims,
+        // not every draft.
+        each_in(ctx, ClaimState::Draft, |claim| {
             if claim.held {
-                continue;
+                return Ok(());
             }
             let rules = ScrubRules {
                 today,
@@ -198,8 +200,8 @@ impl SubmissionJob {
                     tx.put(&c)?;
                 }
                 Ok(())
-            })?;
-        }
+            })
+        })?;
         // Claims already in a pending batch stay there.
         let pending = claim_batch::pending(&ctx.db)?;
         let batched: std::collections::HashSet<&str> = pending
@@ -207,14 +209,15 @@ impl SubmissionJob {
             .flat_map(|b| b.claims.iter().map(|(id, _)| id.as_str()))
             .collect();
         let mut by_payer: BTreeMap<String, Vec<(String, u32)>> = BTreeMap::new();
-        for c in all_in(ctx, ClaimState::Ready)? {
+        each_in(ctx, ClaimState::Ready, |c| {
             if !c.held && !batched.contains(c.id.as_str()) {
                 by_payer
-                    .entry(c.payer_id.clone())
+                    .entry(c.payer_id)
                     .or_default()
-                    .push((c.id.clone(), c.revision));
+                    .push((c.id, c.revision));
             }
-        }
+            Ok(())
+        })?;
         for (payer, ids) in by_payer {
             for chunk in ids.chunks(self.batch_size) {
                 ctx.db.transact(|tx| {
@@ -427,16 +430,23 @@ fn short(m: &str) -> String {
     }
 }
 
-/// Every claim in `state`, through the index.
-fn all_in(ctx: &RunContext, state: ClaimState) -> Result<Vec<Claim>, StoreError> {
-    let mut out = Vec::new();
+/// Calls `f` on every claim in `state`, read through the index a page at
+/// a time (claims `f` moves out of the state do not disturb the paging:
+/// each page starts after the last index key seen).
+fn each_in(
+    ctx: &RunContext,
+    state: ClaimState,
+    mut f: impl FnMut(Claim) -> Result<(), JobError>,
+) -> Result<(), JobError> {
     let mut after: Option<String> = None;
     loop {
         let page = claims::in_state(&ctx.db, state, after.as_deref(), 1000)?;
-        out.extend(page.items);
+        for c in page.items {
+            f(c)?;
+        }
         match page.next {
             Some(n) => after = Some(n),
-            None => return Ok(out),
+            None => return Ok(()),
         }
     }
 }
