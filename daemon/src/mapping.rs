@@ -272,20 +272,6 @@ pub fn claim(
     }
 }
 
-/// A CAS group code (`CO`, `PR`, `OA`, `PI`, `CR`) as the contract's
-/// adjustment group; a code outside the list (the toolkit refuses such an
-/// 835 before posting) reads as `other`.
-pub fn adjustment_group_from(code: &str) -> wit::AdjustmentGroup {
-    use wit::AdjustmentGroup as G;
-    match code {
-        "CO" => G::Contractual,
-        "PR" => G::PatientResponsibility,
-        "PI" => G::PayerInitiated,
-        "CR" => G::Correction,
-        _ => G::Other,
-    }
-}
-
 fn adjustment(a: &EraAdjustment) -> wit::Adjustment {
     wit::Adjustment {
         group: adjustment_group_from(&a.group),
@@ -774,6 +760,21 @@ pub fn adjustment_group(g: wit::AdjustmentGroup) -> &'static str {
         G::Other => "OA",
         G::PayerInitiated => "PI",
         G::Correction => "CR",
+    }
+}
+
+/// A CAS group code (`CO`, `PR`, `OA`, `PI`, `CR`) as the contract's
+/// adjustment group, the inverse of [`adjustment_group`]; a code outside
+/// the list (the toolkit refuses such an 835 before posting) reads as
+/// `other`.
+fn adjustment_group_from(code: &str) -> wit::AdjustmentGroup {
+    use wit::AdjustmentGroup as G;
+    match code {
+        "CO" => G::Contractual,
+        "PR" => G::PatientResponsibility,
+        "PI" => G::PayerInitiated,
+        "CR" => G::Correction,
+        _ => G::Other,
     }
 }
 

@@ -199,10 +199,9 @@ impl ReadAhead {
         let task = tokio::spawn(async move {
             let mut since = since;
             loop {
-                let call_key = format!(
-                    "{run_id}#{}@{}",
-                    stream.name(),
-                    since.as_deref().unwrap_or("")
+                let call_key = RunContext::effect_key_in(
+                    &run_id,
+                    &format!("{}@{}", stream.name(), since.as_deref().unwrap_or("")),
                 );
                 let got = Self::call(&plugin, stream, &call_key, since.as_deref()).await;
                 let next = match &got {

@@ -270,7 +270,13 @@ impl RunContext {
     /// The idempotency key of one item's effect: the same on every retry of
     /// this item in this run, different in every other run.
     pub fn effect_key(&self, item: &str) -> String {
-        format!("{}#{item}", self.run_id)
+        Self::effect_key_in(&self.run_id, item)
+    }
+
+    /// [`RunContext::effect_key`] of run `run_id`, for work a run hands to
+    /// a task of its own (which cannot borrow the context).
+    pub fn effect_key_in(run_id: &str, item: &str) -> String {
+        format!("{run_id}#{item}")
     }
 
     /// The idempotency key of an effect on a business object rather than a

@@ -42,6 +42,39 @@ impl Date {
     }
 }
 
+impl AdjustmentGroup {
+    /// The X12 claim adjustment group code (CAS01): `CO`, `PR`, `OA`, `PI`,
+    /// `CR`.
+    ///
+    /// ```
+    /// use billd_plugin_sdk::types::AdjustmentGroup;
+    /// assert_eq!(AdjustmentGroup::PatientResponsibility.x12_code(), "PR");
+    /// assert_eq!(AdjustmentGroup::from_x12_code("PR"), AdjustmentGroup::PatientResponsibility);
+    /// assert_eq!(AdjustmentGroup::from_x12_code("ZZ"), AdjustmentGroup::Other);
+    /// ```
+    pub fn x12_code(self) -> &'static str {
+        match self {
+            AdjustmentGroup::Contractual => "CO",
+            AdjustmentGroup::PatientResponsibility => "PR",
+            AdjustmentGroup::Other => "OA",
+            AdjustmentGroup::PayerInitiated => "PI",
+            AdjustmentGroup::Correction => "CR",
+        }
+    }
+
+    /// The group of an X12 group code (CAS01); a code outside the list
+    /// reads as [`AdjustmentGroup::Other`].
+    pub fn from_x12_code(code: &str) -> AdjustmentGroup {
+        match code {
+            "CO" => AdjustmentGroup::Contractual,
+            "PR" => AdjustmentGroup::PatientResponsibility,
+            "PI" => AdjustmentGroup::PayerInitiated,
+            "CR" => AdjustmentGroup::Correction,
+            _ => AdjustmentGroup::Other,
+        }
+    }
+}
+
 impl ConnectorError {
     /// A failure that may pass: retry later.
     pub fn transient(message: impl Into<String>) -> Self {

@@ -502,9 +502,6 @@ impl PayerConnector for CoreClearinghouse {
             let mut last = from;
             if !answer.payload.is_empty() {
                 for r in payload_after(&answer, answer_type, set, from)? {
-                    if r.isa13 <= from {
-                        continue;
-                    }
                     last = last.max(r.isa13);
                     any = true;
                     for (st, segs) in &r.sets {
@@ -536,9 +533,6 @@ impl PayerConnector for CoreClearinghouse {
         let mut last = from;
         if !answer.payload.is_empty() {
             for r in payload_after(&answer, "X12_835_Response_005010X221A1", "835", from)? {
-                if r.isa13 <= from {
-                    continue;
-                }
                 last = last.max(r.isa13);
                 for (st, segs) in &r.sets {
                     if st == "835" {

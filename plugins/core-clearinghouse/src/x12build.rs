@@ -628,16 +628,6 @@ fn procedure_composite(p: &Procedure) -> Vec<String> {
     out
 }
 
-fn adjustment_group(g: AdjustmentGroup) -> &'static str {
-    match g {
-        AdjustmentGroup::Contractual => "CO",
-        AdjustmentGroup::PatientResponsibility => "PR",
-        AdjustmentGroup::Other => "OA",
-        AdjustmentGroup::PayerInitiated => "PI",
-        AdjustmentGroup::Correction => "CR",
-    }
-}
-
 /// The most CAS segments loops 2320 and 2430 each take.
 const MAX_CAS: usize = 5;
 
@@ -650,7 +640,7 @@ fn cas_segments(adjustments: &[Adjustment]) -> Result<Vec<Segment>, String> {
     type Reason = (String, i64, Option<u32>);
     let mut groups: Vec<(&'static str, Vec<Reason>)> = Vec::new();
     for a in adjustments {
-        let g = adjustment_group(a.group);
+        let g = a.group.x12_code();
         let at = match groups.iter().position(|(code, _)| *code == g) {
             Some(at) => at,
             None => {

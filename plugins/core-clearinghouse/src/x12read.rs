@@ -428,18 +428,8 @@ pub fn ack_277ca(segs: &[Segment], received: Timestamp) -> Vec<Acknowledgment> {
     out
 }
 
-fn group(code: &str) -> AdjustmentGroup {
-    match code {
-        "CO" => AdjustmentGroup::Contractual,
-        "PR" => AdjustmentGroup::PatientResponsibility,
-        "PI" => AdjustmentGroup::PayerInitiated,
-        "CR" => AdjustmentGroup::Correction,
-        _ => AdjustmentGroup::Other,
-    }
-}
-
 fn cas(s: &Segment) -> Vec<Adjustment> {
-    let g = group(s.get(1));
+    let g = AdjustmentGroup::from_x12_code(s.get(1));
     (0..6)
         .filter_map(|k| {
             let reason = s.get(2 + k * 3);

@@ -8,8 +8,9 @@
 //!   `x12build`, a secondary claim with its coordination of benefits loops
 //!   from billd's `coordination` capability, contract 0.4.0) to
 //!   `inbound-dir` under a name derived from billd's idempotency key, so a
-//!   retried batch overwrites its own file instead of adding a second one. billd uploads to a hidden temporary name and
-//!   renames it, so the clearinghouse never picks up half a file.
+//!   retried batch overwrites its own file instead of adding a second one.
+//!   billd uploads to a hidden temporary name and renames it, so the
+//!   clearinghouse never picks up half a file.
 //! - `fetch-acknowledgments` and `fetch-remittances` pick up 999/277CA and
 //!   835 files from `outbound-dir` (read by core-clearinghouse's `x12read`;
 //!   a file's kind comes from its content, not its name), one file per page
