@@ -11,6 +11,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use billd_x12::document::Body;
+use billd_x12::prefetch::Prefetch;
 use billd_x12::stream::{StreamError, Transactions};
 use billd_x12::writer::{SequentialControlNumbers, WriteOptions, write_document};
 use billd_x12::{Document, Mode, parse};
@@ -58,8 +59,11 @@ pub fn run(cmd: &X12Command) -> anyhow::Result<ExitCode> {
             )?
         }
         X12Command::Validate { file } => {
-            let mut input = std::fs::File::open(file)
+            let input = std::fs::File::open(file)
                 .with_context(|| format!("cannot read {}", file.display()))?;
+            // The file is read ahead on its own thread while this one
+            // parses and checks it.
+            let mut input = Prefetch::spawn(input).context("cannot start reading")?;
             validate_cmd(&file.display().to_string(), &mut input, &mut out)?
         }
         X12Command::Render { file } => {

@@ -38,6 +38,8 @@ pub mod error;
 pub mod fields;
 pub mod json;
 pub mod loops;
+#[cfg(not(target_family = "wasm"))]
+pub mod prefetch;
 pub mod reader;
 pub mod segment;
 pub mod segments;

@@ -333,25 +333,28 @@ fn split(raw: &[u8], d: &Delimiters) -> (Segment, bool, bool) {
 /// [`split`] of a segment that is text, with ASCII delimiters.
 fn split_text(raw: &str, d: &Delimiters) -> Segment {
     let bytes = raw.as_bytes();
-    // One pass: how many elements, and whether any is a composite or
-    // repeated (most segments hold simple elements only).
+    // Counting first sizes the element list exactly (a pass the compiler
+    // vectorizes); the split itself is one pass that also notes, per
+    // element, whether it holds a component or repetition separator (most
+    // hold neither and are copied whole).
+    let separators = bytes.iter().filter(|&&b| b == d.element).count();
     let rep = d.repetition.unwrap_or(d.element);
-    let (separators, nested) = bytes.iter().fold((0, false), |(n, nested), &b| {
-        (
-            n + usize::from(b == d.element),
-            nested | (b == d.component) | (b == rep && b != d.element),
-        )
-    });
     let mut elements = Vec::with_capacity(separators);
     let mut id = None;
     let mut start = 0;
-    for end in (0..bytes.len()).filter(|&i| bytes[i] == d.element) {
-        let piece = &raw[start..end];
-        match id {
-            None => id = Some(crate::segment::intern_id(piece)),
-            Some(_) => elements.push(text_element(piece, d, nested)),
+    let mut nested = false;
+    for (i, &b) in bytes.iter().enumerate() {
+        if b == d.element {
+            let piece = &raw[start..i];
+            match id {
+                None => id = Some(crate::segment::intern_id(piece)),
+                Some(_) => elements.push(text_element(piece, d, nested)),
+            }
+            start = i + 1;
+            nested = false;
+        } else if b == d.component || b == rep {
+            nested = true;
         }
-        start = end + 1;
     }
     let last = &raw[start..];
     let id = match id {
@@ -366,8 +369,8 @@ fn split_text(raw: &str, d: &Delimiters) -> Segment {
     seg
 }
 
-/// One element of a text segment; `nested` when the segment holds a
-/// component or repetition separator somewhere.
+/// One element of a text segment; `nested` when it holds a component or
+/// repetition separator.
 fn text_element(p: &str, d: &Delimiters, nested: bool) -> Element {
     if !nested {
         return Element::Simple(p.to_owned());
