@@ -345,3 +345,45 @@ fn the_test_harness_says_why_a_plugin_or_billd_is_missing() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn the_test_harness_hands_submit_claims_the_prior_payers_it_is_given() {
+    let h = Harness::for_package(dist("cob-probe"))
+        .billd(billd_bin())
+        .start()
+        .unwrap();
+    let path = workspace_root().join("plugins/core-clearinghouse/fixtures/claims.json");
+    let claims: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut claim = claims[0].clone();
+    claim["claim-id"] = json!("S-1");
+    let date = json!({"year": 2026, "month": 11, "day": 20});
+    let prior = json!({"S-1": [{
+        "sequence": "primary",
+        "payer-id": "FIRST1",
+        "payer-name": "First Health",
+        "subscriber": {
+            "name": {"last": "Doe", "first": "Jane"},
+            "member-id": "MP-1",
+        },
+        "paid": 6000,
+        "adjustments": [{"group": "patient-responsibility", "reason-code": "1", "amount": 4000}],
+        "lines": [],
+        "patient-responsibility": 4000,
+        "adjudicated": date,
+    }]});
+    let out = h
+        .submit_claims_with_prior_payers("batch-1", &json!([claim]), &prior)
+        .unwrap();
+    let seen: Value = serde_json::from_str(out["ok"]["message"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        seen["S-1"],
+        json!([{"payer": "FIRST1", "sequence": "P", "paid": 6000, "lines": 0, "adjusted": 4000}]),
+        "{out}"
+    );
+    // Without them, the plugin is told nothing.
+    let out = h
+        .call_with_key("submit-claims", "batch-2", &json!([claim]))
+        .unwrap();
+    let seen: Value = serde_json::from_str(out["ok"]["message"].as_str().unwrap()).unwrap();
+    assert_eq!(seen["S-1"], json!([]));
+}

@@ -14,7 +14,7 @@
 //!
 //! | request | answer |
 //! | --- | --- |
-//! | `{"op": "call", "func": F, "input": JSON, "idempotency-key"?: K}` | the result, `{"ok": …}` or `{"err": …}` |
+//! | `{"op": "call", "func": F, "input": JSON, "idempotency-key"?: K, "prior-payers"?: P}` | the result, `{"ok": …}` or `{"err": …}`; `P` (for `submit-claims`) maps claim ids to `prior-payer` lists |
 //! | `{"op": "fixture", "fixture": {"request": …, "response": …}}` | `null`; matched before earlier fixtures |
 //! | `{"op": "requests"}` | the requests the fixtures received |
 //! | `{"op": "audit"}` | the HTTP audit records |
@@ -27,7 +27,7 @@
 
 use crate::plugin::harness::Harness;
 use crate::plugin::http::Fixture;
-use crate::plugin::{dynamic, kv};
+use crate::plugin::{CallContext, dynamic, kv};
 use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -43,6 +43,10 @@ enum SessionRequest {
         input: Value,
         #[serde(default, rename = "idempotency-key")]
         idempotency_key: Option<String>,
+        /// For `submit-claims`: earlier payers by claim id, which the
+        /// plugin's `coordination.prior-payers` import answers with.
+        #[serde(default, rename = "prior-payers")]
+        prior_payers: Option<Value>,
     },
     Fixture {
         fixture: Fixture,
@@ -104,12 +108,29 @@ fn answer(
             func,
             input,
             idempotency_key,
+            prior_payers,
         } => {
             *calls += 1;
             let key = idempotency_key
                 .unwrap_or_else(|| format!("session-{}-{calls}", std::process::id()));
-            rt.block_on(dynamic::call_json(harness.plugin(), &func, &key, &input))
-                .map_err(|e| e.to_string())
+            let context = match prior_payers {
+                None => CallContext::default(),
+                Some(_) if func != "submit-claims" => {
+                    return Err(format!(
+                        "prior-payers is for submit-claims only, not {func}"
+                    ));
+                }
+                Some(json) => dynamic::prior_payers_context(harness.plugin(), &json)
+                    .map_err(|e| e.to_string())?,
+            };
+            rt.block_on(dynamic::call_json_with(
+                harness.plugin(),
+                &func,
+                &key,
+                &input,
+                context,
+            ))
+            .map_err(|e| e.to_string())
         }
         SessionRequest::Fixture { fixture } => {
             harness.add_fixture(fixture);
@@ -221,6 +242,38 @@ mod tests {
             "{:?}",
             out[6]
         );
+    }
+
+    #[test]
+    fn a_session_call_hands_submit_claims_its_prior_payers() {
+        let h = Harness::builder(dist("cob-probe")).build().unwrap();
+        let root = crate::plugin::tests::workspace_root();
+        let claims: Value = serde_json::from_slice(
+            &std::fs::read(root.join("plugins/core-clearinghouse/fixtures/claims.json")).unwrap(),
+        )
+        .unwrap();
+        let mut claim = claims[0].clone();
+        claim["claim-id"] = json!("A");
+        let prior = json!({"A": [crate::plugin::contract_tests::primary_json()]});
+        let out = lines(
+            &h,
+            &[
+                json!({"op": "call", "func": "submit-claims", "input": [claim], "prior-payers": prior}),
+                json!({"op": "call", "func": "submit-claims", "input": [claim]}),
+                json!({"op": "call", "func": "claim-status", "input": [], "prior-payers": prior}),
+                json!({"op": "call", "func": "submit-claims", "input": [claim], "prior-payers": {"A": [{"sequence": "first"}]}}),
+            ],
+        );
+        assert_eq!(out.len(), 5, "{out:?}");
+        let seen = |i: usize| -> Value {
+            serde_json::from_str(out[i]["ok"]["ok"]["message"].as_str().unwrap()).unwrap()
+        };
+        assert_eq!(seen(1)["A"][0]["payer"], "PRIMARY1", "{:?}", out[1]);
+        assert_eq!(seen(2)["A"], json!([]), "none given, none told");
+        let refused = out[3]["error"].as_str().unwrap();
+        assert!(refused.contains("submit-claims only"), "{refused}");
+        let bad = out[4]["error"].as_str().unwrap();
+        assert!(bad.contains("A[0]"), "{bad}");
     }
 
     #[test]

@@ -63,6 +63,12 @@ pub enum PluginsCommand {
         /// The idempotency key to pass (default: made up per call).
         #[arg(long)]
         idempotency_key: Option<String>,
+        /// For `submit-claims`: a JSON file mapping claim ids to their
+        /// earlier payers (lists of `prior-payer` records), which the
+        /// plugin's `coordination.prior-payers` import answers with during
+        /// the call, as the submission job's would for a secondary claim.
+        #[arg(long, value_name = "FILE")]
+        prior_payers: Option<PathBuf>,
     },
     /// Scaffold a standalone connector crate that builds anywhere: code for
     /// the world, plugin.toml, fixtures and a passing test.
@@ -272,6 +278,7 @@ pub fn run(
             http_fixtures,
             given,
             idempotency_key,
+            prior_payers,
         } => {
             init_stderr_log();
             let out = call(&CallArgs {
@@ -284,6 +291,7 @@ pub fn run(
                 signing_keys: &given.signing_keys,
                 sftp: &given.sftp,
                 idempotency_key: idempotency_key.as_deref(),
+                prior_payers: prior_payers.as_deref(),
                 configured,
             })?;
             println!("{}", serde_json::to_string_pretty(&out.result)?);
@@ -610,6 +618,8 @@ pub struct CallArgs<'a> {
     pub sftp: &'a [(String, String)],
     /// The idempotency key.
     pub idempotency_key: Option<&'a str>,
+    /// Prior payers by claim id, as JSON, for a `submit-claims` call.
+    pub prior_payers: Option<&'a Path>,
     /// The practice's configuration: when it lists this plugin, the call
     /// runs as the daemon would run it (that entry's pin, settings, secrets,
     /// allowed hosts and limits, and its real store).
@@ -650,10 +660,18 @@ pub fn call(args: &CallArgs<'_>) -> anyhow::Result<CallOutput> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
+    let context = call_context(args, harness.plugin())?;
     let result = rt.block_on(async {
-        match args.idempotency_key {
-            Some(k) => dynamic::call_json(harness.plugin(), args.func, k, &input).await,
-            None => harness.call_json(args.func, &input).await,
+        match (args.idempotency_key, context) {
+            (Some(k), context) => {
+                let context = context.unwrap_or_default();
+                dynamic::call_json_with(harness.plugin(), args.func, k, &input, context).await
+            }
+            (None, None) => harness.call_json(args.func, &input).await,
+            (None, Some(context)) => {
+                let key = format!("cli-{}", std::process::id());
+                dynamic::call_json_with(harness.plugin(), args.func, &key, &input, context).await
+            }
         }
     })?;
     Ok(CallOutput {
@@ -661,6 +679,31 @@ pub fn call(args: &CallArgs<'_>) -> anyhow::Result<CallOutput> {
         audit: harness.audit(),
         sftp_audit: harness.sftp_audit(),
     })
+}
+
+/// The call's context from `--prior-payers` (none without it). Prior
+/// payers are for `submit-claims` only: anything else is refused rather
+/// than ignored.
+fn call_context(
+    args: &CallArgs<'_>,
+    plugin: &crate::plugin::LoadedPlugin,
+) -> anyhow::Result<Option<crate::plugin::CallContext>> {
+    let Some(path) = args.prior_payers else {
+        return Ok(None);
+    };
+    if args.func != "submit-claims" {
+        anyhow::bail!(
+            "--prior-payers is for submit-claims only (the coordination import answers during that call), not {}",
+            args.func
+        );
+    }
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let json: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{}: not JSON", path.display()))?;
+    let context = dynamic::prior_payers_context(plugin, &json)
+        .with_context(|| format!("{}: prior payers", path.display()))?;
+    Ok(Some(context))
 }
 
 /// `plugins call` for a plugin the configuration lists: the daemon's host
@@ -736,9 +779,12 @@ fn call_configured(
         .idempotency_key
         .map(str::to_string)
         .unwrap_or_else(|| format!("cli-{}", std::process::id()));
+    let context = call_context(args, &plugin)?.unwrap_or_default();
     let result = crate::cli::runtime()
         .map_err(|e| anyhow!(e.message()))?
-        .block_on(dynamic::call_json(&plugin, args.func, &key, input))?;
+        .block_on(dynamic::call_json_with(
+            &plugin, args.func, &key, input, context,
+        ))?;
     if let Some(db) = &db {
         db.flush()?;
     }
@@ -783,6 +829,7 @@ mod tests {
             signing_keys: &[],
             sftp: &[],
             idempotency_key: Some("cli-1"),
+            prior_payers: None,
             configured: None,
         })
         .unwrap();
@@ -799,10 +846,33 @@ mod tests {
             signing_keys: &[],
             sftp: &[],
             idempotency_key: None,
+            prior_payers: None,
             configured: None,
         })
         .unwrap_err();
         assert!(err.to_string().contains("generation"), "{err}");
+
+        // Prior payers are for submit-claims only: refused, not ignored.
+        let prior = dir.path().join("prior.json");
+        std::fs::write(&prior, "{}").unwrap();
+        let err = call(&CallArgs {
+            plugin: &dist("echo-payer"),
+            func: "check-eligibility",
+            input: &input,
+            http_fixtures: Some(fixtures.path()),
+            settings: &[],
+            secrets: &[],
+            signing_keys: &[],
+            sftp: &[],
+            idempotency_key: None,
+            prior_payers: Some(&prior),
+            configured: None,
+        })
+        .unwrap_err();
+        assert!(
+            format!("{err:#}").contains("for submit-claims only"),
+            "{err:#}"
+        );
     }
 
     #[test]
@@ -831,6 +901,7 @@ mod tests {
             signing_keys: &keys,
             sftp: &[],
             idempotency_key: Some("jti-cli"),
+            prior_payers: None,
             configured: None,
         };
         let out = call(&args).unwrap();
@@ -921,6 +992,7 @@ mod tests {
                 signing_keys: &[],
                 sftp: &[],
                 idempotency_key: Some("k"),
+                prior_payers: None,
                 configured: Some(cfg),
             })
         };

@@ -413,3 +413,98 @@ async fn the_harness_configures_signing_keys_for_plugin_authors() {
             .contains("signing_keys.assertion")
     );
 }
+
+/// `primary("PRIMARY1")` as `billd plugins call --prior-payers` takes it:
+/// the dynamic JSON convention (kebab-case names and cases).
+pub(crate) fn primary_json() -> serde_json::Value {
+    serde_json::json!({
+        "sequence": "primary",
+        "payer-id": "PRIMARY1",
+        "payer-name": "First Health",
+        "subscriber": {
+            "name": {"last": "Doe", "first": "Jane", "middle": null, "suffix": null},
+            "member-id": "MP-1",
+            "relationship": null,
+            "group-number": null
+        },
+        "payer-claim-id": "ICN-1",
+        "paid": 7000,
+        "adjustments": [],
+        "lines": [{
+            "line-number": 1,
+            "procedure": {"code-set": "cpt", "code": "99213", "modifiers": []},
+            "charge": 10000,
+            "paid": 7000,
+            "paid-units": 1,
+            "adjustments": [
+                {"group": "contractual", "reason-code": "45", "amount": 2000, "quantity": null},
+                {"group": "patient-responsibility", "reason-code": "2", "amount": 1000, "quantity": null}
+            ],
+            "adjudicated": {"year": 2026, "month": 11, "day": 20}
+        }],
+        "patient-responsibility": 1000,
+        "adjudicated": {"year": 2026, "month": 11, "day": 20}
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prior_payers_given_as_json_reach_a_submit_claims_call_by_name() {
+    let t = test_host(PluginTrust::default());
+    let p = t
+        .host
+        .load(&PluginSpec::unpinned("cob-probe", &dist("cob-probe")))
+        .unwrap();
+    let json = serde_json::json!({"A": [primary_json()]});
+    let context = dynamic::prior_payers_context(&p, &json).unwrap();
+    assert_eq!(
+        context,
+        CallContext::new().with_prior_payers("A", vec![primary("PRIMARY1")]),
+        "the JSON reads as the typed record it names"
+    );
+
+    let claims_file = workspace_root().join("plugins/core-clearinghouse/fixtures/claims.json");
+    let one: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(claims_file).unwrap()).unwrap();
+    let claims: Vec<serde_json::Value> = ["A", "C"]
+        .iter()
+        .map(|id| {
+            let mut c = one[0].clone();
+            c["claim-id"] = serde_json::json!(id);
+            c
+        })
+        .collect();
+    let answer = dynamic::call_json_with(
+        &p,
+        "submit-claims",
+        "k-1",
+        &serde_json::Value::Array(claims),
+        context,
+    )
+    .await
+    .unwrap();
+    let message = answer["ok"]["message"].as_str().expect("a receipt");
+    let seen: serde_json::Value = serde_json::from_str(message).unwrap();
+    assert_eq!(
+        seen["A"],
+        serde_json::json!([{"payer": "PRIMARY1", "sequence": "P", "paid": 7000, "lines": 1, "adjusted": 3000}])
+    );
+    assert_eq!(seen["C"], serde_json::json!([]));
+
+    // A field that does not fit is named by where it is.
+    let mut bad = primary_json();
+    bad["lines"][0]["paid-units"] = serde_json::json!("one");
+    let err = dynamic::prior_payers_context(&p, &serde_json::json!({"A": [bad]})).unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("A[0].lines[0].paid-units"), "{text}");
+    let err = dynamic::prior_payers_context(&p, &serde_json::json!([primary_json()])).unwrap_err();
+    assert!(err.to_string().contains("claim ids"), "{err}");
+
+    // A plugin built before contract 0.4.0 could never ask: refused.
+    let old = frozen(&t, "0.1.0");
+    let q = t
+        .host
+        .load(&PluginSpec::unpinned("echo-payer", &old))
+        .unwrap();
+    let err = dynamic::prior_payers_context(&q, &json).unwrap_err();
+    assert!(err.to_string().contains("does not import"), "{err}");
+}

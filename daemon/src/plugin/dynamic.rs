@@ -8,6 +8,8 @@
 //! or the value; an enum is its case name; a variant is `"case"` or
 //! `{"case": payload}`; a `result` is `{"ok": …}` or `{"err": …}`.
 
+use super::bindings::coordination_api::PriorPayer;
+use super::coordination::CallContext;
 use super::manifest::{Manifest, PackagePaths, World};
 use super::{CallError, LoadError, LoadedPlugin, PluginEngine, begin_call, finish_call};
 use serde_json::{Map, Value as Json};
@@ -52,7 +54,21 @@ pub async fn call_json(
     key: &str,
     input: &Json,
 ) -> Result<Json, DynCallError> {
+    call_json_with(plugin, func, key, input, CallContext::default()).await
+}
+
+/// [`call_json`] with `context` for the plugin's host imports to answer
+/// from during the call (for `submit-claims`, the prior payers of
+/// [`prior_payers_context`]).
+pub async fn call_json_with(
+    plugin: &LoadedPlugin,
+    func: &str,
+    key: &str,
+    input: &Json,
+    context: CallContext,
+) -> Result<Json, DynCallError> {
     let (mut store, instance) = plugin.raw_instance().await?;
+    store.data_mut().context = context;
     let iface = plugin.info().world.export_interface();
     let no_such = |available: String| DynCallError::NoSuchFunction {
         plugin: plugin.name().to_string(),
@@ -105,6 +121,125 @@ pub async fn call_json(
         1 => val_to_json(&results[0]),
         _ => Json::Array(results.iter().map(val_to_json).collect()),
     })
+}
+
+/// What a payer plugin's `coordination.prior-payers` import answers during
+/// a `submit-claims` call by name, from `json`: an object mapping each
+/// claim's `claim-id` to its earlier payers, first payer first, each a
+/// `prior-payer` record in this module's JSON convention (checked against
+/// the type the plugin's own import declares).
+///
+/// # Errors
+/// [`DynCallError::Input`], naming the place in `json`, when it does not
+/// fit, and when the plugin does not import `coordination` (contract
+/// 0.4.0) and so could never ask.
+pub fn prior_payers_context(
+    plugin: &LoadedPlugin,
+    json: &Json,
+) -> Result<CallContext, DynCallError> {
+    let input_err = |path: String, reason: String| DynCallError::Input {
+        func: "coordination.prior-payers".into(),
+        path,
+        reason,
+    };
+    let Some(record) = prior_payer_type(plugin) else {
+        return Err(input_err(
+            "(prior payers)".into(),
+            format!(
+                "plugin {} does not import billd:connector/coordination (contract 0.4.0), so it cannot read prior payers",
+                plugin.name()
+            ),
+        ));
+    };
+    let obj = json.as_object().ok_or_else(|| {
+        input_err(
+            "(prior payers)".into(),
+            "expected an object mapping claim ids to lists of prior payers".into(),
+        )
+    })?;
+    let mut context = CallContext::new();
+    for (claim_id, payers) in obj {
+        let list = payers
+            .as_array()
+            .ok_or_else(|| input_err(claim_id.clone(), "expected a list of prior payers".into()))?;
+        let mut typed = Vec::with_capacity(list.len());
+        for (i, p) in list.iter().enumerate() {
+            let path = format!("{claim_id}[{i}]");
+            let val = json_to_val(p, &record, &path).map_err(|(p, r)| input_err(p, r))?;
+            let payer: PriorPayer = serde_json::from_value(val_to_rust_json(&val))
+                .map_err(|e| input_err(path, e.to_string()))?;
+            typed.push(payer);
+        }
+        context = context.with_prior_payers(claim_id, typed);
+    }
+    Ok(context)
+}
+
+/// The `prior-payer` record type as the plugin's `coordination` import
+/// declares it, if it imports one.
+fn prior_payer_type(plugin: &LoadedPlugin) -> Option<Type> {
+    let (component, engine) = plugin.component();
+    let ty = component.component_type();
+    let (_, item) = ty
+        .imports(engine)
+        .find(|(name, _)| name.starts_with("billd:connector/coordination@"))?;
+    let ComponentItem::ComponentInstance(instance) = item.ty else {
+        return None;
+    };
+    let (_, func) = instance
+        .exports(engine)
+        .find(|(name, _)| *name == "prior-payers")?;
+    let ComponentItem::ComponentFunc(func) = func.ty else {
+        return None;
+    };
+    match func.results().next()? {
+        Type::List(list) => Some(list.ty()),
+        _ => None,
+    }
+}
+
+/// A value in the JSON shape serde gives the host's generated bindings:
+/// fields in snake case, enum and variant cases in upper camel case,
+/// variants and results externally tagged.
+fn val_to_rust_json(v: &Val) -> Json {
+    fn camel(case: &str) -> String {
+        case.split('-')
+            .map(|w| {
+                let mut c = w.chars();
+                c.next()
+                    .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+                    .unwrap_or_default()
+            })
+            .collect()
+    }
+    match v {
+        Val::List(xs) | Val::Tuple(xs) | Val::FixedLengthList(xs) => {
+            Json::Array(xs.iter().map(val_to_rust_json).collect())
+        }
+        Val::Record(fields) => Json::Object(
+            fields
+                .iter()
+                .map(|(k, x)| (k.replace('-', "_"), val_to_rust_json(x)))
+                .collect::<Map<_, _>>(),
+        ),
+        Val::Variant(case, None) | Val::Enum(case) => Json::String(camel(case)),
+        Val::Variant(case, Some(x)) => {
+            Json::Object(Map::from_iter([(camel(case), val_to_rust_json(x))]))
+        }
+        Val::Option(None) => Json::Null,
+        Val::Option(Some(x)) => val_to_rust_json(x),
+        Val::Result(r) => {
+            let (k, x) = match r {
+                Ok(x) => ("Ok", x),
+                Err(x) => ("Err", x),
+            };
+            Json::Object(Map::from_iter([(
+                k.to_string(),
+                x.as_ref().map_or(Json::Null, |x| val_to_rust_json(x)),
+            )]))
+        }
+        other => val_to_json(other),
+    }
 }
 
 fn instance_functions(plugin: &LoadedPlugin) -> Vec<String> {

@@ -33,7 +33,7 @@
 pub mod bindings;
 pub mod config;
 #[cfg(test)]
-mod contract_tests;
+pub(crate) mod contract_tests;
 pub mod coordination;
 pub mod dynamic;
 pub mod engine;
@@ -828,6 +828,17 @@ impl LoadedPlugin {
             Ok(bindings) => Ok(CollectionsSession { store, bindings }),
             Err(e) => Err(self.instantiate_error(&store, e)),
         }
+    }
+
+    /// The plugin's component with the engine it was compiled for, to read
+    /// its import and export types ([`dynamic`]).
+    pub(crate) fn component(&self) -> (&wasmtime::component::Component, &wasmtime::Engine) {
+        let component = match &self.pre {
+            WorldPre::Payer(p) => p.instance_pre().component(),
+            WorldPre::Ehr(p) => p.instance_pre().component(),
+            WorldPre::Collections(p) => p.instance_pre().component(),
+        };
+        (component, self.engine.engine())
     }
 
     /// A fresh instance of whatever world the plugin implements, for calls

@@ -474,6 +474,26 @@ impl Harness {
         self.request(json!({ "op": "call", "func": func, "input": input, "idempotency-key": key }))
     }
 
+    /// Calls `submit-claims` as the submission job calls it for secondary
+    /// claims: during the call, the plugin's `coordination.prior-payers`
+    /// import answers from `prior_payers`, an object mapping each
+    /// `claim-id` to its list of `prior-payer` records (kebab-case names,
+    /// as every input here). Returns the result like [`Harness::call`].
+    pub fn submit_claims_with_prior_payers(
+        &self,
+        key: &str,
+        claims: &Value,
+        prior_payers: &Value,
+    ) -> Result<Value, Error> {
+        self.request(json!({
+            "op": "call",
+            "func": "submit-claims",
+            "input": claims,
+            "idempotency-key": key,
+            "prior-payers": prior_payers,
+        }))
+    }
+
     /// Calls an export and returns its success value; a connector error
     /// becomes [`Error::Connector`].
     pub fn call_ok(&self, func: &str, input: &Value) -> Result<Value, Error> {
