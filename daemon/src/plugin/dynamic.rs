@@ -198,48 +198,43 @@ fn prior_payer_type(plugin: &LoadedPlugin) -> Option<Type> {
     }
 }
 
-/// A value in the JSON shape serde gives the host's generated bindings:
-/// fields in snake case, enum and variant cases in upper camel case,
-/// variants and results externally tagged.
+/// How names are written in JSON: as the WIT has them (this module's
+/// convention), or as serde writes the host's generated bindings (fields
+/// in snake case, enum and variant cases in upper camel case, results
+/// tagged `Ok`/`Err`).
+#[derive(Clone, Copy, PartialEq)]
+enum Names {
+    Wit,
+    Rust,
+}
+
+impl Names {
+    fn field(self, name: &str) -> String {
+        match self {
+            Names::Wit => name.to_string(),
+            Names::Rust => name.replace('-', "_"),
+        }
+    }
+
+    fn case(self, name: &str) -> String {
+        match self {
+            Names::Wit => name.to_string(),
+            Names::Rust => name
+                .split('-')
+                .map(|w| {
+                    let mut c = w.chars();
+                    c.next()
+                        .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+                        .unwrap_or_default()
+                })
+                .collect(),
+        }
+    }
+}
+
+/// A value in the JSON shape serde gives the host's generated bindings.
 fn val_to_rust_json(v: &Val) -> Json {
-    fn camel(case: &str) -> String {
-        case.split('-')
-            .map(|w| {
-                let mut c = w.chars();
-                c.next()
-                    .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
-                    .unwrap_or_default()
-            })
-            .collect()
-    }
-    match v {
-        Val::List(xs) | Val::Tuple(xs) | Val::FixedLengthList(xs) => {
-            Json::Array(xs.iter().map(val_to_rust_json).collect())
-        }
-        Val::Record(fields) => Json::Object(
-            fields
-                .iter()
-                .map(|(k, x)| (k.replace('-', "_"), val_to_rust_json(x)))
-                .collect::<Map<_, _>>(),
-        ),
-        Val::Variant(case, None) | Val::Enum(case) => Json::String(camel(case)),
-        Val::Variant(case, Some(x)) => {
-            Json::Object(Map::from_iter([(camel(case), val_to_rust_json(x))]))
-        }
-        Val::Option(None) => Json::Null,
-        Val::Option(Some(x)) => val_to_rust_json(x),
-        Val::Result(r) => {
-            let (k, x) = match r {
-                Ok(x) => ("Ok", x),
-                Err(x) => ("Err", x),
-            };
-            Json::Object(Map::from_iter([(
-                k.to_string(),
-                x.as_ref().map_or(Json::Null, |x| val_to_rust_json(x)),
-            )]))
-        }
-        other => val_to_json(other),
-    }
+    val_to_json_as(v, Names::Rust)
 }
 
 fn instance_functions(plugin: &LoadedPlugin) -> Vec<String> {
@@ -467,6 +462,11 @@ fn kind(v: &Json) -> &'static str {
 
 /// Converts a component value to JSON with the conventions above.
 pub fn val_to_json(v: &Val) -> Json {
+    val_to_json_as(v, Names::Wit)
+}
+
+fn val_to_json_as(v: &Val, names: Names) -> Json {
+    let to = |x: &Val| val_to_json_as(x, names);
     match v {
         Val::Bool(b) => Json::Bool(*b),
         Val::S8(n) => (*n).into(),
@@ -484,35 +484,33 @@ pub fn val_to_json(v: &Val) -> Json {
         Val::Char(c) => Json::String(c.to_string()),
         Val::String(s) => Json::String(s.clone()),
         Val::List(xs) | Val::Tuple(xs) | Val::FixedLengthList(xs) => {
-            Json::Array(xs.iter().map(val_to_json).collect())
+            Json::Array(xs.iter().map(to).collect())
         }
         Val::Record(fields) => Json::Object(
             fields
                 .iter()
-                .map(|(k, x)| (k.clone(), val_to_json(x)))
+                .map(|(k, x)| (names.field(k), to(x)))
                 .collect::<Map<_, _>>(),
         ),
-        Val::Variant(case, None) | Val::Enum(case) => Json::String(case.clone()),
-        Val::Variant(case, Some(x)) => {
-            Json::Object(Map::from_iter([(case.clone(), val_to_json(x))]))
-        }
+        Val::Variant(case, None) | Val::Enum(case) => Json::String(names.case(case)),
+        Val::Variant(case, Some(x)) => Json::Object(Map::from_iter([(names.case(case), to(x))])),
         Val::Option(None) => Json::Null,
-        Val::Option(Some(x)) => val_to_json(x),
+        Val::Option(Some(x)) => to(x),
         Val::Result(r) => {
             let (k, x) = match r {
-                Ok(x) => ("ok", x),
-                Err(x) => ("err", x),
+                Ok(x) => (names.case("ok"), x),
+                Err(x) => (names.case("err"), x),
             };
             Json::Object(Map::from_iter([(
-                k.to_string(),
-                x.as_ref().map_or(Json::Null, |x| val_to_json(x)),
+                k,
+                x.as_ref().map_or(Json::Null, |x| to(x)),
             )]))
         }
         Val::Flags(fs) => Json::Array(fs.iter().map(|f| Json::String(f.clone())).collect()),
         Val::Map(pairs) => Json::Array(
             pairs
                 .iter()
-                .map(|(a, b)| Json::Array(vec![val_to_json(a), val_to_json(b)]))
+                .map(|(a, b)| Json::Array(vec![to(a), to(b)]))
                 .collect(),
         ),
         Val::Resource(_) | Val::Future(_) | Val::Stream(_) | Val::ErrorContext(_) => {
