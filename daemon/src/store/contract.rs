@@ -27,6 +27,7 @@ pub fn raw_suite(s: &dyn RawStore) {
 pub fn db_suite(raw: Arc<dyn RawStore>) {
     let db = Db::new(raw, StoreKey::random());
     transactions(&db);
+    prepared_commits(&db);
     counters(&db);
     concurrent_dedupe(&db);
     indexes(&db);
@@ -701,6 +702,73 @@ fn by(db: &Db, index: &str, start: Bound<&str>, end: Bound<&str>) -> Vec<String>
     db.index_range_keys::<Item>(index, start, end, None, false)
         .unwrap()
         .items
+}
+
+/// Prepared transactions: nothing is written until the commit; a commit
+/// applies records and index entries together; one whose reads changed in
+/// between (a record, an absent key now present, a counter) writes nothing
+/// and says so; one that neither read nor wrote commits trivially.
+pub fn prepared_commits(db: &Db) {
+    let (n, first) = db
+        .prepare(|tx| {
+            tx.upsert(&item("prep/a", "open", "2026-02-01", &["x"]))?;
+            tx.put(&note("prep/n", 1))?;
+            Ok::<_, StoreError>(7)
+        })
+        .unwrap();
+    assert_eq!(n, 7);
+    assert!(first.writes() >= 3, "{first:?}");
+    assert_eq!(db.get::<Item>("prep/a").unwrap(), None, "staged, not written");
+    // A second unit prepared before the first commits, reading what the
+    // first writes: its commit must fail once the first has committed.
+    let (_, second) = db
+        .prepare(|tx| {
+            assert_eq!(tx.get::<Item>("prep/a")?, None);
+            tx.put(&item("prep/a", "closed", "2026-02-02", &[]))?;
+            Ok::<_, StoreError>(())
+        })
+        .unwrap();
+    let (_, counter) = db
+        .prepare(|tx| {
+            let v = tx.next_counter("contract/prepared")?;
+            tx.put(&note("prep/c", v as i64))?;
+            Ok::<_, StoreError>(())
+        })
+        .unwrap();
+    assert!(db.commit_prepared(&first).unwrap());
+    assert_eq!(db.get::<Item>("prep/a").unwrap().unwrap().state, "open");
+    assert_eq!(by(db, "tag", Bound::Included("x"), Bound::Included("x")), ["prep/a"]);
+    assert!(!db.commit_prepared(&second).unwrap(), "its read is stale");
+    assert_eq!(db.get::<Item>("prep/a").unwrap().unwrap().state, "open");
+    // The counter moves under the prepared counter unit: it conflicts.
+    assert_eq!(db.next_counter("contract/prepared").unwrap(), 1);
+    assert!(!db.commit_prepared(&counter).unwrap());
+    assert_eq!(db.get::<Note>("prep/c").unwrap(), None);
+    // Redone, the second unit commits, and the index follows it.
+    let (_, again) = db
+        .prepare(|tx| {
+            assert!(tx.get::<Item>("prep/a")?.is_some());
+            tx.put(&item("prep/a", "closed", "2026-02-02", &[]))?;
+            Ok::<_, StoreError>(())
+        })
+        .unwrap();
+    assert!(db.commit_prepared(&again).unwrap());
+    assert!(by(db, "tag", Bound::Included("x"), Bound::Included("x")).is_empty());
+    assert_eq!(by(db, "state", Bound::Included("closed"), Bound::Included("closed")), ["prep/a"]);
+    let (_, empty) = db.prepare(|_| Ok::<_, StoreError>(())).unwrap();
+    assert_eq!(empty.writes(), 0);
+    assert!(db.commit_prepared(&empty).unwrap());
+    // The closure's error: nothing staged, the error returned.
+    assert!(db
+        .prepare(|tx| {
+            tx.put(&note("prep/never", 1))?;
+            Err::<(), _>(CallerError::Refused)
+        })
+        .is_err());
+    assert_eq!(db.get::<Note>("prep/never").unwrap(), None);
+    // Leave the later checks an empty index.
+    db.transact(|tx| tx.remove::<Item>("prep/a")).unwrap();
+    assert!(by(db, "state", Bound::Unbounded, Bound::Unbounded).is_empty());
 }
 
 /// A dedupe-keyed raise: of 16 threads raising with one key, exactly one

@@ -48,7 +48,7 @@ pub use keys::time_key;
 pub use mem::MemStore;
 pub use query::Page;
 pub use sled_backend::SledStore;
-pub use txn::{Tx, Upsert};
+pub use txn::{Prepared, Tx, Upsert};
 
 use serde::{Serialize, de::DeserializeOwned};
 use std::ops::Bound;

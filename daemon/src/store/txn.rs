@@ -48,6 +48,21 @@ pub enum Upsert {
     Unchanged,
 }
 
+/// A transaction's reads and writes, staged by [`Db::prepare`] for
+/// [`Db::commit_prepared`]: the checks and ops of one atomic commit.
+#[derive(Debug)]
+pub struct Prepared {
+    /// `None` when the closure neither read nor wrote.
+    batch: Option<Batch>,
+}
+
+impl Prepared {
+    /// How many records (and index entries) the commit would write.
+    pub fn writes(&self) -> usize {
+        self.batch.as_ref().map_or(0, |b| b.ops.len())
+    }
+}
+
 /// One run of a [`Db::transact`] closure: reads seen and writes staged.
 /// Reads see this transaction's own writes.
 pub struct Tx<'a> {
@@ -279,6 +294,41 @@ impl Db {
             attempts: MAX_ATTEMPTS,
         }
         .into())
+    }
+
+    /// Runs `f` once against a fresh [`Tx`] and returns what it returned
+    /// with its writes staged but not applied: [`Db::commit_prepared`]
+    /// applies them later, if nothing `f` read has changed by then.
+    ///
+    /// For pipelines that prepare one unit of work while the one before
+    /// it commits: the preparing needs no lock, and a conflict with the
+    /// commit before it is caught by the checks, as in [`Db::transact`].
+    /// The caller redoes a unit whose commit says `false` (for example
+    /// with [`Db::transact`]), and commits units in the order they must
+    /// take effect. Like `transact`'s, `f` must have no effects outside
+    /// the `Tx`, and read the store only through it.
+    pub fn prepare<T, E, F>(&self, f: F) -> Result<(T, Prepared), E>
+    where
+        F: FnOnce(&mut Tx<'_>) -> Result<T, E>,
+        E: From<StoreError>,
+    {
+        let mut tx = Tx::new(self);
+        let out = f(&mut tx)?;
+        let batch = if tx.reads.is_empty() && tx.writes.is_empty() {
+            None
+        } else {
+            Some(tx.into_batch()?)
+        };
+        Ok((out, Prepared { batch }))
+    }
+
+    /// Commits what [`Db::prepare`] staged, atomically, if everything its
+    /// closure read is unchanged; `Ok(false)` (nothing written) if not.
+    pub fn commit_prepared(&self, prepared: &Prepared) -> Result<bool, StoreError> {
+        match &prepared.batch {
+            None => Ok(true),
+            Some(batch) => self.raw.commit(batch),
+        }
     }
 
     /// The next value of counter `name` (1, 2, 3, ...), allocated atomically:
