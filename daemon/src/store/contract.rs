@@ -718,7 +718,11 @@ pub fn prepared_commits(db: &Db) {
         .unwrap();
     assert_eq!(n, 7);
     assert!(first.writes() >= 3, "{first:?}");
-    assert_eq!(db.get::<Item>("prep/a").unwrap(), None, "staged, not written");
+    assert_eq!(
+        db.get::<Item>("prep/a").unwrap(),
+        None,
+        "staged, not written"
+    );
     // A second unit prepared before the first commits, reading what the
     // first writes: its commit must fail once the first has committed.
     let (_, second) = db
@@ -737,7 +741,10 @@ pub fn prepared_commits(db: &Db) {
         .unwrap();
     assert!(db.commit_prepared(&first).unwrap());
     assert_eq!(db.get::<Item>("prep/a").unwrap().unwrap().state, "open");
-    assert_eq!(by(db, "tag", Bound::Included("x"), Bound::Included("x")), ["prep/a"]);
+    assert_eq!(
+        by(db, "tag", Bound::Included("x"), Bound::Included("x")),
+        ["prep/a"]
+    );
     assert!(!db.commit_prepared(&second).unwrap(), "its read is stale");
     assert_eq!(db.get::<Item>("prep/a").unwrap().unwrap().state, "open");
     // The counter moves under the prepared counter unit: it conflicts.
@@ -754,17 +761,26 @@ pub fn prepared_commits(db: &Db) {
         .unwrap();
     assert!(db.commit_prepared(&again).unwrap());
     assert!(by(db, "tag", Bound::Included("x"), Bound::Included("x")).is_empty());
-    assert_eq!(by(db, "state", Bound::Included("closed"), Bound::Included("closed")), ["prep/a"]);
+    assert_eq!(
+        by(
+            db,
+            "state",
+            Bound::Included("closed"),
+            Bound::Included("closed")
+        ),
+        ["prep/a"]
+    );
     let (_, empty) = db.prepare(|_| Ok::<_, StoreError>(())).unwrap();
     assert_eq!(empty.writes(), 0);
     assert!(db.commit_prepared(&empty).unwrap());
     // The closure's error: nothing staged, the error returned.
-    assert!(db
-        .prepare(|tx| {
+    assert!(
+        db.prepare(|tx| {
             tx.put(&note("prep/never", 1))?;
             Err::<(), _>(CallerError::Refused)
         })
-        .is_err());
+        .is_err()
+    );
     assert_eq!(db.get::<Note>("prep/never").unwrap(), None);
     // Leave the later checks an empty index.
     db.transact(|tx| tx.remove::<Item>("prep/a")).unwrap();
