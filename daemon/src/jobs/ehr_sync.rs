@@ -7,9 +7,10 @@
 //! coverages changed since theirs, what earlier runs held back, the
 //! appointments of the coming days, and encounters changed since their
 //! cursor. Each page is written in one transaction together with the
-//! cursor after it, so a crash or a retry resumes where the last page
-//! ended and writes nothing twice; a record equal to the one on record is
-//! not written at all, so a sync with nothing changed writes nothing.
+//! cursor after it (the schedule in chunks of a thousand), so a crash or a
+//! retry resumes where the last page ended and writes nothing twice; a
+//! record equal to the one on record is not written at all, so a sync with
+//! nothing changed writes nothing.
 //!
 //! What cannot be used becomes a biller task, never a silent drop:
 //! - a resource the domain cannot take (a coverage without payor, a charge
@@ -42,6 +43,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::business_days::local_midnight;
+use super::commit_pipeline::CommitPipeline;
 use super::cursor::{self, ConnectorCursor};
 use super::registry::{BuildError, JobSetup, KindEntry, Services, check_params, parse_params};
 use super::{BoxFuture, JobError, JobKind, RetryPolicy, RunContext, check_connector};
@@ -146,12 +148,28 @@ impl Stream {
     }
 }
 
-/// One page of a listing.
+/// One page of a listing (or a chunk of the schedule).
 enum Items {
     Patients(Vec<ehr::Patient>),
     Coverages(Vec<ehr::Coverage>),
     Encounters(Vec<ehr::Encounter>),
+    Appointments(Vec<ehr::Appointment>),
 }
+
+/// What one transaction of a run writes.
+struct Page {
+    items: Items,
+    /// The listing's cursor after the page, when it moved.
+    cursor: Option<ConnectorCursor>,
+    /// The time the page's tasks and holds are stamped with.
+    now: DateTime<Utc>,
+}
+
+/// How many appointments of the schedule go in one transaction: a
+/// practice's schedule for the coming weeks can be tens of thousands,
+/// and a transaction's reads and writes are held in memory until it
+/// commits.
+const APPOINTMENT_CHUNK: usize = 1000;
 
 impl Items {
     fn len(&self) -> usize {
@@ -159,6 +177,7 @@ impl Items {
             Items::Patients(v) => v.len(),
             Items::Coverages(v) => v.len(),
             Items::Encounters(v) => v.len(),
+            Items::Appointments(v) => v.len(),
         }
     }
 }
@@ -531,9 +550,14 @@ impl EhrSyncJob {
     ///
     /// Pages are fetched up to [`READ_AHEAD`] ahead while earlier ones are
     /// written: the connector's network waits and parsing overlap the
-    /// store's commits. Nothing is lost to a crash in between, since the
-    /// stored cursor moves only with its page; a page read ahead is asked
-    /// for again under the same key after a restart.
+    /// store's commits. Patients and coverages are written through a
+    /// [`CommitPipeline`] (a page is mapped while the one before it
+    /// commits); encounters one page after the other, since placing one
+    /// reads the patient's coverages through an index outside its
+    /// transaction. Nothing is lost to a crash in between, since the
+    /// stored cursor moves only with its page, and pages commit in order;
+    /// a page read ahead is asked for again under the same key after a
+    /// restart.
     async fn stream(
         &self,
         ctx: &RunContext,
@@ -543,61 +567,85 @@ impl EhrSyncJob {
         let key = self.cursor_key(stream);
         let mut counts = SyncCounts::default();
         let (mut since, mut fetch) = first;
+        let mut pipeline = CommitPipeline::new(&ctx.db);
+        let write = |tx: &mut Tx<'_>, page: &Page| self.write_page(&ctx.db, tx, page);
         for _ in 0..MAX_PAGES {
             let got = fetch.answer().await?;
             let (items, next) = match got {
                 Ok(page) => page,
                 Err(ConnectorError::Unsupported(_)) => {
                     tracing::debug!(job = %self.job, stream = stream.name(), "the connector does not offer this listing");
-                    return Ok(counts);
+                    break;
                 }
                 Err(e) => return Err(super::connector_error(Ok(e))),
             };
             let moved = next.is_some() && next != since;
             if items.len() > 0 || moved {
-                let now = ctx.clock.now();
-                let page = ctx.db.transact(|tx| {
-                    let mut c = SyncCounts {
-                        received: items.len() as u64,
-                        ..SyncCounts::default()
-                    };
-                    match &items {
-                        Items::Patients(v) => {
-                            for p in v {
-                                c.add(self.place_patient(tx, now, p.clone())?);
-                            }
-                        }
-                        Items::Coverages(v) => {
-                            for r in v {
-                                c.add(self.place_raw_coverage(tx, now, r.clone())?);
-                            }
-                        }
-                        Items::Encounters(v) => {
-                            for r in v {
-                                c.add(self.place_raw_encounter(&ctx.db, tx, now, r.clone())?);
-                            }
-                        }
-                    }
-                    if moved {
-                        tx.put(&ConnectorCursor {
-                            key: key.clone(),
-                            cursor: next.clone(),
-                        })?;
-                    }
-                    Ok::<_, StoreError>(c)
-                })?;
-                ctx.db.flush()?;
-                counts.merge(&page);
+                let page = Page {
+                    items,
+                    cursor: moved.then(|| ConnectorCursor {
+                        key: key.clone(),
+                        cursor: next.clone(),
+                    }),
+                    now: ctx.clock.now(),
+                };
+                if stream == Stream::Encounters {
+                    counts.merge(&ctx.db.transact(|tx| write(tx, &page))?);
+                    ctx.db.flush()?;
+                } else if let Some(done) = pipeline.push(page, write).await? {
+                    counts.merge(&done);
+                }
             }
             if !moved {
-                return Ok(counts);
+                break;
             }
             since = next;
+        }
+        if let Some(done) = pipeline.finish(write).await? {
+            counts.merge(&done);
         }
         Ok(counts)
     }
 
-    /// Writes the appointments `schedule` brings, in one transaction.
+    /// Writes one page: its records, and the cursor after it.
+    fn write_page(&self, db: &Db, tx: &mut Tx<'_>, page: &Page) -> Result<SyncCounts, StoreError> {
+        let now = page.now;
+        let mut c = SyncCounts {
+            received: page.items.len() as u64,
+            ..SyncCounts::default()
+        };
+        match &page.items {
+            Items::Patients(v) => {
+                for p in v {
+                    c.add(self.place_patient(tx, now, p.clone())?);
+                }
+            }
+            Items::Coverages(v) => {
+                for r in v {
+                    c.add(self.place_raw_coverage(tx, now, r.clone())?);
+                }
+            }
+            Items::Encounters(v) => {
+                for r in v {
+                    c.add(self.place_raw_encounter(db, tx, now, r.clone())?);
+                }
+            }
+            Items::Appointments(v) => {
+                for a in v {
+                    c.add(self.place_appointment(tx, now, a.clone())?);
+                }
+            }
+        }
+        if let Some(cursor) = &page.cursor {
+            tx.put(cursor)?;
+        }
+        Ok(c)
+    }
+
+    /// Writes the appointments `schedule` brings, [`APPOINTMENT_CHUNK`] to
+    /// a transaction, each chunk mapped while the one before commits.
+    /// (Writing an appointment is an idempotent upsert, so a crash between
+    /// chunks loses nothing: the next run fetches the schedule again.)
     async fn appointments(
         &self,
         ctx: &RunContext,
@@ -611,24 +659,31 @@ impl EhrSyncJob {
                 )));
             }
         };
-        let list = match answer {
+        let mut rest = match answer {
             Ok(Ok(v)) => v,
             Ok(Err(ConnectorError::Unsupported(_))) => return Ok(SyncCounts::default()),
             Ok(Err(e)) => return Err(super::connector_error(Ok(e))),
             Err(e) => return Err(super::connector_error(Err(e))),
         };
         let now = ctx.clock.now();
-        let counts = ctx.db.transact(|tx| {
-            let mut c = SyncCounts {
-                received: list.len() as u64,
-                ..SyncCounts::default()
+        let mut counts = SyncCounts::default();
+        let mut pipeline = CommitPipeline::new(&ctx.db);
+        let write = |tx: &mut Tx<'_>, page: &Page| self.write_page(&ctx.db, tx, page);
+        while !rest.is_empty() {
+            let tail = rest.split_off(rest.len().min(APPOINTMENT_CHUNK));
+            let chunk = std::mem::replace(&mut rest, tail);
+            let page = Page {
+                items: Items::Appointments(chunk),
+                cursor: None,
+                now,
             };
-            for a in &list {
-                c.add(self.place_appointment(tx, now, a.clone())?);
+            if let Some(done) = pipeline.push(page, write).await? {
+                counts.merge(&done);
             }
-            Ok::<_, StoreError>(c)
-        })?;
-        ctx.db.flush()?;
+        }
+        if let Some(done) = pipeline.finish(write).await? {
+            counts.merge(&done);
+        }
         Ok(counts)
     }
 

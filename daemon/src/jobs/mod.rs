@@ -20,6 +20,7 @@
 pub mod business_days;
 pub mod claim_status;
 pub mod collections;
+mod commit_pipeline;
 pub mod cursor;
 pub mod digest;
 pub mod dunning;
