@@ -29,41 +29,43 @@ struct InFlight<U, T> {
     commit: tokio::task::JoinHandle<Result<bool, StoreError>>,
 }
 
-/// Units of work committed in order, each while the next is prepared.
+/// Units of work committed in order, each while the next is prepared,
+/// all written by one write function (the one that prepares a unit is the
+/// one that redoes it).
 ///
 /// Push every unit with [`CommitPipeline::push`], then call
 /// [`CommitPipeline::finish`] for the last one: a unit is durable (flushed)
 /// once the call that returns its output has returned. Dropped early (the
 /// job failed or was stopped), a commit already started still completes,
 /// atomically, and nothing after it is written.
-pub(crate) struct CommitPipeline<U, T> {
+pub(crate) struct CommitPipeline<U, T, F> {
     db: Db,
+    write: F,
     in_flight: Option<InFlight<U, T>>,
 }
 
-impl<U, T> CommitPipeline<U, T>
+impl<U, T, F> CommitPipeline<U, T, F>
 where
     U: Send + 'static,
     T: Send + 'static,
+    F: Fn(&mut Tx<'_>, &U) -> Result<T, StoreError>,
 {
-    /// An empty pipeline writing to `db`.
-    pub(crate) fn new(db: &Db) -> Self {
+    /// An empty pipeline writing each unit to `db` with `write`.
+    pub(crate) fn new(db: &Db, write: F) -> Self {
         CommitPipeline {
             db: db.clone(),
+            write,
             in_flight: None,
         }
     }
 
-    /// Prepares `unit` with `write`, waits until the unit pushed before it
-    /// is committed and flushed (written again with `write` if its reads
-    /// went stale), then starts committing `unit`. Returns the output of
-    /// the unit before, now durable (`None` for the first).
-    pub(crate) async fn push<F>(&mut self, unit: U, write: F) -> Result<Option<T>, JobError>
-    where
-        F: Fn(&mut Tx<'_>, &U) -> Result<T, StoreError>,
-    {
-        let (out, prepared) = self.db.prepare(|tx| write(tx, &unit))?;
-        let before = self.settle(&write).await?;
+    /// Prepares `unit`, waits until the unit pushed before it is committed
+    /// and flushed (written again if its reads went stale), then starts
+    /// committing `unit`. Returns the output of the unit before, now
+    /// durable (`None` for the first).
+    pub(crate) async fn push(&mut self, unit: U) -> Result<Option<T>, JobError> {
+        let (out, prepared) = self.db.prepare(|tx| (self.write)(tx, &unit))?;
+        let before = self.settle().await?;
         self.in_flight = Some(InFlight {
             unit,
             out,
@@ -74,11 +76,8 @@ where
 
     /// Waits until the last unit pushed is committed and flushed; its
     /// output (`None` if nothing was pushed).
-    pub(crate) async fn finish<F>(mut self, write: F) -> Result<Option<T>, JobError>
-    where
-        F: Fn(&mut Tx<'_>, &U) -> Result<T, StoreError>,
-    {
-        self.settle(&write).await
+    pub(crate) async fn finish(mut self) -> Result<Option<T>, JobError> {
+        self.settle().await
     }
 
     fn start(&self, prepared: Prepared) -> tokio::task::JoinHandle<Result<bool, StoreError>> {
@@ -93,10 +92,7 @@ where
     }
 
     /// Ends the unit in flight: its output once its commit is durable.
-    async fn settle<F>(&mut self, write: &F) -> Result<Option<T>, JobError>
-    where
-        F: Fn(&mut Tx<'_>, &U) -> Result<T, StoreError>,
-    {
+    async fn settle(&mut self) -> Result<Option<T>, JobError> {
         let Some(f) = self.in_flight.take() else {
             return Ok(None);
         };
@@ -108,7 +104,7 @@ where
         }
         // What the unit read changed under it (the unit before wrote it):
         // write it again against the store as it is now.
-        let out = self.db.transact(|tx| write(tx, &f.unit))?;
+        let out = self.db.transact(|tx| (self.write)(tx, &f.unit))?;
         self.db.flush()?;
         Ok(Some(out))
     }
@@ -149,12 +145,12 @@ mod tests {
     #[tokio::test]
     async fn dependent_units_are_redone_and_commit_in_order() {
         let db = Db::in_memory();
-        let mut p = CommitPipeline::new(&db);
+        let mut p = CommitPipeline::new(&db, append);
         let mut seen = Vec::new();
         for n in 1..=5u32 {
-            seen.extend(p.push(n, append).await.unwrap());
+            seen.extend(p.push(n).await.unwrap());
         }
-        seen.extend(p.finish(append).await.unwrap());
+        seen.extend(p.finish().await.unwrap());
         // Every unit saw the log of all units before it: none was lost to
         // a stale read, none applied twice.
         assert_eq!(seen, ["1,", "1,2,", "1,2,3,", "1,2,3,4,", "1,2,3,4,5,"]);
@@ -167,10 +163,10 @@ mod tests {
         let db = Db::in_memory();
         let write = |tx: &mut Tx<'_>, n: &u32| tx.upsert(&item(&format!("k/{n}"), "v"));
         let flushes = db.flush_count();
-        let mut p = CommitPipeline::new(&db);
-        assert_eq!(p.push(1, write).await.unwrap(), None);
-        assert_eq!(p.push(2, write).await.unwrap(), Some(Upsert::Created));
-        assert_eq!(p.finish(write).await.unwrap(), Some(Upsert::Created));
+        let mut p = CommitPipeline::new(&db, write);
+        assert_eq!(p.push(1).await.unwrap(), None);
+        assert_eq!(p.push(2).await.unwrap(), Some(Upsert::Created));
+        assert_eq!(p.finish().await.unwrap(), Some(Upsert::Created));
         assert_eq!(db.scan::<Item>("k/").unwrap().len(), 2);
         assert_eq!(
             db.flush_count() - flushes,
@@ -179,9 +175,9 @@ mod tests {
         );
         // Again: nothing changes, nothing is written or flushed.
         let flushes = db.flush_count();
-        let mut p = CommitPipeline::new(&db);
-        p.push(1, write).await.unwrap();
-        assert_eq!(p.finish(write).await.unwrap(), Some(Upsert::Unchanged));
+        let mut p = CommitPipeline::new(&db, write);
+        p.push(1).await.unwrap();
+        assert_eq!(p.finish().await.unwrap(), Some(Upsert::Unchanged));
         assert_eq!(db.flush_count(), flushes);
     }
 
@@ -194,10 +190,10 @@ mod tests {
             }
             tx.put(&item(&format!("k/{n}"), "v"))
         };
-        let mut p = CommitPipeline::new(&db);
-        p.push(1, write).await.unwrap();
-        p.push(2, write).await.unwrap();
-        assert!(p.push(3, write).await.is_err());
+        let mut p = CommitPipeline::new(&db, write);
+        p.push(1).await.unwrap();
+        p.push(2).await.unwrap();
+        assert!(p.push(3).await.is_err());
         drop(p);
         // Unit 1 committed; unit 2's commit, already started, completes
         // whole (give the blocking pool a moment); unit 3 wrote nothing.

@@ -567,8 +567,9 @@ impl EhrSyncJob {
         let key = self.cursor_key(stream);
         let mut counts = SyncCounts::default();
         let (mut since, mut fetch) = first;
-        let mut pipeline = CommitPipeline::new(&ctx.db);
-        let write = |tx: &mut Tx<'_>, page: &Page| self.write_page(&ctx.db, tx, page);
+        let mut pipeline = CommitPipeline::new(&ctx.db, |tx: &mut Tx<'_>, page: &Page| {
+            self.write_page(&ctx.db, tx, page)
+        });
         for _ in 0..MAX_PAGES {
             let got = fetch.answer().await?;
             let (items, next) = match got {
@@ -590,9 +591,9 @@ impl EhrSyncJob {
                     now: ctx.clock.now(),
                 };
                 if stream == Stream::Encounters {
-                    counts.merge(&ctx.db.transact(|tx| write(tx, &page))?);
+                    counts.merge(&ctx.db.transact(|tx| self.write_page(&ctx.db, tx, &page))?);
                     ctx.db.flush()?;
-                } else if let Some(done) = pipeline.push(page, write).await? {
+                } else if let Some(done) = pipeline.push(page).await? {
                     counts.merge(&done);
                 }
             }
@@ -601,7 +602,7 @@ impl EhrSyncJob {
             }
             since = next;
         }
-        if let Some(done) = pipeline.finish(write).await? {
+        if let Some(done) = pipeline.finish().await? {
             counts.merge(&done);
         }
         Ok(counts)
@@ -667,8 +668,9 @@ impl EhrSyncJob {
         };
         let now = ctx.clock.now();
         let mut counts = SyncCounts::default();
-        let mut pipeline = CommitPipeline::new(&ctx.db);
-        let write = |tx: &mut Tx<'_>, page: &Page| self.write_page(&ctx.db, tx, page);
+        let mut pipeline = CommitPipeline::new(&ctx.db, |tx: &mut Tx<'_>, page: &Page| {
+            self.write_page(&ctx.db, tx, page)
+        });
         while !rest.is_empty() {
             let tail = rest.split_off(rest.len().min(APPOINTMENT_CHUNK));
             let chunk = std::mem::replace(&mut rest, tail);
@@ -677,11 +679,11 @@ impl EhrSyncJob {
                 cursor: None,
                 now,
             };
-            if let Some(done) = pipeline.push(page, write).await? {
+            if let Some(done) = pipeline.push(page).await? {
                 counts.merge(&done);
             }
         }
-        if let Some(done) = pipeline.finish(write).await? {
+        if let Some(done) = pipeline.finish().await? {
             counts.merge(&done);
         }
         Ok(counts)

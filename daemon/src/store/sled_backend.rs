@@ -30,9 +30,9 @@ pub struct SledStore {
     trees: RwLock<HashMap<String, sled::Tree>>,
     /// Held by every write: every commit, atomic or relaxed, and every
     /// single-key write. A commit reads its checks with plain reads under
-    /// it, so they stay true while its writes are applied (sled's own
-    /// transactional reads cost about a third of a commit more).
-    commit_lock: Mutex<()>,
+    /// it ([`SledStore::checks_hold`]), so they stay true while its writes
+    /// are applied; sled's transactional reads would cost more.
+    writes: Mutex<()>,
     /// Whether the previous user of the store closed it cleanly.
     opened_clean: bool,
     /// Set when a relaxed commit stopped part-way (an error or a panic): the
@@ -72,7 +72,7 @@ impl SledStore {
     /// nothing half-written that the lock protects: sled's own writes are
     /// atomic, and a cut-short relaxed commit is flagged for repair).
     fn write_lock(&self) -> std::sync::MutexGuard<'_, ()> {
-        self.commit_lock.lock().unwrap_or_else(|p| p.into_inner())
+        self.writes.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Opens (creating if needed, with mode 0700) the store in directory
@@ -129,7 +129,7 @@ impl SledStore {
             db,
             path: path.to_owned(),
             trees: RwLock::new(HashMap::new()),
-            commit_lock: Mutex::new(()),
+            writes: Mutex::new(()),
             opened_clean,
             cut_short: AtomicBool::new(false),
         })
@@ -181,19 +181,26 @@ impl SledStore {
         Ok(t)
     }
 
-    /// Applies `batch` as plain writes, after verifying its checks when
-    /// `check`. The caller holds the commit lock.
-    fn apply_relaxed(&self, batch: &Batch, check: bool) -> Result<bool, StoreError> {
-        if check {
-            for c in &batch.checks {
-                let now = self
-                    .tree(&c.collection)?
-                    .get(&c.key)
-                    .map_err(|e| self.backend(e))?;
-                if now.as_deref() != c.expected.as_deref() {
-                    return Ok(false);
-                }
+    /// Whether every check of `batch` still holds. The caller holds the
+    /// write lock, so the answer stays true until it lets go.
+    fn checks_hold(&self, batch: &Batch) -> Result<bool, StoreError> {
+        for c in &batch.checks {
+            let now = self
+                .tree(&c.collection)?
+                .get(&c.key)
+                .map_err(|e| self.backend(e))?;
+            if now.as_deref() != c.expected.as_deref() {
+                return Ok(false);
             }
+        }
+        Ok(true)
+    }
+
+    /// Applies `batch` as plain writes, after verifying its checks when
+    /// `check`. The caller holds the write lock.
+    fn apply_relaxed(&self, batch: &Batch, check: bool) -> Result<bool, StoreError> {
+        if check && !self.checks_hold(batch)? {
+            return Ok(false);
         }
         // Plain writes: each is atomic, the batch is not (sled's atomic
         // batches write and sync a log buffer each). If an op fails or
@@ -372,15 +379,8 @@ impl RawStore for SledStore {
                 .expect("every collection of the batch has a tree")
         };
         let _commit = self.write_lock();
-        // Every write holds the lock: what the checks read now stays true
-        // until the transaction below has applied the batch.
-        for check in &batch.checks {
-            let now = trees[slot(&check.collection)]
-                .get(&check.key)
-                .map_err(|e| self.backend(e))?;
-            if now.as_deref() != check.expected.as_deref() {
-                return Ok(false);
-            }
+        if !self.checks_hold(batch)? {
+            return Ok(false);
         }
         // sled runs the closure under its global write lock (every other
         // write takes the read side), and recovers the batch atomically.
@@ -417,9 +417,8 @@ impl RawStore for SledStore {
         &self,
         prepare: &mut dyn FnMut() -> Result<Batch, StoreError>,
     ) -> Result<bool, StoreError> {
-        // Every commit holds this lock, and only commits write the keys a
-        // batch checks: what `prepare` reads under it stays true until the
-        // batch is applied, so its checks need no second read.
+        // Every write holds this lock: what `prepare` reads under it stays
+        // true until the batch is applied, so its checks need no second read.
         let _commit = self.write_lock();
         let batch = prepare()?;
         self.apply_relaxed(&batch, false)
