@@ -218,7 +218,12 @@ async fn search(
         return *r;
     }
     let params = pairs(query.as_deref());
-    match s.store.search(&kind, &params) {
+    let found = s.store.search(&kind, &params);
+    // The page is the sandbox's own copy: the bundle is built and
+    // serialised without the lock, so concurrent searches are served
+    // concurrently, as a real FHIR server serves them.
+    drop(s);
+    match found {
         Err(e) => fhir_json(StatusCode::BAD_REQUEST, &outcome("not-supported", &e.0)),
         Ok(page) => {
             let host = headers
