@@ -2,7 +2,8 @@
 //! loopback ([`super::testing::sshd`]): uploads land under their final name
 //! only through a temporary name and a rename, listings, reads, renames and
 //! deletes work, an unknown host key and an undeclared server are refused
-//! and audited, size caps hold, and the plugin never sees the credential.
+//! and audited, size caps hold, a password login works and a wrong one is
+//! refused, and the plugin never sees the credential.
 //!
 //! The `sftp-probe` test plugin runs a script of operations (see its
 //! source); these tests fail, saying what to run, when sshd is missing.
@@ -159,6 +160,61 @@ async fn put_list_get_rename_and_remove_against_a_real_sshd() {
     assert_eq!(audit[4].path, format!("{a} -> {b}"));
     let text = format!("{audit:?}");
     assert!(!text.contains("ISA*"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_login_works_and_a_wrong_password_is_refused() {
+    let sshd = Sshd::start_with_password();
+    let inbox = sshd.folder("outbound");
+    let password = sshd.password_file.clone().expect("a password server");
+    let with_password = |file: &Path| SftpServerRef {
+        password: Some(format!("file:{}", file.display())),
+        private_key: None,
+        ..server_ref(&sshd)
+    };
+    let t = test_host(PluginTrust::default());
+    let p = t.host.load(&probe_spec(with_password(&password))).unwrap();
+    let a = format!("{inbox}/era-1.835");
+    let (r, seen) = run(
+        &p,
+        json!([
+            {"op": "put", "path": a, "text": "ISA*pw~"},
+            {"op": "list", "path": inbox},
+            {"op": "get", "path": a},
+        ]),
+    )
+    .await;
+    assert_eq!(r[0], json!({"ok": null}), "{r:?}\n{}", sshd.log());
+    assert_eq!(names(&r[1]), ["era-1.835"], "{r:?}");
+    assert_eq!(r[2]["ok"], "ISA*pw~", "{r:?}");
+    // The server saw a password login, for the account configured.
+    assert!(
+        sshd.log()
+            .contains(&format!("Accepted password for {}", sshd.user)),
+        "{}",
+        sshd.log()
+    );
+    // The plugin read nothing of the credential, and the audit names no
+    // password.
+    assert_eq!(seen, json!([]));
+    let secret = std::fs::read_to_string(&password).unwrap();
+    let audit = format!("{:?}", sftp_audit(&t));
+    assert!(!audit.contains(&secret), "{audit}");
+
+    let wrong = sshd.root().join("../wrong-password");
+    std::fs::write(&wrong, "not-the-password").unwrap();
+    let t = test_host(PluginTrust::default());
+    let p = t.host.load(&probe_spec(with_password(&wrong))).unwrap();
+    let (r, seen) = run(&p, json!([{"op": "list", "path": inbox}])).await;
+    assert_eq!(err_kind(&r[0]), "auth", "{r:?}");
+    assert_eq!(seen, json!([]));
+    let audit = sftp_audit(&t);
+    assert_eq!(audit.len(), 1, "{audit:?}");
+    assert_eq!(
+        (audit[0].op.as_str(), audit[0].outcome.as_str()),
+        ("list", "auth")
+    );
+    assert!(!format!("{audit:?}").contains("not-the-password"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

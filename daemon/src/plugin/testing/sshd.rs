@@ -8,6 +8,11 @@
 //! CONFIG` and waits until the port answers. Files live under
 //! [`Sshd::root`] (absolute paths; no chroot). Dropping it stops the server.
 //!
+//! [`Sshd::start_with_password`] starts one that takes password logins
+//! instead, for a dedicated system account (`billd-sftp-test`, created if
+//! missing) given a fresh random password each time: password logins need
+//! sshd running as root (it reads the shadow file), as `scripts/test` runs.
+//!
 //! The server is Debian's `openssh-server`, which `scripts/test` installs.
 //! Without it the test fails with a message saying so: these tests never
 //! skip.
@@ -41,6 +46,82 @@ pub struct Sshd {
     pub stranger_key: PathBuf,
     /// A host key line of another server (a pin that does not match).
     pub other_host_key: String,
+    /// For [`Sshd::start_with_password`]: the file holding the account's
+    /// password (no newline).
+    pub password_file: Option<PathBuf>,
+}
+
+/// The system account password logins are tested with.
+pub const PASSWORD_USER: &str = "billd-sftp-test";
+
+/// `n` random bytes as hex, from the kernel.
+fn random_hex(n: usize) -> String {
+    use std::io::Read as _;
+    let mut b = vec![0u8; n];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut b))
+        .expect("reading /dev/urandom");
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn run_ok(cmd: &mut Command, what: &str) {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
+    assert!(
+        out.status.success(),
+        "{what} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Makes sure [`PASSWORD_USER`] exists (no home, no login shell) and sets
+/// its password to a fresh random one, which it returns.
+fn password_account() -> String {
+    let uid = Command::new("id")
+        .arg("-u")
+        .output()
+        .expect("cannot run id -u");
+    assert_eq!(
+        String::from_utf8_lossy(&uid.stdout).trim(),
+        "0",
+        "password logins need sshd running as root (it reads /etc/shadow) and an account to \
+         log in as: run scripts/test as root, as CI does"
+    );
+    let known = Command::new("id")
+        .arg(PASSWORD_USER)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !known {
+        // Several test processes may race to create it.
+        let _ = Command::new("useradd")
+            .args(["--system", "--no-create-home", "--home-dir", "/nonexistent"])
+            .args(["--shell", "/usr/sbin/nologin", PASSWORD_USER])
+            .stdin(Stdio::null())
+            .output();
+        run_ok(Command::new("id").arg(PASSWORD_USER), "id billd-sftp-test");
+    }
+    let password = random_hex(16);
+    let mut child = Command::new("chpasswd")
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cannot run chpasswd");
+    {
+        use std::io::Write as _;
+        let mut stdin = child.stdin.take().expect("chpasswd's stdin");
+        writeln!(stdin, "{PASSWORD_USER}:{password}").expect("writing to chpasswd");
+    }
+    let out = child.wait_with_output().expect("chpasswd ends");
+    assert!(
+        out.status.success(),
+        "chpasswd failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    password
 }
 
 fn keygen(path: &Path) {
@@ -84,6 +165,19 @@ impl Sshd {
     /// Starts a server. Panics, naming what to do, when sshd is missing or
     /// does not come up.
     pub fn start() -> Sshd {
+        Self::start_as(false)
+    }
+
+    /// Starts a server that takes only password logins, for
+    /// [`PASSWORD_USER`] (its [`Sshd::user`]); the password is in
+    /// [`Sshd::password_file`], and [`Sshd::root`] belongs to that account.
+    /// Each start sets the account's password afresh, so two such servers
+    /// alive at once in one run would race: one test uses it.
+    pub fn start_with_password() -> Sshd {
+        Self::start_as(true)
+    }
+
+    fn start_as(password: bool) -> Sshd {
         assert!(
             Path::new(SSHD).exists(),
             "{SSHD} is missing: run scripts/test (it installs Debian's openssh-server), \
@@ -102,6 +196,31 @@ impl Sshd {
         }
         std::fs::write(d.join("authorized_keys"), read_pub(&client) + "\n").unwrap();
         std::fs::create_dir_all(d.join("files")).unwrap();
+        let password = password.then(password_account);
+        let password_file = password.as_ref().map(|pw| {
+            let f = d.join("password");
+            std::fs::write(&f, pw).unwrap();
+            // The account reaches its files through the (0700) temp dir.
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o711)).unwrap();
+            run_ok(
+                Command::new("chown")
+                    .arg(format!("{PASSWORD_USER}:"))
+                    .arg(d.join("files")),
+                "chown",
+            );
+            f
+        });
+        let logins = if password.is_some() {
+            format!(
+                "PubkeyAuthentication no\n\
+                 PasswordAuthentication yes\n\
+                 PermitEmptyPasswords no\n\
+                 AllowUsers {PASSWORD_USER}\n"
+            )
+        } else {
+            "PubkeyAuthentication yes\nPasswordAuthentication no\n".to_string()
+        };
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
@@ -114,8 +233,7 @@ impl Sshd {
                  Port {port}\n\
                  HostKey {host}\n\
                  AuthorizedKeysFile {auth}\n\
-                 PubkeyAuthentication yes\n\
-                 PasswordAuthentication no\n\
+                 {logins}\
                  KbdInteractiveAuthentication no\n\
                  PermitRootLogin prohibit-password\n\
                  UsePAM no\n\
@@ -163,7 +281,12 @@ impl Sshd {
         }
         Sshd {
             port,
-            user: current_user(),
+            user: if password_file.is_some() {
+                PASSWORD_USER.to_string()
+            } else {
+                current_user()
+            },
+            password_file,
             host_key: read_pub(&host),
             client_key: client,
             stranger_key: stranger,
@@ -179,10 +302,18 @@ impl Sshd {
     }
 
     /// Makes `dir` (relative to [`Sshd::root`]) and returns its absolute
-    /// path as text, as the plugin names it.
+    /// path as text, as the plugin names it; owned by the login account.
     pub fn folder(&self, dir: &str) -> String {
         let p = self.root().join(dir);
         std::fs::create_dir_all(&p).unwrap();
+        if self.password_file.is_some() {
+            run_ok(
+                Command::new("chown")
+                    .arg(format!("{PASSWORD_USER}:"))
+                    .arg(&p),
+                "chown",
+            );
+        }
         p.display().to_string()
     }
 
