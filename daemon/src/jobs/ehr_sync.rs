@@ -39,8 +39,8 @@
 
 use chrono::{DateTime, Days, Utc};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use super::business_days::local_midnight;
 use super::commit_pipeline::CommitPipeline;
@@ -51,7 +51,7 @@ use crate::domain::claim_source::{self, SourceWrite};
 use crate::domain::patient::coverages_of_patient;
 use crate::domain::practice::Practice;
 use crate::domain::scrub::{DEFAULT_TIMELY_FILING_DAYS, ScrubRules};
-use crate::domain::task::{raise_in, resolve_in};
+use crate::domain::task::{TaskDedupe, raise_in, resolve_in};
 use crate::domain::{Claim, ClaimState, Coverage, NewTask, Patient, Priority};
 use crate::intake::claims837::claim_id;
 use crate::intake::derived_id;
@@ -401,6 +401,13 @@ pub struct EhrSyncJob {
     practice: Practice,
     timezone: chrono_tz::Tz,
     retry: RetryPolicy,
+    /// The keys of this connector's ehr tasks and held resources that may
+    /// be on record, read at the start of each run ([`EhrSyncJob::learn_problems`])
+    /// and added to as the run raises more; `None` before a run read them.
+    /// Bringing a resource in closes its problems, which is two or three
+    /// point reads (each a commit check) per resource, almost always of
+    /// keys that are absent: with the set, only keys in it are read.
+    problems: Mutex<Option<HashSet<String>>>,
 }
 
 impl std::fmt::Debug for EhrSyncJob {
@@ -457,7 +464,50 @@ impl EhrSyncJob {
             practice: services.practice.clone(),
             timezone: setup.timezone,
             retry: RetryPolicy::from_params(params.max_attempts, params.retry_delay.as_deref())?,
+            problems: Mutex::new(None),
         })
+    }
+
+    /// Reads which of this connector's task dedupe keys and held resources
+    /// are on record, for [`EhrSyncJob::may_exist`]. Only ehr-sync runs of
+    /// this connector write under those keys, and a job's runs do not
+    /// overlap; a task that another job on the same connector raises at
+    /// the same moment is closed by the run after, not this one.
+    fn learn_problems(&self, db: &Db) -> Result<(), StoreError> {
+        let mut keys = HashSet::new();
+        db.for_each(&self.task_key_prefix(), |d: TaskDedupe| {
+            keys.insert(d.dedupe_key);
+            true
+        })?;
+        db.for_each(&format!("{}/", self.connector), |h: EhrHeld| {
+            keys.insert(h.key);
+            true
+        })?;
+        *self.problems.lock().unwrap_or_else(PoisonError::into_inner) = Some(keys);
+        Ok(())
+    }
+
+    /// Whether a task dedupe key or held resource key may be on record
+    /// (always, before a run has read them).
+    fn may_exist(&self, key: &str) -> bool {
+        self.problems
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .is_none_or(|keys| keys.contains(key))
+    }
+
+    /// Notes a key this run may write, so a later resource of the run
+    /// reads it.
+    fn noted(&self, key: &str) {
+        if let Some(keys) = self
+            .problems
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_mut()
+        {
+            keys.insert(key.to_owned());
+        }
     }
 
     fn plugin(&self) -> Result<Arc<LoadedPlugin>, JobError> {
@@ -471,6 +521,7 @@ impl EhrSyncJob {
     /// One run: every stage in order.
     async fn sync(&self, ctx: &RunContext) -> Result<SyncCounts, JobError> {
         let plugin = self.plugin()?;
+        self.learn_problems(&ctx.db)?;
         // The other listings' first pages and the schedule are asked for
         // as soon as the first page of patients is in: fetching needs
         // nothing from the store, so the connector's network waits overlap
@@ -727,7 +778,34 @@ impl EhrSyncJob {
     }
 
     fn task_key(&self, problem: &str, kind: &str, id: &str) -> String {
-        format!("ehr/{}/{problem}/{kind}/{id}", self.connector)
+        format!("{}{problem}/{kind}/{id}", self.task_key_prefix())
+    }
+
+    fn task_key_prefix(&self) -> String {
+        format!("ehr/{}/", self.connector)
+    }
+
+    /// Drops what is held under `kind`/`id`, if anything is.
+    fn drop_held(&self, tx: &mut Tx<'_>, kind: &str, id: &str) -> Result<(), StoreError> {
+        let key = self.held_key(kind, id);
+        if self.may_exist(&key) {
+            tx.remove::<EhrHeld>(&key)?;
+        }
+        Ok(())
+    }
+
+    /// Closes the task raised under `dedupe_key`, if there is one.
+    fn resolve(
+        &self,
+        tx: &mut Tx<'_>,
+        now: DateTime<Utc>,
+        dedupe_key: &str,
+        note: &str,
+    ) -> Result<(), StoreError> {
+        if self.may_exist(dedupe_key) {
+            resolve_in(tx, dedupe_key, now, "ehr-sync", note)?;
+        }
+        Ok(())
     }
 
     /// Raises a task about one resource (ids and field names only: the
@@ -740,6 +818,7 @@ impl EhrSyncJob {
         kind: &str,
         subject: String,
     ) -> Result<(), StoreError> {
+        self.noted(&dedupe_key);
         raise_in(
             tx,
             now,
@@ -766,7 +845,7 @@ impl EhrSyncJob {
         id: &str,
         why: &str,
     ) -> Result<Placed, StoreError> {
-        tx.remove::<EhrHeld>(&self.held_key(kind, id))?;
+        self.drop_held(tx, kind, id)?;
         self.task(
             tx,
             now,
@@ -805,6 +884,7 @@ impl EhrSyncJob {
         {
             resolve_in(tx, &old.task_key, now, "ehr-sync", "superseded")?;
         }
+        self.noted(&held.key);
         tx.upsert(&held)?;
         self.task(tx, now, task_key, task_kind, subject)?;
         Ok(Placed::Held)
@@ -818,7 +898,10 @@ impl EhrSyncJob {
         kind: &str,
         id: &str,
     ) -> Result<(), StoreError> {
-        if let Some(h) = tx.get::<EhrHeld>(&self.held_key(kind, id))? {
+        let held = self.held_key(kind, id);
+        if self.may_exist(&held)
+            && let Some(h) = tx.get::<EhrHeld>(&held)?
+        {
             tx.remove::<EhrHeld>(&h.key)?;
             resolve_in(
                 tx,
@@ -828,14 +911,12 @@ impl EhrSyncJob {
                 "imported by a later EHR sync",
             )?;
         }
-        resolve_in(
+        self.resolve(
             tx,
-            &self.task_key("unusable", kind, id),
             now,
-            "ehr-sync",
+            &self.task_key("unusable", kind, id),
             "a later version from the EHR was imported",
-        )?;
-        Ok(())
+        )
     }
 
     fn place_patient(
@@ -951,7 +1032,7 @@ impl EhrSyncJob {
             )?;
             return Ok(Placed::Held);
         }
-        resolve_in(tx, &unknown, now, "ehr-sync", "the patient is known now")?;
+        self.resolve(tx, now, &unknown, "the patient is known now")?;
         self.released(tx, now, "Appointment", &id)?;
         Ok(Placed::Written(tx.upsert(&a)?))
     }
@@ -967,7 +1048,7 @@ impl EhrSyncJob {
         if !raw.signed {
             // Not billable yet, whatever else it lacks: its signature is a
             // change the cursor brings back.
-            tx.remove::<EhrHeld>(&self.held_key("Encounter", &id))?;
+            self.drop_held(tx, "Encounter", &id)?;
             return Ok(Placed::Unsigned);
         }
         match mapping::encounter_from(raw) {
@@ -987,13 +1068,13 @@ impl EhrSyncJob {
     ) -> Result<Placed, StoreError> {
         let id = e.id.clone();
         if !e.signed {
-            tx.remove::<EhrHeld>(&self.held_key("Encounter", &id))?;
+            self.drop_held(tx, "Encounter", &id)?;
             return Ok(Placed::Unsigned);
         }
         if e.lines.is_empty() {
             // Nothing to bill (charges are entered elsewhere, or none
             // were): no claim, and no task for every such visit.
-            tx.remove::<EhrHeld>(&self.held_key("Encounter", &id))?;
+            self.drop_held(tx, "Encounter", &id)?;
             return Ok(Placed::NoCharges);
         }
         if !tx.contains::<Patient>(&e.patient_id)? {

@@ -108,6 +108,13 @@ impl<'a> Tx<'a> {
         Ok(seen)
     }
 
+    /// How many keys this transaction has read from the store (each is a
+    /// check its commit repeats).
+    #[cfg(test)]
+    pub(crate) fn reads(&self) -> usize {
+        self.reads.len()
+    }
+
     /// Reads the record of type `R` at `key` (this transaction's own write
     /// if it made one). The commit fails, and the closure re-runs, if the
     /// record changes before then.

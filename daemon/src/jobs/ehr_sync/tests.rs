@@ -265,6 +265,79 @@ fn a_coverage_without_payor_and_a_patient_without_a_birth_date_become_tasks() {
     assert_eq!(open_tasks(&db).len(), 1);
 }
 
+fn appointment(id: &str, patient: &str) -> ehr::Appointment {
+    ehr::Appointment {
+        appointment_id: id.into(),
+        patient_id: patient.into(),
+        provider_npi: "1234567893".into(),
+        start: wit::Timestamp {
+            seconds: now().timestamp() + 86_400,
+            nanoseconds: 0,
+        },
+        minutes: 15,
+        status: ehr::AppointmentStatus::Booked,
+        location: None,
+    }
+}
+
+#[test]
+fn a_run_reads_only_the_problems_on_record_and_still_closes_each() {
+    let db = Db::in_memory();
+    let j = job(&db);
+    let mut bad = patient("p1");
+    bad.birth_date.month = 13;
+    // An earlier run: an unusable patient, a coverage and an appointment
+    // for a patient billd does not know yet.
+    put(&db, |tx| j.place_patient(tx, now(), bad.clone()));
+    put(&db, |tx| {
+        j.place_raw_coverage(tx, now(), coverage("c2", "p2", "Organization/aetna"))
+    });
+    put(&db, |tx| {
+        j.place_appointment(tx, now(), appointment("a2", "p2"))
+    });
+    assert_eq!(open_tasks(&db).len(), 3);
+
+    // This run knows which problems are on record.
+    j.learn_problems(&db).unwrap();
+    let reads = |f: &dyn Fn(&mut Tx<'_>) -> Result<Placed, StoreError>| {
+        db.transact(|tx| {
+            let placed = f(tx)?;
+            Ok::<_, StoreError>((placed, tx.reads()))
+        })
+        .unwrap()
+    };
+    // A clean patient with no problem: only its own record is read.
+    let (placed, n) = reads(&|tx| j.place_patient(tx, now(), patient("p3")));
+    assert_eq!((placed, n), (Placed::Written(Upsert::Created), 1));
+    // An appointment of a known patient: the patient and the record.
+    let (_, n) = reads(&|tx| j.place_appointment(tx, now(), appointment("a3", "p3")));
+    assert_eq!(n, 2);
+    // Each problem on record is still read and closed.
+    put(&db, |tx| j.place_patient(tx, now(), patient("p1")));
+    put(&db, |tx| j.place_patient(tx, now(), patient("p2")));
+    assert_eq!(j.release_held(&ctx(&db, "r")).unwrap().released, 1);
+    put(&db, |tx| {
+        j.place_appointment(tx, now(), appointment("a2", "p2"))
+    });
+    assert!(open_tasks(&db).is_empty(), "{:#?}", open_tasks(&db));
+
+    // A problem the run itself raises is closed later in the same run.
+    put(&db, |tx| {
+        j.place_raw_coverage(tx, now(), coverage("c4", "p4", "Organization/aetna"))
+    });
+    put(&db, |tx| {
+        j.place_appointment(tx, now(), appointment("a4", "p4"))
+    });
+    assert_eq!(open_tasks(&db).len(), 2);
+    put(&db, |tx| j.place_patient(tx, now(), patient("p4")));
+    assert_eq!(j.release_held(&ctx(&db, "r")).unwrap().released, 1);
+    put(&db, |tx| {
+        j.place_appointment(tx, now(), appointment("a4", "p4"))
+    });
+    assert!(open_tasks(&db).is_empty(), "{:#?}", open_tasks(&db));
+    assert!(db.scan::<EhrHeld>("").unwrap().is_empty());
+}
+
 #[test]
 fn a_signed_encounter_becomes_a_draft_claim_once() {
     let db = Db::in_memory();
