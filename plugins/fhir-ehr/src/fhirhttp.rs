@@ -10,9 +10,11 @@
 //! part (a bounded, single-line excerpt) and never a response body.
 
 use billd_plugin_sdk::prelude::*;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::auth::{Auth, Token};
+use crate::fhir::Bundle;
 
 /// The longest excerpt of a server's diagnostics an error quotes.
 pub const MAX_DIAGNOSTICS: usize = 160;
@@ -112,7 +114,7 @@ impl Client {
     /// [`outcome_error`] for a refusal; a rejection coded `foreign-link`
     /// for a URL off the server's origin (credentials never go there), or
     /// `malformed-response` for an answer that is not a Bundle.
-    pub fn get_bundle(&self, url: &str) -> Result<Value, ConnectorError> {
+    pub fn get_bundle<R: DeserializeOwned>(&self, url: &str) -> Result<Bundle<R>, ConnectorError> {
         bundle_of(self.get_on_origin(url)?)
     }
 
@@ -121,7 +123,10 @@ impl Client {
     ///
     /// # Errors
     /// As [`Client::get_bundle`].
-    pub fn follow(&self, next: &str) -> Result<Option<Value>, ConnectorError> {
+    pub fn follow<R: DeserializeOwned>(
+        &self,
+        next: &str,
+    ) -> Result<Option<Bundle<R>>, ConnectorError> {
         let resp = self.get_on_origin(next)?;
         if matches!(resp.status, 404 | 410) {
             return Ok(None);
@@ -146,7 +151,7 @@ impl Client {
     /// # Errors
     /// An invalid-request error for a reference that is not `Type/id`;
     /// [`outcome_error`] for other refusals.
-    pub fn read(&self, reference: &str) -> Result<Option<Value>, ConnectorError> {
+    pub fn read<R: DeserializeOwned>(&self, reference: &str) -> Result<Option<R>, ConnectorError> {
         let (kind, id) = reference
             .split_once('/')
             .filter(|(k, id)| is_token(k) && is_token(id))
@@ -155,7 +160,7 @@ impl Client {
             })?;
         let resp = self.get(&format!("{}/{kind}/{id}", self.base))?;
         match resp.status {
-            200..=299 => resp.json().map(Some),
+            200..=299 => parse(&resp.body, "a FHIR read").map(Some),
             404 | 410 => Ok(None),
             s => Err(outcome_error(s, resp.header("retry-after"), &resp.body)),
         }
@@ -163,7 +168,7 @@ impl Client {
 }
 
 /// The Bundle a search answered.
-fn bundle_of(resp: Response) -> Result<Value, ConnectorError> {
+fn bundle_of<R: DeserializeOwned>(resp: Response) -> Result<Bundle<R>, ConnectorError> {
     if !(200..300).contains(&resp.status) {
         return Err(outcome_error(
             resp.status,
@@ -171,8 +176,8 @@ fn bundle_of(resp: Response) -> Result<Value, ConnectorError> {
             &resp.body,
         ));
     }
-    let bundle: Value = resp.json()?;
-    if bundle["resourceType"] != "Bundle" {
+    let bundle: Bundle<R> = parse(&resp.body, "a FHIR search")?;
+    if bundle.resource_type != "Bundle" {
         return Err(ConnectorError::rejected(
             "malformed-response",
             "a FHIR search answered with something other than a Bundle",
@@ -224,16 +229,42 @@ pub fn encode(value: &str) -> String {
     out
 }
 
-/// The Bundle's `next` link, if any.
-#[must_use]
-pub fn next_link(bundle: &Value) -> Option<String> {
-    bundle["link"]
-        .as_array()?
-        .iter()
-        .find(|l| l["relation"] == "next")
-        .and_then(|l| l["url"].as_str())
-        .filter(|u| !u.is_empty())
-        .map(str::to_owned)
+/// Reads a FHIR JSON answer into its typed form.
+///
+/// # Errors
+/// A rejection coded `malformed-response` naming where the answer stops
+/// being FHIR R4 (the element's path, line and column) and what is wrong
+/// in kind only: a value found there is never quoted, since it may be
+/// patient data.
+pub fn parse<T: DeserializeOwned>(body: &[u8], what: &str) -> Result<T, ConnectorError> {
+    serde_json::from_slice(body).map_err(|first| {
+        // Read again, only now, to learn the element's path.
+        let mut de = serde_json::Deserializer::from_slice(body);
+        let path = match serde_path_to_error::deserialize::<_, T>(&mut de) {
+            Err(e) => e.path().to_string(),
+            Ok(_) => String::new(),
+        };
+        let kind = match first.classify() {
+            serde_json::error::Category::Data => "a value of the wrong type",
+            serde_json::error::Category::Eof => "JSON that ends too early",
+            serde_json::error::Category::Syntax | serde_json::error::Category::Io => {
+                "JSON that does not parse"
+            }
+        };
+        let at = if path.is_empty() || path == "." {
+            String::new()
+        } else {
+            format!(" at {path}")
+        };
+        ConnectorError::rejected(
+            "malformed-response",
+            format!(
+                "{what} answered with {kind}{at} (line {}, column {})",
+                first.line(),
+                first.column()
+            ),
+        )
+    })
 }
 
 /// What an OperationOutcome says: its issue codes, the element it names
@@ -371,15 +402,16 @@ mod tests {
 
     #[test]
     fn the_next_link_is_found_and_origins_compare_scheme_and_authority() {
-        let b = json!({"resourceType": "Bundle", "link": [
-            {"relation": "self", "url": "http://h:1/fhir/Patient?_count=2"},
-            {"relation": "next", "url": "http://h:1/fhir/Patient?_count=2&_offset=2"}
-        ]});
+        let b: Bundle<crate::fhir::Patient> =
+            serde_json::from_value(json!({"resourceType": "Bundle", "link": [
+                {"relation": "self", "url": "http://h:1/fhir/Patient?_count=2"},
+                {"relation": "next", "url": "http://h:1/fhir/Patient?_count=2&_offset=2"}
+            ]}))
+            .unwrap();
         assert_eq!(
-            next_link(&b).as_deref(),
+            b.next_link().as_deref(),
             Some("http://h:1/fhir/Patient?_count=2&_offset=2")
         );
-        assert_eq!(next_link(&json!({"resourceType": "Bundle"})), None);
         assert_eq!(origin("HTTP://h:1/fhir?x=1").as_deref(), Some("http://h:1"));
         assert_eq!(origin("http://h:1").as_deref(), Some("http://h:1"));
         assert_eq!(
@@ -458,6 +490,29 @@ mod tests {
         // Diagnostics become one line.
         match outcome_error(400, None, &outcome("not-supported", "a\nb\r\nc")) {
             ConnectorError::InvalidRequest(f) => assert!(!f.message.contains('\n')),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_answer_that_is_not_fhir_names_the_element_but_never_its_value() {
+        let body = br#"{"resourceType": "Bundle", "entry": [{"resource": {"resourceType": "Coverage", "id": "c1"}},
+            {"resource": {"resourceType": "Coverage", "id": "c2", "order": "SMITH"}}]}"#;
+        match parse::<Bundle<crate::fhir::Coverage>>(body, "a FHIR search") {
+            Err(ConnectorError::Rejected(r)) => {
+                assert_eq!(r.code, "malformed-response");
+                assert!(
+                    r.message.contains("entry[1].resource.order"),
+                    "{}",
+                    r.message
+                );
+                assert!(r.message.contains("wrong type"), "{}", r.message);
+                assert!(!r.message.contains("SMITH"), "{}", r.message);
+            }
+            other => panic!("{other:?}"),
+        }
+        match parse::<Bundle<crate::fhir::Coverage>>(b"{\"entry\": [", "a FHIR search") {
+            Err(ConnectorError::Rejected(r)) => assert!(r.message.contains("ends too early")),
             other => panic!("{other:?}"),
         }
     }

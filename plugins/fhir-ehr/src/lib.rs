@@ -17,14 +17,16 @@
 
 pub mod auth;
 pub mod cursor;
+pub mod fhir;
 pub mod fhirhttp;
 pub mod map;
 
 use billd_plugin_sdk::ehr::*;
 use billd_plugin_sdk::prelude::*;
-use serde_json::Value;
+use serde::de::DeserializeOwned;
 
 use cursor::Cursor;
+use fhir::Resource;
 use fhirhttp::Client;
 
 struct FhirEhr;
@@ -48,13 +50,19 @@ fn iso(t: &Timestamp) -> Result<String, ConnectorError> {
         .ok_or_else(|| ConnectorError::invalid("window", "the instant is out of range"))
 }
 
-fn resources(bundle: &Value) -> impl Iterator<Item = &Value> {
-    bundle["entry"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|e| &e["resource"])
-        .filter(|r| r["resourceType"] != "OperationOutcome")
+/// Every resource of a search, following its `next` links.
+fn every_page<R: DeserializeOwned + Resource>(
+    client: &Client,
+    first: String,
+) -> Result<Vec<R>, ConnectorError> {
+    let mut out = Vec::new();
+    let mut url = Some(first);
+    while let Some(u) = url {
+        let bundle = client.get_bundle::<R>(&u)?;
+        url = bundle.next_link();
+        out.extend(bundle.into_resources());
+    }
+    Ok(out)
 }
 
 /// The search of `kind` ordered by `_lastUpdated`, after (`gt`) or from
@@ -75,13 +83,13 @@ fn changed_search(client: &Client, kind: &str, cmp: &str, since: Option<&str>) -
 /// A `next` link the server no longer serves restarts the listing from
 /// (`ge`) its high-water mark: what comes again is delivered twice, which
 /// billd's upserts absorb, and nothing updated at that instant is skipped.
-fn changed_page(
+fn changed_page<R: DeserializeOwned + Resource>(
     client: &Client,
     kind: &str,
     since: Option<String>,
-) -> Result<(Vec<Value>, String), ConnectorError> {
+) -> Result<(Vec<R>, String), ConnectorError> {
     let cur = Cursor::parse(since.as_deref())?;
-    let bundle = match &cur.next {
+    let bundle: fhir::Bundle<R> = match &cur.next {
         Some(next) => match client.follow(next)? {
             Some(b) => b,
             None => {
@@ -93,9 +101,10 @@ fn changed_page(
         },
         None => client.get_bundle(&changed_search(client, kind, "gt", cur.since.as_deref()))?,
     };
-    let items: Vec<Value> = resources(&bundle).cloned().collect();
-    let mut after = cur.advanced(items.iter().map(|r| &r["meta"]["lastUpdated"]));
-    after.next = fhirhttp::next_link(&bundle);
+    let next = bundle.next_link();
+    let items: Vec<R> = bundle.into_resources().collect();
+    let mut after = cur.advanced(items.iter().filter_map(Resource::last_updated));
+    after.next = next;
     Ok((items, after.to_string()))
 }
 
@@ -108,24 +117,25 @@ impl EhrConnector for FhirEhr {
             ));
         }
         let client = Client::from_settings()?;
-        let mut url = Some(format!(
+        let first = format!(
             "{}/Appointment?date=ge{}&date=lt{}&_count={}",
             client.base,
             fhirhttp::encode(&iso(&window.start)?),
             fhirhttp::encode(&iso(&window.end)?),
             page_size()
-        ));
+        );
         let mut out = Vec::new();
         let mut unmappable = 0usize;
+        let mut url = Some(first);
         while let Some(u) = url {
-            let bundle = client.get_bundle(&u)?;
-            for r in resources(&bundle) {
-                match map::appointment(r) {
+            let bundle = client.get_bundle::<fhir::Appointment>(&u)?;
+            url = bundle.next_link();
+            for r in bundle.into_resources() {
+                match map::appointment(&r) {
                     Some(a) => out.push(a),
                     None => unmappable += 1,
                 }
             }
-            url = fhirhttp::next_link(&bundle);
         }
         if unmappable > 0 {
             log::warn(&format!(
@@ -137,7 +147,7 @@ impl EhrConnector for FhirEhr {
 
     fn patients_changed(_key: &str, since: Option<String>) -> Result<PatientPage, ConnectorError> {
         let client = Client::from_settings()?;
-        let (items, next) = changed_page(&client, "Patient", since)?;
+        let (items, next) = changed_page::<fhir::Patient>(&client, "Patient", since)?;
         let mapped: Vec<Patient> = items.iter().filter_map(map::patient).collect();
         if mapped.len() < items.len() {
             log::warn(&format!(
@@ -156,17 +166,15 @@ impl EhrConnector for FhirEhr {
         since: Option<String>,
     ) -> Result<CoveragePage, ConnectorError> {
         let client = Client::from_settings()?;
-        let (items, next) = changed_page(&client, "Coverage", since)?;
+        let (items, next) = changed_page::<fhir::Coverage>(&client, "Coverage", since)?;
         let mut out = Vec::with_capacity(items.len());
         // A family's dependents share a subscriber: read each one once.
-        let mut read: std::collections::HashMap<String, Option<Value>> =
+        let mut read: std::collections::HashMap<String, Option<fhir::Patient>> =
             std::collections::HashMap::new();
         for r in &items {
-            let dependent = r["relationship"]["coding"][0]["code"]
-                .as_str()
-                .is_some_and(|c| c != "self");
+            let dependent = r.relationship_code().is_some_and(|c| c != "self");
             let subscriber = if dependent {
-                let reference = r["subscriber"]["reference"].as_str().unwrap_or_default();
+                let reference = r.subscriber.reference.as_deref().unwrap_or_default();
                 let readable = ["Patient/", "RelatedPerson/"]
                     .iter()
                     .any(|k| reference.starts_with(k) && !reference.contains('?'));
@@ -197,39 +205,38 @@ impl EhrConnector for FhirEhr {
         since: Option<String>,
     ) -> Result<EncounterPage, ConnectorError> {
         let client = Client::from_settings()?;
-        let (items, next) = changed_page(&client, "Encounter", since)?;
+        let (items, next) = changed_page::<fhir::Encounter>(&client, "Encounter", since)?;
         let ids: Vec<String> = items
             .iter()
-            .filter_map(|r| r["id"].as_str())
+            .filter_map(|r| r.id.as_deref())
             .map(|id| format!("Encounter/{id}"))
             .collect();
         let sources = settings::text("charge-sources").unwrap_or_else(|| "ChargeItem,Claim".into());
-        let mut charge_items = Vec::new();
-        let mut claims = Vec::new();
+        let mut charge_items: Vec<fhir::ChargeItem> = Vec::new();
+        let mut claims: Vec<fhir::Claim> = Vec::new();
         if !ids.is_empty() {
             for source in sources.split(',').map(str::trim) {
-                let (param, into) = match source {
-                    "ChargeItem" => ("context", &mut charge_items),
-                    "Claim" => ("encounter", &mut claims),
-                    "" => continue,
-                    other => {
-                        return Err(ConnectorError::invalid(
-                            "settings.charge-sources",
-                            format!("{other:?} is neither ChargeItem nor Claim"),
-                        ));
-                    }
-                };
                 // One search per page of encounters, in chunks the URL can hold.
-                for chunk in ids.chunks(50) {
-                    let mut url = Some(format!(
+                let search = |param: &str, chunk: &[String]| {
+                    format!(
                         "{}/{source}?{param}={}&_count=1000",
                         client.base,
                         fhirhttp::encode(&chunk.join(","))
-                    ));
-                    while let Some(u) = url {
-                        let bundle = client.get_bundle(&u)?;
-                        into.extend(resources(&bundle).cloned());
-                        url = fhirhttp::next_link(&bundle);
+                    )
+                };
+                for chunk in ids.chunks(50) {
+                    match source {
+                        "ChargeItem" => {
+                            charge_items.extend(every_page(&client, search("context", chunk))?);
+                        }
+                        "Claim" => claims.extend(every_page(&client, search("encounter", chunk))?),
+                        "" => break,
+                        other => {
+                            return Err(ConnectorError::invalid(
+                                "settings.charge-sources",
+                                format!("{other:?} is neither ChargeItem nor Claim"),
+                            ));
+                        }
                     }
                 }
             }
@@ -237,22 +244,13 @@ impl EhrConnector for FhirEhr {
         let signed = signed_statuses();
         let mut out = Vec::with_capacity(items.len());
         for r in &items {
-            let me = format!("Encounter/{}", r["id"].as_str().unwrap_or_default());
-            let cis: Vec<&Value> = charge_items
+            let me = format!("Encounter/{}", r.id.as_deref().unwrap_or_default());
+            let refers = |e: &fhir::Reference| e.reference.as_deref() == Some(me.as_str());
+            let cis: Vec<&fhir::ChargeItem> =
+                charge_items.iter().filter(|c| refers(&c.context)).collect();
+            let cls: Vec<&fhir::Claim> = claims
                 .iter()
-                .filter(|c| c["context"]["reference"] == me.as_str())
-                .collect();
-            let cls: Vec<&Value> = claims
-                .iter()
-                .filter(|c| {
-                    c["item"].as_array().into_iter().flatten().any(|i| {
-                        i["encounter"]
-                            .as_array()
-                            .into_iter()
-                            .flatten()
-                            .any(|e| e["reference"] == me.as_str())
-                    })
-                })
+                .filter(|c| c.item.iter().any(|i| i.encounter.iter().any(refers)))
                 .collect();
             if let Some(e) = map::encounter(r, &cis, &cls, &signed) {
                 out.push(e);

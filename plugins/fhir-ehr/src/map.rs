@@ -1,4 +1,4 @@
-//! FHIR R4 resources (as JSON) into the contract's EHR records. Pure
+//! FHIR R4 resources ([`crate::fhir`]) into the contract's EHR records. Pure
 //! functions, so they are tested on the host against the HL7 examples and
 //! the Synthea export.
 //!
@@ -12,6 +12,7 @@
 //! the record vanishing here. Only a resource without an id (which nothing
 //! could refer to or fix) is left out.
 
+use crate::fhir::{self, CodeableConcept, Money, Reference};
 use billd_plugin_sdk::ehr::{
     Appointment, AppointmentStatus, Charge, Coverage, CoveragePriority, Encounter, Patient,
 };
@@ -19,7 +20,6 @@ use billd_plugin_sdk::types::{
     Address, Date, PersonName, Procedure, ProcedureCodeSet, Relationship, Sex, Subscriber,
     Timestamp,
 };
-use serde_json::Value;
 
 /// The NPI identifier system.
 pub const NPI_SYSTEM: &str = "http://hl7.org/fhir/sid/us-npi";
@@ -56,19 +56,25 @@ pub const MISSING_INSTANT: Timestamp = Timestamp {
     nanoseconds: 0,
 };
 
-fn s(v: &Value) -> Option<&str> {
-    v.as_str().filter(|t| !t.trim().is_empty())
+/// The text, unless it is blank.
+fn s(v: &Option<String>) -> Option<&str> {
+    v.as_deref().filter(|t| !t.trim().is_empty())
 }
 
-fn text(v: &Value) -> String {
+fn text(v: &Option<String>) -> String {
     s(v).unwrap_or_default().to_owned()
+}
+
+/// The non-blank texts of a repeated primitive.
+fn texts(v: &[Option<String>]) -> Vec<&str> {
+    v.iter().filter_map(s).collect()
 }
 
 /// The id of a reference to `kind` (`Patient/123` or an absolute URL
 /// ending so), if it is one.
 #[must_use]
-pub fn reference_id(reference: &Value, kind: &str) -> Option<String> {
-    let r = s(&reference["reference"])?;
+pub fn reference_id(reference: &Reference, kind: &str) -> Option<String> {
+    let r = s(&reference.reference)?;
     let (before, rest) = r.split_once(&format!("{kind}/"))?;
     if !(before.is_empty() || before.ends_with('/')) {
         return None;
@@ -80,11 +86,13 @@ pub fn reference_id(reference: &Value, kind: &str) -> Option<String> {
 /// The NPI of a reference: its `identifier` (us-npi), or a conditional
 /// reference `Practitioner?identifier=<us-npi>|NPI`.
 #[must_use]
-pub fn npi_of(reference: &Value) -> Option<String> {
-    if reference["identifier"]["system"] == NPI_SYSTEM {
-        return s(&reference["identifier"]["value"]).map(str::to_owned);
+pub fn npi_of(reference: &Reference) -> Option<String> {
+    if let Some(i) = &reference.identifier
+        && i.system.as_deref() == Some(NPI_SYSTEM)
+    {
+        return s(&i.value).map(str::to_owned);
     }
-    let r = s(&reference["reference"])?;
+    let r = s(&reference.reference)?;
     let (_, q) = r.split_once("identifier=")?;
     let (system, value) = q.split_once('|')?;
     (system == NPI_SYSTEM && !value.is_empty()).then(|| value.to_owned())
@@ -92,7 +100,7 @@ pub fn npi_of(reference: &Value) -> Option<String> {
 
 /// A FHIR date (or the date part of a dateTime).
 #[must_use]
-pub fn date(v: &Value) -> Option<Date> {
+pub fn date(v: &Option<String>) -> Option<Date> {
     let t = s(v)?;
     let y = t.get(0..4)?.parse().ok()?;
     let m = t.get(5..7).and_then(|m| m.parse().ok()).unwrap_or(1);
@@ -106,7 +114,7 @@ pub fn date(v: &Value) -> Option<Date> {
 
 /// A FHIR instant or dateTime with an offset.
 #[must_use]
-pub fn instant(v: &Value) -> Option<Timestamp> {
+pub fn instant(v: &Option<String>) -> Option<Timestamp> {
     let t = chrono::DateTime::parse_from_rfc3339(s(v)?).ok()?;
     Some(Timestamp {
         seconds: t.timestamp(),
@@ -114,23 +122,20 @@ pub fn instant(v: &Value) -> Option<Timestamp> {
     })
 }
 
-fn sex(v: &Value) -> Sex {
-    match v.as_str() {
+fn sex(v: &Option<String>) -> Sex {
+    match v.as_deref() {
         Some("female") => Sex::Female,
         Some("male") => Sex::Male,
         _ => Sex::Unknown,
     }
 }
 
-fn name(names: &Value) -> PersonName {
-    let list = names.as_array().map(Vec::as_slice).unwrap_or_default();
+fn name(list: &[fhir::HumanName]) -> PersonName {
+    let used = |n: &fhir::HumanName, u: &str| n.use_.as_deref() == Some(u);
     let chosen = list
         .iter()
-        .find(|n| n["use"] == "official")
-        .or_else(|| {
-            list.iter()
-                .find(|n| n["use"] != "maiden" && n["use"] != "old")
-        })
+        .find(|n| used(n, "official"))
+        .or_else(|| list.iter().find(|n| !used(n, "maiden") && !used(n, "old")))
         .or(list.first());
     let Some(n) = chosen else {
         return PersonName {
@@ -140,161 +145,148 @@ fn name(names: &Value) -> PersonName {
             suffix: None,
         };
     };
-    let given: Vec<&str> = n["given"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(s)
-        .collect();
+    let given = texts(&n.given);
     PersonName {
-        last: text(&n["family"]),
+        last: text(&n.family),
         first: given.first().copied().unwrap_or_default().to_owned(),
         middle: given.get(1).map(|m| (*m).to_owned()),
-        suffix: n["suffix"].get(0).and_then(s).map(str::to_owned),
+        suffix: n.suffix.first().and_then(s).map(str::to_owned),
     }
 }
 
-fn address(addresses: &Value) -> Option<Address> {
-    let a = addresses.as_array()?.iter().find(|a| a["use"] != "old")?;
-    let lines: Vec<&str> = a["line"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(s)
-        .collect();
+fn address(addresses: &[fhir::Address]) -> Option<Address> {
+    let a = addresses
+        .iter()
+        .find(|a| a.use_.as_deref() != Some("old"))?;
+    let lines = texts(&a.line);
     Some(Address {
         line1: lines.first().copied().unwrap_or_default().to_owned(),
         line2: lines.get(1).map(|l| (*l).to_owned()),
-        city: text(&a["city"]),
-        state: text(&a["state"]),
-        postal_code: text(&a["postalCode"]),
+        city: text(&a.city),
+        state: text(&a.state),
+        postal_code: text(&a.postal_code),
     })
 }
 
-fn telecom(t: &Value, system: &str) -> Option<String> {
-    t.as_array()?
-        .iter()
-        .find(|c| c["system"] == system)
-        .and_then(|c| s(&c["value"]))
+fn telecom(t: &[fhir::ContactPoint], system: &str) -> Option<String> {
+    t.iter()
+        .find(|c| c.system.as_deref() == Some(system))
+        .and_then(|c| s(&c.value))
         .map(str::to_owned)
 }
 
-/// A Patient, or `None` without a birth date (the contract requires one;
-/// the caller reports how many it skipped).
+/// A Patient, or `None` without an id (nothing could refer to it).
 #[must_use]
-pub fn patient(r: &Value) -> Option<Patient> {
+pub fn patient(r: &fhir::Patient) -> Option<Patient> {
     Some(Patient {
-        patient_id: s(&r["id"])?.to_owned(),
-        name: name(&r["name"]),
-        birth_date: date(&r["birthDate"]).unwrap_or(MISSING_DATE),
-        sex: sex(&r["gender"]),
-        address: address(&r["address"]),
-        email: telecom(&r["telecom"], "email"),
-        phone: telecom(&r["telecom"], "phone"),
+        patient_id: s(&r.id)?.to_owned(),
+        name: name(&r.name),
+        birth_date: date(&r.birth_date).unwrap_or(MISSING_DATE),
+        sex: sex(&r.gender),
+        address: address(&r.address),
+        email: telecom(&r.telecom, "email"),
+        phone: telecom(&r.telecom, "phone"),
     })
 }
 
 /// The payer a Coverage names: the first payor's identifier value, else
 /// its reference, else its display; "" without payor.
 #[must_use]
-pub fn payor_key(r: &Value) -> (String, String) {
-    let Some(p) = r["payor"].get(0) else {
+pub fn payor_key(r: &fhir::Coverage) -> (String, String) {
+    let Some(p) = r.payor.first() else {
         return (String::new(), String::new());
     };
-    let key = s(&p["identifier"]["value"])
-        .or_else(|| s(&p["reference"]))
-        .or_else(|| s(&p["display"]))
+    let key = p
+        .identifier
+        .as_ref()
+        .and_then(|i| s(&i.value))
+        .or_else(|| s(&p.reference))
+        .or_else(|| s(&p.display))
         .unwrap_or_default()
         .to_owned();
-    (key, text(&p["display"]))
+    (key, text(&p.display))
 }
 
 /// A Coverage. `subscriber` is the subscriber's Patient (or
 /// RelatedPerson) when the patient is a dependent and it could be read.
 #[must_use]
-pub fn coverage(r: &Value, subscriber: Option<&Value>) -> Option<Coverage> {
+pub fn coverage(r: &fhir::Coverage, subscriber: Option<&fhir::Patient>) -> Option<Coverage> {
     let (payer_id, payer_name) = payor_key(r);
-    let code = r["relationship"]["coding"][0]["code"]
-        .as_str()
-        .unwrap_or("self");
-    let relationship = match code {
+    let relationship = match r.relationship_code().unwrap_or("self") {
         "self" => None,
         "spouse" => Some(Relationship::Spouse),
         "child" => Some(Relationship::Child),
         _ => Some(Relationship::Other),
     };
-    let member_id = s(&r["subscriberId"])
-        .or_else(|| s(&r["identifier"][0]["value"]))
+    let member_id = s(&r.subscriber_id)
+        .or_else(|| r.identifier.first().and_then(|i| s(&i.value)))
         .unwrap_or_default()
         .to_owned();
-    let group_number = r["class"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|c| c["type"]["coding"][0]["code"] == "group")
-        .and_then(|c| s(&c["value"]))
+    let group_number = r
+        .class
+        .iter()
+        .find(|c| c.type_.first_code() == Some("group"))
+        .and_then(|c| s(&c.value))
         .map(str::to_owned);
-    let sub = subscriber.unwrap_or(&Value::Null);
+    let nobody = fhir::Patient::default();
+    let sub = subscriber.unwrap_or(&nobody);
     Some(Coverage {
-        coverage_id: s(&r["id"])?.to_owned(),
-        patient_id: reference_id(&r["beneficiary"], "Patient").unwrap_or_default(),
+        coverage_id: s(&r.id)?.to_owned(),
+        patient_id: reference_id(&r.beneficiary, "Patient").unwrap_or_default(),
         payer_id,
         payer_name,
         subscriber: Subscriber {
             member_id,
-            name: name(&sub["name"]),
-            birth_date: date(&sub["birthDate"]).unwrap_or(Date {
+            name: name(&sub.name),
+            birth_date: date(&sub.birth_date).unwrap_or(Date {
                 year: 0,
                 month: 1,
                 day: 1,
             }),
-            sex: sex(&sub["gender"]),
+            sex: sex(&sub.gender),
             group_number,
-            address: address(&sub["address"]),
+            address: address(&sub.address),
         },
         relationship,
-        priority: match r["order"].as_u64() {
+        priority: match r.order {
             Some(2) => CoveragePriority::Secondary,
             Some(n) if n >= 3 => CoveragePriority::Tertiary,
             _ => CoveragePriority::Primary,
         },
-        start: date(&r["period"]["start"]),
-        end: date(&r["period"]["end"]),
-        active: r["status"] == "active",
+        start: date(&r.period.start),
+        end: date(&r.period.end),
+        active: r.status.as_deref() == Some("active"),
     })
 }
 
 /// An Appointment; its patient and provider are the participants that
 /// reference a Patient and carry an NPI.
 #[must_use]
-pub fn appointment(r: &Value) -> Option<Appointment> {
-    let parts = r["participant"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default();
-    let found = instant(&r["start"]);
+pub fn appointment(r: &fhir::Appointment) -> Option<Appointment> {
+    let parts = &r.participant;
+    let found = instant(&r.start);
     let start = found.unwrap_or(MISSING_INSTANT);
-    let minutes = r["minutesDuration"]
-        .as_u64()
+    let minutes = r
+        .minutes_duration
         .map(|m| m as u32)
         .or_else(|| {
             let start = found?;
-            instant(&r["end"]).map(|end| ((end.seconds - start.seconds).max(0) / 60) as u32)
+            instant(&r.end).map(|end| ((end.seconds - start.seconds).max(0) / 60) as u32)
         })
         .unwrap_or(0);
     Some(Appointment {
-        appointment_id: s(&r["id"])?.to_owned(),
+        appointment_id: s(&r.id)?.to_owned(),
         patient_id: parts
             .iter()
-            .find_map(|p| reference_id(&p["actor"], "Patient"))
+            .find_map(|p| reference_id(&p.actor, "Patient"))
             .unwrap_or_default(),
         provider_npi: parts
             .iter()
-            .find_map(|p| npi_of(&p["actor"]))
+            .find_map(|p| npi_of(&p.actor))
             .unwrap_or_default(),
         start,
         minutes,
-        status: match r["status"].as_str() {
+        status: match r.status.as_deref() {
             Some("arrived" | "checked-in") => AppointmentStatus::Arrived,
             Some("fulfilled") => AppointmentStatus::Fulfilled,
             Some("cancelled" | "entered-in-error") => AppointmentStatus::Cancelled,
@@ -303,14 +295,14 @@ pub fn appointment(r: &Value) -> Option<Appointment> {
         },
         location: parts
             .iter()
-            .find(|p| reference_id(&p["actor"], "Location").is_some())
-            .and_then(|p| s(&p["actor"]["display"]))
+            .find(|p| reference_id(&p.actor, "Location").is_some())
+            .and_then(|p| s(&p.actor.display))
             .map(str::to_owned),
     })
 }
 
-fn place_of_service(class: &Value) -> &'static str {
-    match class["code"].as_str() {
+fn place_of_service(class: &fhir::Coding) -> &'static str {
+    match class.code.as_deref() {
         Some("EMER") => "23",
         Some("IMP" | "ACUTE" | "NONAC") => "21",
         Some("HH") => "12",
@@ -321,13 +313,9 @@ fn place_of_service(class: &Value) -> &'static str {
 }
 
 /// The CPT or HCPCS code of a CodeableConcept; code "" when it has none.
-fn procedure(concept: &Value) -> Procedure {
-    let codings = concept["coding"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default();
-    for c in codings {
-        let system = c["system"].as_str().unwrap_or_default();
+fn procedure(concept: &CodeableConcept) -> Procedure {
+    for c in &concept.coding {
+        let system = c.system.as_deref().unwrap_or_default();
         let code_set = if CPT_SYSTEMS.contains(&system) {
             ProcedureCodeSet::Cpt
         } else if HCPCS_SYSTEMS.contains(&system) {
@@ -335,7 +323,7 @@ fn procedure(concept: &Value) -> Procedure {
         } else {
             continue;
         };
-        if let Some(code) = s(&c["code"]) {
+        if let Some(code) = s(&c.code) {
             return Procedure {
                 code_set,
                 code: code.to_owned(),
@@ -363,21 +351,23 @@ fn icd10_shaped(code: &str) -> bool {
 /// The ICD-10 codes of a CodeableConcept, without the dot; a code of an
 /// ICD-10 system that is not shaped like one (the HL7 examples' `123456`)
 /// is left out.
-fn icd10(concept: &Value) -> Vec<String> {
-    concept["coding"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|c| ICD10_SYSTEMS.contains(&c["system"].as_str().unwrap_or_default()))
-        .filter_map(|c| s(&c["code"]))
+fn icd10(concept: &CodeableConcept) -> Vec<String> {
+    concept
+        .coding
+        .iter()
+        .filter(|c| ICD10_SYSTEMS.contains(&c.system.as_deref().unwrap_or_default()))
+        .filter_map(|c| s(&c.code))
         .map(|c| c.trim().replace('.', "").to_ascii_uppercase())
         .filter(|c| icd10_shaped(c))
         .collect()
 }
 
-fn cents(money: &Value) -> Option<i64> {
-    let v = money["value"].as_f64()?;
-    Some((v * 100.0).round() as i64)
+fn cents(money: &Money) -> Option<i64> {
+    Some((money.value? * 100.0).round() as i64)
+}
+
+fn units(q: &fhir::Quantity) -> u32 {
+    q.value.map_or(1, |q| q.round().max(1.0) as u32)
 }
 
 fn pointer_to(diagnoses: &mut Vec<String>, code: String) -> u8 {
@@ -397,15 +387,15 @@ fn pointer_to(diagnoses: &mut Vec<String>, code: String) -> u8 {
 /// `signed` is whether the status is one of `signed_statuses`.
 #[must_use]
 pub fn encounter(
-    r: &Value,
-    charge_items: &[&Value],
-    claims: &[&Value],
+    r: &fhir::Encounter,
+    charge_items: &[&fhir::ChargeItem],
+    claims: &[&fhir::Claim],
     signed_statuses: &[String],
 ) -> Option<Encounter> {
-    let id = s(&r["id"])?.to_owned();
-    let service_date = date(&r["period"]["start"]).unwrap_or(MISSING_DATE);
+    let id = s(&r.id)?.to_owned();
+    let service_date = date(&r.period.start).unwrap_or(MISSING_DATE);
     let mut diagnoses: Vec<String> = Vec::new();
-    for reason in r["reasonCode"].as_array().into_iter().flatten() {
+    for reason in &r.reason_code {
         for code in icd10(reason) {
             pointer_to(&mut diagnoses, code);
         }
@@ -413,90 +403,77 @@ pub fn encounter(
     let mut charges = Vec::new();
     for ci in charge_items {
         let mut pointers = Vec::new();
-        for reason in ci["reason"].as_array().into_iter().flatten() {
+        for reason in &ci.reason {
             for code in icd10(reason) {
                 pointers.push(pointer_to(&mut diagnoses, code));
             }
         }
-        let units = ci["quantity"]["value"]
-            .as_f64()
-            .map_or(1, |q| q.round().max(1.0) as u32);
-        let amount = cents(&ci["priceOverride"])
+        let amount = cents(&ci.price_override)
             .or_else(|| {
-                ci["totalPriceComponent"]
-                    .as_array()
-                    .and_then(|c| c.iter().find_map(|p| cents(&p["amount"])))
+                ci.total_price_component
+                    .iter()
+                    .find_map(|p| cents(&p.amount))
             })
             .unwrap_or(0);
         charges.push(Charge {
-            charge_id: format!("ChargeItem/{}", text(&ci["id"])),
-            procedure: procedure(&ci["code"]),
-            units,
+            charge_id: format!("ChargeItem/{}", text(&ci.id)),
+            procedure: procedure(&ci.code),
+            units: units(&ci.quantity),
             amount,
             diagnosis_pointers: pointers,
-            service_date: date(&ci["occurrenceDateTime"])
-                .or_else(|| date(&ci["occurrencePeriod"]["start"]))
+            service_date: date(&ci.occurrence_date_time)
+                .or_else(|| date(&ci.occurrence_period.start))
                 .unwrap_or(service_date),
         });
     }
     for claim in claims {
         // Claim.diagnosis by sequence, then items pointing at them.
         let mut by_sequence = Vec::new();
-        for d in claim["diagnosis"].as_array().into_iter().flatten() {
-            let seq = d["sequence"].as_u64().unwrap_or(0);
-            if let Some(code) = icd10(&d["diagnosisCodeableConcept"]).into_iter().next() {
+        for d in &claim.diagnosis {
+            let seq = d.sequence.unwrap_or(0);
+            if let Some(code) = icd10(&d.diagnosis_codeable_concept).into_iter().next() {
                 by_sequence.push((seq, pointer_to(&mut diagnoses, code)));
             }
         }
-        for item in claim["item"].as_array().into_iter().flatten() {
-            let pointers = item["diagnosisSequence"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_u64)
-                .filter_map(|q| by_sequence.iter().find(|(s, _)| *s == q).map(|(_, p)| *p))
+        for item in &claim.item {
+            let pointers = item
+                .diagnosis_sequence
+                .iter()
+                .filter_map(|q| by_sequence.iter().find(|(s, _)| s == q).map(|(_, p)| *p))
                 .collect();
-            let units = item["quantity"]["value"]
-                .as_f64()
-                .map_or(1, |q| q.round().max(1.0) as u32);
             charges.push(Charge {
-                charge_id: format!(
-                    "Claim/{}/{}",
-                    text(&claim["id"]),
-                    item["sequence"].as_u64().unwrap_or(0)
-                ),
-                procedure: procedure(&item["productOrService"]),
-                units,
-                amount: cents(&item["net"])
-                    .or_else(|| cents(&item["unitPrice"]))
+                charge_id: format!("Claim/{}/{}", text(&claim.id), item.sequence.unwrap_or(0)),
+                procedure: procedure(&item.product_or_service),
+                units: units(&item.quantity),
+                amount: cents(&item.net)
+                    .or_else(|| cents(&item.unit_price))
                     .unwrap_or(0),
                 diagnosis_pointers: pointers,
-                service_date: date(&item["servicedDate"])
-                    .or_else(|| date(&item["servicedPeriod"]["start"]))
+                service_date: date(&item.serviced_date)
+                    .or_else(|| date(&item.serviced_period.start))
                     .unwrap_or(service_date),
             });
         }
     }
-    let parts = r["participant"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default();
     Some(Encounter {
         encounter_id: id,
-        patient_id: reference_id(&r["subject"], "Patient").unwrap_or_default(),
-        appointment_id: r["appointment"]
-            .get(0)
+        patient_id: reference_id(&r.subject, "Patient").unwrap_or_default(),
+        appointment_id: r
+            .appointment
+            .first()
             .and_then(|a| reference_id(a, "Appointment")),
         service_date,
-        rendering_npi: parts
+        rendering_npi: r
+            .participant
             .iter()
-            .find_map(|p| npi_of(&p["individual"]))
+            .find_map(|p| npi_of(&p.individual))
             .unwrap_or_default(),
-        place_of_service: place_of_service(&r["class"]).to_owned(),
+        place_of_service: place_of_service(&r.class).to_owned(),
         diagnoses,
         charges,
-        signed: r["status"]
-            .as_str()
+        signed: r
+            .status
+            .as_deref()
             .is_some_and(|st| signed_statuses.iter().any(|w| w == st)),
     })
 }
@@ -504,8 +481,10 @@ pub fn encounter(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde::de::DeserializeOwned;
+    use serde_json::{Value, json};
 
-    fn fixture(path: &str) -> Value {
+    fn fixture_value(path: &str) -> Value {
         let p = format!(
             "{}/../../tests/fixtures/fhir/{path}",
             env!("CARGO_MANIFEST_DIR")
@@ -513,25 +492,33 @@ mod tests {
         serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap()
     }
 
+    fn fixture<T: DeserializeOwned>(path: &str) -> T {
+        typed(fixture_value(path))
+    }
+
+    fn typed<T: DeserializeOwned>(v: Value) -> T {
+        serde_json::from_value(v).unwrap()
+    }
+
     #[test]
     fn what_a_resource_lacks_reaches_billd_as_a_value_it_refuses() {
-        let p = patient(&serde_json::json!({"resourceType": "Patient", "id": "p1"})).unwrap();
+        let p = patient(&typed(json!({"resourceType": "Patient", "id": "p1"}))).unwrap();
         assert_eq!(p.birth_date, MISSING_DATE);
-        let a = appointment(&serde_json::json!({
+        let a = appointment(&typed(json!({
             "resourceType": "Appointment", "id": "a1", "status": "booked",
             "end": "2026-01-01T10:00:00Z"
-        }))
+        })))
         .unwrap();
         assert_eq!((a.start, a.minutes), (MISSING_INSTANT, 0));
         let e = encounter(
-            &serde_json::json!({"resourceType": "Encounter", "id": "e1", "status": "finished"}),
+            &typed(json!({"resourceType": "Encounter", "id": "e1", "status": "finished"})),
             &[],
             &[],
             &["finished".to_string()],
         )
         .unwrap();
         assert_eq!(e.service_date, MISSING_DATE);
-        assert!(patient(&serde_json::json!({"resourceType": "Patient"})).is_none());
+        assert!(patient(&typed(json!({"resourceType": "Patient"}))).is_none());
     }
 
     #[test]
@@ -543,7 +530,7 @@ mod tests {
         let text = std::fs::read_to_string(p).unwrap();
         let mapped: Vec<Patient> = text
             .lines()
-            .map(|l| patient(&serde_json::from_str(l).unwrap()).unwrap())
+            .map(|l| patient(&serde_json::from_str::<fhir::Patient>(l).unwrap()).unwrap())
             .collect();
         assert_eq!(mapped.len(), 13);
         assert!(
@@ -572,9 +559,9 @@ mod tests {
             })
         );
         assert!(c.active);
-        let mut no_payor = fixture("hl7-r4-examples/Coverage-9876B1.json");
+        let mut no_payor = fixture_value("hl7-r4-examples/Coverage-9876B1.json");
         no_payor.as_object_mut().unwrap().remove("payor");
-        assert_eq!(coverage(&no_payor, None).unwrap().payer_id, "");
+        assert_eq!(coverage(&typed(no_payor), None).unwrap().payer_id, "");
     }
 
     #[test]
@@ -584,7 +571,7 @@ mod tests {
             env!("CARGO_MANIFEST_DIR")
         );
         let line = std::fs::read_to_string(p).unwrap();
-        let r: Value = serde_json::from_str(line.lines().next().unwrap()).unwrap();
+        let r: fhir::Encounter = serde_json::from_str(line.lines().next().unwrap()).unwrap();
         let e = encounter(&r, &[], &[], &["finished".to_owned()]).unwrap();
         assert_eq!(e.rendering_npi, "9999974493");
         assert_eq!(e.patient_id, "79a66c97-6131-3213-f3c9-4606946ab056");
@@ -594,14 +581,16 @@ mod tests {
 
     #[test]
     fn charge_items_and_claims_become_charges_with_pointers() {
-        let enc = serde_json::json!({"resourceType": "Encounter", "id": "e1", "status": "finished",
-            "subject": {"reference": "Patient/p1"}, "period": {"start": "2026-12-01T09:00:00Z"}});
-        let ci = serde_json::json!({"resourceType": "ChargeItem", "id": "c1",
+        let enc: fhir::Encounter = typed(
+            json!({"resourceType": "Encounter", "id": "e1", "status": "finished",
+            "subject": {"reference": "Patient/p1"}, "period": {"start": "2026-12-01T09:00:00Z"}}),
+        );
+        let ci: fhir::ChargeItem = typed(json!({"resourceType": "ChargeItem", "id": "c1",
             "code": {"coding": [{"system": "http://www.ama-assn.org/go/cpt", "code": "99213"}]},
             "quantity": {"value": 1}, "priceOverride": {"value": 125.5, "currency": "USD"},
-            "reason": [{"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "E11.9"}]}]});
-        let example = fixture("hl7-r4-examples/ChargeItem-example.json");
-        let claim = fixture("hl7-r4-examples/Claim-100150.json");
+            "reason": [{"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "E11.9"}]}]}));
+        let example: fhir::ChargeItem = fixture("hl7-r4-examples/ChargeItem-example.json");
+        let claim: fhir::Claim = fixture("hl7-r4-examples/Claim-100150.json");
         let e = encounter(&enc, &[&ci, &example], &[&claim], &["finished".to_owned()]).unwrap();
         assert_eq!(e.diagnoses, ["E119"]);
         assert_eq!(e.charges[0].procedure.code, "99213");
@@ -615,7 +604,11 @@ mod tests {
 
     #[test]
     fn only_codes_shaped_like_icd10_are_diagnoses() {
-        let concept = |code: &str| serde_json::json!({"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": code}]});
+        let concept = |code: &str| -> CodeableConcept {
+            typed(
+                json!({"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": code}]}),
+            )
+        };
         assert_eq!(icd10(&concept("E11.9")), ["E119"]);
         assert_eq!(icd10(&concept("s72.001a")), ["S72001A"]);
         assert!(icd10(&concept("123456")).is_empty());
@@ -625,9 +618,9 @@ mod tests {
 
     #[test]
     fn references_reduce_to_ids() {
-        let r = serde_json::json!({"reference": "http://x.org/fhir/Patient/abc/_history/2"});
+        let r: Reference = typed(json!({"reference": "http://x.org/fhir/Patient/abc/_history/2"}));
         assert_eq!(reference_id(&r, "Patient").as_deref(), Some("abc"));
-        let r = serde_json::json!({"reference": "Patient/abc"});
+        let r: Reference = typed(json!({"reference": "Patient/abc"}));
         assert_eq!(reference_id(&r, "Patient").as_deref(), Some("abc"));
         assert_eq!(reference_id(&r, "Location"), None);
     }
