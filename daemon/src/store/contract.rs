@@ -903,6 +903,24 @@ pub fn indexes(db: &Db) {
         Err::<(), _>(CallerError::Refused)
     });
     assert!(!by(db, "state", Unbounded, Unbounded).contains(&"i8".to_owned()));
+    // A record the transaction read as absent: its entries go in without
+    // its reverse entry being read, and later changes still move them.
+    db.transact(|tx| {
+        assert!(tx.get::<Item>("i9")?.is_none());
+        tx.put(&item("i9", "open", "2026-05-01", &["w"]))?;
+        assert!(tx.get::<Item>("i10")?.is_none());
+        tx.put(&item("i10", "open", "2026-05-02", &["w"]))?;
+        tx.remove::<Item>("i10")?;
+        Ok::<_, StoreError>(())
+    })
+    .unwrap();
+    assert_eq!(by(db, "tag", Included("w"), Included("w")), ["i9"]);
+    db.modify::<Item, _>("i9", |i| i.tags = vec!["v".into()])
+        .unwrap();
+    assert_eq!(by(db, "tag", Included("v"), Included("v")), ["i9"]);
+    assert!(by(db, "tag", Included("w"), Included("w")).is_empty());
+    assert!(db.remove::<Item>("i9").unwrap());
+    assert!(by(db, "tag", Included("v"), Included("v")).is_empty());
     // Batched removal by keys.
     assert_eq!(
         db.remove_keys::<Item>(&["i5".into(), "i6".into(), "nope".into()])

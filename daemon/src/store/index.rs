@@ -132,26 +132,35 @@ pub(super) fn checked_keys<R: Record>(
 /// write of the record at `key`: a check that its reverse entry is still
 /// what was read here, removal of entries it no longer has, its new entries
 /// and its new reverse entry (removed with the record when `!present`).
+/// `record_absent`: the batch already checks that no record is at `key`,
+/// so it has no entries, and its reverse entry is neither read nor checked.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn maintain(
     raw: &dyn RawStore,
     collection: &str,
     key: &[u8],
     present: bool,
     new_keys: &[(&'static str, String)],
+    record_absent: bool,
     batch: &mut Batch,
 ) -> Result<(), StoreError> {
     let icoll = index_collection(collection);
     let rkey = reverse_key(key);
-    let old_bytes = raw.get(&icoll, &rkey)?;
-    let old = match &old_bytes {
-        Some(b) => decode_reverse(collection, key, b)?,
-        None => Vec::new(),
+    let old = if record_absent {
+        Vec::new()
+    } else {
+        let old_bytes = raw.get(&icoll, &rkey)?;
+        let old = match &old_bytes {
+            Some(b) => decode_reverse(collection, key, b)?,
+            None => Vec::new(),
+        };
+        batch.checks.push(Check {
+            collection: icoll.clone(),
+            key: rkey.clone(),
+            expected: old_bytes,
+        });
+        old
     };
-    batch.checks.push(Check {
-        collection: icoll.clone(),
-        key: rkey.clone(),
-        expected: old_bytes,
-    });
     let new: BTreeSet<(&str, &str)> = new_keys.iter().map(|(i, v)| (*i, v.as_str())).collect();
     let old: BTreeSet<(&str, &str)> = old.iter().map(|(i, v)| (i.as_str(), v.as_str())).collect();
     for (index, value) in old.difference(&new) {

@@ -211,33 +211,41 @@ impl<'a> Tx<'a> {
     }
 
     /// The batch to commit: every read as a check, every write as an op,
-    /// plus index maintenance (which reads the current reverse entries).
+    /// plus index maintenance (which reads the current reverse entries,
+    /// except of a record this transaction read as absent: a record that
+    /// is not there has no index entries, since every removal takes them
+    /// with it and the repair after an unclean shutdown drops any a cut
+    /// short relaxed commit left, and its absence is among the checks).
     fn into_batch(self) -> Result<Batch, StoreError> {
         let mut batch = Batch {
-            checks: self
-                .reads
+            checks: Vec::with_capacity(self.reads.len()),
+            ops: Vec::with_capacity(self.writes.len() * 2),
+        };
+        for (slot, pending) in self.writes {
+            if let Some(new_keys) = &pending.index {
+                let seen_absent = matches!(self.reads.get(&slot), Some(None));
+                index::maintain(
+                    self.db.raw.as_ref(),
+                    slot.0,
+                    &slot.1,
+                    pending.value.is_some(),
+                    new_keys,
+                    seen_absent,
+                    &mut batch,
+                )?;
+            }
+            let (collection, key) = slot;
+            batch.ops.push(write_op(collection, key, pending.value));
+        }
+        batch.checks.extend(
+            self.reads
                 .into_iter()
                 .map(|((collection, key), expected)| Check {
                     collection: collection.to_owned(),
                     key,
                     expected,
-                })
-                .collect(),
-            ops: Vec::with_capacity(self.writes.len() * 2),
-        };
-        for ((collection, key), pending) in self.writes {
-            if let Some(new_keys) = &pending.index {
-                index::maintain(
-                    self.db.raw.as_ref(),
-                    collection,
-                    &key,
-                    pending.value.is_some(),
-                    new_keys,
-                    &mut batch,
-                )?;
-            }
-            batch.ops.push(write_op(collection, key, pending.value));
-        }
+                }),
+        );
         Ok(batch)
     }
 }
@@ -283,6 +291,7 @@ impl Db {
                             &key,
                             value.is_some(),
                             new_keys,
+                            false,
                             &mut batch,
                         )?;
                     }
