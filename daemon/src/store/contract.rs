@@ -932,6 +932,28 @@ pub fn indexes(db: &Db) {
     assert_eq!(report.records, 3);
     assert_eq!(report.entries, 6);
 
+    // A change that keeps every index key writes the record alone; one
+    // that moves a key writes its entries too.
+    db.put(&item("i11", "open", "2026-06-01", &["x", "y"]))
+        .unwrap();
+    let rewrite = |tags: &[&str], state: &str| {
+        let next = item("i11", state, "2026-06-01", tags);
+        db.prepare(|tx| {
+            assert!(tx.get::<Item>("i11")?.is_some());
+            tx.put(&next)
+        })
+        .unwrap()
+        .1
+    };
+    let same_keys = rewrite(&["y", "x"], "open");
+    assert_eq!(same_keys.writes(), 1);
+    assert!(db.commit_prepared(&same_keys).unwrap());
+    assert_eq!(db.get::<Item>("i11").unwrap().unwrap().tags, ["y", "x"]);
+    assert!(rewrite(&["y", "x"], "done").writes() > 1);
+    assert_eq!(by(db, "tag", Included("y"), Included("y")), ["i11"]);
+    assert!(db.check_indexes::<Item>().unwrap().is_consistent());
+    assert!(db.remove::<Item>("i11").unwrap());
+
     // Undeclared indexes are refused, in writes and queries.
     #[derive(Debug, Serialize, Deserialize)]
     struct Wrong {

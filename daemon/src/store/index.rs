@@ -146,23 +146,29 @@ pub(super) fn maintain(
 ) -> Result<(), StoreError> {
     let icoll = index_collection(collection);
     let rkey = reverse_key(key);
-    let old = if record_absent {
-        Vec::new()
+    let (old, had_reverse) = if record_absent {
+        (Vec::new(), false)
     } else {
         let old_bytes = raw.get(&icoll, &rkey)?;
         let old = match &old_bytes {
             Some(b) => decode_reverse(collection, key, b)?,
             None => Vec::new(),
         };
+        let had = old_bytes.is_some();
         batch.checks.push(Check {
             collection: icoll.clone(),
             key: rkey.clone(),
             expected: old_bytes,
         });
-        old
+        (old, had)
     };
     let new: BTreeSet<(&str, &str)> = new_keys.iter().map(|(i, v)| (*i, v.as_str())).collect();
     let old: BTreeSet<(&str, &str)> = old.iter().map(|(i, v)| (i.as_str(), v.as_str())).collect();
+    if present && had_reverse && old == new {
+        // The record keeps its index keys: nothing to change here (and a
+        // commit of the record alone is one write).
+        return Ok(());
+    }
     for (index, value) in old.difference(&new) {
         batch.ops.push(Op::Remove {
             collection: icoll.clone(),
