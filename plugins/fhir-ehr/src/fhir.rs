@@ -37,7 +37,8 @@ pub struct Bundle<R> {
     /// `Bundle` for a Bundle.
     #[serde(default)]
     pub resource_type: String,
-    /// The entries.
+    /// The entries (`Vec::new` by name: a plain `default` would ask
+    /// `R: Default`).
     #[serde(default = "Vec::new")]
     pub entry: Vec<Entry<R>>,
     /// The paging links.
@@ -48,13 +49,8 @@ pub struct Bundle<R> {
 /// One entry of a [`Bundle`].
 #[derive(Debug, Clone, Deserialize)]
 pub struct Entry<R> {
-    /// The resource, if the entry carries one.
-    #[serde(default = "none")]
+    /// The resource, if the entry carries one (absent is `None`).
     pub resource: Option<R>,
-}
-
-fn none<R>() -> Option<R> {
-    None
 }
 
 /// A Bundle link (`self`, `next`, ...).

@@ -124,19 +124,9 @@ impl EhrConnector for FhirEhr {
             fhirhttp::encode(&iso(&window.end)?),
             page_size()
         );
-        let mut out = Vec::new();
-        let mut unmappable = 0usize;
-        let mut url = Some(first);
-        while let Some(u) = url {
-            let bundle = client.get_bundle::<fhir::Appointment>(&u)?;
-            url = bundle.next_link();
-            for r in bundle.into_resources() {
-                match map::appointment(&r) {
-                    Some(a) => out.push(a),
-                    None => unmappable += 1,
-                }
-            }
-        }
+        let found = every_page::<fhir::Appointment>(&client, first)?;
+        let out: Vec<Appointment> = found.iter().filter_map(map::appointment).collect();
+        let unmappable = found.len() - out.len();
         if unmappable > 0 {
             log::warn(&format!(
                 "{unmappable} appointments without an id were left out"
